@@ -1,0 +1,240 @@
+//! The [`Block`] trait and its [`Settings`].
+
+use crate::{Context, Label, Result};
+use std::time::Duration;
+
+/// What a Block's [`step`](Block::step) asks for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Call `step` again (at the next paced deadline).
+    Continue,
+    /// This Block is done: it runs `finish`, and the whole test stops (as when a
+    /// signal generator reaches the end of its path).
+    Stop,
+}
+
+/// A unit of a test, run in its own process.
+///
+/// Only [`step`](Block::step) is required. The lifecycle, all in the Block's process:
+///
+/// | phase | when | typical work |
+/// |---|---|---|
+/// | [`prepare`](Block::prepare) | after fork, before the barrier | open hardware and files |
+/// | [`begin`](Block::begin) | once, right after the common start | send an initial value |
+/// | [`step`](Block::step) | repeatedly, paced at the Block's frequency | read, compute, send |
+/// | [`finish`](Block::finish) | always, after the stop (also after a failure) | stop motors, drain, close |
+///
+/// The checks ([`check`](Block::check), [`output_labels`](Block::output_labels)) run in the
+/// coordinator before anything is forked, so a mistake is reported without starting the test.
+pub trait Block: Send + 'static {
+    /// The kind of Block, used to generate names (`Generator-1`) and in the metadata.
+    fn kind(&self) -> &str {
+        let full = std::any::type_name::<Self>();
+        let base = full.split('<').next().unwrap_or(full);
+        base.rsplit("::").next().unwrap_or(base)
+    }
+
+    /// The Block's own default settings (for example its default frequency). Settings given
+    /// to [`Test::add_with`](crate::Test::add_with) override them field by field.
+    fn default_settings(&self) -> Settings {
+        Settings::new()
+    }
+
+    /// The labels this Block sends, if it knows them. Receivers and the graph check use them
+    /// (for example a Generator condition on a label nobody sends is an error).
+    fn output_labels(&self) -> Option<Vec<Label>> {
+        None
+    }
+
+    /// Checks the Block's parameters against the graph, before anything is forked.
+    fn check(&self, graph: &GraphView<'_>) -> Result<()> {
+        let _ = graph;
+        Ok(())
+    }
+
+    /// The Block's parameters, as text for the test's metadata file.
+    fn describe(&self) -> String {
+        String::new()
+    }
+
+    /// Opens hardware and files. An error here stops the test before anything starts.
+    fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Runs once, right after the common start (`t0`), before the first `step`.
+    fn begin(&mut self, ctx: &mut Context) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// One iteration of the Block's loop.
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow>;
+
+    /// Runs after the stop, whatever ended the test (unless the process had to be killed).
+    /// Receivers can still drain what is pending on their inputs here.
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+}
+
+/// How fast a Block loops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// As fast as possible.
+    Free,
+    /// This many loops per second, on absolute deadlines (no drift).
+    Hz(f64),
+}
+
+/// A Block's log verbosity.
+pub use log::LevelFilter;
+
+/// Settings every Block has. Fields left `None` take the Block's default, then crabby's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// Unique name in the test (default: `<kind>-<n>`).
+    pub name: Option<String>,
+    /// Loop rate (default: 200 Hz).
+    pub rate: Option<Rate>,
+    /// Scheduling niceness, -20 (most favoured) to 19 (default: unchanged).
+    pub niceness: Option<i32>,
+    /// Log the achieved loop frequency every few seconds (default: no).
+    pub display_freq: Option<bool>,
+    /// Most verbose level logged by this Block (default: the test's level).
+    pub log_level: Option<LevelFilter>,
+}
+
+impl Settings {
+    /// No field set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Sets the loop frequency in Hz.
+    pub fn freq(mut self, hz: f64) -> Self {
+        self.rate = Some(Rate::Hz(hz));
+        self
+    }
+    /// Loops as fast as possible.
+    pub fn free_run(mut self) -> Self {
+        self.rate = Some(Rate::Free);
+        self
+    }
+    /// Sets the niceness.
+    pub fn niceness(mut self, n: i32) -> Self {
+        self.niceness = Some(n);
+        self
+    }
+    /// Logs the achieved frequency.
+    pub fn display_freq(mut self, yes: bool) -> Self {
+        self.display_freq = Some(yes);
+        self
+    }
+    /// Sets the log level.
+    pub fn log_level(mut self, level: LevelFilter) -> Self {
+        self.log_level = Some(level);
+        self
+    }
+    /// `self` where set, else `fallback`.
+    pub(crate) fn or(self, fallback: Settings) -> Settings {
+        Settings {
+            name: self.name.or(fallback.name),
+            rate: self.rate.or(fallback.rate),
+            niceness: self.niceness.or(fallback.niceness),
+            display_freq: self.display_freq.or(fallback.display_freq),
+            log_level: self.log_level.or(fallback.log_level),
+        }
+    }
+}
+
+/// Default loop rate of a Block that sets none.
+pub const DEFAULT_RATE: Rate = Rate::Hz(200.0);
+
+/// What [`Block::check`] sees of the graph around a Block.
+#[derive(Debug)]
+pub struct GraphView<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) inputs: Vec<InputView<'a>>,
+    pub(crate) n_outputs: usize,
+    pub(crate) rate: Rate,
+}
+
+/// One input link, as seen by [`Block::check`].
+#[derive(Debug, Clone)]
+pub struct InputView<'a> {
+    /// The sending Block's name.
+    pub from: &'a str,
+    /// The link's name.
+    pub link: &'a str,
+    /// The labels arriving on this link (after its modifiers), if the sender declared them.
+    pub labels: Option<Vec<Label>>,
+}
+
+impl GraphView<'_> {
+    /// This Block's name.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+    /// This Block's input links.
+    pub fn inputs(&self) -> &[InputView<'_>] {
+        &self.inputs
+    }
+    /// How many output links this Block has.
+    pub fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+    /// This Block's loop rate.
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+    /// Every label arriving on any input, or `None` if some sender did not declare its
+    /// labels (then a label cannot be proven missing).
+    pub fn upstream_labels(&self) -> Option<Vec<Label>> {
+        let mut all: Vec<Label> = Vec::new();
+        for i in &self.inputs {
+            for l in i.labels.as_ref()? {
+                if !all.contains(l) {
+                    all.push(l.clone());
+                }
+            }
+        }
+        Some(all)
+    }
+    /// An error if `label` is known not to arrive on any input; `what` says who needs it.
+    pub fn require_label(&self, label: &str, what: &str) -> Result<()> {
+        if let Some(labels) = self.upstream_labels() {
+            if !labels.iter().any(|l| l.as_str() == label) {
+                let known: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
+                let msg = if self.inputs.is_empty() {
+                    format!("{what} needs label '{label}' but the Block has no input link; link a Block that sends it")
+                } else {
+                    format!("{what} needs label '{label}' but no upstream Block sends it (upstream labels: {known:?}); check the spelling or link the Block that sends it")
+                };
+                return Err(crate::Error::config(msg).with_origin(self.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Grace periods of the cleanup ladder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grace {
+    /// After the stop event, how long Blocks have to finish before SIGTERM (default 3 s).
+    pub finish: Duration,
+    /// After SIGTERM, how long before SIGKILL (default 0.5 s).
+    pub terminate: Duration,
+}
+
+impl Default for Grace {
+    fn default() -> Self {
+        Grace { finish: Duration::from_secs(3), terminate: Duration::from_millis(500) }
+    }
+}

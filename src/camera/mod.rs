@@ -1,0 +1,1 @@
+//! Cameras: the `Camera` trait and the shared-memory frame ring.

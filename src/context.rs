@@ -1,0 +1,346 @@
+//! [`Context`]: what a Block sees of the test from inside its own process.
+
+use crate::control::Control;
+use crate::link::{codec, InputLink, OutputLink};
+use crate::proto::{Channel, ChildMsg};
+use crate::{sys, Columns, Error, ErrorKind, Result, Sample};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A Block's handle on the running test: the clock, its links, logging and the stop.
+///
+/// Passed to every lifecycle method of a [`Block`](crate::Block).
+pub struct Context {
+    pub(crate) name: String,
+    pub(crate) index: usize,
+    pub(crate) control: Arc<Control>,
+    pub(crate) inputs: Vec<InputLink>,
+    pub(crate) outputs: Vec<OutputLink>,
+    pub(crate) channel: Option<Arc<Channel>>,
+    pub(crate) stop_requested: bool,
+    test_name: String,
+    graph: String,
+    enc: Vec<u8>,
+    enc2: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("name", &self.name)
+            .field("inputs", &self.inputs.len())
+            .field("outputs", &self.outputs.len())
+            .finish()
+    }
+}
+
+impl Context {
+    pub(crate) fn new(
+        name: String,
+        index: usize,
+        control: Arc<Control>,
+        inputs: Vec<InputLink>,
+        outputs: Vec<OutputLink>,
+        channel: Option<Arc<Channel>>,
+    ) -> Self {
+        Context {
+            name,
+            index,
+            control,
+            inputs,
+            outputs,
+            channel,
+            stop_requested: false,
+            test_name: String::new(),
+            graph: String::new(),
+            enc: Vec::with_capacity(256),
+            enc2: Vec::with_capacity(256),
+            scratch: Vec::with_capacity(256),
+        }
+    }
+
+    pub(crate) fn with_meta(mut self, test_name: &str, graph: &str) -> Self {
+        self.test_name = test_name.to_owned();
+        self.graph = graph.to_owned();
+        self
+    }
+
+    /// This Block's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The test's name.
+    pub fn test_name(&self) -> &str {
+        &self.test_name
+    }
+
+    /// The whole graph as text (Blocks, settings, parameters, links), for metadata files.
+    pub fn graph_description(&self) -> &str {
+        &self.graph
+    }
+
+    /// Asks the coordinator to append the run report to `path` once every Block is done
+    /// (a recorder's metadata file uses it).
+    pub fn append_report_to(&self, path: impl Into<std::path::PathBuf>) {
+        if let Some(ch) = &self.channel {
+            ch.send(&ChildMsg::AppendReport(path.into()));
+        }
+    }
+
+    /// The names of the Blocks sending to each input link, in link order.
+    pub fn input_senders(&self) -> Vec<&str> {
+        self.inputs.iter().map(|l| l.from.as_str()).collect()
+    }
+
+    /// Seconds since the common start `t0` (0 before the start, e.g. in `prepare`).
+    pub fn t(&self) -> f64 {
+        let t0 = self.control.t0_mono();
+        if t0 == 0 {
+            return 0.0;
+        }
+        (sys::monotonic_ns() as i64 - t0 as i64) as f64 * 1e-9
+    }
+
+    /// `t0` in nanoseconds of `CLOCK_MONOTONIC`, or `None` before the start.
+    pub fn t0_ns(&self) -> Option<u64> {
+        match self.control.t0_mono() {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    /// `t0` on the wall clock (nanoseconds since the Unix epoch), or `None` before the start.
+    pub fn t0_epoch_ns(&self) -> Option<u64> {
+        match self.control.header().t0_real.load(Ordering::Acquire) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    /// How many input links this Block has.
+    pub fn n_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// How many output links this Block has.
+    pub fn n_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Sends one sample on every output link (through each link's modifiers).
+    ///
+    /// With the default [`Overflow::Block`](crate::Overflow::Block) policy this waits while a
+    /// receiver's buffer is full, so nothing is lost. A receiver that has finished does not
+    /// make this fail: its link counts the sample as undelivered and logs it once.
+    pub fn send(&mut self, sample: &Sample) -> Result<()> {
+        let mut plain_encoded = false;
+        for i in 0..self.outputs.len() {
+            let link = &mut self.outputs[i];
+            let payload: &[u8] = if link.modifiers.is_empty() {
+                if !plain_encoded {
+                    encode_checked(sample, &mut self.enc, &self.name, link)?;
+                    plain_encoded = true;
+                }
+                &self.enc
+            } else {
+                let mut s = Some(sample.clone());
+                for m in link.modifiers.iter_mut() {
+                    s = s.and_then(|s| m.apply(s));
+                }
+                let Some(s) = s else { continue };
+                encode_checked(&s, &mut self.enc2, &self.name, link)?;
+                &self.enc2
+            };
+            link.push(payload, &self.name);
+        }
+        Ok(())
+    }
+
+    /// Receives the oldest pending sample of each input link, merged into one (a later link
+    /// wins on a shared label). Empty if nothing is pending.
+    pub fn recv_oldest(&mut self) -> Sample {
+        let mut out = Sample::new();
+        for link in &mut self.inputs {
+            if let Some(s) = link.pop(&mut self.scratch) {
+                link.latched.merge(&s);
+                out.merge(&s);
+            }
+        }
+        out
+    }
+
+    /// Drains every input link and keeps the newest sample of each, merged. With
+    /// `fill_missing`, every label ever received keeps its last known value (latched).
+    pub fn recv_latest(&mut self, fill_missing: bool) -> Sample {
+        let mut out = Sample::new();
+        for link in &mut self.inputs {
+            let mut last = None;
+            while let Some(s) = link.pop(&mut self.scratch) {
+                link.latched.merge(&s);
+                last = Some(s);
+            }
+            if fill_missing {
+                out.merge(&link.latched);
+            } else if let Some(s) = last {
+                out.merge(&s);
+            }
+        }
+        out
+    }
+
+    /// Drains every input link: label → every value received, in arrival order, links
+    /// appended one after the other.
+    pub fn recv_all(&mut self) -> Columns {
+        let mut cols = Columns::new();
+        for link in &mut self.inputs {
+            while let Some(s) = link.pop(&mut self.scratch) {
+                cols.push(&s);
+                link.latched.merge(&s);
+            }
+        }
+        cols
+    }
+
+    /// Drains every input link, nothing merged: one list of samples per input link, in the
+    /// order the links were made.
+    pub fn recv_all_per_link(&mut self) -> Vec<Vec<Sample>> {
+        let mut out = Vec::with_capacity(self.inputs.len());
+        for link in &mut self.inputs {
+            let mut v = Vec::new();
+            while let Some(s) = link.pop(&mut self.scratch) {
+                v.push(s);
+            }
+            if let Some(last) = v.last() {
+                link.latched.merge(last);
+            }
+            out.push(v);
+        }
+        out
+    }
+
+    /// Calls `f(link_index, sample)` for every pending sample, without collecting them.
+    pub fn recv_each(&mut self, mut f: impl FnMut(usize, Sample)) -> usize {
+        let mut n = 0;
+        for (i, link) in self.inputs.iter_mut().enumerate() {
+            while let Some(s) = link.pop(&mut self.scratch) {
+                n += 1;
+                f(i, s);
+            }
+        }
+        n
+    }
+
+    /// Whether any input link has a pending sample.
+    pub fn data_available(&self) -> bool {
+        self.inputs.iter().any(|l| l.ring.has_data())
+    }
+
+    /// End of stream: every input link's sender has finished and nothing is pending.
+    /// (`false` for a Block with no input.)
+    pub fn inputs_ended(&self) -> bool {
+        !self.inputs.is_empty() && self.inputs.iter().all(|l| l.ring.ended())
+    }
+
+    /// Blocks until a sample is pending on any input, the stop event is set, every input has
+    /// ended, or `timeout` passes. Returns whether data is available. Costs no CPU while
+    /// waiting: the Block sleeps on its doorbell futex, rung by senders.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = sys::monotonic_ns().saturating_add(sys::ns(timeout));
+        self.wait_until(deadline)
+    }
+
+    pub(crate) fn wait_until(&mut self, deadline_ns: u64) -> bool {
+        let slot = self.control.slot(self.index);
+        loop {
+            let seen = slot.doorbell.load(Ordering::SeqCst);
+            slot.waiting.store(1, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.data_available() {
+                slot.waiting.store(0, Ordering::Relaxed);
+                return true;
+            }
+            if self.control.stopping()
+                || self.inputs_ended()
+                || sys::monotonic_ns() >= deadline_ns
+            {
+                slot.waiting.store(0, Ordering::Relaxed);
+                return false;
+            }
+            sys::futex_wait(&slot.doorbell, seen, Some(deadline_ns));
+        }
+    }
+
+    /// In `finish`: receives everything still arriving until every sender has finished (or
+    /// `timeout` passes), one list per input link. Use it so nothing sent before the stop is
+    /// lost (the recorder does).
+    pub fn drain_until_ended(&mut self, timeout: Duration) -> Vec<Vec<Sample>> {
+        let deadline = sys::monotonic_ns().saturating_add(sys::ns(timeout));
+        let mut out: Vec<Vec<Sample>> = vec![Vec::new(); self.inputs.len()];
+        loop {
+            for (i, link) in self.inputs.iter_mut().enumerate() {
+                while let Some(s) = link.pop(&mut self.scratch) {
+                    out[i].push(s);
+                }
+            }
+            if self.inputs.iter().all(|l| l.ring.ended()) || sys::monotonic_ns() >= deadline {
+                return out;
+            }
+            // Not `wait_until`: the stop event is already set, so wait on the doorbell alone.
+            let slot = self.control.slot(self.index);
+            let seen = slot.doorbell.load(Ordering::SeqCst);
+            slot.waiting.store(1, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if !self.data_available() && !self.inputs.iter().all(|l| l.ring.writer_closed()) {
+                sys::futex_wait(&slot.doorbell, seen, Some(deadline.min(sys::monotonic_ns() + 20_000_000)));
+            }
+            slot.waiting.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Asks the whole test to stop (this Block then finishes like the others).
+    pub fn stop_test(&mut self) {
+        if !self.stop_requested {
+            self.stop_requested = true;
+            if let Some(ch) = &self.channel {
+                ch.send(&ChildMsg::StopRequest);
+            } else {
+                self.control.set_stop();
+            }
+        }
+    }
+
+    /// Whether the stop event is set.
+    pub fn stopping(&self) -> bool {
+        self.control.stopping()
+    }
+}
+
+fn encode_checked(sample: &Sample, buf: &mut Vec<u8>, sender: &str, link: &OutputLink) -> Result<()> {
+    codec::encode(sample, buf).map_err(|e| {
+        let what = match e {
+            codec::EncodeError::LabelTooLong(l) => {
+                format!("label '{}…' is longer than 255 bytes; use a shorter label", &l[..l.len().min(40)])
+            }
+            codec::EncodeError::TooManyLabels(n) => format!("a sample has {n} labels (at most 65535)"),
+        };
+        Error::new(ErrorKind::Configuration, format!("cannot send on link {} to {}: {what}", link.name, link.to))
+            .with_origin(sender)
+    })?;
+    if buf.len() > link.ring.max_payload() {
+        return Err(Error::new(
+            ErrorKind::Configuration,
+            format!(
+                "a sample of {} bytes does not fit link {} to {} (at most {} bytes); raise its capacity with LinkOptions::capacity_bytes",
+                buf.len(),
+                link.name,
+                link.to,
+                link.ring.max_payload()
+            ),
+        )
+        .with_origin(sender));
+    }
+    Ok(())
+}

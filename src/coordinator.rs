@@ -1,0 +1,600 @@
+//! The coordinator: forks every Block, runs the barrier, waits, and runs the cleanup ladder.
+//!
+//! It stays single-threaded from start to end. Signals (SIGINT, SIGTERM, SIGHUP, SIGCHLD)
+//! are blocked and read from a `signalfd`; Blocks' pipes are read in the same `poll` loop.
+//! No `ctrlc` handler thread, no log-forwarding thread: nothing can hold a lock at fork.
+
+use crate::child::{child_main, ChildSpec};
+use crate::control::{Control, START_ABORT, START_GO, START_WAIT};
+use crate::link::{codec::LabelCache, ring::Ring, InputLink, OutputLink};
+use crate::proto::{level_from_u8, BlockFinal, Channel, ChildMsg, EndKind, FrameReader};
+use crate::report::{BlockReport, LinkReport, Outcome, Report, StopCause};
+use crate::test::{describe_graph, link_name, Resolved};
+use crate::{logging, sys, Context, Error, ErrorKind, Result, Sample, Test};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+struct Child {
+    name: String,
+    kind: String,
+    pid: Pid,
+    pipe: Option<std::fs::File>,
+    frames: FrameReader,
+    ready: bool,
+    fin: Option<BlockFinal>,
+    prepare_error: Option<crate::error::WireError>,
+    status: Option<WaitStatus>,
+    signalled_by_us: bool,
+    report_files: Vec<std::path::PathBuf>,
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Phase {
+    Preparing,
+    Running,
+    Stopping,
+    Terminating,
+    Killing,
+}
+
+pub(crate) fn run(test: Test) -> Result<Report> {
+    let resolved = test.check()?;
+    let threads = sys::thread_count();
+    if threads > 1 {
+        return Err(Error::config(format!(
+            "Test::run was called while this process runs {threads} threads; forking Blocks now could leave one deadlocked on a lock held by another thread. Call run() from main() before starting any thread (GUI, async runtime, logging or signal-handler threads); tests that run a Test use a test binary with `harness = false` (see CONTRIBUTING.md)"
+        )));
+    }
+    let graph = describe_graph(&test, &resolved);
+    let Test { name: test_name, blocks, links, grace, log_file, console_level, file_level, .. } = test;
+
+    logging::install();
+    let log_path = match &log_file {
+        Some(p) => match logging::coordinator_mode(console_level, Some((p, file_level))) {
+            Ok(()) => Some(p.clone()),
+            Err(e) => {
+                let _ = logging::coordinator_mode(console_level, None);
+                log::warn!("cannot write the log file {}: {e}; logging to the console only", p.display());
+                None
+            }
+        },
+        None => {
+            let _ = logging::coordinator_mode(console_level, None);
+            None
+        }
+    };
+    let result = run_inner(&test_name, &graph, blocks, links, &resolved, grace, log_path);
+    logging::coordinator_done();
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_inner(
+    test_name: &str,
+    graph: &str,
+    blocks: Vec<crate::test::Entry>,
+    links: Vec<crate::test::LinkEntry>,
+    resolved: &[Resolved],
+    grace: crate::block::Grace,
+    log_path: Option<std::path::PathBuf>,
+) -> Result<Report> {
+    let n = blocks.len();
+    let internal = |what: &str, e: std::io::Error| Error::io(format!("cannot {what}"), e);
+    let control = Arc::new(Control::new(n).map_err(|e| internal("map the control region", e))?);
+
+    // Rings, then each Block's link ends (made here, before fork, moved into its Context).
+    let mut inputs: Vec<Vec<InputLink>> = (0..n).map(|_| Vec::new()).collect();
+    let mut outputs: Vec<Vec<OutputLink>> = (0..n).map(|_| Vec::new()).collect();
+    let mut rings = Vec::with_capacity(links.len());
+    let mut link_meta = Vec::with_capacity(links.len());
+    for (i, l) in links.into_iter().enumerate() {
+        let name = link_name(&l.opts, i);
+        let ring = Ring::new(l.opts.capacity_bytes, l.opts.capacity_samples, control.clone(), l.to.index)
+            .map_err(|e| internal("map a link buffer", e))?;
+        let from = resolved[l.from.index].name.clone();
+        let to = resolved[l.to.index].name.clone();
+        outputs[l.from.index].push(OutputLink {
+            name: name.clone(),
+            to: to.clone(),
+            ring: ring.clone(),
+            overflow: l.opts.overflow,
+            modifiers: l.opts.modifiers,
+            gone_warned: false,
+            drops_unlogged: 0,
+            last_drop_log: None,
+        });
+        inputs[l.to.index].push(InputLink {
+            name: name.clone(),
+            from: from.clone(),
+            ring: ring.clone(),
+            cache: LabelCache::default(),
+            latched: Sample::new(),
+        });
+        rings.push((ring, l.from.index, l.to.index));
+        link_meta.push((name, from, to));
+    }
+
+    // One pipe per Block for its log records and lifecycle messages.
+    let mut pipes: Vec<Option<(OwnedFd, OwnedFd)>> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let p = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| internal("create a pipe", e.into()))?;
+        pipes.push(Some(p));
+    }
+
+    // Signals: blocked here and read from a signalfd after the forks (children reset them).
+    let mut sigs = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+        sigs.add(s);
+    }
+    let mut old_mask = SigSet::empty();
+    signal_mask(SigmaskHow::SIG_BLOCK, Some(&sigs), Some(&mut old_mask));
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+
+    let me = nix::unistd::getpid();
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let _ = std::io::Write::flush(&mut std::io::stderr());
+    log::info!("starting test '{test_name}' with {n} Blocks");
+
+    // FORK RULE: every Block is forked here, from the coordinator's main thread, before any
+    // thread exists in this process (checked in `run`). Nothing below starts a thread.
+    let mut children: Vec<Child> = Vec::with_capacity(n);
+    let mut specs: Vec<Option<ChildSpec>> = Vec::with_capacity(n);
+    for (i, (e, r)) in blocks.into_iter().zip(resolved).enumerate() {
+        let ctx = Context::new(
+            r.name.clone(),
+            i,
+            control.clone(),
+            std::mem::take(&mut inputs[i]),
+            std::mem::take(&mut outputs[i]),
+            None,
+        )
+        .with_meta(test_name, graph);
+        specs.push(Some(ChildSpec {
+            block: e.block,
+            ctx,
+            rate: r.rate,
+            niceness: r.niceness,
+            display_freq: r.display_freq,
+            log_level: r.log_level,
+            coordinator: me,
+        }));
+    }
+    for i in 0..n {
+        // SAFETY: this process is single-threaded (checked in `run`; nothing since has
+        // started a thread), so the child inherits no lock held by another thread.
+        match unsafe { sys::fork() } {
+            Ok(None) => {
+                // In the child: keep only our pipe's write end; close every other fd we own.
+                let (_, w) = pipes[i].take().expect("pipe not yet used");
+                pipes.clear();
+                for c in children.iter_mut() {
+                    c.pipe = None;
+                }
+                let mut spec = specs[i].take().expect("spec not yet used");
+                spec.ctx.channel = Some(Arc::new(Channel::new(w)));
+                child_main(spec);
+            }
+            Ok(Some(pid)) => {
+                let (rd, _w) = pipes[i].take().expect("pipe not yet used");
+                // `_w` (our copy of the write end) is closed here, so EOF means the child is gone.
+                let _ = nix::fcntl::fcntl(&rd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+                children.push(Child {
+                    name: resolved[i].name.clone(),
+                    kind: resolved[i].kind.clone(),
+                    pid,
+                    pipe: Some(std::fs::File::from(rd)),
+                    frames: FrameReader::default(),
+                    ready: false,
+                    fin: None,
+                    prepare_error: None,
+                    status: None,
+                    signalled_by_us: false,
+                    report_files: Vec::new(),
+                });
+            }
+            Err(e) => {
+                // Could not fork: stop what was started.
+                log::error!("fork failed: {e}");
+                control.header().start.store(START_ABORT, Ordering::SeqCst);
+                sys::futex_wake(&control.header().start);
+                control.set_stop();
+                for c in &children {
+                    let _ = kill(c.pid, Signal::SIGKILL);
+                    let _ = waitpid(c.pid, None);
+                }
+                signal_mask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+                return Err(Error::new(ErrorKind::Io, format!("cannot fork Block {}: {e}", resolved[i].name)));
+            }
+        }
+    }
+    drop(specs);
+
+    let sfd = SignalFd::with_flags(&sigs, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| internal("create a signalfd", e.into()))?;
+
+    let mut ev = EventLoop {
+        children,
+        rings: rings.clone(),
+        control: control.clone(),
+        phase: Phase::Preparing,
+        cause: None,
+        interrupted: false,
+        stop_at: None,
+        deadline: None,
+        grace,
+        t0: None,
+    };
+    ev.run(&sfd);
+
+    // Drain the signalfd so no blocked signal is delivered when the mask is restored.
+    while let Ok(Some(_)) = sfd.read_signal() {}
+    drop(sfd);
+    let _ = nix::sys::prctl::set_child_subreaper(false);
+    signal_mask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+
+    let report = ev.report(test_name, &rings, &link_meta, log_path);
+    log::info!("{}", report.to_string().trim_end());
+    for c in &ev.children {
+        for f in &c.report_files {
+            append_report(f, &report);
+        }
+    }
+    ev.result(report)
+}
+
+fn append_report(path: &std::path::Path, report: &Report) {
+    use std::io::Write;
+    let text = format!("\n[report]\n{report}");
+    match std::fs::OpenOptions::new().append(true).create(true).open(path) {
+        Ok(mut f) => {
+            let _ = f.write_all(text.as_bytes());
+        }
+        Err(e) => log::warn!("cannot append the report to {}: {e}", path.display()),
+    }
+}
+
+fn signal_mask(how: SigmaskHow, set: Option<&SigSet>, old: Option<&mut SigSet>) {
+    let _ = nix::sys::signal::sigprocmask(how, set, old);
+}
+
+struct EventLoop {
+    children: Vec<Child>,
+    rings: Vec<(Ring, usize, usize)>,
+    control: Arc<Control>,
+    phase: Phase,
+    cause: Option<StopCause>,
+    interrupted: bool,
+    stop_at: Option<u64>,
+    deadline: Option<u64>,
+    grace: crate::block::Grace,
+    t0: Option<u64>,
+}
+
+impl EventLoop {
+    fn run(&mut self, sfd: &SignalFd) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if self.children.iter().all(|c| c.status.is_some()) {
+                // Every child reaped: read what is left in the pipes, then leave.
+                for i in 0..self.children.len() {
+                    self.read_pipe(i, &mut buf);
+                }
+                return;
+            }
+            let now = sys::monotonic_ns();
+            if let Some(d) = self.deadline {
+                if now >= d {
+                    self.escalate();
+                    continue;
+                }
+            }
+            let timeout_ms = match self.deadline {
+                Some(d) => ((d.saturating_sub(now)) / 1_000_000 + 1).min(1000) as u16,
+                None => 1000,
+            };
+            let mut idx = Vec::with_capacity(self.children.len());
+            let (sig_ready, ready_pipes) = {
+                let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+                for (i, c) in self.children.iter().enumerate() {
+                    if let Some(p) = &c.pipe {
+                        fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+                        idx.push(i);
+                    }
+                }
+                let _ = poll(&mut fds, PollTimeout::from(timeout_ms));
+                let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+                let sig = ready(&fds[0]);
+                let pipes: Vec<usize> = fds[1..].iter().zip(&idx).filter(|(f, _)| ready(f)).map(|(_, i)| *i).collect();
+                (sig, pipes)
+            };
+            for i in ready_pipes {
+                self.read_pipe(i, &mut buf);
+            }
+            if sig_ready {
+                while let Ok(Some(info)) = sfd.read_signal() {
+                    match Signal::try_from(info.ssi_signo as i32) {
+                        Ok(Signal::SIGCHLD) => self.reap(&mut buf),
+                        Ok(s) => self.on_interrupt(s),
+                        Err(_) => {}
+                    }
+                }
+            }
+            self.reap(&mut buf);
+        }
+    }
+
+    fn read_pipe(&mut self, i: usize, buf: &mut [u8]) {
+        loop {
+            let Some(p) = self.children[i].pipe.as_mut() else { return };
+            match p.read(buf) {
+                Ok(0) => {
+                    self.children[i].pipe = None;
+                    break;
+                }
+                Ok(k) => self.children[i].frames.feed(&buf[..k]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.children[i].pipe = None;
+                    break;
+                }
+            }
+        }
+        while let Some(msg) = self.children[i].frames.next_msg() {
+            self.on_msg(i, msg);
+        }
+    }
+
+    fn on_msg(&mut self, i: usize, msg: ChildMsg) {
+        let name = self.children[i].name.clone();
+        match msg {
+            ChildMsg::Log { level, t, msg } => logging::forward(&name, level_from_u8(level), t, &msg),
+            ChildMsg::Ready => {
+                self.children[i].ready = true;
+                if self.phase == Phase::Preparing && self.children.iter().all(|c| c.ready) {
+                    self.start();
+                }
+            }
+            ChildMsg::PrepareFailed(e) => {
+                self.children[i].prepare_error = Some(e);
+                self.begin_stop(StopCause::PrepareFailed(name));
+            }
+            ChildMsg::StopRequest => {
+                self.begin_stop(StopCause::Block(name));
+            }
+            ChildMsg::Final(f) => {
+                if matches!(f.end, EndKind::Failed(_) | EndKind::Panicked(_)) {
+                    self.begin_stop(StopCause::BlockFailed(name));
+                }
+                self.children[i].fin = Some(f);
+            }
+            ChildMsg::AppendReport(path) => self.children[i].report_files.push(path),
+        }
+    }
+
+    fn start(&mut self) {
+        let h = self.control.header();
+        let t0 = sys::monotonic_ns();
+        h.t0_real.store(sys::realtime_ns(), Ordering::SeqCst);
+        h.t0_mono.store(t0, Ordering::SeqCst);
+        logging::set_t0(t0);
+        self.t0 = Some(t0);
+        h.start.store(START_GO, Ordering::SeqCst);
+        sys::futex_wake(&h.start);
+        self.phase = Phase::Running;
+        log::info!("all Blocks ready: started");
+    }
+
+    fn begin_stop(&mut self, cause: StopCause) {
+        if matches!(self.phase, Phase::Preparing | Phase::Running) {
+            let h = self.control.header();
+            if h.start.load(Ordering::SeqCst) == START_WAIT {
+                h.start.store(START_ABORT, Ordering::SeqCst);
+                sys::futex_wake(&h.start);
+            }
+            self.control.set_stop();
+            let now = sys::monotonic_ns();
+            self.stop_at = Some(now);
+            self.deadline = Some(now + sys::ns(self.grace.finish));
+            self.phase = Phase::Stopping;
+            let why = match &cause {
+                StopCause::Block(b) => format!("{b} ended the test"),
+                StopCause::PrepareFailed(b) => format!("{b} failed to prepare"),
+                StopCause::BlockFailed(b) => format!("{b} failed"),
+                StopCause::Interrupted => "interrupted".to_owned(),
+            };
+            log::info!("stopping: {why}");
+            self.cause = Some(cause);
+        } else if self.cause.is_none() {
+            self.cause = Some(cause);
+        }
+    }
+
+    fn on_interrupt(&mut self, s: Signal) {
+        self.interrupted = true;
+        match self.phase {
+            Phase::Preparing | Phase::Running => {
+                log::warn!("{s} received: stopping gracefully (press Ctrl+C again to kill the Blocks)");
+                self.begin_stop(StopCause::Interrupted);
+                self.cause = Some(StopCause::Interrupted);
+            }
+            Phase::Stopping => {
+                log::warn!("{s} received again: terminating the Blocks now");
+                self.deadline = Some(0);
+            }
+            Phase::Terminating => self.deadline = Some(0),
+            Phase::Killing => {}
+        }
+    }
+
+    /// Next step of the cleanup ladder.
+    fn escalate(&mut self) {
+        let alive: Vec<usize> = (0..self.children.len()).filter(|&i| self.children[i].status.is_none()).collect();
+        match self.phase {
+            Phase::Stopping => {
+                for &i in &alive {
+                    log::warn!("{} did not finish within the grace period: SIGTERM", self.children[i].name);
+                    self.children[i].signalled_by_us = true;
+                    let _ = kill(self.children[i].pid, Signal::SIGTERM);
+                }
+                self.phase = Phase::Terminating;
+                self.deadline = Some(sys::monotonic_ns() + sys::ns(self.grace.terminate));
+            }
+            Phase::Terminating | Phase::Killing => {
+                for &i in &alive {
+                    log::warn!("{} still alive after SIGTERM: SIGKILL", self.children[i].name);
+                    self.children[i].signalled_by_us = true;
+                    let _ = kill(self.children[i].pid, Signal::SIGKILL);
+                }
+                self.phase = Phase::Killing;
+                // SIGKILL cannot be ignored: the next SIGCHLD reaps them. Re-send every 100 ms.
+                self.deadline = Some(sys::monotonic_ns() + 100_000_000);
+            }
+            Phase::Preparing | Phase::Running => self.deadline = None,
+        }
+    }
+
+    fn reap(&mut self, buf: &mut [u8]) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(status) => {
+                    let Some(pid) = status.pid() else { return };
+                    let Some(i) = self.children.iter().position(|c| c.pid == pid) else {
+                        continue; // an orphaned grandchild (a Block's own child process)
+                    };
+                    self.read_pipe(i, buf);
+                    self.children[i].status = Some(status);
+                    let name = self.children[i].name.clone();
+                    let clean = self.children[i].fin.as_ref().is_some_and(|f| {
+                        !matches!(f.end, EndKind::Failed(_) | EndKind::Panicked(_))
+                    });
+                    if !clean {
+                        if let WaitStatus::Signaled(_, sig, _) = status {
+                            if !self.children[i].signalled_by_us {
+                                log::error!("{name} died of signal {sig}");
+                            }
+                        } else if self.children[i].fin.is_none() {
+                            log::error!("{name} exited without reporting ({status:?})");
+                        }
+                        self.begin_stop(StopCause::BlockFailed(name));
+                    } else {
+                        self.begin_stop(StopCause::Block(name));
+                    }
+                    // Release its peers: its links are closed whatever killed it.
+                    for (ring, from, to) in &self.rings {
+                        if *from == i {
+                            ring.close_writer();
+                        }
+                        if *to == i {
+                            ring.close_reader();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn report(
+        &self,
+        test: &str,
+        rings: &[(Ring, usize, usize)],
+        meta: &[(String, String, String)],
+        log_file: Option<std::path::PathBuf>,
+    ) -> Report {
+        let blocks = self
+            .children
+            .iter()
+            .map(|c| {
+                let outcome = match (&c.fin, c.status) {
+                    (_, Some(WaitStatus::Signaled(_, s, _))) if c.signalled_by_us => {
+                        let _ = s;
+                        Outcome::Killed
+                    }
+                    (_, Some(WaitStatus::Signaled(_, s, _))) => Outcome::Signaled(s as i32),
+                    (Some(f), _) => match &f.end {
+                        EndKind::Ended => Outcome::Ended,
+                        EndKind::StopRequested => Outcome::StopRequested,
+                        EndKind::Stopped => Outcome::Stopped,
+                        EndKind::NotStarted => Outcome::NotStarted,
+                        EndKind::Failed(e) => Outcome::Failed(e.description.clone()),
+                        EndKind::Panicked(m) => Outcome::Panicked(m.clone()),
+                    },
+                    (None, s) => Outcome::Crashed(format!("{s:?}")),
+                };
+                let loops = self.control.slot(self.children.iter().position(|x| x.pid == c.pid).unwrap_or(0)).loops.load(Ordering::Relaxed);
+                BlockReport {
+                    name: c.name.clone(),
+                    kind: c.kind.clone(),
+                    outcome,
+                    finish_ok: c.fin.as_ref().is_some_and(|f| f.finish_error.is_none()),
+                    finish_error: c.fin.as_ref().and_then(|f| f.finish_error.clone()),
+                    loops: c.fin.as_ref().map_or(loops, |f| f.loops),
+                    mean_freq: c.fin.as_ref().and_then(|f| f.mean_freq),
+                    jitter_p99_us: c.fin.as_ref().and_then(|f| f.jitter_p99_us),
+                    max_late_us: c.fin.as_ref().and_then(|f| f.max_late_us),
+                    missed_deadlines: c.fin.as_ref().map_or(0, |f| f.missed_deadlines),
+                }
+            })
+            .collect();
+        let links = rings
+            .iter()
+            .zip(meta)
+            .map(|((ring, _, _), (name, from, to))| {
+                let s = ring.stats();
+                LinkReport {
+                    name: name.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    sent: s.pushed,
+                    received: s.consumed,
+                    dropped: s.dropped,
+                    undelivered: s.undeliverable,
+                    unread: s.pending,
+                }
+            })
+            .collect();
+        let end = sys::monotonic_ns();
+        Report {
+            test: test.to_owned(),
+            cause: self.cause.clone(),
+            started_at: self.t0.map(|_| sys::iso8601(self.control.header().t0_real.load(Ordering::Relaxed))),
+            duration_s: match (self.t0, self.stop_at) {
+                (Some(t0), Some(s)) => s.saturating_sub(t0) as f64 * 1e-9,
+                _ => 0.0,
+            },
+            cleanup_s: self.stop_at.map_or(0.0, |s| end.saturating_sub(s) as f64 * 1e-9),
+            blocks,
+            links,
+            log_file,
+        }
+    }
+
+    fn result(&self, report: Report) -> Result<Report> {
+        if let Some(c) = self.children.iter().find(|c| c.prepare_error.is_some()) {
+            let e = c.prepare_error.clone().expect("checked");
+            let kind = e.kind;
+            let mut err = Error::new(kind, format!("prepare failed: {}", e.description)).with_origin(c.name.clone());
+            if kind == ErrorKind::Internal {
+                err = Error::new(ErrorKind::BlockFailed, err.description().to_owned()).with_origin(c.name.clone());
+            }
+            return Err(err.with_report(report));
+        }
+        if self.interrupted {
+            return Err(Error::new(ErrorKind::Interrupted, "the test was interrupted by the user (Ctrl+C or a termination signal)")
+                .with_report(report));
+        }
+        if let Some(b) = report.blocks.iter().find(|b| b.outcome.is_failure()) {
+            let err = Error::new(ErrorKind::BlockFailed, b.outcome.to_string()).with_origin(b.name.clone());
+            return Err(err.with_report(report));
+        }
+        Ok(report)
+    }
+}

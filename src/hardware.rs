@@ -1,0 +1,1 @@
+//! Hardware traits: `InOut` (sensors, DAQ) and `Actuator` (motors).

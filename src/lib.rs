@@ -1,0 +1,93 @@
+//! # crabby: laboratory test benches in Rust
+//!
+//! A test is a graph of [`Block`]s (signal generator, hardware I/O, motor control, camera,
+//! recorder, ...) joined by links. [`Test::run`] forks every Block into its own process,
+//! holds them at a barrier until all are prepared, starts them together at a common `t0`,
+//! and stops them all cleanly when one ends, fails, or the user presses Ctrl+C.
+//!
+//! The principal types:
+//! - [`Test`]: the graph; [`Test::add`], [`Test::link`], [`Test::run`].
+//! - [`Block`]: what a Block does (`prepare`, `begin`, `step`, `finish`); [`Settings`]
+//!   (name, frequency, niceness, log level).
+//! - [`Context`]: a Block's handle on the running test: the clock, sending and receiving
+//!   [`Sample`]s, waiting for data, stopping the test.
+//! - [`LinkOptions`] and [`modifier`]: per-link buffer, overflow policy and transformations.
+//! - [`Report`]: how every Block and link ended; [`Error`] with its [`ErrorKind`].
+//!
+//! ## A two-Block graph
+//!
+//! ```no_run
+//! use crabby::{Block, Context, Flow, Result, Sample, Settings, Test};
+//!
+//! /// Sends a ramp for one second, then ends the test.
+//! struct Ramp;
+//! impl Block for Ramp {
+//!     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+//!         let t = ctx.t();
+//!         ctx.send(&Sample::new().with("t(s)", t).with("cmd", 2.0 * t))?;
+//!         Ok(if t > 1.0 { Flow::Stop } else { Flow::Continue })
+//!     }
+//! }
+//!
+//! /// Prints what it receives.
+//! struct Printer;
+//! impl Block for Printer {
+//!     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+//!         for (label, values) in ctx.recv_all().labels().iter().map(|l| (l, ())) {
+//!             let _ = (label, values);
+//!         }
+//!         Ok(Flow::Continue)
+//!     }
+//! }
+//!
+//! fn main() -> Result<()> {
+//!     let mut test = Test::new("ramp");
+//!     let ramp = test.add_with(Ramp, Settings::new().freq(100.0));
+//!     let printer = test.add(Printer);
+//!     test.link(ramp, printer);
+//!     let report = test.run()?;
+//!     println!("{report}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Receiving
+//!
+//! [`Context`] offers Crappy's four ways and one more: the oldest pending sample of each link
+//! ([`Context::recv_oldest`]), the latest one, optionally latched
+//! ([`Context::recv_latest`]), everything as label → values ([`Context::recv_all`]),
+//! everything per link ([`Context::recv_all_per_link`]), and [`Context::wait`], which sleeps
+//! until data arrives (microseconds, no CPU) for event-driven Blocks.
+//!
+//! ## Rules that keep a test safe
+//! - Call [`Test::run`] from `main` before starting any thread: Blocks are forked.
+//! - Links never lose data by default: a sender waits when a receiver falls behind.
+//! - `finish` always runs (unless a Block has to be killed): put motors in a safe state there.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod block;
+pub mod camera;
+mod child;
+mod context;
+mod control;
+mod coordinator;
+mod error;
+pub mod hardware;
+mod link;
+mod logging;
+pub mod modifier;
+mod pacing;
+mod proto;
+mod report;
+mod sample;
+pub mod sys;
+mod test;
+
+pub use block::{Block, Flow, GraphView, Grace, InputView, LevelFilter, Rate, Settings, DEFAULT_RATE};
+pub use context::Context;
+pub use error::{Error, ErrorKind, Result, WireError};
+pub use link::{LinkOptions, Overflow, DEFAULT_CAPACITY_BYTES, DEFAULT_CAPACITY_SAMPLES};
+pub use report::{BlockReport, LinkReport, Outcome, Report, StopCause};
+pub use sample::{Columns, Label, Sample, Value};
+pub use test::{BlockId, LinkId, Test};

@@ -1,0 +1,294 @@
+//! A single-producer single-consumer ring of variable-length records in an anonymous shared
+//! mapping: the transport of one link.
+//!
+//! Why a ring and not a pipe (measured in `../shared/reference/linux-limits.md` and by
+//! `benches/links.rs`): a send is a memcpy and an atomic store, no system call, so a
+//! free-running sender reaches millions of samples per second; the receiver is woken through
+//! its Block's doorbell futex only when it is actually waiting, which keeps latency at the
+//! futex wake-up floor (~5 µs here) with an idle receiver using no CPU.
+//!
+//! Layout: a header (indices, counters, flags), then `cap` bytes of records. A record is an
+//! 8-byte header (`u32` length, `u32` kind) and its payload padded to 8 bytes. A record never
+//! wraps: when it does not fit before the end, a padding record fills the end.
+//!
+//! `write` and `read` count bytes since creation (never wrap). Only the sender stores `write`;
+//! `read` is advanced by the receiver, and also by the sender when it drops the oldest record
+//! (drop-oldest links), so both advance it with compare-and-swap; a receiver whose record was
+//! dropped under it sees its CAS fail and discards the copy it made.
+
+use crate::control::Control;
+use crate::sys::{self, SharedRegion};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+const REC_HDR: usize = 8;
+const KIND_DATA: u32 = 1;
+const KIND_PAD: u32 = 2;
+
+#[repr(C, align(64))]
+struct Padded<T>(T);
+
+#[repr(C)]
+struct RingHeader {
+    write: Padded<AtomicU64>,
+    read: Padded<AtomicU64>,
+    /// Futex the sender sleeps on when the ring is full.
+    space: AtomicU32,
+    sender_waiting: AtomicU32,
+    writer_closed: AtomicU32,
+    reader_closed: AtomicU32,
+    /// Records pushed, records consumed by the receiver, records dropped by the sender.
+    pushed: AtomicU64,
+    consumed: AtomicU64,
+    dropped: AtomicU64,
+    /// Samples the sender could not deliver because the receiver was gone.
+    undeliverable: AtomicU64,
+}
+
+/// What happened to a pushed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// In the ring.
+    Ok,
+    /// In the ring, after dropping this many of the oldest records.
+    DroppedOldest(u64),
+    /// Not delivered: the receiver has finished or died.
+    ReceiverGone,
+}
+
+/// Counters of a ring, for the run report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RingStats {
+    pub pushed: u64,
+    pub consumed: u64,
+    pub dropped: u64,
+    pub undeliverable: u64,
+    pub pending: u64,
+}
+
+/// One link's ring. Both ends hold a clone (by fork); each end uses only its own methods.
+#[derive(Debug, Clone)]
+pub(crate) struct Ring {
+    region: Arc<SharedRegion>,
+    cap: u64,
+    max_records: u64,
+    control: Arc<Control>,
+    receiver: usize,
+}
+
+impl Ring {
+    /// A ring of `cap_bytes` (rounded up to a power of two) holding at most `max_records`.
+    pub fn new(
+        cap_bytes: usize,
+        max_records: u64,
+        control: Arc<Control>,
+        receiver: usize,
+    ) -> std::io::Result<Self> {
+        let cap = cap_bytes.next_power_of_two().max(4096);
+        let region = SharedRegion::new(std::mem::size_of::<RingHeader>() + cap, false)?;
+        Ok(Ring { region: Arc::new(region), cap: cap as u64, max_records, control, receiver })
+    }
+
+    fn hdr(&self) -> &RingHeader {
+        // SAFETY: the region starts with a RingHeader (page-aligned, zero-initialised, and all
+        // zeros is a valid RingHeader) and lives as long as `self.region`.
+        unsafe { &*(self.region.as_ptr() as *const RingHeader) }
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: the data area starts right after the header, inside the mapping.
+        unsafe { self.region.as_ptr().add(std::mem::size_of::<RingHeader>()) }
+    }
+
+    /// Largest payload a record can carry.
+    pub fn max_payload(&self) -> usize {
+        (self.cap / 2) as usize - REC_HDR
+    }
+
+    fn write_at(&self, pos: u64, bytes: &[u8]) {
+        let off = (pos % self.cap) as usize;
+        debug_assert!(off + bytes.len() <= self.cap as usize);
+        // SAFETY: `off + len <= cap` (records never wrap), the destination lies in the data
+        // area, and only the sender writes to the free part of the ring it has reserved.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data().add(off), bytes.len()) }
+    }
+
+    fn read_u32(&self, pos: u64) -> u32 {
+        let off = (pos % self.cap) as usize;
+        let mut b = [0u8; 4];
+        // SAFETY: `off` is 8-aligned and `off + 4 <= cap`; the bytes were published by the
+        // sender's release store of `write`, observed with acquire before calling this.
+        unsafe { std::ptr::copy_nonoverlapping(self.data().add(off), b.as_mut_ptr(), 4) };
+        u32::from_le_bytes(b)
+    }
+
+    fn record_len(&self, pos: u64) -> (u64, u32, usize) {
+        let len = self.read_u32(pos) as usize;
+        let kind = self.read_u32(pos + 4);
+        if kind == KIND_PAD {
+            let to_end = self.cap - pos % self.cap;
+            return (to_end, kind, 0);
+        }
+        let len = len.min(self.cap as usize - REC_HDR);
+        (REC_HDR as u64 + pad8(len) as u64, kind, len)
+    }
+
+    /// Sender: appends one record. Blocks while the ring is full unless `drop_oldest`.
+    pub fn push(&self, payload: &[u8], drop_oldest: bool) -> Pushed {
+        let h = self.hdr();
+        if h.reader_closed.load(Ordering::Acquire) != 0 {
+            h.undeliverable.fetch_add(1, Ordering::Relaxed);
+            return Pushed::ReceiverGone;
+        }
+        let need = (REC_HDR + pad8(payload.len())) as u64;
+        debug_assert!(payload.len() <= self.max_payload());
+        let w = h.write.0.load(Ordering::Relaxed);
+        let to_end = self.cap - w % self.cap;
+        let total = if to_end < need { to_end + need } else { need };
+        let mut dropped = 0;
+        loop {
+            let r = h.read.0.load(Ordering::Acquire);
+            let records = h.pushed.load(Ordering::Relaxed)
+                - h.consumed.load(Ordering::Acquire)
+                - h.dropped.load(Ordering::Relaxed);
+            if self.cap - (w - r) >= total && records < self.max_records {
+                break;
+            }
+            if h.reader_closed.load(Ordering::Acquire) != 0 {
+                h.undeliverable.fetch_add(1, Ordering::Relaxed);
+                return Pushed::ReceiverGone;
+            }
+            if drop_oldest {
+                if self.drop_one(r) {
+                    dropped += 1;
+                }
+                continue;
+            }
+            // Full: sleep until the receiver frees space (it rings `space` when it sees
+            // `sender_waiting`), re-checking every 50 ms in case the receiver died.
+            let seen = h.space.load(Ordering::SeqCst);
+            h.sender_waiting.store(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let r2 = h.read.0.load(Ordering::SeqCst);
+            if r2 == r && h.reader_closed.load(Ordering::SeqCst) == 0 {
+                sys::futex_wait(&h.space, seen, Some(sys::monotonic_ns() + 50_000_000));
+            }
+            h.sender_waiting.store(0, Ordering::Relaxed);
+        }
+        let mut pos = w;
+        if to_end < need {
+            self.write_at(pos, &[0, 0, 0, 0]);
+            self.write_at(pos + 4, &KIND_PAD.to_le_bytes());
+            pos += to_end;
+        }
+        self.write_at(pos, &(payload.len() as u32).to_le_bytes());
+        self.write_at(pos + 4, &KIND_DATA.to_le_bytes());
+        self.write_at(pos + REC_HDR as u64, payload);
+        h.pushed.fetch_add(1, Ordering::Relaxed);
+        h.write.0.store(w + total, Ordering::Release);
+        self.control.ring_if_waiting(self.receiver);
+        if dropped > 0 {
+            Pushed::DroppedOldest(dropped)
+        } else {
+            Pushed::Ok
+        }
+    }
+
+    /// Sender, drop-oldest: advances `read` past the oldest data record. Returns whether a
+    /// data record was dropped (false if the receiver consumed it meanwhile).
+    fn drop_one(&self, r: u64) -> bool {
+        let h = self.hdr();
+        if r >= h.write.0.load(Ordering::Relaxed) {
+            return false;
+        }
+        let (size, kind, _) = self.record_len(r);
+        let ok = h.read.0.compare_exchange(r, r + size, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        if ok && kind == KIND_DATA {
+            h.dropped.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Receiver: copies the oldest record into `out` and consumes it. `false` if empty.
+    pub fn pop(&self, out: &mut Vec<u8>) -> bool {
+        let h = self.hdr();
+        loop {
+            let r = h.read.0.load(Ordering::Acquire);
+            let w = h.write.0.load(Ordering::Acquire);
+            if r >= w {
+                return false;
+            }
+            let (size, kind, len) = self.record_len(r);
+            if kind == KIND_DATA {
+                out.clear();
+                out.resize(len, 0);
+                let off = ((r + REC_HDR as u64) % self.cap) as usize;
+                // SAFETY: `off + len <= cap` (records never wrap and len was clamped), the
+                // record was published by the sender's release store of `write`.
+                unsafe { std::ptr::copy_nonoverlapping(self.data().add(off), out.as_mut_ptr(), len) };
+            }
+            if h.read.0.compare_exchange(r, r + size, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                continue; // the sender dropped this record meanwhile: the copy is discarded
+            }
+            if kind != KIND_DATA {
+                continue;
+            }
+            h.consumed.fetch_add(1, Ordering::Release);
+            fence(Ordering::SeqCst);
+            if h.sender_waiting.load(Ordering::SeqCst) != 0 {
+                h.space.fetch_add(1, Ordering::SeqCst);
+                sys::futex_wake(&h.space);
+            }
+            return true;
+        }
+    }
+
+    /// Receiver: whether a record is pending.
+    pub fn has_data(&self) -> bool {
+        let h = self.hdr();
+        h.read.0.load(Ordering::Acquire) < h.write.0.load(Ordering::Acquire)
+    }
+
+    /// Whether the sender has finished (or died) and nothing is pending any more.
+    pub fn ended(&self) -> bool {
+        self.hdr().writer_closed.load(Ordering::Acquire) != 0 && !self.has_data()
+    }
+
+    /// Whether the sender has finished or died.
+    pub fn writer_closed(&self) -> bool {
+        self.hdr().writer_closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Marks the sender side finished and wakes the receiver.
+    pub fn close_writer(&self) {
+        self.hdr().writer_closed.store(1, Ordering::SeqCst);
+        self.control.ring(self.receiver);
+    }
+
+    /// Marks the receiver side finished and wakes a blocked sender.
+    pub fn close_reader(&self) {
+        let h = self.hdr();
+        h.reader_closed.store(1, Ordering::SeqCst);
+        h.space.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake(&h.space);
+    }
+
+    pub fn stats(&self) -> RingStats {
+        let h = self.hdr();
+        let pushed = h.pushed.load(Ordering::Acquire);
+        let consumed = h.consumed.load(Ordering::Acquire);
+        let dropped = h.dropped.load(Ordering::Acquire);
+        RingStats {
+            pushed,
+            consumed,
+            dropped,
+            undeliverable: h.undeliverable.load(Ordering::Acquire),
+            pending: pushed.saturating_sub(consumed + dropped),
+        }
+    }
+}
+
+fn pad8(n: usize) -> usize {
+    (n + 7) & !7
+}

@@ -1,0 +1,173 @@
+//! Loop pacing on absolute deadlines, and the loop statistics of the report.
+
+use crate::block::Rate;
+use crate::control::Control;
+use crate::sys;
+
+/// Histogram of deviations in microseconds (1 µs bins up to 20 ms, then one overflow bin).
+struct Histogram {
+    bins: Vec<u32>,
+    overflow: u64,
+    count: u64,
+}
+
+const BINS: usize = 20_000;
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram { bins: vec![0; BINS], overflow: 0, count: 0 }
+    }
+    fn add(&mut self, us: f64) {
+        self.count += 1;
+        let i = us.max(0.0) as usize;
+        match self.bins.get_mut(i) {
+            Some(b) => *b += 1,
+            None => self.overflow += 1,
+        }
+    }
+    fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let target = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut acc = 0u64;
+        for (i, b) in self.bins.iter().enumerate() {
+            acc += u64::from(*b);
+            if acc >= target {
+                return Some(i as f64 + 0.5);
+            }
+        }
+        Some(BINS as f64)
+    }
+}
+
+/// Paces a Block's loop and measures it.
+pub(crate) struct Pacer {
+    period_ns: Option<u64>,
+    next: u64,
+    first: u64,
+    last_start: u64,
+    loops: u64,
+    missed: u64,
+    max_late_ns: u64,
+    hist: Histogram,
+    display: bool,
+    last_display: u64,
+    loops_at_display: u64,
+}
+
+/// Loop statistics for the report.
+pub(crate) struct LoopStats {
+    pub loops: u64,
+    pub mean_freq: Option<f64>,
+    pub jitter_p99_us: Option<f64>,
+    pub max_late_us: Option<f64>,
+    pub missed: u64,
+}
+
+impl Pacer {
+    pub fn new(rate: Rate, display: bool) -> Self {
+        let period_ns = match rate {
+            Rate::Free => None,
+            Rate::Hz(hz) => Some((1e9 / hz).round().max(1.0) as u64),
+        };
+        Pacer {
+            period_ns,
+            next: 0,
+            first: 0,
+            last_start: 0,
+            loops: 0,
+            missed: 0,
+            max_late_ns: 0,
+            hist: Histogram::new(),
+            display,
+            last_display: 0,
+            loops_at_display: 0,
+        }
+    }
+
+    /// Call right before each `step`.
+    pub fn loop_started(&mut self) {
+        let now = sys::monotonic_ns();
+        if self.loops == 0 {
+            self.first = now;
+            self.next = now;
+            self.last_display = now;
+        } else {
+            let period = now - self.last_start;
+            let dev = match self.period_ns {
+                Some(p) => (period as f64 - p as f64).abs(),
+                None => period as f64,
+            };
+            self.hist.add(dev / 1e3);
+        }
+        self.last_start = now;
+        self.loops += 1;
+        if self.display && now - self.last_display >= 2_000_000_000 {
+            let hz = (self.loops - self.loops_at_display) as f64 * 1e9 / (now - self.last_display) as f64;
+            log::info!("loops/s: {hz:.2}");
+            self.last_display = now;
+            self.loops_at_display = self.loops;
+        }
+    }
+
+    /// Call after each `step`: sleeps until the next deadline, or returns at once when the
+    /// stop event is set. Sleeping is a futex wait on the Block's doorbell, which the
+    /// coordinator rings at the stop.
+    pub fn wait_next(&mut self, control: &Control, slot: usize) {
+        let Some(p) = self.period_ns else { return };
+        self.next += p;
+        let now = sys::monotonic_ns();
+        if now >= self.next + p {
+            // A whole period late: skip the missed deadlines rather than bursting to catch up.
+            let behind = (now - self.next) / p;
+            self.missed += behind;
+            self.next += behind * p;
+        }
+        let doorbell = &control.slot(slot).doorbell;
+        loop {
+            if control.stopping() {
+                return;
+            }
+            let now = sys::monotonic_ns();
+            if now >= self.next {
+                self.max_late_ns = self.max_late_ns.max(now - self.next);
+                return;
+            }
+            let seen = doorbell.load(std::sync::atomic::Ordering::SeqCst);
+            if control.stopping() {
+                return;
+            }
+            sys::futex_wait(doorbell, seen, Some(self.next));
+        }
+    }
+
+    pub fn stats(&self) -> LoopStats {
+        let span = self.last_start.saturating_sub(self.first);
+        let mean_freq = (self.loops >= 2 && span > 0).then(|| (self.loops - 1) as f64 * 1e9 / span as f64);
+        LoopStats {
+            loops: self.loops,
+            mean_freq,
+            jitter_p99_us: self.hist.quantile(0.99),
+            max_late_us: self.period_ns.map(|_| self.max_late_ns as f64 / 1e3),
+            missed: self.missed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_of_known_distribution() {
+        let mut h = Histogram::new();
+        for i in 0..100 {
+            h.add(i as f64);
+        }
+        assert_eq!(h.quantile(0.99), Some(98.5));
+        assert_eq!(h.quantile(0.5), Some(49.5));
+        h.add(1e9);
+        assert_eq!(h.quantile(1.0), Some(BINS as f64));
+    }
+}

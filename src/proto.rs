@@ -1,0 +1,121 @@
+//! Messages from a Block's process to the coordinator, over one pipe per Block.
+//! Frames are a `u32` length then a postcard-encoded [`ChildMsg`].
+
+use crate::error::WireError;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ChildMsg {
+    /// A log record (time since t0 in seconds, if started).
+    Log { level: u8, t: Option<f64>, msg: String },
+    /// `prepare` succeeded; waiting at the barrier.
+    Ready,
+    /// `prepare` failed.
+    PrepareFailed(WireError),
+    /// This Block wants the test to stop (it ended, failed, or asked for it).
+    StopRequest,
+    /// Append the run report to this file at the end (a recorder's metadata file).
+    AppendReport(std::path::PathBuf),
+    /// The Block's outcome and statistics, sent just before the process exits.
+    Final(BlockFinal),
+}
+
+/// How a Block ended, as the Block's own process saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum EndKind {
+    /// `step` returned `Flow::Stop`.
+    Ended,
+    /// The Block called `Context::stop_test`.
+    StopRequested,
+    /// Stopped by the stop event (another Block ended, or Ctrl+C).
+    Stopped,
+    /// The barrier broke before the start (a Block failed in `prepare`).
+    NotStarted,
+    /// `prepare`, `begin` or `step` returned an error.
+    Failed(WireError),
+    /// `prepare`, `begin` or `step` panicked.
+    Panicked(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct BlockFinal {
+    pub end: EndKind,
+    pub finish_error: Option<String>,
+    pub loops: u64,
+    pub mean_freq: Option<f64>,
+    pub jitter_p99_us: Option<f64>,
+    pub max_late_us: Option<f64>,
+    pub missed_deadlines: u64,
+}
+
+pub(crate) fn level_to_u8(l: log::Level) -> u8 {
+    l as u8
+}
+
+pub(crate) fn level_from_u8(l: u8) -> log::Level {
+    match l {
+        1 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        4 => log::Level::Debug,
+        _ => log::Level::Trace,
+    }
+}
+
+/// The write end of a Block's pipe to the coordinator.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    file: Mutex<std::fs::File>,
+}
+
+impl Channel {
+    pub fn new(fd: OwnedFd) -> Self {
+        Channel { file: Mutex::new(std::fs::File::from(fd)) }
+    }
+
+    /// Sends one message. Errors (coordinator gone) are ignored: the process is about to be
+    /// killed by its parent-death signal anyway.
+    pub fn send(&self, msg: &ChildMsg) {
+        let Ok(body) = postcard::to_stdvec(msg) else { return };
+        let mut frame = Vec::with_capacity(body.len() + 4);
+        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&body);
+        let mut f = match self.file.lock() {
+            Ok(f) => f,
+            Err(p) => p.into_inner(),
+        };
+        let _ = f.write_all(&frame);
+    }
+}
+
+/// Splits complete frames out of bytes read from a pipe.
+#[derive(Debug, Default)]
+pub(crate) struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    pub fn next_msg(&mut self) -> Option<ChildMsg> {
+        loop {
+            if self.buf.len() < 4 {
+                return None;
+            }
+            let len = u32::from_le_bytes(self.buf[..4].try_into().expect("4 bytes")) as usize;
+            if self.buf.len() < 4 + len {
+                return None;
+            }
+            let msg = postcard::from_bytes(&self.buf[4..4 + len]).ok();
+            self.buf.drain(..4 + len);
+            if msg.is_some() {
+                return msg;
+            }
+        }
+    }
+}

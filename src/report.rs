@@ -1,0 +1,205 @@
+//! What [`Test::run`](crate::Test::run) returns: how every Block and link ended.
+
+use serde::Serialize;
+use std::fmt;
+
+/// How one Block ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The Block ended by itself (`step` returned `Flow::Stop`) and finished.
+    Ended,
+    /// The Block asked the test to stop and finished.
+    StopRequested,
+    /// The Block was stopped by the stop event and finished.
+    Stopped,
+    /// The test never started (another Block failed in `prepare`); `finish` ran.
+    NotStarted,
+    /// The Block returned an error.
+    Failed(String),
+    /// The Block panicked.
+    Panicked(String),
+    /// The Block did not finish within the grace period and was killed.
+    Killed,
+    /// The Block's process died of a signal from outside (or crashed).
+    Signaled(i32),
+    /// The process exited without reporting (crashed).
+    Crashed(String),
+}
+
+impl Outcome {
+    /// Whether this outcome makes the run fail.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed(_)
+                | Outcome::Panicked(_)
+                | Outcome::Killed
+                | Outcome::Signaled(_)
+                | Outcome::Crashed(_)
+        )
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ended => f.write_str("ended"),
+            Outcome::StopRequested => f.write_str("stopped the test"),
+            Outcome::Stopped => f.write_str("stopped"),
+            Outcome::NotStarted => f.write_str("not started"),
+            Outcome::Failed(e) => write!(f, "failed: {e}"),
+            Outcome::Panicked(m) => write!(f, "panicked: {m}"),
+            Outcome::Killed => f.write_str("killed after the grace period"),
+            Outcome::Signaled(s) => write!(f, "died of signal {s} ({})", signal_name(*s)),
+            Outcome::Crashed(m) => write!(f, "crashed: {m}"),
+        }
+    }
+}
+
+fn signal_name(s: i32) -> &'static str {
+    nix::sys::signal::Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?")
+}
+
+/// One Block in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockReport {
+    /// The Block's name.
+    pub name: String,
+    /// The Block's kind.
+    pub kind: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Whether `finish` ran to completion without error.
+    pub finish_ok: bool,
+    /// The error `finish` returned, if any.
+    pub finish_error: Option<String>,
+    /// Loops (calls of `step`) done.
+    pub loops: u64,
+    /// Achieved mean loop frequency (Hz).
+    pub mean_freq: Option<f64>,
+    /// 99th percentile of |period − target period| (µs) for paced Blocks, of the period for
+    /// free-running ones.
+    pub jitter_p99_us: Option<f64>,
+    /// Largest lateness of a wake-up (µs), paced Blocks.
+    pub max_late_us: Option<f64>,
+    /// Deadlines skipped because a loop took longer than a whole period.
+    pub missed_deadlines: u64,
+}
+
+/// One link in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkReport {
+    /// The link's name.
+    pub name: String,
+    /// Sender's name.
+    pub from: String,
+    /// Receiver's name.
+    pub to: String,
+    /// Samples the sender sent into the link.
+    pub sent: u64,
+    /// Samples the receiver read.
+    pub received: u64,
+    /// Samples dropped by the drop-oldest policy.
+    pub dropped: u64,
+    /// Samples sent after the receiver had gone.
+    pub undelivered: u64,
+    /// Samples left unread in the link at the end.
+    pub unread: u64,
+}
+
+impl LinkReport {
+    /// Whether every sample sent reached the receiver.
+    pub fn lossless(&self) -> bool {
+        self.dropped == 0 && self.undelivered == 0 && self.unread == 0
+    }
+}
+
+/// Why the test stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum StopCause {
+    /// A Block ended or asked for the stop (named).
+    Block(String),
+    /// A Block failed in `prepare` (named).
+    PrepareFailed(String),
+    /// A Block failed or died (named).
+    BlockFailed(String),
+    /// Ctrl+C (SIGINT), SIGTERM or SIGHUP reached the coordinator.
+    Interrupted,
+}
+
+/// The report of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The test's name.
+    pub test: String,
+    /// Why the test stopped.
+    pub cause: Option<StopCause>,
+    /// Start (`t0`) as ISO 8601 local time, if the test started.
+    pub started_at: Option<String>,
+    /// Seconds from `t0` to the stop event (0 if the test never started).
+    pub duration_s: f64,
+    /// Seconds from the stop event until every process was reaped.
+    pub cleanup_s: f64,
+    /// Every Block, in the order they were added.
+    pub blocks: Vec<BlockReport>,
+    /// Every link, in the order they were made.
+    pub links: Vec<LinkReport>,
+    /// The log file, if one was written.
+    pub log_file: Option<std::path::PathBuf>,
+}
+
+impl Report {
+    /// Whether anything failed or the user interrupted.
+    pub fn failed(&self) -> bool {
+        self.cause == Some(StopCause::Interrupted) || self.blocks.iter().any(|b| b.outcome.is_failure())
+    }
+
+    /// The report of a Block by name.
+    pub fn block(&self, name: &str) -> Option<&BlockReport> {
+        self.blocks.iter().find(|b| b.name == name)
+    }
+
+    /// Total samples lost on all links (dropped by policy, undelivered, left unread).
+    pub fn samples_lost(&self) -> u64 {
+        self.links.iter().map(|l| l.dropped + l.undelivered + l.unread).sum()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cause = match &self.cause {
+            Some(StopCause::Block(b)) => format!("{b} ended the test"),
+            Some(StopCause::PrepareFailed(b)) => format!("{b} failed to prepare"),
+            Some(StopCause::BlockFailed(b)) => format!("{b} failed"),
+            Some(StopCause::Interrupted) => "interrupted by the user".to_owned(),
+            None => "never started".to_owned(),
+        };
+        writeln!(f, "test '{}': {cause}; ran {:.3} s, cleanup {:.1} ms", self.test, self.duration_s, self.cleanup_s * 1e3)?;
+        for b in &self.blocks {
+            write!(f, "  {:<20} {:<28} loops {:>8}", b.name, b.outcome.to_string(), b.loops)?;
+            if let Some(hz) = b.mean_freq {
+                write!(f, "  {hz:>10.2} Hz")?;
+            }
+            if let Some(j) = b.jitter_p99_us {
+                write!(f, "  p99 jitter {j:.0} µs")?;
+            }
+            if let Some(e) = &b.finish_error {
+                write!(f, "  finish error: {e}")?;
+            }
+            writeln!(f)?;
+        }
+        for l in &self.links {
+            write!(f, "  {:<20} {} -> {}: sent {}, received {}", l.name, l.from, l.to, l.sent, l.received)?;
+            if !l.lossless() {
+                write!(f, ", dropped {}, undelivered {}, unread {}", l.dropped, l.undelivered, l.unread)?;
+            }
+            writeln!(f)?;
+        }
+        if let Some(p) = &self.log_file {
+            writeln!(f, "  log: {}", p.display())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The only module of the core runtime with `unsafe` (besides the frame ring): fork, futexes,
+//! shared mappings and a few libc calls. Each unsafe block says why it holds.
+
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// Nanoseconds of `CLOCK_MONOTONIC`: the same clock in every process of the machine, so the
+/// coordinator's `t0` means the same instant in every Block.
+pub fn monotonic_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available on Linux");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// Nanoseconds since the Unix epoch (wall clock), for metadata only.
+pub fn realtime_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .expect("CLOCK_REALTIME is always available on Linux");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// A zeroed anonymous `MAP_SHARED` mapping.
+///
+/// Made before fork, it is shared by the coordinator and every Block at the same address,
+/// has no name (nothing can be left in `/dev/shm`, whatever kills the processes) and is freed
+/// by the kernel when the last process holding it exits.
+#[derive(Debug)]
+pub struct SharedRegion {
+    ptr: std::ptr::NonNull<libc::c_void>,
+    len: usize,
+}
+
+// SAFETY: the region is plain memory; every access to it goes through atomics or through
+// the single-writer protocols of the modules that use it (link ring, frame ring).
+unsafe impl Send for SharedRegion {}
+// SAFETY: as above.
+unsafe impl Sync for SharedRegion {}
+
+impl SharedRegion {
+    /// Maps `len` zeroed bytes. `populate` pre-faults every page (frame rings), so the first
+    /// write does not pay page faults.
+    pub fn new(len: usize, populate: bool) -> std::io::Result<Self> {
+        use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
+        let len = len.max(1);
+        let mut flags = MapFlags::MAP_SHARED;
+        if populate {
+            flags |= MapFlags::MAP_POPULATE;
+        }
+        let size = std::num::NonZeroUsize::new(len).expect("len is at least 1");
+        // SAFETY: an anonymous mapping at an address the kernel picks aliases no Rust object;
+        // it is unmapped only in Drop, after which the pointer is never used again.
+        let ptr = unsafe {
+            mmap_anonymous(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, flags)
+        }
+        .map_err(std::io::Error::from)?;
+        Ok(SharedRegion { ptr, len })
+    }
+
+    /// The start of the mapping.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for SharedRegion {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len come from a successful mmap and the mapping is not used after drop
+        // (the owner of the region outlives every reference into it).
+        let _ = unsafe { nix::sys::mman::munmap(self.ptr, self.len) };
+    }
+}
+
+/// Waits while `*word == expected`, until woken or until the absolute `CLOCK_MONOTONIC`
+/// deadline (nanoseconds). Returns early on a spurious wake-up; callers re-check.
+pub fn futex_wait(word: &AtomicU32, expected: u32, deadline_ns: Option<u64>) {
+    let ts;
+    let ts_ptr = match deadline_ns {
+        Some(d) => {
+            ts = libc::timespec {
+                tv_sec: (d / 1_000_000_000) as libc::time_t,
+                tv_nsec: (d % 1_000_000_000) as libc::c_long,
+            };
+            &ts as *const libc::timespec
+        }
+        None => std::ptr::null(),
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call (shared mappings
+    // work because FUTEX_PRIVATE_FLAG is not set); FUTEX_WAIT_BITSET takes an absolute
+    // CLOCK_MONOTONIC timeout, and `ts` lives until the call returns.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT_BITSET,
+            expected,
+            ts_ptr,
+            std::ptr::null::<u32>(),
+            libc::FUTEX_BITSET_MATCH_ANY,
+        );
+    }
+}
+
+/// Wakes every process waiting on `word`.
+pub fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only reads its address.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+    }
+}
+
+/// Threads of this process, read from `/proc/self/task`.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1)
+}
+
+/// Forks. Returns `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
+///
+/// # Safety
+/// The calling process must have a single thread (see `thread_count`): a lock held by
+/// another thread at fork time would stay locked forever in the child.
+pub unsafe fn fork() -> nix::Result<Option<nix::unistd::Pid>> {
+    // SAFETY: the caller guarantees the process is single-threaded, so the child inherits
+    // no lock held by a thread that does not exist in it.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(None),
+        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
+    }
+}
+
+/// Leaves the process at once, without running destructors or `atexit` handlers of state
+/// copied from the parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and has no memory-safety preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Sets the niceness of the calling process.
+pub fn set_niceness(n: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority has no memory-safety preconditions.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Current niceness of the calling process.
+pub fn niceness() -> i32 {
+    nix::errno::Errno::clear();
+    // SAFETY: getpriority has no memory-safety preconditions.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+}
+
+/// Whether this process may lower its niceness to `n` (root, or `RLIMIT_NICE` allows it).
+pub fn may_set_niceness(n: i32) -> bool {
+    if n >= niceness() || nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NICE) {
+        Ok((soft, _)) => 20 - i64::from(n) <= soft as i64,
+        Err(_) => false,
+    }
+}
+
+/// Lowers the timer slack of the calling thread to 1 ns, so paced sleeps end on time.
+pub fn low_timer_slack() {
+    let _ = nix::sys::prctl::set_timerslack(1);
+}
+
+/// Local date and time as (year, month, day, hour, minute, second, UTC offset in seconds).
+pub fn local_time(epoch_secs: i64) -> (i32, u32, u32, u32, u32, u32, i64) {
+    let t: libc::time_t = epoch_secs as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the re-entrant variant.
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok {
+        return (1970, 1, 1, 0, 0, 0, 0);
+    }
+    (
+        tm.tm_year + 1900,
+        (tm.tm_mon + 1) as u32,
+        tm.tm_mday as u32,
+        tm.tm_hour as u32,
+        tm.tm_min as u32,
+        tm.tm_sec as u32,
+        tm.tm_gmtoff,
+    )
+}
+
+/// ISO 8601 local date-time of an epoch time in nanoseconds, e.g.
+/// `2026-11-21T21:04:05.123+01:00`.
+pub fn iso8601(epoch_ns: u64) -> String {
+    let secs = (epoch_ns / 1_000_000_000) as i64;
+    let ms = (epoch_ns / 1_000_000) % 1000;
+    let (y, mo, d, h, mi, s, off) = local_time(secs);
+    let sign = if off < 0 { '-' } else { '+' };
+    let off = off.abs();
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}{sign}{:02}:{:02}",
+        off / 3600,
+        (off % 3600) / 60
+    )
+}
+
+/// A compact local stamp for file names, e.g. `20261121-210405`.
+pub fn file_stamp(epoch_ns: u64) -> String {
+    let (y, mo, d, h, mi, s, _) = local_time((epoch_ns / 1_000_000_000) as i64);
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+}
+
+/// Converts a duration to nanoseconds, saturating.
+pub fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,335 @@
+//! [`Test`]: the graph a user builds, checked before anything is forked.
+
+use crate::block::{GraphView, Grace, InputView, Rate, Settings, DEFAULT_RATE};
+use crate::link::{labels_through, LinkOptions};
+use crate::{Block, Error, Label, Report, Result};
+use log::LevelFilter;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+static NEXT_TEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A Block in a [`Test`], returned by [`Test::add`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockId {
+    pub(crate) test: u64,
+    pub(crate) index: usize,
+}
+
+/// A link in a [`Test`], returned by [`Test::link`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkId(pub(crate) usize);
+
+pub(crate) struct Entry {
+    pub block: Box<dyn Block>,
+    pub settings: Settings,
+}
+
+pub(crate) struct LinkEntry {
+    pub from: BlockId,
+    pub to: BlockId,
+    pub opts: LinkOptions,
+}
+
+/// A test: Blocks joined by links, run by [`Test::run`].
+///
+/// ```no_run
+/// # use crabby::{Test, Block, Context, Flow, Result, Sample};
+/// # struct Source; impl Block for Source { fn step(&mut self, c: &mut Context) -> Result<Flow> { Ok(Flow::Stop) } }
+/// # struct Sink; impl Block for Sink { fn step(&mut self, c: &mut Context) -> Result<Flow> { Ok(Flow::Continue) } }
+/// let mut test = Test::new("demo");
+/// let a = test.add(Source);
+/// let b = test.add(Sink);
+/// test.link(a, b);
+/// let report = test.run()?;
+/// println!("{report}");
+/// # Ok::<(), crabby::Error>(())
+/// ```
+pub struct Test {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    pub(crate) blocks: Vec<Entry>,
+    pub(crate) links: Vec<LinkEntry>,
+    pub(crate) grace: Grace,
+    pub(crate) log_file: Option<PathBuf>,
+    pub(crate) console_level: LevelFilter,
+    pub(crate) file_level: LevelFilter,
+    pub(crate) allow_nice_failure: bool,
+}
+
+impl std::fmt::Debug for Test {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Test")
+            .field("name", &self.name)
+            .field("blocks", &self.blocks.len())
+            .field("links", &self.links.len())
+            .finish()
+    }
+}
+
+/// A Block with its resolved settings, after the check.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub name: String,
+    pub kind: String,
+    pub rate: Rate,
+    pub niceness: Option<i32>,
+    pub display_freq: bool,
+    pub log_level: LevelFilter,
+}
+
+impl Test {
+    /// A new, empty test. The name appears in logs, reports and file names.
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Test {
+            id: NEXT_TEST_ID.fetch_add(1, Ordering::Relaxed),
+            log_file: Some(default_log_file(&name)),
+            name,
+            blocks: Vec::new(),
+            links: Vec::new(),
+            grace: Grace::default(),
+            console_level: LevelFilter::Info,
+            file_level: LevelFilter::Debug,
+            allow_nice_failure: false,
+        }
+    }
+
+    /// The test's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a Block with its default settings.
+    pub fn add(&mut self, block: impl Block) -> BlockId {
+        self.add_with(block, Settings::new())
+    }
+
+    /// Adds a Block; fields set in `settings` override the Block's defaults.
+    pub fn add_with(&mut self, block: impl Block, settings: Settings) -> BlockId {
+        self.blocks.push(Entry { block: Box::new(block), settings });
+        BlockId { test: self.id, index: self.blocks.len() - 1 }
+    }
+
+    /// Links `from` to `to` with the default options (blocking, lossless).
+    pub fn link(&mut self, from: BlockId, to: BlockId) -> LinkId {
+        self.link_with(from, to, LinkOptions::new())
+    }
+
+    /// Links `from` to `to` with options (name, overflow policy, capacity, modifiers).
+    pub fn link_with(&mut self, from: BlockId, to: BlockId, opts: LinkOptions) -> LinkId {
+        self.links.push(LinkEntry { from, to, opts });
+        LinkId(self.links.len() - 1)
+    }
+
+    /// Sets the grace periods of the cleanup ladder (default: 3 s to finish after the stop,
+    /// then 0.5 s after SIGTERM before SIGKILL).
+    pub fn grace(&mut self, finish: Duration, terminate: Duration) -> &mut Self {
+        self.grace = Grace { finish, terminate };
+        self
+    }
+
+    /// Writes the log to this file (default `crabby_logs/<test>-<date>.log` under the
+    /// current directory); `None` writes no log file.
+    pub fn log_file(&mut self, path: Option<PathBuf>) -> &mut Self {
+        self.log_file = path;
+        self
+    }
+
+    /// The most verbose level shown on the console (default `Info`) and written to the log
+    /// file (default `Debug`).
+    pub fn log_levels(&mut self, console: LevelFilter, file: LevelFilter) -> &mut Self {
+        self.console_level = console;
+        self.file_level = file;
+        self
+    }
+
+    /// With `true`, a niceness this process may not set is a warning instead of an error.
+    pub fn allow_nice_failure(&mut self, allow: bool) -> &mut Self {
+        self.allow_nice_failure = allow;
+        self
+    }
+
+    /// Runs the test: checks the graph, forks every Block, prepare → barrier → start →
+    /// wait → cleanup. Returns the report, or an error naming what failed (the error also
+    /// carries the report, see [`Error::report`]).
+    ///
+    /// Call it from the program's main thread before any other thread exists (see
+    /// ARCHITECTURE.md, "fork before threads"); otherwise it returns a configuration error.
+    pub fn run(self) -> Result<Report> {
+        crate::coordinator::run(self)
+    }
+
+    /// Checks the graph (names, settings, links, every Block's own check) and resolves the
+    /// settings. Nothing is forked.
+    pub(crate) fn check(&self) -> Result<Vec<Resolved>> {
+        let mut resolved = Vec::with_capacity(self.blocks.len());
+        let mut counters: std::collections::HashMap<String, usize> = Default::default();
+        for e in &self.blocks {
+            let kind = e.block.kind().to_owned();
+            let s = e.settings.clone().or(e.block.default_settings());
+            let name = match s.name {
+                Some(n) => n,
+                None => {
+                    let c = counters.entry(kind.clone()).or_insert(0);
+                    *c += 1;
+                    format!("{kind}-{c}")
+                }
+            };
+            resolved.push(Resolved {
+                name,
+                kind,
+                rate: s.rate.unwrap_or(DEFAULT_RATE),
+                niceness: s.niceness,
+                display_freq: s.display_freq.unwrap_or(false),
+                log_level: s.log_level.unwrap_or(LevelFilter::Trace),
+            });
+        }
+        if resolved.is_empty() {
+            return Err(Error::config(format!("test '{}' has no Block; add one with Test::add", self.name)));
+        }
+        for (i, r) in resolved.iter().enumerate() {
+            if r.name.trim().is_empty() {
+                return Err(Error::config(format!("Block #{i} ({}) has an empty name", r.kind)));
+            }
+            if let Some(j) = resolved[..i].iter().position(|o| o.name == r.name) {
+                return Err(Error::config(format!(
+                    "two Blocks are named '{}' (#{j} and #{i}); give each a unique name with Settings::name",
+                    r.name
+                ))
+                .with_origin(r.name.clone()));
+            }
+            if let Rate::Hz(hz) = r.rate {
+                if !(hz.is_finite() && hz > 0.0 && hz <= 1e6) {
+                    return Err(Error::config(format!(
+                        "setting 'freq' is {hz}; it must be a finite frequency in Hz, above 0 and at most 1 MHz (use Settings::free_run for no pacing)"
+                    ))
+                    .with_origin(r.name.clone()));
+                }
+            }
+            if let Some(n) = r.niceness {
+                if !(-20..=19).contains(&n) {
+                    return Err(Error::config(format!("setting 'niceness' is {n}; it must be between -20 and 19"))
+                        .with_origin(r.name.clone()));
+                }
+                if !crate::sys::may_set_niceness(n) {
+                    let msg = format!(
+                        "setting 'niceness' is {n}, which needs privileges this process lacks (root, CAP_SYS_NICE or a higher RLIMIT_NICE); use a niceness >= {} or call Test::allow_nice_failure(true) to run anyway",
+                        crate::sys::niceness()
+                    );
+                    if self.allow_nice_failure {
+                        log::warn!("{}: {msg}", r.name);
+                    } else {
+                        return Err(Error::config(msg).with_origin(r.name.clone()));
+                    }
+                }
+            }
+        }
+        let mut link_names: Vec<String> = Vec::new();
+        for (i, l) in self.links.iter().enumerate() {
+            let name = l.opts.name.clone().unwrap_or_else(|| format!("link{}", i + 1));
+            for (end, id) in [("from", l.from), ("to", l.to)] {
+                if id.test != self.id || id.index >= self.blocks.len() {
+                    return Err(Error::config(format!(
+                        "link '{name}': its '{end}' Block does not belong to test '{}' (a BlockId from another Test?)",
+                        self.name
+                    )));
+                }
+            }
+            if link_names.contains(&name) {
+                return Err(Error::config(format!("two links are named '{name}'; link names must be unique")));
+            }
+            if l.opts.capacity_samples == 0 {
+                return Err(Error::config(format!("link '{name}': capacity_samples must be at least 1"))
+                    .with_origin(resolved[l.from.index].name.clone()));
+            }
+            link_names.push(name);
+        }
+        // Labels per link (after modifiers), then every Block's own check.
+        let mut link_labels: Vec<Option<Vec<Label>>> = Vec::with_capacity(self.links.len());
+        for (i, l) in self.links.iter().enumerate() {
+            let from = &self.blocks[l.from.index];
+            let labels = labels_through(&l.opts.modifiers, from.block.output_labels()).map_err(|(m, e)| {
+                Error::config(format!(
+                    "link '{}' from {} to {}: modifier {m}: {e}",
+                    link_names[i], resolved[l.from.index].name, resolved[l.to.index].name
+                ))
+                .with_origin(resolved[l.from.index].name.clone())
+            })?;
+            link_labels.push(labels);
+        }
+        for (bi, e) in self.blocks.iter().enumerate() {
+            let inputs = self
+                .links
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.to.index == bi)
+                .map(|(li, l)| InputView {
+                    from: &resolved[l.from.index].name,
+                    link: &link_names[li],
+                    labels: link_labels[li].clone(),
+                })
+                .collect();
+            let view = GraphView {
+                name: &resolved[bi].name,
+                inputs,
+                n_outputs: self.links.iter().filter(|l| l.from.index == bi).count(),
+                rate: resolved[bi].rate,
+            };
+            e.block.check(&view).map_err(|err| err.with_origin(resolved[bi].name.clone()))?;
+        }
+        Ok(resolved)
+    }
+
+    /// The graph as text: Blocks with their settings and parameters, then links.
+    pub fn describe(&self) -> Result<String> {
+        let resolved = self.check()?;
+        Ok(describe_graph(self, &resolved))
+    }
+}
+
+pub(crate) fn link_name(opts: &LinkOptions, i: usize) -> String {
+    opts.name.clone().unwrap_or_else(|| format!("link{}", i + 1))
+}
+
+pub(crate) fn describe_graph(test: &Test, resolved: &[Resolved]) -> String {
+    let mut s = String::new();
+    for (e, r) in test.blocks.iter().zip(resolved) {
+        let rate = match r.rate {
+            Rate::Free => "free".to_owned(),
+            Rate::Hz(hz) => format!("{hz} Hz"),
+        };
+        s.push_str(&format!("block {} ({}), rate {rate}", r.name, r.kind));
+        if let Some(n) = r.niceness {
+            s.push_str(&format!(", niceness {n}"));
+        }
+        let d = e.block.describe();
+        if !d.is_empty() {
+            s.push_str(&format!(": {d}"));
+        }
+        s.push('\n');
+    }
+    for (i, l) in test.links.iter().enumerate() {
+        s.push_str(&format!(
+            "link {}: {} -> {}, {:?}, {} bytes, {} samples",
+            link_name(&l.opts, i),
+            resolved[l.from.index].name,
+            resolved[l.to.index].name,
+            l.opts.overflow,
+            l.opts.capacity_bytes,
+            l.opts.capacity_samples
+        ));
+        if !l.opts.modifiers.is_empty() {
+            let m: Vec<String> = l.opts.modifiers.iter().map(|m| m.name()).collect();
+            s.push_str(&format!(", modifiers {}", m.join(", ")));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn default_log_file(name: &str) -> PathBuf {
+    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    PathBuf::from("crabby_logs").join(format!("{safe}-{}.log", crate::sys::file_stamp(crate::sys::realtime_ns())))
+}
