@@ -1,1 +1,5 @@
-fn main() {}
+mod common;
+
+fn main() {
+    common::main(&[]);
+}
