@@ -3,6 +3,7 @@
 //! The Blocks of crabby.
 
 pub mod camera;
+pub mod condition;
 pub mod fake_machine;
 pub mod generator;
 pub mod io_block;
@@ -10,6 +11,7 @@ pub mod machine;
 pub mod recorder;
 pub mod stop_block;
 
+pub use condition::*;
 pub use fake_machine::*;
 pub use generator::*;
 pub use io_block::*;
