@@ -1,1 +1,311 @@
-//! recorder
+//! [`Recorder`]: writes every sample of its input link to a CSV file.
+//!
+//! - Header row: the labels given, or the labels of the first sample received.
+//! - One row per sample; a label missing from a sample is an empty cell (never an error).
+//! - An existing file is never overwritten: `data.csv` becomes `data_00001.csv`, ...
+//! - Rows are written in whole-row chunks at least every `flush_period` (0.5 s by default),
+//!   so a `kill -9` of the whole test leaves a valid CSV lacking at most that last period.
+//! - At the stop, everything still arriving on the link is written before the file closes:
+//!   the number of rows equals the number of samples the sender sent.
+//! - A metadata file `<stem>.meta.txt` next to the data holds the test name, the start date
+//!   and time (ISO 8601), the crabby version, the graph (Blocks, parameters, links), the row
+//!   count and, appended by the coordinator at the very end, the run report.
+
+use crabby::{Block, Context, Error, Flow, GraphView, Label, Result, Sample, Settings, Value};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Writes its input link to a CSV file. See the [module docs](self).
+///
+/// ```
+/// use crabby_blocks::Recorder;
+/// let rec = Recorder::new("results/run1/machine.csv").labels(["t(s)", "F(N)", "x(mm)"]);
+/// ```
+#[derive(Debug)]
+pub struct Recorder {
+    requested: PathBuf,
+    labels: Option<Vec<Label>>,
+    flush_period: Duration,
+    drain_timeout: Duration,
+    state: Option<Open>,
+}
+
+#[derive(Debug)]
+struct Open {
+    path: PathBuf,
+    meta_path: PathBuf,
+    file: File,
+    columns: Option<Vec<Label>>,
+    buf: String,
+    rows: u64,
+    extra_warned: bool,
+    last_flush: std::time::Instant,
+}
+
+impl Recorder {
+    /// Records to `path` (parent folders are created; an existing file is kept and a
+    /// numbered name is used instead).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Recorder {
+            requested: path.into(),
+            labels: None,
+            flush_period: Duration::from_millis(500),
+            drain_timeout: Duration::from_secs(2),
+            state: None,
+        }
+    }
+
+    /// Records only these labels, in this order (default: the labels of the first sample).
+    pub fn labels<I, L>(mut self, labels: I) -> Self
+    where
+        I: IntoIterator<Item = L>,
+        L: Into<Label>,
+    {
+        self.labels = Some(labels.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How often rows reach the file at the latest (default 0.5 s).
+    pub fn flush_period(mut self, period: Duration) -> Self {
+        self.flush_period = period;
+        self
+    }
+
+    /// How long `finish` waits for the sender to finish so its last samples are recorded
+    /// (default 2 s; keep it below the test's finish grace period).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    fn open(&self) -> Result<Open> {
+        let path = free_name(&self.requested);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("cannot create folder {}", dir.display()), e))?;
+        }
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        let meta_path = path.with_extension("meta.txt");
+        Ok(Open {
+            meta_path,
+            path,
+            file,
+            columns: self.labels.clone(),
+            buf: String::with_capacity(64 * 1024),
+            rows: 0,
+            extra_warned: false,
+            last_flush: std::time::Instant::now(),
+        })
+    }
+}
+
+/// `path`, or `stem_00001.ext`, `stem_00002.ext`, ... whichever does not exist yet.
+pub fn free_name(path: &Path) -> PathBuf {
+    if !path.exists() {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    (1..)
+        .map(|i| path.with_file_name(format!("{stem}_{i:05}{ext}")))
+        .find(|p| !p.exists())
+        .expect("an unused name exists")
+}
+
+impl Open {
+    fn header(&mut self) {
+        let cols = self.columns.as_ref().expect("columns known");
+        let line: Vec<String> = cols.iter().map(|l| csv_cell(l.as_str())).collect();
+        self.buf.push_str(&line.join(","));
+        self.buf.push('\n');
+    }
+
+    fn push(&mut self, s: &Sample, name: &str) {
+        if self.columns.is_none() {
+            self.columns = Some(s.labels().cloned().collect());
+            self.header();
+        }
+        let cols = self.columns.as_ref().expect("columns known");
+        for (i, l) in cols.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(',');
+            }
+            if let Some(v) = s.get(l) {
+                match v {
+                    Value::Text(t) => self.buf.push_str(&csv_cell(t)),
+                    v => {
+                        use std::fmt::Write as _;
+                        let _ = write!(self.buf, "{v}");
+                    }
+                }
+            }
+        }
+        self.buf.push('\n');
+        self.rows += 1;
+        if !self.extra_warned && s.labels().any(|l| !cols.contains(l)) {
+            self.extra_warned = true;
+            let extra: Vec<&str> =
+                s.labels().filter(|l| !cols.contains(l)).map(|l| l.as_str()).collect();
+            log::warn!("{name}: labels {extra:?} are not among the recorded columns and are not written");
+        }
+    }
+
+    /// Writes the buffered whole rows in one call.
+    fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.file
+                .write_all(self.buf.as_bytes())
+                .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))?;
+            self.buf.clear();
+        }
+        self.last_flush = std::time::Instant::now();
+        Ok(())
+    }
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+impl Block for Recorder {
+    fn default_settings(&self) -> Settings {
+        // Each loop drains everything pending; 50 Hz keeps the CPU low and the link short.
+        Settings::new().freq(50.0)
+    }
+
+    fn check(&self, graph: &GraphView<'_>) -> Result<()> {
+        if graph.inputs().len() != 1 {
+            return Err(Error::config(format!(
+                "a Recorder needs exactly one input link, it has {}; use one Recorder per sending Block",
+                graph.inputs().len()
+            )));
+        }
+        if let Some(labels) = &self.labels {
+            if labels.is_empty() {
+                return Err(Error::config("parameter 'labels' is empty; give at least one label or leave it unset to record all"));
+            }
+            for l in labels {
+                graph.require_label(l, "parameter 'labels'")?;
+            }
+        }
+        if self.flush_period.is_zero() {
+            return Err(Error::config("parameter 'flush_period' is 0; use a period such as 500 ms"));
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "file {}, labels {}, flush every {:?}",
+            self.requested.display(),
+            self.labels.as_ref().map_or("all".to_owned(), |l| format!("{l:?}")),
+            self.flush_period
+        )
+    }
+
+    fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
+        let mut open = self.open()?;
+        if open.columns.is_some() {
+            open.header();
+            open.flush()?;
+        }
+        log::info!("recording to {}", open.path.display());
+        let _ = ctx;
+        self.state = Some(open);
+        Ok(())
+    }
+
+    fn begin(&mut self, ctx: &mut Context) -> Result<()> {
+        let Some(open) = &self.state else { return Ok(()) };
+        let started = ctx.t0_epoch_ns().map(crabby::sys::iso8601).unwrap_or_default();
+        let meta = format!(
+            "test: {}\nstarted: {started}\ncrabby: {}\nrecorder: {}\ndata: {}\nsender: {}\n\n[graph]\n{}",
+            ctx.test_name(),
+            env!("CARGO_PKG_VERSION"),
+            ctx.name(),
+            open.path.display(),
+            ctx.input_senders().join(", "),
+            ctx.graph_description()
+        );
+        std::fs::write(&open.meta_path, meta)
+            .map_err(|e| Error::io(format!("cannot write {}", open.meta_path.display()), e))?;
+        ctx.append_report_to(open.meta_path.clone());
+        Ok(())
+    }
+
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let name = ctx.name().to_owned();
+        let Some(open) = self.state.as_mut() else { return Ok(Flow::Continue) };
+        ctx.recv_each(|_, s| open.push(&s, &name));
+        if open.last_flush.elapsed() >= self.flush_period {
+            open.flush()?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        let name = ctx.name().to_owned();
+        let Some(mut open) = self.state.take() else { return Ok(()) };
+        for samples in ctx.drain_until_ended(self.drain_timeout) {
+            for s in samples {
+                open.push(&s, &name);
+            }
+        }
+        open.flush()?;
+        open.file
+            .sync_all()
+            .map_err(|e| Error::io(format!("cannot sync {}", open.path.display()), e))?;
+        if open.meta_path.exists() {
+            let mut f = File::options()
+                .append(true)
+                .open(&open.meta_path)
+                .map_err(|e| Error::io(format!("cannot open {}", open.meta_path.display()), e))?;
+            let _ = writeln!(f, "\nrows: {}", open.rows);
+        }
+        log::info!("{} rows written to {}", open.rows, open.path.display());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_name_adds_a_numbered_suffix() {
+        let dir = std::env::temp_dir().join(format!("crabby-rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("data.csv");
+        assert_eq!(free_name(&p), p);
+        std::fs::write(&p, "x").unwrap();
+        assert_eq!(free_name(&p), dir.join("data_00001.csv"));
+        std::fs::write(dir.join("data_00001.csv"), "x").unwrap();
+        assert_eq!(free_name(&p), dir.join("data_00002.csv"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rows_have_empty_cells_for_missing_labels_and_quoted_text() {
+        let dir = std::env::temp_dir().join(format!("crabby-rec2-{}", std::process::id()));
+        let rec = Recorder::new(dir.join("a.csv")).labels(["t(s)", "F(N)", "note"]);
+        let mut open = rec.open().unwrap();
+        open.header();
+        open.push(&Sample::new().with("t(s)", 0.5).with("F(N)", 12.0), "rec");
+        open.push(&Sample::new().with("t(s)", 1.0).with("note", "a,b"), "rec");
+        open.flush().unwrap();
+        let text = std::fs::read_to_string(&open.path).unwrap();
+        assert_eq!(text, "t(s),F(N),note\n0.5,12,\n1,,\"a,b\"\n");
+        assert_eq!(open.rows, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
