@@ -300,6 +300,26 @@ impl Context {
         }
     }
 
+    /// Waits (up to `timeout`) until every input link's sender has finished, without
+    /// receiving anything. Returns whether they all finished. Use it in `finish` before
+    /// reading what is left with any `recv_*` method.
+    pub fn wait_senders_finished(&mut self, timeout: Duration) -> bool {
+        let deadline = sys::monotonic_ns().saturating_add(sys::ns(timeout));
+        let slot = self.control.slot(self.index);
+        loop {
+            let seen = slot.doorbell.load(Ordering::SeqCst);
+            if self.inputs.iter().all(|l| l.ring.writer_closed()) {
+                return true;
+            }
+            let now = sys::monotonic_ns();
+            if now >= deadline {
+                return false;
+            }
+            // `close_writer` rings this doorbell; re-check at least every 20 ms anyway.
+            sys::futex_wait(&slot.doorbell, seen, Some(deadline.min(now + 20_000_000)));
+        }
+    }
+
     /// Asks the whole test to stop (this Block then finishes like the others).
     pub fn stop_test(&mut self) {
         if !self.stop_requested {
