@@ -13,6 +13,9 @@ struct Histogram {
 
 const BINS: usize = 20_000;
 
+/// How far behind schedule a paced loop still catches up (see `Pacer::wait_next`).
+const CATCH_UP_NS: u64 = 20_000_000;
+
 impl Histogram {
     fn new() -> Self {
         Histogram { bins: vec![0; BINS], overflow: 0, count: 0 }
@@ -118,8 +121,11 @@ impl Pacer {
         let Some(p) = self.period_ns else { return };
         self.next += p;
         let now = sys::monotonic_ns();
-        if now >= self.next + p {
-            // A whole period late: skip the missed deadlines rather than bursting to catch up.
+        // A short hiccup (a few ms of scheduling delay) is caught up by running the late
+        // loops back to back, so the mean rate stays exact. Further behind than that, the
+        // missed deadlines are skipped (and counted) rather than run in a long burst.
+        let max_behind = CATCH_UP_NS.max(2 * p);
+        if now > self.next + max_behind {
             let behind = (now - self.next) / p;
             self.missed += behind;
             self.next += behind * p;
