@@ -80,7 +80,7 @@ pub fn build(p: &Procedure, files: &RunFiles, progress: bool) -> anyhow::Result<
     let mut paths = Vec::new();
     for level in &p.cycles_pct {
         paths.push(Path::constant(p.speed_mm_s).until(format!("Exx(%) > {level}").as_str()));
-        paths.push(Path::constant(-p.speed_mm_s).until("F(N) < 0"));
+        paths.push(Path::constant(-p.speed_mm_s).until("F(N) <= 0"));
     }
     paths.push(Path::constant(p.speed_mm_s).until(format!("Exx(%) > {}", p.end_pct).as_str()));
     let n_paths = paths.len();
