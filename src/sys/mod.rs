@@ -65,6 +65,11 @@ impl SharedRegion {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Whether the mapping is empty (never: at least one byte is mapped).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Drop for SharedRegion {
