@@ -512,12 +512,10 @@ impl EventLoop {
         let blocks = self
             .children
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let outcome = match (&c.fin, c.status) {
-                    (_, Some(WaitStatus::Signaled(_, s, _))) if c.signalled_by_us => {
-                        let _ = s;
-                        Outcome::Killed
-                    }
+                    (_, Some(WaitStatus::Signaled(..))) if c.signalled_by_us => Outcome::Killed,
                     (_, Some(WaitStatus::Signaled(_, s, _))) => Outcome::Signaled(s as i32),
                     (Some(f), _) => match &f.end {
                         EndKind::Ended => Outcome::Ended,
@@ -529,7 +527,8 @@ impl EventLoop {
                     },
                     (None, s) => Outcome::Crashed(format!("{s:?}")),
                 };
-                let loops = self.control.slot(self.children.iter().position(|x| x.pid == c.pid).unwrap_or(0)).loops.load(Ordering::Relaxed);
+                // A killed Block sent no final message: its loop counter is in its slot.
+                let loops = self.control.slot(i).loops.load(Ordering::Relaxed);
                 BlockReport {
                     name: c.name.clone(),
                     kind: c.kind.clone(),
