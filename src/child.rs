@@ -8,15 +8,45 @@ use crate::{logging, sys, Block, Context, Error, Result};
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
 static CONTROL: OnceLock<Arc<Control>> = OnceLock::new();
-static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
 
-/// Seconds since t0 in a Block's process, `None` before the start.
+thread_local! {
+    /// The last panic message on this thread (set by the panic hook, read by `guarded`).
+    static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Threads runtime: the control region of the Block running on this thread.
+    static THREAD_CONTROL: RefCell<Option<Arc<Control>>> = const { RefCell::new(None) };
+}
+
+/// Seconds since t0 in a Block's process or thread, `None` before the start.
 pub(crate) fn current_t() -> Option<f64> {
-    let t0 = CONTROL.get()?.t0_mono();
+    let t0 = THREAD_CONTROL
+        .with(|c| c.borrow().as_ref().map(|c| c.t0_mono()))
+        .or_else(|| CONTROL.get().map(|c| c.t0_mono()))?;
     (t0 != 0).then(|| (sys::monotonic_ns() as i64 - t0 as i64) as f64 * 1e-9)
+}
+
+/// The panic hook of Blocks: log the message and keep it for the report.
+pub(crate) fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
+    let msg = panic_text(info);
+    log::error!("panicked: {msg}");
+    PANIC_MESSAGE.with(|m| *m.borrow_mut() = Some(msg));
+}
+
+/// The body of a Block's thread in the threads runtime.
+pub(crate) fn thread_main(spec: ChildSpec) {
+    let ChildSpec { mut block, mut ctx, rate, niceness, display_freq, .. } = spec;
+    let channel = ctx.channel.clone().expect("a Block always has a channel");
+    THREAD_CONTROL.with(|c| *c.borrow_mut() = Some(ctx.control.clone()));
+    logging::thread_mode(Some(channel.clone()));
+    sys::low_timer_slack();
+    let fin = run_lifecycle(&mut *block, &mut ctx, rate, niceness, display_freq, &channel);
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
+    channel.send(&ChildMsg::Final(fin));
+    logging::thread_mode(None);
+    THREAD_CONTROL.with(|c| *c.borrow_mut() = None);
 }
 
 pub(crate) struct ChildSpec {
@@ -54,11 +84,7 @@ pub(crate) fn child_main(spec: ChildSpec) -> ! {
     let _ = CONTROL.set(ctx.control.clone());
     let channel = ctx.channel.clone().expect("a forked Block always has a channel");
     logging::child_mode(channel.clone(), &ctx.control, log_level);
-    std::panic::set_hook(Box::new(|info| {
-        let msg = panic_text(info);
-        log::error!("panicked: {msg}");
-        *PANIC_MESSAGE.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
-    }));
+    std::panic::set_hook(Box::new(panic_hook));
     sys::low_timer_slack();
 
     let fin = run_lifecycle(&mut *block, &mut ctx, rate, niceness, display_freq, &channel);
@@ -82,7 +108,7 @@ fn panic_text(info: &std::panic::PanicHookInfo<'_>) -> String {
 }
 
 fn take_panic() -> String {
-    PANIC_MESSAGE.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| "unknown panic".into())
+    PANIC_MESSAGE.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Runs a phase, turning errors and panics into an end kind.

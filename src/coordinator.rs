@@ -24,7 +24,10 @@ use std::sync::Arc;
 struct Child {
     name: String,
     kind: String,
-    pid: Pid,
+    /// The Block's process (process runtime).
+    pid: Option<Pid>,
+    /// The Block's thread (threads runtime).
+    thread: Option<std::thread::JoinHandle<()>>,
     pipe: Option<std::fs::File>,
     frames: FrameReader,
     ready: bool,
@@ -44,12 +47,21 @@ enum Phase {
     Killing,
 }
 
-pub(crate) fn run(test: Test) -> Result<Report> {
+/// How Blocks are run.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub(crate) enum Mode {
+    /// Each Block in its own forked process (the real thing).
+    Processes,
+    /// Each Block on a thread of this process (for unit tests of Blocks; no isolation).
+    Threads,
+}
+
+pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
     let resolved = test.check()?;
     let threads = sys::thread_count();
-    if threads > 1 {
+    if mode == Mode::Processes && threads > 1 {
         return Err(Error::config(format!(
-            "Test::run was called while this process runs {threads} threads; forking Blocks now could leave one deadlocked on a lock held by another thread. Call run() from main() before starting any thread (GUI, async runtime, logging or signal-handler threads); tests that run a Test use a test binary with `harness = false` (see CONTRIBUTING.md)"
+            "Test::run was called while this process runs {threads} threads; forking Blocks now could leave one deadlocked on a lock held by another thread. Call run() from main() before starting any thread (GUI, async runtime, logging or signal-handler threads); tests that run a Test use a test binary with `harness = false` (see CONTRIBUTING.md), or Test::run_in_threads"
         )));
     }
     let graph = describe_graph(&test, &resolved);
@@ -70,23 +82,38 @@ pub(crate) fn run(test: Test) -> Result<Report> {
             None
         }
     };
-    let result = run_inner(&test_name, &graph, blocks, links, &resolved, grace, log_path);
+    let result = match build(&test_name, &graph, blocks, links, &resolved) {
+        Ok(built) => match mode {
+            Mode::Processes => run_processes(&test_name, built, &resolved, grace, log_path),
+            Mode::Threads => run_threads(&test_name, built, &resolved, grace, log_path),
+        },
+        Err(e) => Err(e),
+    };
     logging::coordinator_done();
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_inner(
+/// The shared state of a run, made before any Block starts.
+struct Built {
+    control: Arc<Control>,
+    rings: Vec<(Ring, usize, usize)>,
+    link_meta: Vec<(String, String, String)>,
+    specs: Vec<Option<ChildSpec>>,
+}
+
+fn internal(what: &str, e: std::io::Error) -> Error {
+    Error::io(format!("cannot {what}"), e)
+}
+
+/// Maps the control region and one ring per link, and gives each Block its own link ends.
+fn build(
     test_name: &str,
     graph: &str,
     blocks: Vec<crate::test::Entry>,
     links: Vec<crate::test::LinkEntry>,
     resolved: &[Resolved],
-    grace: crate::block::Grace,
-    log_path: Option<std::path::PathBuf>,
-) -> Result<Report> {
+) -> Result<Built> {
     let n = blocks.len();
-    let internal = |what: &str, e: std::io::Error| Error::io(format!("cannot {what}"), e);
     let control = Arc::new(Control::new(n).map_err(|e| internal("map the control region", e))?);
 
     // Rings, then each Block's link ends (made here, before fork, moved into its Context).
@@ -121,31 +148,8 @@ fn run_inner(
         link_meta.push((name, from, to));
     }
 
-    // One pipe per Block for its log records and lifecycle messages.
-    let mut pipes: Vec<Option<(OwnedFd, OwnedFd)>> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let p = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| internal("create a pipe", e.into()))?;
-        pipes.push(Some(p));
-    }
-
-    // Signals: blocked here and read from a signalfd after the forks (children reset them).
-    let mut sigs = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
-        sigs.add(s);
-    }
-    let mut old_mask = SigSet::empty();
-    signal_mask(SigmaskHow::SIG_BLOCK, Some(&sigs), Some(&mut old_mask));
-    let _ = nix::sys::prctl::set_child_subreaper(true);
-
     let me = nix::unistd::getpid();
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    let _ = std::io::Write::flush(&mut std::io::stderr());
-    log::info!("starting test '{test_name}' with {n} Blocks");
-
-    // FORK RULE: every Block is forked here, from the coordinator's main thread, before any
-    // thread exists in this process (checked in `run`). Nothing below starts a thread.
-    let mut children: Vec<Child> = Vec::with_capacity(n);
-    let mut specs: Vec<Option<ChildSpec>> = Vec::with_capacity(n);
+    let mut specs = Vec::with_capacity(n);
     for (i, (e, r)) in blocks.into_iter().zip(resolved).enumerate() {
         let ctx = Context::new(
             r.name.clone(),
@@ -166,6 +170,59 @@ fn run_inner(
             coordinator: me,
         }));
     }
+    Ok(Built { control, rings, link_meta, specs })
+}
+
+fn new_child(r: &Resolved, pid: Option<Pid>, pipe: Option<std::fs::File>) -> Child {
+    Child {
+        name: r.name.clone(),
+        kind: r.kind.clone(),
+        pid,
+        thread: None,
+        pipe,
+        frames: FrameReader::default(),
+        ready: false,
+        fin: None,
+        prepare_error: None,
+        status: None,
+        signalled_by_us: false,
+        report_files: Vec::new(),
+    }
+}
+
+fn run_processes(
+    test_name: &str,
+    built: Built,
+    resolved: &[Resolved],
+    grace: crate::block::Grace,
+    log_path: Option<std::path::PathBuf>,
+) -> Result<Report> {
+    let Built { control, rings, link_meta, mut specs } = built;
+    let n = specs.len();
+
+    // One pipe per Block for its log records and lifecycle messages.
+    let mut pipes: Vec<Option<(OwnedFd, OwnedFd)>> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let p = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| internal("create a pipe", e.into()))?;
+        pipes.push(Some(p));
+    }
+
+    // Signals: blocked here and read from a signalfd after the forks (children reset them).
+    let mut sigs = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+        sigs.add(s);
+    }
+    let mut old_mask = SigSet::empty();
+    signal_mask(SigmaskHow::SIG_BLOCK, Some(&sigs), Some(&mut old_mask));
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let _ = std::io::Write::flush(&mut std::io::stderr());
+    log::info!("starting test '{test_name}' with {n} Blocks");
+
+    // FORK RULE: every Block is forked here, from the coordinator's main thread, before any
+    // thread exists in this process (checked in `run`). Nothing below starts a thread.
+    let mut children: Vec<Child> = Vec::with_capacity(n);
     for i in 0..n {
         // SAFETY: this process is single-threaded (checked in `run`; nothing since has
         // started a thread), so the child inherits no lock held by another thread.
@@ -178,26 +235,14 @@ fn run_inner(
                     c.pipe = None;
                 }
                 let mut spec = specs[i].take().expect("spec not yet used");
-                spec.ctx.channel = Some(Arc::new(Channel::new(w)));
+                spec.ctx.channel = Some(Arc::new(Channel::pipe(w)));
                 child_main(spec);
             }
             Ok(Some(pid)) => {
                 let (rd, _w) = pipes[i].take().expect("pipe not yet used");
                 // `_w` (our copy of the write end) is closed here, so EOF means the child is gone.
                 let _ = nix::fcntl::fcntl(&rd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
-                children.push(Child {
-                    name: resolved[i].name.clone(),
-                    kind: resolved[i].kind.clone(),
-                    pid,
-                    pipe: Some(std::fs::File::from(rd)),
-                    frames: FrameReader::default(),
-                    ready: false,
-                    fin: None,
-                    prepare_error: None,
-                    status: None,
-                    signalled_by_us: false,
-                    report_files: Vec::new(),
-                });
+                children.push(new_child(&resolved[i], Some(pid), Some(std::fs::File::from(rd))));
             }
             Err(e) => {
                 // Could not fork: stop what was started.
@@ -205,9 +250,9 @@ fn run_inner(
                 control.header().start.store(START_ABORT, Ordering::SeqCst);
                 sys::futex_wake(&control.header().start);
                 control.set_stop();
-                for c in &children {
-                    let _ = kill(c.pid, Signal::SIGKILL);
-                    let _ = waitpid(c.pid, None);
+                for pid in children.iter().filter_map(|c| c.pid) {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
                 }
                 signal_mask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
                 return Err(Error::new(ErrorKind::Io, format!("cannot fork Block {}: {e}", resolved[i].name)));
@@ -221,7 +266,7 @@ fn run_inner(
 
     let mut ev = EventLoop {
         children,
-        rings: rings.clone(),
+        rings,
         control: control.clone(),
         phase: Phase::Preparing,
         cause: None,
@@ -239,14 +284,53 @@ fn run_inner(
     let _ = nix::sys::prctl::set_child_subreaper(false);
     signal_mask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
 
-    let report = ev.report(test_name, &rings, &link_meta, log_path);
-    log::info!("{}", report.to_string().trim_end());
-    for c in &ev.children {
-        for f in &c.report_files {
-            append_report(f, &report);
-        }
+    ev.finish(test_name, &link_meta, log_path)
+}
+
+/// The threads runtime: each Block on a thread of this process, talking to this loop over
+/// an in-process queue. Same lifecycle, barrier and stop protocol; no process isolation, no
+/// signal handling, and a Block that hangs past the grace periods is abandoned (its thread
+/// keeps running until the process exits) and reported as killed.
+fn run_threads(
+    test_name: &str,
+    built: Built,
+    resolved: &[Resolved],
+    grace: crate::block::Grace,
+    log_path: Option<std::path::PathBuf>,
+) -> Result<Report> {
+    let Built { control, rings, link_meta, specs } = built;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(crate::child::panic_hook));
+    log::info!("starting test '{test_name}' with {} Blocks on threads", specs.len());
+    let mut children = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.into_iter().enumerate() {
+        let mut spec = spec.expect("spec not yet used");
+        spec.ctx.channel = Some(Arc::new(Channel::queue(i, tx.clone())));
+        let mut c = new_child(&resolved[i], None, None);
+        let handle = std::thread::Builder::new()
+            .name(resolved[i].name.clone())
+            .spawn(move || crate::child::thread_main(spec))
+            .map_err(|e| internal("start a Block thread", e))?;
+        c.thread = Some(handle);
+        children.push(c);
     }
-    ev.result(report)
+    drop(tx);
+    let mut ev = EventLoop {
+        children,
+        rings,
+        control,
+        phase: Phase::Preparing,
+        cause: None,
+        interrupted: false,
+        stop_at: None,
+        deadline: None,
+        grace,
+        t0: None,
+    };
+    ev.run_threads(&rx);
+    std::panic::set_hook(previous_hook);
+    ev.finish(test_name, &link_meta, log_path)
 }
 
 fn append_report(path: &std::path::Path, report: &Report) {
@@ -328,6 +412,88 @@ impl EventLoop {
             }
             self.reap(&mut buf);
         }
+    }
+
+    fn run_threads(&mut self, rx: &std::sync::mpsc::Receiver<(usize, ChildMsg)>) {
+        let zero = Pid::from_raw(0);
+        loop {
+            for i in 0..self.children.len() {
+                let done = self.children[i].thread.as_ref().is_some_and(|h| h.is_finished());
+                if done && self.children[i].status.is_none() {
+                    let h = self.children[i].thread.take().expect("checked");
+                    while let Ok((j, msg)) = rx.try_recv() {
+                        self.on_msg(j, msg);
+                    }
+                    let _ = h.join();
+                    self.children[i].status = Some(WaitStatus::Exited(zero, 0));
+                    self.on_exit(i);
+                }
+            }
+            if self.children.iter().all(|c| c.status.is_some()) {
+                while let Ok((j, msg)) = rx.try_recv() {
+                    self.on_msg(j, msg);
+                }
+                return;
+            }
+            let now = sys::monotonic_ns();
+            if let Some(d) = self.deadline {
+                if now >= d {
+                    // Threads cannot be killed: past the grace, the rest are abandoned.
+                    for i in 0..self.children.len() {
+                        if self.children[i].status.is_none() {
+                            log::warn!("{} did not finish within the grace period: abandoned", self.children[i].name);
+                            self.children[i].signalled_by_us = true;
+                            self.children[i].status = Some(WaitStatus::Signaled(zero, Signal::SIGKILL, false));
+                            self.children[i].thread = None;
+                            self.on_exit(i);
+                        }
+                    }
+                    continue;
+                }
+            }
+            let wait = self.deadline.map_or(5_000_000, |d| d.saturating_sub(now).min(5_000_000));
+            if let Ok((j, msg)) = rx.recv_timeout(std::time::Duration::from_nanos(wait)) {
+                self.on_msg(j, msg);
+            }
+        }
+    }
+
+    /// A Block's process or thread is gone: close its link ends so its peers never wait on it.
+    fn on_exit(&mut self, i: usize) {
+        for (ring, from, to) in &self.rings {
+            if *from == i {
+                ring.close_writer();
+            }
+            if *to == i {
+                ring.close_reader();
+            }
+        }
+        let name = self.children[i].name.clone();
+        let clean = self.children[i]
+            .fin
+            .as_ref()
+            .is_some_and(|f| !matches!(f.end, EndKind::Failed(_) | EndKind::Panicked(_)));
+        if clean {
+            self.begin_stop(StopCause::Block(name));
+        } else {
+            self.begin_stop(StopCause::BlockFailed(name));
+        }
+    }
+
+    fn finish(
+        &self,
+        test_name: &str,
+        link_meta: &[(String, String, String)],
+        log_path: Option<std::path::PathBuf>,
+    ) -> Result<Report> {
+        let report = self.report(test_name, &self.rings, link_meta, log_path);
+        log::info!("{}", report.to_string().trim_end());
+        for c in &self.children {
+            for f in &c.report_files {
+                append_report(f, &report);
+            }
+        }
+        self.result(report)
     }
 
     fn read_pipe(&mut self, i: usize, buf: &mut [u8]) {
@@ -442,7 +608,9 @@ impl EventLoop {
                 for &i in &alive {
                     log::warn!("{} did not finish within the grace period: SIGTERM", self.children[i].name);
                     self.children[i].signalled_by_us = true;
-                    let _ = kill(self.children[i].pid, Signal::SIGTERM);
+                    if let Some(pid) = self.children[i].pid {
+                        let _ = kill(pid, Signal::SIGTERM);
+                    }
                 }
                 self.phase = Phase::Terminating;
                 self.deadline = Some(sys::monotonic_ns() + sys::ns(self.grace.terminate));
@@ -451,7 +619,9 @@ impl EventLoop {
                 for &i in &alive {
                     log::warn!("{} still alive after SIGTERM: SIGKILL", self.children[i].name);
                     self.children[i].signalled_by_us = true;
-                    let _ = kill(self.children[i].pid, Signal::SIGKILL);
+                    if let Some(pid) = self.children[i].pid {
+                        let _ = kill(pid, Signal::SIGKILL);
+                    }
                 }
                 self.phase = Phase::Killing;
                 // SIGKILL cannot be ignored: the next SIGCHLD reaps them. Re-send every 100 ms.
@@ -467,16 +637,15 @@ impl EventLoop {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(status) => {
                     let Some(pid) = status.pid() else { return };
-                    let Some(i) = self.children.iter().position(|c| c.pid == pid) else {
+                    let Some(i) = self.children.iter().position(|c| c.pid == Some(pid)) else {
                         continue; // an orphaned grandchild (a Block's own child process)
                     };
                     self.read_pipe(i, buf);
                     self.children[i].status = Some(status);
-                    let name = self.children[i].name.clone();
-                    let clean = self.children[i].fin.as_ref().is_some_and(|f| {
+                    if !self.children[i].fin.as_ref().is_some_and(|f| {
                         !matches!(f.end, EndKind::Failed(_) | EndKind::Panicked(_))
-                    });
-                    if !clean {
+                    }) {
+                        let name = &self.children[i].name;
                         if let WaitStatus::Signaled(_, sig, _) = status {
                             if !self.children[i].signalled_by_us {
                                 log::error!("{name} died of signal {sig}");
@@ -484,19 +653,8 @@ impl EventLoop {
                         } else if self.children[i].fin.is_none() {
                             log::error!("{name} exited without reporting ({status:?})");
                         }
-                        self.begin_stop(StopCause::BlockFailed(name));
-                    } else {
-                        self.begin_stop(StopCause::Block(name));
                     }
-                    // Release its peers: its links are closed whatever killed it.
-                    for (ring, from, to) in &self.rings {
-                        if *from == i {
-                            ring.close_writer();
-                        }
-                        if *to == i {
-                            ring.close_reader();
-                        }
-                    }
+                    self.on_exit(i);
                 }
             }
         }

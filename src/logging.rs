@@ -20,6 +20,13 @@ static T0: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 thread_local! {
     /// Time and origin of the record being written by the coordinator.
     static CURRENT: Cell<Option<f64>> = const { Cell::new(None) };
+    /// In the threads runtime, the channel of the Block running on this thread.
+    static THREAD_CHANNEL: std::cell::RefCell<Option<Arc<Channel>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Threads runtime: records logged on this thread go to this Block's channel.
+pub(crate) fn thread_mode(channel: Option<Arc<Channel>>) {
+    THREAD_CHANNEL.with(|c| *c.borrow_mut() = channel);
 }
 
 /// Installs crabby's logger as the `log` logger (once per process). Returns false if the
@@ -107,7 +114,8 @@ impl Log for CrabbyLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        if let Some((ch, _)) = CHILD.get() {
+        let thread_channel = THREAD_CHANNEL.with(|c| c.borrow().clone());
+        if let Some(ch) = thread_channel.as_ref().or(CHILD.get().map(|(ch, _)| ch)) {
             let t = crate::child::current_t();
             ch.send(&ChildMsg::Log { level: level_to_u8(record.level()), t, msg: record.args().to_string() });
             return;

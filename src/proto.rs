@@ -65,29 +65,44 @@ pub(crate) fn level_from_u8(l: u8) -> log::Level {
     }
 }
 
-/// The write end of a Block's pipe to the coordinator.
+/// How a Block talks to the coordinator: the write end of its pipe (process runtime) or an
+/// in-process queue (threads runtime).
 #[derive(Debug)]
 pub(crate) struct Channel {
-    file: Mutex<std::fs::File>,
+    inner: ChannelInner,
+}
+
+#[derive(Debug)]
+enum ChannelInner {
+    Pipe(Mutex<std::fs::File>),
+    Queue { index: usize, tx: Mutex<std::sync::mpsc::Sender<(usize, ChildMsg)>> },
 }
 
 impl Channel {
-    pub fn new(fd: OwnedFd) -> Self {
-        Channel { file: Mutex::new(std::fs::File::from(fd)) }
+    pub fn pipe(fd: OwnedFd) -> Self {
+        Channel { inner: ChannelInner::Pipe(Mutex::new(std::fs::File::from(fd))) }
     }
 
-    /// Sends one message. Errors (coordinator gone) are ignored: the process is about to be
-    /// killed by its parent-death signal anyway.
+    pub fn queue(index: usize, tx: std::sync::mpsc::Sender<(usize, ChildMsg)>) -> Self {
+        Channel { inner: ChannelInner::Queue { index, tx: Mutex::new(tx) } }
+    }
+
+    /// Sends one message. Errors (coordinator gone) are ignored: a Block process is about to
+    /// be killed by its parent-death signal anyway.
     pub fn send(&self, msg: &ChildMsg) {
-        let Ok(body) = postcard::to_stdvec(msg) else { return };
-        let mut frame = Vec::with_capacity(body.len() + 4);
-        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&body);
-        let mut f = match self.file.lock() {
-            Ok(f) => f,
-            Err(p) => p.into_inner(),
-        };
-        let _ = f.write_all(&frame);
+        match &self.inner {
+            ChannelInner::Pipe(file) => {
+                let Ok(body) = postcard::to_stdvec(msg) else { return };
+                let mut frame = Vec::with_capacity(body.len() + 4);
+                frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+                frame.extend_from_slice(&body);
+                let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = f.write_all(&frame);
+            }
+            ChannelInner::Queue { index, tx } => {
+                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send((*index, msg.clone()));
+            }
+        }
     }
 }
 

@@ -158,7 +158,16 @@ impl Test {
     /// Call it from the program's main thread before any other thread exists (see
     /// ARCHITECTURE.md, "fork before threads"); otherwise it returns a configuration error.
     pub fn run(self) -> Result<Report> {
-        crate::coordinator::run(self)
+        crate::coordinator::run(self, crate::coordinator::Mode::Processes)
+    }
+
+    /// Runs the test with each Block on a thread of this process instead of its own process:
+    /// the same lifecycle, links, barrier and stop, so Block logic can be tested from an
+    /// ordinary `#[test]`. No process isolation: a crash takes the whole process, signals are
+    /// not handled, and a Block that hangs past the grace periods is abandoned (reported as
+    /// killed, its thread left running). Use [`run`](Test::run) for real tests.
+    pub fn run_in_threads(self) -> Result<Report> {
+        crate::coordinator::run(self, crate::coordinator::Mode::Threads)
     }
 
     /// Checks the graph (names, settings, links, every Block's own check) and resolves the

@@ -1,0 +1,131 @@
+//! The threads runtime (`Test::run_in_threads`): the same graphs, run from ordinary
+//! `#[test]`s (libtest's threads are fine here: nothing is forked).
+
+mod common;
+
+use common::TempDir;
+use crabby::{Block, Context, ErrorKind, Flow, Outcome, Result, Sample, Settings, Test};
+use crabby_blocks::{FakeMachine, Generator, Path, Recorder, StopBlock};
+use std::time::Duration;
+
+fn quiet(name: &str) -> Test {
+    let mut t = Test::new(name);
+    // Runs may overlap in this process: keep their logs on the console only.
+    t.log_file(None).log_levels(crabby::LevelFilter::Warn, crabby::LevelFilter::Off);
+    t
+}
+
+#[test]
+fn generator_drives_fake_machine_and_everything_is_recorded() {
+    let dir = TempDir::new("threads-gen");
+    let csv = dir.path().join("machine.csv");
+    let mut t = quiet("threads-gen");
+    let gen = Generator::new([
+        Path::constant(2.0).until("Exx(%) > 0.3"),
+        Path::constant(-2.0).until("F(N) <= 0"),
+    ])
+    .unwrap()
+    .end_delay(Some(0.0));
+    let g = t.add_with(gen, Settings::new().name("gen"));
+    let m = t.add_with(FakeMachine::new(), Settings::new().name("machine"));
+    let r = t.add_with(Recorder::new(&csv), Settings::new().name("rec"));
+    t.link(g, m);
+    t.link(m, g);
+    t.link(m, r);
+    let report = t.run_in_threads().expect("run");
+    assert_eq!(report.block("gen").unwrap().outcome, Outcome::Ended);
+    let sent = report.links.iter().find(|l| l.to == "rec").unwrap().sent as usize;
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), sent + 1, "every sample is a row");
+    // The machine went up to 0.3 % strain (0.6 mm) and came back to zero force.
+    let max_x = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2)?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    assert!((0.6..0.7).contains(&max_x), "max x {max_x}");
+}
+
+struct Failing;
+impl Block for Failing {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        if ctx.t() > 0.05 {
+            return Err(crabby::Error::new(ErrorKind::Hardware, "probe lost"));
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+struct Idle;
+impl Block for Idle {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        ctx.send(&Sample::new().with("t(s)", ctx.t()))?;
+        Ok(Flow::Continue)
+    }
+}
+
+#[test]
+fn an_error_stops_the_others_and_names_the_block() {
+    let mut t = quiet("threads-err");
+    t.add_with(Failing, Settings::new().name("probe"));
+    let i = t.add_with(Idle, Settings::new().name("idle"));
+    let s = t.add_with(StopBlock::new(["t(s) > 30"]).unwrap(), Settings::new().name("stop"));
+    t.link(i, s);
+    let e = t.run_in_threads().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BlockFailed);
+    assert_eq!(e.origin(), Some("probe"));
+    let r = e.report().unwrap();
+    assert_eq!(r.block("idle").unwrap().outcome, Outcome::Stopped);
+    assert!(r.links[0].lossless() || r.links[0].unread > 0);
+}
+
+struct Panicky;
+impl Block for Panicky {
+    fn step(&mut self, _: &mut Context) -> Result<Flow> {
+        panic!("boom in a thread");
+    }
+}
+
+#[test]
+fn a_panic_is_reported() {
+    let mut t = quiet("threads-panic");
+    t.add_with(Panicky, Settings::new().name("p"));
+    t.add_with(Idle, Settings::new().name("idle"));
+    let e = t.run_in_threads().unwrap_err();
+    let r = e.report().unwrap();
+    assert!(
+        matches!(&r.block("p").unwrap().outcome, Outcome::Panicked(m) if m.contains("boom in a thread")),
+        "{r}"
+    );
+}
+
+struct Hangs;
+impl Block for Hangs {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        if ctx.t() > 0.05 {
+            loop {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+struct Ends;
+impl Block for Ends {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        Ok(if ctx.t() > 0.1 { Flow::Stop } else { Flow::Continue })
+    }
+}
+
+#[test]
+fn a_hung_block_is_abandoned_after_the_grace() {
+    let mut t = quiet("threads-hang");
+    t.grace(Duration::from_millis(100), Duration::from_millis(100));
+    t.add_with(Hangs, Settings::new().name("hangs"));
+    t.add_with(Ends, Settings::new().name("ends"));
+    let e = t.run_in_threads().unwrap_err();
+    let r = e.report().unwrap();
+    assert_eq!(r.block("hangs").unwrap().outcome, Outcome::Killed);
+    assert_eq!(r.block("ends").unwrap().outcome, Outcome::Ended);
+}
