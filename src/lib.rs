@@ -18,6 +18,7 @@
 //!
 //! ```no_run
 //! use crabby::{Block, Context, Flow, Result, Sample, Settings, Test};
+//! use std::time::Duration;
 //!
 //! /// Sends a ramp for one second, then ends the test.
 //! struct Ramp;
@@ -29,12 +30,14 @@
 //!     }
 //! }
 //!
-//! /// Prints what it receives.
+//! /// Wakes up as soon as a sample arrives and logs the command.
 //! struct Printer;
 //! impl Block for Printer {
 //!     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-//!         for (label, values) in ctx.recv_all().labels().iter().map(|l| (l, ())) {
-//!             let _ = (label, values);
+//!         if ctx.wait(Duration::from_millis(100)) {
+//!             for cmd in ctx.recv_all().f64s("cmd") {
+//!                 log::info!("cmd = {cmd:.3}");
+//!             }
 //!         }
 //!         Ok(Flow::Continue)
 //!     }
@@ -43,12 +46,26 @@
 //! fn main() -> Result<()> {
 //!     let mut test = Test::new("ramp");
 //!     let ramp = test.add_with(Ramp, Settings::new().freq(100.0));
-//!     let printer = test.add(Printer);
+//!     let printer = test.add_with(Printer, Settings::new().free_run());
 //!     test.link(ramp, printer);
-//!     let report = test.run()?;
+//!     let report = test.run()?; // forks both, starts them together, stops them together
 //!     println!("{report}");
 //!     Ok(())
 //! }
+//! ```
+//!
+//! ## Links and modifiers
+//!
+//! [`Test::link_with`] takes [`LinkOptions`]: a name, the buffer size, the overflow policy
+//! ([`Overflow::Block`], lossless, by default) and [`modifier`]s that run in the sender:
+//!
+//! ```
+//! use crabby::modifier::{Diff, Mean};
+//! use crabby::{LinkOptions, Overflow};
+//! let smoothed = LinkOptions::new().name("force").modifier(Mean::new(10).unwrap());
+//! let speed = LinkOptions::new().modifier(Diff::new("x(mm)"));
+//! let display = LinkOptions::new().overflow(Overflow::DropOldest);
+//! # let _ = (smoothed, speed, display);
 //! ```
 //!
 //! ## Receiving
@@ -58,6 +75,18 @@
 //! ([`Context::recv_latest`]), everything as label → values ([`Context::recv_all`]),
 //! everything per link ([`Context::recv_all_per_link`]), and [`Context::wait`], which sleeps
 //! until data arrives (microseconds, no CPU) for event-driven Blocks.
+//!
+//! ## Hardware and cameras
+//!
+//! Drivers implement the small traits of [`hardware`] (`InOut` for sensors and DAQs,
+//! `Actuator` for motors) and [`camera`]; the Blocks that drive them live in
+//! `crabby-blocks`, the simulated and real devices in `crabby-hardware`. Each module's docs
+//! show how to write a driver.
+//!
+//! ## Testing Blocks
+//!
+//! [`Test::run_in_threads`] runs the same graph with each Block on a thread, so a Block can be
+//! tested from an ordinary `#[test]`.
 //!
 //! ## Rules that keep a test safe
 //! - Call [`Test::run`] from `main` before starting any thread: Blocks are forked.
