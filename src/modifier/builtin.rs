@@ -718,7 +718,7 @@ impl Offset {
     pub fn zero<L: Into<Label>>(labels: impl IntoIterator<Item = L>) -> Result<Self> {
         let labels: Vec<Label> = labels.into_iter().map(Into::into).collect();
         let n = labels.len();
-        Self::new(labels, std::iter::repeat(0.0).take(n))
+        Self::new(labels, std::iter::repeat_n(0.0, n))
     }
 }
 
