@@ -264,18 +264,7 @@ fn run_processes(
     let sfd = SignalFd::with_flags(&sigs, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| internal("create a signalfd", e.into()))?;
 
-    let mut ev = EventLoop {
-        children,
-        rings,
-        control: control.clone(),
-        phase: Phase::Preparing,
-        cause: None,
-        interrupted: false,
-        stop_at: None,
-        deadline: None,
-        grace,
-        t0: None,
-    };
+    let mut ev = EventLoop::new(children, rings, control.clone(), grace);
     ev.run(&sfd);
 
     // Drain the signalfd so no blocked signal is delivered when the mask is restored.
@@ -316,18 +305,7 @@ fn run_threads(
         children.push(c);
     }
     drop(tx);
-    let mut ev = EventLoop {
-        children,
-        rings,
-        control,
-        phase: Phase::Preparing,
-        cause: None,
-        interrupted: false,
-        stop_at: None,
-        deadline: None,
-        grace,
-        t0: None,
-    };
+    let mut ev = EventLoop::new(children, rings, control, grace);
     ev.run_threads(&rx);
     std::panic::set_hook(previous_hook);
     ev.finish(test_name, &link_meta, log_path)
@@ -362,6 +340,21 @@ struct EventLoop {
 }
 
 impl EventLoop {
+    fn new(children: Vec<Child>, rings: Vec<(Ring, usize, usize)>, control: Arc<Control>, grace: crate::block::Grace) -> Self {
+        EventLoop {
+            children,
+            rings,
+            control,
+            phase: Phase::Preparing,
+            cause: None,
+            interrupted: false,
+            stop_at: None,
+            deadline: None,
+            grace,
+            t0: None,
+        }
+    }
+
     fn run(&mut self, sfd: &SignalFd) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
