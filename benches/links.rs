@@ -18,7 +18,11 @@ struct Stamper {
 impl Block for Stamper {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         ctx.send(&Sample::new().with("t_ns", crabby::sys::monotonic_ns() as i64))?;
-        Ok(if ctx.t() > self.secs { Flow::Stop } else { Flow::Continue })
+        Ok(if ctx.t() > self.secs {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
 }
 
@@ -52,7 +56,14 @@ impl Block for LatencyProbe {
         let mut v = self.lat_ns.clone();
         v.sort_unstable();
         let q = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1e3;
-        let text = format!("{} {:.1} {:.1} {:.1} {:.2}", v.len(), q(0.5), q(0.99), *v.last().unwrap() as f64 / 1e3, cpu * 100.0);
+        let text = format!(
+            "{} {:.1} {:.1} {:.1} {:.2}",
+            v.len(),
+            q(0.5),
+            q(0.99),
+            *v.last().unwrap() as f64 / 1e3,
+            cpu * 100.0
+        );
         std::fs::write(&self.out, text).unwrap();
         Ok(())
     }
@@ -68,10 +79,18 @@ impl Block for Flood {
         let seq = crabby::Label::new("seq");
         let x = crabby::Label::new("x");
         for _ in 0..1000 {
-            ctx.send(&Sample::new().with(seq.clone(), self.seq).with(x.clone(), self.seq as f64))?;
+            ctx.send(
+                &Sample::new()
+                    .with(seq.clone(), self.seq)
+                    .with(x.clone(), self.seq as f64),
+            )?;
             self.seq += 1;
         }
-        Ok(if ctx.t() > self.secs { Flow::Stop } else { Flow::Continue })
+        Ok(if ctx.t() > self.secs {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
 }
 
@@ -101,7 +120,11 @@ impl Block for Count {
         Ok(Flow::Continue)
     }
     fn finish(&mut self, ctx: &mut Context) -> Result<()> {
-        for s in ctx.drain_until_ended(Duration::from_secs(5)).into_iter().flatten() {
+        for s in ctx
+            .drain_until_ended(Duration::from_secs(5))
+            .into_iter()
+            .flatten()
+        {
             self.take(&s);
         }
         std::fs::write(&self.out, format!("{} {}", self.next, self.gaps)).unwrap();
@@ -118,9 +141,18 @@ fn tmp() -> PathBuf {
 fn latency(dir: &Path) {
     let out = dir.join("lat");
     let mut t = Test::new("bench-latency");
-    t.log_file(None).log_levels(log::LevelFilter::Warn, log::LevelFilter::Off);
+    t.log_file(None)
+        .log_levels(log::LevelFilter::Warn, log::LevelFilter::Off);
     let a = t.add_with(Stamper { secs: 5.0 }, Settings::new().freq(1000.0));
-    let b = t.add_with(LatencyProbe { out: out.clone(), lat_ns: Vec::with_capacity(10_000), cpu0: 0.0, t0: 0.0 }, Settings::new().free_run());
+    let b = t.add_with(
+        LatencyProbe {
+            out: out.clone(),
+            lat_ns: Vec::with_capacity(10_000),
+            cpu0: 0.0,
+            t0: 0.0,
+        },
+        Settings::new().free_run(),
+    );
     t.link(a, b);
     t.run().expect("latency run");
     let r = std::fs::read_to_string(&out).unwrap();
@@ -132,10 +164,18 @@ fn latency(dir: &Path) {
 fn throughput(dir: &Path, receiver: Settings, what: &str) {
     let out = dir.join("thr");
     let mut t = Test::new("bench-throughput");
-    t.log_file(None).log_levels(log::LevelFilter::Warn, log::LevelFilter::Off);
+    t.log_file(None)
+        .log_levels(log::LevelFilter::Warn, log::LevelFilter::Off);
     let secs = 3.0;
     let a = t.add_with(Flood { secs, seq: 0 }, Settings::new().free_run());
-    let b = t.add_with(Count { out: out.clone(), next: 0, gaps: 0 }, receiver);
+    let b = t.add_with(
+        Count {
+            out: out.clone(),
+            next: 0,
+            gaps: 0,
+        },
+        receiver,
+    );
     t.link_with(a, b, LinkOptions::new());
     let r = t.run().expect("throughput run");
     let got = std::fs::read_to_string(&out).unwrap();
@@ -156,7 +196,11 @@ fn main() {
     let dir = tmp();
     latency(&dir);
     throughput(&dir, Settings::new().free_run(), "free-running receiver");
-    throughput(&dir, Settings::new().freq(200.0), "receiver paced at 200 Hz");
+    throughput(
+        &dir,
+        Settings::new().freq(200.0),
+        "receiver paced at 200 Hz",
+    );
     println!("  (Crappy: ~90 k/s with 4.4 % lost free-running; 53 % lost with a 200 Hz receiver)");
     let _ = std::fs::remove_dir_all(&dir);
 }

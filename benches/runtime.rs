@@ -24,7 +24,14 @@ struct Probe {
 
 impl Probe {
     fn new(dir: &Path) -> Self {
-        Probe { dir: dir.to_path_buf(), first: true, n: 0, ender: false, stop_after: None, hang: false }
+        Probe {
+            dir: dir.to_path_buf(),
+            first: true,
+            n: 0,
+            ender: false,
+            stop_after: None,
+            hang: false,
+        }
     }
 }
 
@@ -33,17 +40,34 @@ impl Block for Probe {
         if self.first {
             self.first = false;
             let now = crabby::sys::monotonic_ns();
-            std::fs::write(self.dir.join(format!("{}.first", ctx.name())), now.to_string()).unwrap();
+            std::fs::write(
+                self.dir.join(format!("{}.first", ctx.name())),
+                now.to_string(),
+            )
+            .unwrap();
         }
         if self.ender {
-            let n = std::fs::read_dir(&self.dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".first")).count();
+            let n = std::fs::read_dir(&self.dir)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".first")
+                })
+                .count();
             if n >= self.n {
                 return Ok(Flow::Stop);
             }
         }
         if let Some(s) = self.stop_after {
             if ctx.t() > s {
-                std::fs::write(self.dir.join("stop_at"), crabby::sys::monotonic_ns().to_string()).unwrap();
+                std::fs::write(
+                    self.dir.join("stop_at"),
+                    crabby::sys::monotonic_ns().to_string(),
+                )
+                .unwrap();
                 self.stop_after = None;
                 ctx.stop_test();
             }
@@ -58,7 +82,8 @@ impl Block for Probe {
 }
 
 fn quiet(t: &mut Test) {
-    t.log_file(None).log_levels(log::LevelFilter::Warn, log::LevelFilter::Off);
+    t.log_file(None)
+        .log_levels(log::LevelFilter::Warn, log::LevelFilter::Off);
 }
 
 fn fresh_dir(tag: &str) -> PathBuf {
@@ -135,7 +160,11 @@ impl Block for Paced {
         Ok(())
     }
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        Ok(if ctx.t() > self.secs { Flow::Stop } else { Flow::Continue })
+        Ok(if ctx.t() > self.secs {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
     fn finish(&mut self, ctx: &mut Context) -> Result<()> {
         let cpu = (cpu_seconds() - self.cpu0) / (ctx.t() - self.t_begin);
@@ -149,7 +178,15 @@ fn pacing(hz: f64) {
     let out = dir.join("cpu");
     let mut t = Test::new("bench-pacing");
     quiet(&mut t);
-    t.add_with(Paced { secs: 5.0, out: out.clone(), cpu0: 0.0, t_begin: 0.0 }, Settings::new().name("paced").freq(hz));
+    t.add_with(
+        Paced {
+            secs: 5.0,
+            out: out.clone(),
+            cpu0: 0.0,
+            t_begin: 0.0,
+        },
+        Settings::new().name("paced").freq(hz),
+    );
     let r = t.run().expect("pacing run");
     let b = r.block("paced").unwrap();
     let cpu = std::fs::read_to_string(&out).unwrap();
@@ -172,7 +209,11 @@ struct Pss {
 fn pss_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Pss:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 impl Block for Pss {
@@ -182,9 +223,13 @@ impl Block for Pss {
             let ppid = nix::unistd::getppid().as_raw();
             let mut total = pss_kib(ppid);
             for e in std::fs::read_dir("/proc").unwrap().flatten() {
-                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let ppid_of = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<i32>().ok());
+                let ppid_of = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<i32>().ok());
                 if ppid_of == Some(ppid) {
                     total += pss_kib(pid);
                 }
@@ -201,13 +246,19 @@ fn memory() {
     let out = dir.join("pss");
     let mut t = Test::new("bench-memory");
     quiet(&mut t);
-    t.add(Pss { out: out.clone(), done: false });
+    t.add(Pss {
+        out: out.clone(),
+        done: false,
+    });
     for _ in 0..9 {
         t.add(Probe::new(&dir));
     }
     t.run().expect("memory run");
     let kib: u64 = std::fs::read_to_string(&out).unwrap().parse().unwrap();
-    println!("memory: summed PSS of a 10-Block graph + coordinator: {:.1} MiB (Crappy: 65 MiB)", kib as f64 / 1024.0);
+    println!(
+        "memory: summed PSS of a 10-Block graph + coordinator: {:.1} MiB (Crappy: 65 MiB)",
+        kib as f64 / 1024.0
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -61,7 +61,8 @@ impl RunFiles {
     pub fn new_in(parent: &FsPath) -> anyhow::Result<Self> {
         let stamp = crabby::sys::file_stamp(crabby::sys::realtime_ns());
         let dir = crabby_blocks::free_name(&parent.join(stamp));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(RunFiles {
             machine_csv: dir.join("machine.csv"),
             command_csv: dir.join("command.csv"),
@@ -96,8 +97,14 @@ pub fn build(p: &Procedure, files: &RunFiles, progress: bool) -> anyhow::Result<
 
     let gen = test.add_with(generator, Settings::new().name("generator").freq(200.0));
     let mach = test.add_with(machine, Settings::new().name("machine").freq(100.0));
-    let rec_m = test.add_with(Recorder::new(&files.machine_csv), Settings::new().name("machine_recorder"));
-    let rec_c = test.add_with(Recorder::new(&files.command_csv), Settings::new().name("command_recorder"));
+    let rec_m = test.add_with(
+        Recorder::new(&files.machine_csv),
+        Settings::new().name("machine_recorder"),
+    );
+    let rec_c = test.add_with(
+        Recorder::new(&files.command_csv),
+        Settings::new().name("command_recorder"),
+    );
     let stop = test.add_with(safety, Settings::new().name("safety"));
     test.link(gen, mach);
     test.link(mach, gen);
@@ -105,10 +112,21 @@ pub fn build(p: &Procedure, files: &RunFiles, progress: bool) -> anyhow::Result<
     test.link(gen, rec_c);
     test.link(mach, stop);
     if progress {
-        let shown = test.add_with(Progress::new(n_paths), Settings::new().name("progress").freq(5.0));
+        let shown = test.add_with(
+            Progress::new(n_paths),
+            Settings::new().name("progress").freq(5.0),
+        );
         // Display only: if the terminal stalls, drop old samples instead of slowing the test.
-        test.link_with(mach, shown, LinkOptions::new().overflow(Overflow::DropOldest));
-        test.link_with(gen, shown, LinkOptions::new().overflow(Overflow::DropOldest));
+        test.link_with(
+            mach,
+            shown,
+            LinkOptions::new().overflow(Overflow::DropOldest),
+        );
+        test.link_with(
+            gen,
+            shown,
+            LinkOptions::new().overflow(Overflow::DropOldest),
+        );
     }
     Ok(test)
 }
@@ -122,7 +140,11 @@ struct Progress {
 
 impl Progress {
     fn new(n_paths: usize) -> Self {
-        Progress { n_paths, tty: std::io::stdout().is_terminal(), last_line: -10.0 }
+        Progress {
+            n_paths,
+            tty: std::io::stdout().is_terminal(),
+            last_line: -10.0,
+        }
     }
 }
 
@@ -130,7 +152,11 @@ impl Block for Progress {
     fn step(&mut self, ctx: &mut Context) -> CResult<Flow> {
         let s: Sample = ctx.recv_latest(true);
         let t = ctx.t();
-        let path = s.get_f64("index").map(|i| i as usize + 1).unwrap_or(1).min(self.n_paths);
+        let path = s
+            .get_f64("index")
+            .map(|i| i as usize + 1)
+            .unwrap_or(1)
+            .min(self.n_paths);
         let line = format!(
             "t = {t:6.1} s | path {path}/{} | F = {:>9.0} N | Exx = {:6.3} %",
             self.n_paths,
@@ -171,7 +197,12 @@ pub fn summarize(machine_csv: &FsPath) -> anyhow::Result<Summary> {
         .with_context(|| format!("cannot read {}", machine_csv.display()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().context("empty CSV")?.split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).with_context(|| format!("no column {name}"));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .with_context(|| format!("no column {name}"))
+    };
     let (cx, ce, cf) = (col("x(mm)")?, col("Exx(%)")?, col("F(N)")?);
     let mut points = Vec::new();
     for l in lines {
@@ -190,7 +221,12 @@ pub fn summarize(machine_csv: &FsPath) -> anyhow::Result<Summary> {
         .windows(2)
         .find(|w| w[0].2 > 0.5 * max_force_n && w[1].2 < 0.05 * max_force_n)
         .map(|w| w[0].1);
-    Ok(Summary { rows: points.len(), max_force_n, rupture_strain_pct, points })
+    Ok(Summary {
+        rows: points.len(),
+        max_force_n,
+        rupture_strain_pct,
+        points,
+    })
 }
 
 /// Draws the force–strain curve.
@@ -202,7 +238,11 @@ pub fn plot(summary: &Summary, png: &FsPath, title: &str) -> anyhow::Result<()> 
     root.fill(&WHITE)?;
     let max_e = summary.points.iter().map(|p| p.1).fold(0.0, f64::max) * 1.05;
     let max_f = summary.max_force_n / 1000.0 * 1.1;
-    let min_f = summary.points.iter().map(|p| p.2 / 1000.0).fold(0.0, f64::min);
+    let min_f = summary
+        .points
+        .iter()
+        .map(|p| p.2 / 1000.0)
+        .fold(0.0, f64::min);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 28))
         .margin(20)
@@ -215,9 +255,16 @@ pub fn plot(summary: &Summary, png: &FsPath, title: &str) -> anyhow::Result<()> 
         .y_desc("force F (kN)")
         .label_style(("sans-serif", 18))
         .draw()?;
-    chart.draw_series(LineSeries::new(summary.points.iter().map(|p| (p.1, p.2 / 1000.0)), BLUE.stroke_width(2)))?;
+    chart.draw_series(LineSeries::new(
+        summary.points.iter().map(|p| (p.1, p.2 / 1000.0)),
+        BLUE.stroke_width(2),
+    ))?;
     if let Some(r) = summary.rupture_strain_pct {
-        chart.draw_series(std::iter::once(Circle::new((r, summary.max_force_n / 1000.0), 6, RED.filled())))?;
+        chart.draw_series(std::iter::once(Circle::new(
+            (r, summary.max_force_n / 1000.0),
+            6,
+            RED.filled(),
+        )))?;
     }
     root.present()?;
     Ok(())
@@ -256,7 +303,10 @@ fn main() -> anyhow::Result<()> {
         println!("  data               {}", files.machine_csv.display());
         println!("  command            {}", files.command_csv.display());
         println!("  plot               {}", files.plot_png.display());
-        println!("  metadata + report  {}", files.machine_csv.with_extension("meta.txt").display());
+        println!(
+            "  metadata + report  {}",
+            files.machine_csv.with_extension("meta.txt").display()
+        );
         println!("  log                {}", files.log.display());
     }
     // The run report is already in the log (console and file) and in the metadata file.

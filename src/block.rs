@@ -235,6 +235,9 @@ pub struct Grace {
 
 impl Default for Grace {
     fn default() -> Self {
-        Grace { finish: Duration::from_secs(3), terminate: Duration::from_millis(500) }
+        Grace {
+            finish: Duration::from_secs(3),
+            terminate: Duration::from_millis(500),
+        }
     }
 }

@@ -6,9 +6,9 @@ use crate::pacing::Pacer;
 use crate::proto::{BlockFinal, Channel, ChildMsg, EndKind};
 use crate::{logging, sys, Block, Context, Error, Result};
 use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 static CONTROL: OnceLock<Arc<Control>> = OnceLock::new();
@@ -37,12 +37,26 @@ pub(crate) fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
 
 /// The body of a Block's thread in the threads runtime.
 pub(crate) fn thread_main(spec: ChildSpec) {
-    let ChildSpec { mut block, mut ctx, rate, niceness, display_freq, .. } = spec;
+    let ChildSpec {
+        mut block,
+        mut ctx,
+        rate,
+        niceness,
+        display_freq,
+        ..
+    } = spec;
     let channel = ctx.channel.clone().expect("a Block always has a channel");
     THREAD_CONTROL.with(|c| *c.borrow_mut() = Some(ctx.control.clone()));
     logging::thread_mode(Some(channel.clone()));
     sys::low_timer_slack();
-    let fin = run_lifecycle(&mut *block, &mut ctx, rate, niceness, display_freq, &channel);
+    let fin = run_lifecycle(
+        &mut *block,
+        &mut ctx,
+        rate,
+        niceness,
+        display_freq,
+        &channel,
+    );
     let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
     channel.send(&ChildMsg::Final(fin));
     logging::thread_mode(None);
@@ -80,14 +94,32 @@ pub(crate) fn child_main(spec: ChildSpec) -> ! {
     }
     let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 
-    let ChildSpec { mut block, mut ctx, rate, niceness, display_freq, log_level, .. } = spec;
+    let ChildSpec {
+        mut block,
+        mut ctx,
+        rate,
+        niceness,
+        display_freq,
+        log_level,
+        ..
+    } = spec;
     let _ = CONTROL.set(ctx.control.clone());
-    let channel = ctx.channel.clone().expect("a forked Block always has a channel");
+    let channel = ctx
+        .channel
+        .clone()
+        .expect("a forked Block always has a channel");
     logging::child_mode(channel.clone(), &ctx.control, log_level);
     std::panic::set_hook(Box::new(panic_hook));
     sys::low_timer_slack();
 
-    let fin = run_lifecycle(&mut *block, &mut ctx, rate, niceness, display_freq, &channel);
+    let fin = run_lifecycle(
+        &mut *block,
+        &mut ctx,
+        rate,
+        niceness,
+        display_freq,
+        &channel,
+    );
     // Dropping the Block closes what it still holds (files, ports) in this process.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
     channel.send(&ChildMsg::Final(fin));
@@ -108,7 +140,9 @@ fn panic_text(info: &std::panic::PanicHookInfo<'_>) -> String {
 }
 
 fn take_panic() -> String {
-    PANIC_MESSAGE.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "unknown panic".into())
+    PANIC_MESSAGE
+        .with(|m| m.borrow_mut().take())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Runs a phase, turning errors and panics into an end kind.
@@ -138,9 +172,12 @@ fn run_lifecycle(
         Err(end) => {
             let wire = match &end {
                 EndKind::Failed(w) => w.clone(),
-                EndKind::Panicked(m) => Error::new(crate::ErrorKind::BlockFailed, format!("panicked in prepare: {m}"))
-                    .with_origin(name.clone())
-                    .to_wire(),
+                EndKind::Panicked(m) => Error::new(
+                    crate::ErrorKind::BlockFailed,
+                    format!("panicked in prepare: {m}"),
+                )
+                .with_origin(name.clone())
+                .to_wire(),
                 _ => unreachable!("prepare ends only by failure"),
             };
             channel.send(&ChildMsg::PrepareFailed(wire));
@@ -185,7 +222,12 @@ fn run_lifecycle(
     }
 }
 
-fn prepare(block: &mut dyn Block, ctx: &mut Context, niceness: Option<i32>, name: &str) -> Result<(), EndKind> {
+fn prepare(
+    block: &mut dyn Block,
+    ctx: &mut Context,
+    niceness: Option<i32>,
+    name: &str,
+) -> Result<(), EndKind> {
     if let Some(n) = niceness {
         if let Err(e) = sys::set_niceness(n) {
             // The coordinator checked the privilege before forking; warn if it still failed.
@@ -218,7 +260,11 @@ fn run_loop(block: &mut dyn Block, ctx: &mut Context, pacer: &mut Pacer, name: &
     let loops = &control.slot(slot).loops;
     loop {
         if control.stopping() {
-            return if ctx.stop_requested { EndKind::StopRequested } else { EndKind::Stopped };
+            return if ctx.stop_requested {
+                EndKind::StopRequested
+            } else {
+                EndKind::Stopped
+            };
         }
         pacer.loop_started();
         match guarded(name, || block.step(ctx)) {

@@ -262,9 +262,7 @@ impl Context {
                 slot.waiting.store(0, Ordering::Relaxed);
                 return true;
             }
-            if self.control.stopping()
-                || self.inputs_ended()
-                || sys::monotonic_ns() >= deadline_ns
+            if self.control.stopping() || self.inputs_ended() || sys::monotonic_ns() >= deadline_ns
             {
                 slot.waiting.store(0, Ordering::Relaxed);
                 return false;
@@ -294,7 +292,11 @@ impl Context {
             slot.waiting.store(1, Ordering::SeqCst);
             std::sync::atomic::fence(Ordering::SeqCst);
             if !self.data_available() && !self.inputs.iter().all(|l| l.ring.writer_closed()) {
-                sys::futex_wait(&slot.doorbell, seen, Some(deadline.min(sys::monotonic_ns() + 20_000_000)));
+                sys::futex_wait(
+                    &slot.doorbell,
+                    seen,
+                    Some(deadline.min(sys::monotonic_ns() + 20_000_000)),
+                );
             }
             slot.waiting.store(0, Ordering::Relaxed);
         }
@@ -338,16 +340,29 @@ impl Context {
     }
 }
 
-fn encode_checked(sample: &Sample, buf: &mut Vec<u8>, sender: &str, link: &OutputLink) -> Result<()> {
+fn encode_checked(
+    sample: &Sample,
+    buf: &mut Vec<u8>,
+    sender: &str,
+    link: &OutputLink,
+) -> Result<()> {
     codec::encode(sample, buf).map_err(|e| {
         let what = match e {
             codec::EncodeError::LabelTooLong(l) => {
-                format!("label '{}…' is longer than 255 bytes; use a shorter label", &l[..l.len().min(40)])
+                format!(
+                    "label '{}…' is longer than 255 bytes; use a shorter label",
+                    &l[..l.len().min(40)]
+                )
             }
-            codec::EncodeError::TooManyLabels(n) => format!("a sample has {n} labels (at most 65535)"),
+            codec::EncodeError::TooManyLabels(n) => {
+                format!("a sample has {n} labels (at most 65535)")
+            }
         };
-        Error::new(ErrorKind::Configuration, format!("cannot send on link {} to {}: {what}", link.name, link.to))
-            .with_origin(sender)
+        Error::new(
+            ErrorKind::Configuration,
+            format!("cannot send on link {} to {}: {what}", link.name, link.to),
+        )
+        .with_origin(sender)
     })?;
     if buf.len() > link.ring.max_payload() {
         return Err(Error::new(

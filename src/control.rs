@@ -41,7 +41,10 @@ pub(crate) struct Control {
 impl Control {
     pub fn new(n_blocks: usize) -> std::io::Result<Self> {
         let len = std::mem::size_of::<Header>() + n_blocks * std::mem::size_of::<Slot>();
-        Ok(Control { region: SharedRegion::new(len, false)?, n: n_blocks })
+        Ok(Control {
+            region: SharedRegion::new(len, false)?,
+            n: n_blocks,
+        })
     }
 
     pub fn header(&self) -> &Header {
@@ -55,9 +58,7 @@ impl Control {
         assert!(i < self.n, "slot index out of range");
         // SAFETY: slots follow the header; `i < n` keeps the reference inside the region,
         // Header's size is a multiple of 64 so each Slot is aligned, and zero is a valid Slot.
-        unsafe {
-            &*(self.region.as_ptr().add(std::mem::size_of::<Header>()) as *const Slot).add(i)
-        }
+        unsafe { &*(self.region.as_ptr().add(std::mem::size_of::<Header>()) as *const Slot).add(i) }
     }
 
     pub fn stopping(&self) -> bool {

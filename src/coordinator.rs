@@ -65,7 +65,16 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
         )));
     }
     let graph = describe_graph(&test, &resolved);
-    let Test { name: test_name, blocks, links, grace, log_file, console_level, file_level, .. } = test;
+    let Test {
+        name: test_name,
+        blocks,
+        links,
+        grace,
+        log_file,
+        console_level,
+        file_level,
+        ..
+    } = test;
 
     logging::install();
     let log_path = match &log_file {
@@ -73,7 +82,10 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
             Ok(()) => Some(p.clone()),
             Err(e) => {
                 let _ = logging::coordinator_mode(console_level, None);
-                log::warn!("cannot write the log file {}: {e}; logging to the console only", p.display());
+                log::warn!(
+                    "cannot write the log file {}: {e}; logging to the console only",
+                    p.display()
+                );
                 None
             }
         },
@@ -123,8 +135,13 @@ fn build(
     let mut link_meta = Vec::with_capacity(links.len());
     for (i, l) in links.into_iter().enumerate() {
         let name = link_name(&l.opts, i);
-        let ring = Ring::new(l.opts.capacity_bytes, l.opts.capacity_samples, control.clone(), l.to.index)
-            .map_err(|e| internal("map a link buffer", e))?;
+        let ring = Ring::new(
+            l.opts.capacity_bytes,
+            l.opts.capacity_samples,
+            control.clone(),
+            l.to.index,
+        )
+        .map_err(|e| internal("map a link buffer", e))?;
         let from = resolved[l.from.index].name.clone();
         let to = resolved[l.to.index].name.clone();
         outputs[l.from.index].push(OutputLink {
@@ -170,7 +187,12 @@ fn build(
             coordinator: me,
         }));
     }
-    Ok(Built { control, rings, link_meta, specs })
+    Ok(Built {
+        control,
+        rings,
+        link_meta,
+        specs,
+    })
 }
 
 fn new_child(r: &Resolved, pid: Option<Pid>, pipe: Option<std::fs::File>) -> Child {
@@ -197,19 +219,30 @@ fn run_processes(
     grace: crate::block::Grace,
     log_path: Option<std::path::PathBuf>,
 ) -> Result<Report> {
-    let Built { control, rings, link_meta, mut specs } = built;
+    let Built {
+        control,
+        rings,
+        link_meta,
+        mut specs,
+    } = built;
     let n = specs.len();
 
     // One pipe per Block for its log records and lifecycle messages.
     let mut pipes: Vec<Option<(OwnedFd, OwnedFd)>> = Vec::with_capacity(n);
     for _ in 0..n {
-        let p = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| internal("create a pipe", e.into()))?;
+        let p = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| internal("create a pipe", e.into()))?;
         pipes.push(Some(p));
     }
 
     // Signals: blocked here and read from a signalfd after the forks (children reset them).
     let mut sigs = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
         sigs.add(s);
     }
     let mut old_mask = SigSet::empty();
@@ -241,8 +274,15 @@ fn run_processes(
             Ok(Some(pid)) => {
                 let (rd, _w) = pipes[i].take().expect("pipe not yet used");
                 // `_w` (our copy of the write end) is closed here, so EOF means the child is gone.
-                let _ = nix::fcntl::fcntl(&rd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
-                children.push(new_child(&resolved[i], Some(pid), Some(std::fs::File::from(rd))));
+                let _ = nix::fcntl::fcntl(
+                    &rd,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
+                children.push(new_child(
+                    &resolved[i],
+                    Some(pid),
+                    Some(std::fs::File::from(rd)),
+                ));
             }
             Err(e) => {
                 // Could not fork: stop what was started.
@@ -255,7 +295,10 @@ fn run_processes(
                     let _ = waitpid(pid, None);
                 }
                 signal_mask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-                return Err(Error::new(ErrorKind::Io, format!("cannot fork Block {}: {e}", resolved[i].name)));
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("cannot fork Block {}: {e}", resolved[i].name),
+                ));
             }
         }
     }
@@ -287,11 +330,19 @@ fn run_threads(
     grace: crate::block::Grace,
     log_path: Option<std::path::PathBuf>,
 ) -> Result<Report> {
-    let Built { control, rings, link_meta, specs } = built;
+    let Built {
+        control,
+        rings,
+        link_meta,
+        specs,
+    } = built;
     let (tx, rx) = std::sync::mpsc::channel();
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(crate::child::panic_hook));
-    log::info!("starting test '{test_name}' with {} Blocks on threads", specs.len());
+    log::info!(
+        "starting test '{test_name}' with {} Blocks on threads",
+        specs.len()
+    );
     let mut children = Vec::with_capacity(specs.len());
     for (i, spec) in specs.into_iter().enumerate() {
         let mut spec = spec.expect("spec not yet used");
@@ -314,7 +365,11 @@ fn run_threads(
 fn append_report(path: &std::path::Path, report: &Report) {
     use std::io::Write;
     let text = format!("\n[report]\n{report}");
-    match std::fs::OpenOptions::new().append(true).create(true).open(path) {
+    match std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+    {
         Ok(mut f) => {
             let _ = f.write_all(text.as_bytes());
         }
@@ -340,7 +395,12 @@ struct EventLoop {
 }
 
 impl EventLoop {
-    fn new(children: Vec<Child>, rings: Vec<(Ring, usize, usize)>, control: Arc<Control>, grace: crate::block::Grace) -> Self {
+    fn new(
+        children: Vec<Child>,
+        rings: Vec<(Ring, usize, usize)>,
+        control: Arc<Control>,
+        grace: crate::block::Grace,
+    ) -> Self {
         EventLoop {
             children,
             rings,
@@ -388,7 +448,12 @@ impl EventLoop {
                 let _ = poll(&mut fds, PollTimeout::from(timeout_ms));
                 let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
                 let sig = ready(&fds[0]);
-                let pipes: Vec<usize> = fds[1..].iter().zip(&idx).filter(|(f, _)| ready(f)).map(|(_, i)| *i).collect();
+                let pipes: Vec<usize> = fds[1..]
+                    .iter()
+                    .zip(&idx)
+                    .filter(|(f, _)| ready(f))
+                    .map(|(_, i)| *i)
+                    .collect();
                 (sig, pipes)
             };
             for i in ready_pipes {
@@ -411,7 +476,10 @@ impl EventLoop {
         let zero = Pid::from_raw(0);
         loop {
             for i in 0..self.children.len() {
-                let done = self.children[i].thread.as_ref().is_some_and(|h| h.is_finished());
+                let done = self.children[i]
+                    .thread
+                    .as_ref()
+                    .is_some_and(|h| h.is_finished());
                 if done && self.children[i].status.is_none() {
                     let h = self.children[i].thread.take().expect("checked");
                     while let Ok((j, msg)) = rx.try_recv() {
@@ -434,9 +502,13 @@ impl EventLoop {
                     // Threads cannot be killed: past the grace, the rest are abandoned.
                     for i in 0..self.children.len() {
                         if self.children[i].status.is_none() {
-                            log::warn!("{} did not finish within the grace period: abandoned", self.children[i].name);
+                            log::warn!(
+                                "{} did not finish within the grace period: abandoned",
+                                self.children[i].name
+                            );
                             self.children[i].signalled_by_us = true;
-                            self.children[i].status = Some(WaitStatus::Signaled(zero, Signal::SIGKILL, false));
+                            self.children[i].status =
+                                Some(WaitStatus::Signaled(zero, Signal::SIGKILL, false));
                             self.children[i].thread = None;
                             self.on_exit(i);
                         }
@@ -444,7 +516,9 @@ impl EventLoop {
                     continue;
                 }
             }
-            let wait = self.deadline.map_or(5_000_000, |d| d.saturating_sub(now).min(5_000_000));
+            let wait = self
+                .deadline
+                .map_or(5_000_000, |d| d.saturating_sub(now).min(5_000_000));
             if let Ok((j, msg)) = rx.recv_timeout(std::time::Duration::from_nanos(wait)) {
                 self.on_msg(j, msg);
             }
@@ -491,7 +565,9 @@ impl EventLoop {
 
     fn read_pipe(&mut self, i: usize, buf: &mut [u8]) {
         loop {
-            let Some(p) = self.children[i].pipe.as_mut() else { return };
+            let Some(p) = self.children[i].pipe.as_mut() else {
+                return;
+            };
             match p.read(buf) {
                 Ok(0) => {
                     self.children[i].pipe = None;
@@ -514,7 +590,9 @@ impl EventLoop {
     fn on_msg(&mut self, i: usize, msg: ChildMsg) {
         let name = self.children[i].name.clone();
         match msg {
-            ChildMsg::Log { level, t, msg } => logging::forward(&name, level_from_u8(level), t, &msg),
+            ChildMsg::Log { level, t, msg } => {
+                logging::forward(&name, level_from_u8(level), t, &msg)
+            }
             ChildMsg::Ready => {
                 self.children[i].ready = true;
                 if self.phase == Phase::Preparing && self.children.iter().all(|c| c.ready) {
@@ -580,7 +658,9 @@ impl EventLoop {
         self.interrupted = true;
         match self.phase {
             Phase::Preparing | Phase::Running => {
-                log::warn!("{s} received: stopping gracefully (press Ctrl+C again to kill the Blocks)");
+                log::warn!(
+                    "{s} received: stopping gracefully (press Ctrl+C again to kill the Blocks)"
+                );
                 self.begin_stop(StopCause::Interrupted);
                 self.cause = Some(StopCause::Interrupted);
             }
@@ -595,11 +675,16 @@ impl EventLoop {
 
     /// Next step of the cleanup ladder.
     fn escalate(&mut self) {
-        let alive: Vec<usize> = (0..self.children.len()).filter(|&i| self.children[i].status.is_none()).collect();
+        let alive: Vec<usize> = (0..self.children.len())
+            .filter(|&i| self.children[i].status.is_none())
+            .collect();
         match self.phase {
             Phase::Stopping => {
                 for &i in &alive {
-                    log::warn!("{} did not finish within the grace period: SIGTERM", self.children[i].name);
+                    log::warn!(
+                        "{} did not finish within the grace period: SIGTERM",
+                        self.children[i].name
+                    );
                     self.children[i].signalled_by_us = true;
                     if let Some(pid) = self.children[i].pid {
                         let _ = kill(pid, Signal::SIGTERM);
@@ -610,7 +695,10 @@ impl EventLoop {
             }
             Phase::Terminating | Phase::Killing => {
                 for &i in &alive {
-                    log::warn!("{} still alive after SIGTERM: SIGKILL", self.children[i].name);
+                    log::warn!(
+                        "{} still alive after SIGTERM: SIGKILL",
+                        self.children[i].name
+                    );
                     self.children[i].signalled_by_us = true;
                     if let Some(pid) = self.children[i].pid {
                         let _ = kill(pid, Signal::SIGKILL);
@@ -715,12 +803,16 @@ impl EventLoop {
         Report {
             test: test.to_owned(),
             cause: self.cause.clone(),
-            started_at: self.t0.map(|_| sys::iso8601(self.control.header().t0_real.load(Ordering::Relaxed))),
+            started_at: self
+                .t0
+                .map(|_| sys::iso8601(self.control.header().t0_real.load(Ordering::Relaxed))),
             duration_s: match (self.t0, self.stop_at) {
                 (Some(t0), Some(s)) => s.saturating_sub(t0) as f64 * 1e-9,
                 _ => 0.0,
             },
-            cleanup_s: self.stop_at.map_or(0.0, |s| end.saturating_sub(s) as f64 * 1e-9),
+            cleanup_s: self
+                .stop_at
+                .map_or(0.0, |s| end.saturating_sub(s) as f64 * 1e-9),
             blocks,
             links,
             log_file,
@@ -731,18 +823,24 @@ impl EventLoop {
         if let Some(c) = self.children.iter().find(|c| c.prepare_error.is_some()) {
             let e = c.prepare_error.clone().expect("checked");
             let kind = e.kind;
-            let mut err = Error::new(kind, format!("prepare failed: {}", e.description)).with_origin(c.name.clone());
+            let mut err = Error::new(kind, format!("prepare failed: {}", e.description))
+                .with_origin(c.name.clone());
             if kind == ErrorKind::Internal {
-                err = Error::new(ErrorKind::BlockFailed, err.description().to_owned()).with_origin(c.name.clone());
+                err = Error::new(ErrorKind::BlockFailed, err.description().to_owned())
+                    .with_origin(c.name.clone());
             }
             return Err(err.with_report(report));
         }
         if self.interrupted {
-            return Err(Error::new(ErrorKind::Interrupted, "the test was interrupted by the user (Ctrl+C or a termination signal)")
-                .with_report(report));
+            return Err(Error::new(
+                ErrorKind::Interrupted,
+                "the test was interrupted by the user (Ctrl+C or a termination signal)",
+            )
+            .with_report(report));
         }
         if let Some(b) = report.blocks.iter().find(|b| b.outcome.is_failure()) {
-            let err = Error::new(ErrorKind::BlockFailed, b.outcome.to_string()).with_origin(b.name.clone());
+            let err = Error::new(ErrorKind::BlockFailed, b.outcome.to_string())
+                .with_origin(b.name.clone());
             return Err(err.with_report(report));
         }
         Ok(report)

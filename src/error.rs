@@ -85,7 +85,13 @@ impl fmt::Display for Error {
 impl Error {
     /// A new error of `kind` with a description a person can act on.
     pub fn new(kind: ErrorKind, description: impl Into<String>) -> Self {
-        Error { kind, description: description.into(), origin: None, source: None, report: None }
+        Error {
+            kind,
+            description: description.into(),
+            origin: None,
+            source: None,
+            report: None,
+        }
     }
 
     /// Shorthand for [`ErrorKind::Configuration`].
@@ -149,7 +155,11 @@ impl Error {
         if let Some(source) = &self.source {
             description.push_str(&format!(" ({source})"));
         }
-        WireError { kind: self.kind, description, origin: self.origin.clone() }
+        WireError {
+            kind: self.kind,
+            description,
+            origin: self.origin.clone(),
+        }
     }
 }
 
@@ -166,7 +176,13 @@ pub struct WireError {
 
 impl From<WireError> for Error {
     fn from(w: WireError) -> Self {
-        Error { kind: w.kind, description: w.description, origin: w.origin, source: None, report: None }
+        Error {
+            kind: w.kind,
+            description: w.description,
+            origin: w.origin,
+            source: None,
+            report: None,
+        }
     }
 }
 

@@ -113,7 +113,9 @@ mod sample;
 pub mod sys;
 mod test;
 
-pub use block::{Block, Flow, GraphView, Grace, InputView, LevelFilter, Rate, Settings, DEFAULT_RATE};
+pub use block::{
+    Block, Flow, Grace, GraphView, InputView, LevelFilter, Rate, Settings, DEFAULT_RATE,
+};
 pub use context::Context;
 pub use error::{Error, ErrorKind, Result, WireError};
 pub use link::{LinkOptions, Overflow, DEFAULT_CAPACITY_BYTES, DEFAULT_CAPACITY_SAMPLES};

@@ -48,7 +48,11 @@ fn since_t0() -> Option<f64> {
 }
 
 /// In a Block's process: send records to the coordinator.
-pub(crate) fn child_mode(channel: Arc<Channel>, t0_source: &crate::control::Control, level: LevelFilter) {
+pub(crate) fn child_mode(
+    channel: Arc<Channel>,
+    t0_source: &crate::control::Control,
+    level: LevelFilter,
+) {
     let _ = t0_source;
     let _ = CHILD.set((channel, 0));
     log::set_max_level(level);
@@ -65,17 +69,27 @@ pub(crate) fn coordinator_mode(
             Some(t) => format!("{t:>10.4}"),
             None => format!("{:>10}", "-"),
         };
-        out.finish(format_args!("[{t}] {:<5} {:<16} {message}", record.level(), record.target()))
+        out.finish(format_args!(
+            "[{t}] {:<5} {:<16} {message}",
+            record.level(),
+            record.target()
+        ))
     };
-    let mut d = fern::Dispatch::new()
-        .format(fmt)
-        .chain(fern::Dispatch::new().level(console).chain(std::io::stderr()));
+    let mut d = fern::Dispatch::new().format(fmt).chain(
+        fern::Dispatch::new()
+            .level(console)
+            .chain(std::io::stderr()),
+    );
     let mut max = console;
     if let Some((path, level)) = file {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        d = d.chain(fern::Dispatch::new().level(level).chain(fern::log_file(path)?));
+        d = d.chain(
+            fern::Dispatch::new()
+                .level(level)
+                .chain(fern::log_file(path)?),
+        );
         max = max.max(level);
     }
     let (_, logger) = d.level(max).into_log();
@@ -98,7 +112,13 @@ pub(crate) fn forward(block: &str, level: log::Level, t: Option<f64>, msg: &str)
     match guard.as_ref() {
         Some(l) => {
             CURRENT.with(|c| c.set(t));
-            l.log(&Record::builder().level(level).target(block).args(format_args!("{msg}")).build());
+            l.log(
+                &Record::builder()
+                    .level(level)
+                    .target(block)
+                    .args(format_args!("{msg}"))
+                    .build(),
+            );
             CURRENT.with(|c| c.set(None));
         }
         None => eprintln!("{level} {block} {msg}"),
@@ -117,12 +137,20 @@ impl Log for CrabbyLogger {
         let thread_channel = THREAD_CHANNEL.with(|c| c.borrow().clone());
         if let Some(ch) = thread_channel.as_ref().or(CHILD.get().map(|(ch, _)| ch)) {
             let t = crate::child::current_t();
-            ch.send(&ChildMsg::Log { level: level_to_u8(record.level()), t, msg: record.args().to_string() });
+            ch.send(&ChildMsg::Log {
+                level: level_to_u8(record.level()),
+                t,
+                msg: record.args().to_string(),
+            });
             return;
         }
         let guard = COORDINATOR.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(l) = guard.as_ref() {
-            let target = if record.target().starts_with("crabby") { "crabby" } else { record.target() };
+            let target = if record.target().starts_with("crabby") {
+                "crabby"
+            } else {
+                record.target()
+            };
             l.log(
                 &Record::builder()
                     .level(record.level())
@@ -134,7 +162,11 @@ impl Log for CrabbyLogger {
     }
 
     fn flush(&self) {
-        if let Some(l) = COORDINATOR.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(l) = COORDINATOR
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             l.flush();
         }
     }

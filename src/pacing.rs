@@ -18,7 +18,11 @@ const CATCH_UP_NS: u64 = 20_000_000;
 
 impl Histogram {
     fn new() -> Self {
-        Histogram { bins: vec![0; BINS], overflow: 0, count: 0 }
+        Histogram {
+            bins: vec![0; BINS],
+            overflow: 0,
+            count: 0,
+        }
     }
     fn add(&mut self, us: f64) {
         self.count += 1;
@@ -107,7 +111,8 @@ impl Pacer {
         self.last_start = now;
         self.loops += 1;
         if self.display && now - self.last_display >= 2_000_000_000 {
-            let hz = (self.loops - self.loops_at_display) as f64 * 1e9 / (now - self.last_display) as f64;
+            let hz = (self.loops - self.loops_at_display) as f64 * 1e9
+                / (now - self.last_display) as f64;
             log::info!("loops/s: {hz:.2}");
             self.last_display = now;
             self.loops_at_display = self.loops;
@@ -150,7 +155,8 @@ impl Pacer {
 
     pub fn stats(&self) -> LoopStats {
         let span = self.last_start.saturating_sub(self.first);
-        let mean_freq = (self.loops >= 2 && span > 0).then(|| (self.loops - 1) as f64 * 1e9 / span as f64);
+        let mean_freq =
+            (self.loops >= 2 && span > 0).then(|| (self.loops - 1) as f64 * 1e9 / span as f64);
         LoopStats {
             loops: self.loops,
             mean_freq,

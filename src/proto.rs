@@ -10,7 +10,11 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum ChildMsg {
     /// A log record (time since t0 in seconds, if started).
-    Log { level: u8, t: Option<f64>, msg: String },
+    Log {
+        level: u8,
+        t: Option<f64>,
+        msg: String,
+    },
     /// `prepare` succeeded; waiting at the barrier.
     Ready,
     /// `prepare` failed.
@@ -75,16 +79,26 @@ pub(crate) struct Channel {
 #[derive(Debug)]
 enum ChannelInner {
     Pipe(Mutex<std::fs::File>),
-    Queue { index: usize, tx: Mutex<std::sync::mpsc::Sender<(usize, ChildMsg)>> },
+    Queue {
+        index: usize,
+        tx: Mutex<std::sync::mpsc::Sender<(usize, ChildMsg)>>,
+    },
 }
 
 impl Channel {
     pub fn pipe(fd: OwnedFd) -> Self {
-        Channel { inner: ChannelInner::Pipe(Mutex::new(std::fs::File::from(fd))) }
+        Channel {
+            inner: ChannelInner::Pipe(Mutex::new(std::fs::File::from(fd))),
+        }
     }
 
     pub fn queue(index: usize, tx: std::sync::mpsc::Sender<(usize, ChildMsg)>) -> Self {
-        Channel { inner: ChannelInner::Queue { index, tx: Mutex::new(tx) } }
+        Channel {
+            inner: ChannelInner::Queue {
+                index,
+                tx: Mutex::new(tx),
+            },
+        }
     }
 
     /// Sends one message. Errors (coordinator gone) are ignored: a Block process is about to
@@ -92,7 +106,9 @@ impl Channel {
     pub fn send(&self, msg: &ChildMsg) {
         match &self.inner {
             ChannelInner::Pipe(file) => {
-                let Ok(body) = postcard::to_stdvec(msg) else { return };
+                let Ok(body) = postcard::to_stdvec(msg) else {
+                    return;
+                };
                 let mut frame = Vec::with_capacity(body.len() + 4);
                 frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
                 frame.extend_from_slice(&body);
@@ -100,7 +116,10 @@ impl Channel {
                 let _ = f.write_all(&frame);
             }
             ChannelInner::Queue { index, tx } => {
-                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send((*index, msg.clone()));
+                let _ = tx
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .send((*index, msg.clone()));
             }
         }
     }

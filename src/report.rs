@@ -58,7 +58,9 @@ impl fmt::Display for Outcome {
 }
 
 fn signal_name(s: i32) -> &'static str {
-    nix::sys::signal::Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?")
+    nix::sys::signal::Signal::try_from(s)
+        .map(|s| s.as_str())
+        .unwrap_or("?")
 }
 
 /// One Block in the report.
@@ -153,7 +155,8 @@ pub struct Report {
 impl Report {
     /// Whether anything failed or the user interrupted.
     pub fn failed(&self) -> bool {
-        self.cause == Some(StopCause::Interrupted) || self.blocks.iter().any(|b| b.outcome.is_failure())
+        self.cause == Some(StopCause::Interrupted)
+            || self.blocks.iter().any(|b| b.outcome.is_failure())
     }
 
     /// The report of a Block by name.
@@ -163,7 +166,10 @@ impl Report {
 
     /// Total samples lost on all links (dropped by policy, undelivered, left unread).
     pub fn samples_lost(&self) -> u64 {
-        self.links.iter().map(|l| l.dropped + l.undelivered + l.unread).sum()
+        self.links
+            .iter()
+            .map(|l| l.dropped + l.undelivered + l.unread)
+            .sum()
     }
 }
 
@@ -176,9 +182,21 @@ impl fmt::Display for Report {
             Some(StopCause::Interrupted) => "interrupted by the user".to_owned(),
             None => "never started".to_owned(),
         };
-        writeln!(f, "test '{}': {cause}; ran {:.3} s, cleanup {:.1} ms", self.test, self.duration_s, self.cleanup_s * 1e3)?;
+        writeln!(
+            f,
+            "test '{}': {cause}; ran {:.3} s, cleanup {:.1} ms",
+            self.test,
+            self.duration_s,
+            self.cleanup_s * 1e3
+        )?;
         for b in &self.blocks {
-            write!(f, "  {:<20} {:<28} loops {:>8}", b.name, b.outcome.to_string(), b.loops)?;
+            write!(
+                f,
+                "  {:<20} {:<28} loops {:>8}",
+                b.name,
+                b.outcome.to_string(),
+                b.loops
+            )?;
             if let Some(hz) = b.mean_freq {
                 write!(f, "  {hz:>10.2} Hz")?;
             }
@@ -191,9 +209,17 @@ impl fmt::Display for Report {
             writeln!(f)?;
         }
         for l in &self.links {
-            write!(f, "  {:<20} {} -> {}: sent {}, received {}", l.name, l.from, l.to, l.sent, l.received)?;
+            write!(
+                f,
+                "  {:<20} {} -> {}: sent {}, received {}",
+                l.name, l.from, l.to, l.sent, l.received
+            )?;
             if !l.lossless() {
-                write!(f, ", dropped {}, undelivered {}, unread {}", l.dropped, l.undelivered, l.unread)?;
+                write!(
+                    f,
+                    ", dropped {}, undelivered {}, unread {}",
+                    l.dropped, l.undelivered, l.unread
+                )?;
             }
             writeln!(f)?;
         }

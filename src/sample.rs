@@ -207,12 +207,16 @@ pub struct Sample {
 impl Sample {
     /// An empty sample.
     pub fn new() -> Self {
-        Sample { entries: Vec::new() }
+        Sample {
+            entries: Vec::new(),
+        }
     }
 
     /// An empty sample with room for `n` labels.
     pub fn with_capacity(n: usize) -> Self {
-        Sample { entries: Vec::with_capacity(n) }
+        Sample {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     /// Adds (or replaces) a label, builder style.
@@ -238,7 +242,10 @@ impl Sample {
 
     /// The value of a label.
     pub fn get(&self, label: &str) -> Option<&Value> {
-        self.entries.iter().find(|(l, _)| l.as_str() == label).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(l, _)| l.as_str() == label)
+            .map(|(_, v)| v)
     }
 
     /// The value of a label as a float (see [`Value::as_f64`]).
@@ -339,7 +346,9 @@ impl Columns {
 
     /// The values of a label as floats (values that are not numbers are skipped).
     pub fn f64s(&self, label: &str) -> Vec<f64> {
-        self.get(label).map(|c| c.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
+        self.get(label)
+            .map(|c| c.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
     }
 
     /// The last value of a label.

@@ -1,6 +1,6 @@
 //! [`Test`]: the graph a user builds, checked before anything is forked.
 
-use crate::block::{GraphView, Grace, InputView, Rate, Settings, DEFAULT_RATE};
+use crate::block::{Grace, GraphView, InputView, Rate, Settings, DEFAULT_RATE};
 use crate::link::{labels_through, LinkOptions};
 use crate::{Block, Error, Label, Report, Result};
 use log::LevelFilter;
@@ -108,8 +108,14 @@ impl Test {
 
     /// Adds a Block; fields set in `settings` override the Block's defaults.
     pub fn add_with(&mut self, block: impl Block, settings: Settings) -> BlockId {
-        self.blocks.push(Entry { block: Box::new(block), settings });
-        BlockId { test: self.id, index: self.blocks.len() - 1 }
+        self.blocks.push(Entry {
+            block: Box::new(block),
+            settings,
+        });
+        BlockId {
+            test: self.id,
+            index: self.blocks.len() - 1,
+        }
     }
 
     /// Links `from` to `to` with the default options (blocking, lossless).
@@ -196,11 +202,17 @@ impl Test {
             });
         }
         if resolved.is_empty() {
-            return Err(Error::config(format!("test '{}' has no Block; add one with Test::add", self.name)));
+            return Err(Error::config(format!(
+                "test '{}' has no Block; add one with Test::add",
+                self.name
+            )));
         }
         for (i, r) in resolved.iter().enumerate() {
             if r.name.trim().is_empty() {
-                return Err(Error::config(format!("Block #{i} ({}) has an empty name", r.kind)));
+                return Err(Error::config(format!(
+                    "Block #{i} ({}) has an empty name",
+                    r.kind
+                )));
             }
             if let Some(j) = resolved[..i].iter().position(|o| o.name == r.name) {
                 return Err(Error::config(format!(
@@ -219,8 +231,10 @@ impl Test {
             }
             if let Some(n) = r.niceness {
                 if !(-20..=19).contains(&n) {
-                    return Err(Error::config(format!("setting 'niceness' is {n}; it must be between -20 and 19"))
-                        .with_origin(r.name.clone()));
+                    return Err(Error::config(format!(
+                        "setting 'niceness' is {n}; it must be between -20 and 19"
+                    ))
+                    .with_origin(r.name.clone()));
                 }
                 if !crate::sys::may_set_niceness(n) {
                     let msg = format!(
@@ -237,7 +251,11 @@ impl Test {
         }
         let mut link_names: Vec<String> = Vec::new();
         for (i, l) in self.links.iter().enumerate() {
-            let name = l.opts.name.clone().unwrap_or_else(|| format!("link{}", i + 1));
+            let name = l
+                .opts
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("link{}", i + 1));
             for (end, id) in [("from", l.from), ("to", l.to)] {
                 if id.test != self.id || id.index >= self.blocks.len() {
                     return Err(Error::config(format!(
@@ -247,11 +265,15 @@ impl Test {
                 }
             }
             if link_names.contains(&name) {
-                return Err(Error::config(format!("two links are named '{name}'; link names must be unique")));
+                return Err(Error::config(format!(
+                    "two links are named '{name}'; link names must be unique"
+                )));
             }
             if l.opts.capacity_samples == 0 {
-                return Err(Error::config(format!("link '{name}': capacity_samples must be at least 1"))
-                    .with_origin(resolved[l.from.index].name.clone()));
+                return Err(Error::config(format!(
+                    "link '{name}': capacity_samples must be at least 1"
+                ))
+                .with_origin(resolved[l.from.index].name.clone()));
             }
             link_names.push(name);
         }
@@ -259,13 +281,15 @@ impl Test {
         let mut link_labels: Vec<Option<Vec<Label>>> = Vec::with_capacity(self.links.len());
         for (i, l) in self.links.iter().enumerate() {
             let from = &self.blocks[l.from.index];
-            let labels = labels_through(&l.opts.modifiers, from.block.output_labels()).map_err(|(m, e)| {
-                Error::config(format!(
-                    "link '{}' from {} to {}: modifier {m}: {e}",
-                    link_names[i], resolved[l.from.index].name, resolved[l.to.index].name
-                ))
-                .with_origin(resolved[l.from.index].name.clone())
-            })?;
+            let labels = labels_through(&l.opts.modifiers, from.block.output_labels()).map_err(
+                |(m, e)| {
+                    Error::config(format!(
+                        "link '{}' from {} to {}: modifier {m}: {e}",
+                        link_names[i], resolved[l.from.index].name, resolved[l.to.index].name
+                    ))
+                    .with_origin(resolved[l.from.index].name.clone())
+                },
+            )?;
             link_labels.push(labels);
         }
         for (bi, e) in self.blocks.iter().enumerate() {
@@ -286,7 +310,9 @@ impl Test {
                 n_outputs: self.links.iter().filter(|l| l.from.index == bi).count(),
                 rate: resolved[bi].rate,
             };
-            e.block.check(&view).map_err(|err| err.with_origin(resolved[bi].name.clone()))?;
+            e.block
+                .check(&view)
+                .map_err(|err| err.with_origin(resolved[bi].name.clone()))?;
         }
         Ok(resolved)
     }
@@ -299,7 +325,9 @@ impl Test {
 }
 
 pub(crate) fn link_name(opts: &LinkOptions, i: usize) -> String {
-    opts.name.clone().unwrap_or_else(|| format!("link{}", i + 1))
+    opts.name
+        .clone()
+        .unwrap_or_else(|| format!("link{}", i + 1))
 }
 
 pub(crate) fn describe_graph(test: &Test, resolved: &[Resolved]) -> String {
@@ -339,6 +367,18 @@ pub(crate) fn describe_graph(test: &Test, resolved: &[Resolved]) -> String {
 }
 
 fn default_log_file(name: &str) -> PathBuf {
-    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    PathBuf::from("crabby_logs").join(format!("{safe}-{}.log", crate::sys::file_stamp(crate::sys::realtime_ns())))
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    PathBuf::from("crabby_logs").join(format!(
+        "{safe}-{}.log",
+        crate::sys::file_stamp(crate::sys::realtime_ns())
+    ))
 }

@@ -36,13 +36,23 @@ struct Counter {
 
 impl Counter {
     fn new(n: u64) -> Self {
-        Counter { n, sent: 0, per_step: 1000, burst: false, end: true }
+        Counter {
+            n,
+            sent: 0,
+            per_step: 1000,
+            burst: false,
+            end: true,
+        }
     }
     fn send_some(&mut self, ctx: &mut Context, k: u64) -> Result<()> {
         let seq = Label::new("seq");
         let x = Label::new("x");
         for _ in 0..k.min(self.n - self.sent) {
-            ctx.send(&Sample::new().with(seq.clone(), self.sent as i64).with(x.clone(), self.sent as f64 * 0.5))?;
+            ctx.send(
+                &Sample::new()
+                    .with(seq.clone(), self.sent as i64)
+                    .with(x.clone(), self.sent as f64 * 0.5),
+            )?;
             self.sent += 1;
         }
         Ok(())
@@ -58,7 +68,11 @@ impl Block for Counter {
     }
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         self.send_some(ctx, self.per_step)?;
-        Ok(if self.sent >= self.n && self.end { Flow::Stop } else { Flow::Continue })
+        Ok(if self.sent >= self.n && self.end {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
 }
 
@@ -72,7 +86,12 @@ struct Checker {
 
 impl Checker {
     fn new(expect: u64) -> Self {
-        Checker { expect, next: 0, sleep_first: Duration::ZERO, slept: false }
+        Checker {
+            expect,
+            next: 0,
+            sleep_first: Duration::ZERO,
+            slept: false,
+        }
     }
     fn take(&mut self, s: &Sample) -> Result<()> {
         let seq = match s.get("seq") {
@@ -80,7 +99,10 @@ impl Checker {
             other => return Err(fail(format!("bad seq {other:?}"))),
         };
         if seq != self.next {
-            return Err(fail(format!("out of order or lost: got seq {seq}, expected {}", self.next)));
+            return Err(fail(format!(
+                "out of order or lost: got seq {seq}, expected {}",
+                self.next
+            )));
         }
         if s.get_f64("x") != Some(seq as f64 * 0.5) {
             return Err(fail(format!("wrong x for seq {seq}")));
@@ -105,20 +127,39 @@ impl Block for Checker {
         err.map_or(Ok(Flow::Continue), Err)
     }
     fn finish(&mut self, ctx: &mut Context) -> Result<()> {
-        for s in ctx.drain_until_ended(Duration::from_secs(10)).into_iter().flatten() {
+        for s in ctx
+            .drain_until_ended(Duration::from_secs(10))
+            .into_iter()
+            .flatten()
+        {
             self.take(&s)?;
         }
         if self.next as u64 != self.expect {
-            return Err(fail(format!("received {} samples, expected {}", self.next, self.expect)));
+            return Err(fail(format!(
+                "received {} samples, expected {}",
+                self.next, self.expect
+            )));
         }
         Ok(())
     }
 }
 
-fn ok_report(r: std::result::Result<crabby::Report, Error>) -> std::result::Result<crabby::Report, String> {
-    let r = r.map_err(|e| format!("{e}\n{}", e.report().map(|r| r.to_string()).unwrap_or_default()))?;
+fn ok_report(
+    r: std::result::Result<crabby::Report, Error>,
+) -> std::result::Result<crabby::Report, String> {
+    let r = r.map_err(|e| {
+        format!(
+            "{e}\n{}",
+            e.report().map(|r| r.to_string()).unwrap_or_default()
+        )
+    })?;
     for b in &r.blocks {
-        ensure!(b.finish_error.is_none(), "{}: finish error {:?}", b.name, b.finish_error);
+        ensure!(
+            b.finish_error.is_none(),
+            "{}: finish error {:?}",
+            b.name,
+            b.finish_error
+        );
     }
     Ok(r)
 }
@@ -126,12 +167,21 @@ fn ok_report(r: std::result::Result<crabby::Report, Error>) -> std::result::Resu
 fn ordering_and_count() -> R {
     let dir = TempDir::new("order");
     let mut t = test(&dir);
-    let a = t.add_with(Counter::new(200_000), Settings::new().name("counter").free_run());
-    let b = t.add_with(Checker::new(200_000), Settings::new().name("checker").free_run());
+    let a = t.add_with(
+        Counter::new(200_000),
+        Settings::new().name("counter").free_run(),
+    );
+    let b = t.add_with(
+        Checker::new(200_000),
+        Settings::new().name("checker").free_run(),
+    );
     t.link(a, b);
     let r = ok_report(t.run())?;
     let l = &r.links[0];
-    ensure!(l.sent == 200_000 && l.received == 200_000 && l.lossless(), "{l:?}");
+    ensure!(
+        l.sent == 200_000 && l.received == 200_000 && l.lossless(),
+        "{l:?}"
+    );
     Ok(())
 }
 
@@ -149,7 +199,10 @@ fn zero_loss_burst_slow_receiver() -> R {
     t.link(a, b);
     let r = ok_report(t.run())?;
     let l = &r.links[0];
-    ensure!(l.sent == 1_000_000 && l.received == 1_000_000 && l.lossless(), "{l:?}");
+    ensure!(
+        l.sent == 1_000_000 && l.received == 1_000_000 && l.lossless(),
+        "{l:?}"
+    );
     Ok(())
 }
 
@@ -159,7 +212,11 @@ struct Ticker {
 }
 impl Block for Ticker {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        ctx.send(&Sample::new().with("seq", self.sent).with("x", self.sent as f64 * 0.5))?;
+        ctx.send(
+            &Sample::new()
+                .with("seq", self.sent)
+                .with("x", self.sent as f64 * 0.5),
+        )?;
         self.sent += 1;
         Ok(Flow::Continue)
     }
@@ -168,7 +225,11 @@ impl Block for Ticker {
 struct EndAt(f64);
 impl Block for EndAt {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        Ok(if ctx.t() > self.0 { Flow::Stop } else { Flow::Continue })
+        Ok(if ctx.t() > self.0 {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
 }
 
@@ -176,7 +237,10 @@ fn drain_at_stop() -> R {
     // The receiver loops at 2 Hz: most samples are still in the link at the stop.
     let dir = TempDir::new("drain");
     let mut t = test(&dir);
-    let a = t.add_with(Ticker { sent: 0 }, Settings::new().name("ticker").freq(2000.0));
+    let a = t.add_with(
+        Ticker { sent: 0 },
+        Settings::new().name("ticker").freq(2000.0),
+    );
     let b = t.add_with(Checker::new(0), Settings::new().name("lazy").freq(2.0));
     t.add_with(EndAt(0.4), Settings::new().name("ender"));
     t.link(a, b);
@@ -189,9 +253,20 @@ fn drain_at_stop() -> R {
     };
     let l = &report.links[0];
     ensure!(l.sent > 100, "ticker sent only {}", l.sent);
-    ensure!(l.received == l.sent && l.lossless(), "lost at the stop: {l:?}");
-    let fin = report.block("lazy").unwrap().finish_error.clone().unwrap_or_default();
-    ensure!(fin.contains(&format!("received {} samples", l.sent)), "checker: {fin}");
+    ensure!(
+        l.received == l.sent && l.lossless(),
+        "lost at the stop: {l:?}"
+    );
+    let fin = report
+        .block("lazy")
+        .unwrap()
+        .finish_error
+        .clone()
+        .unwrap_or_default();
+    ensure!(
+        fin.contains(&format!("received {} samples", l.sent)),
+        "checker: {fin}"
+    );
     Ok(())
 }
 
@@ -205,14 +280,28 @@ impl Block for Modes {
         if !ctx.wait_senders_finished(Duration::from_secs(5)) {
             return Err(fail("senders did not finish".into()));
         }
-        let check = |cond: bool, what: &str| if cond { Ok(()) } else { Err(fail(what.to_owned())) };
+        let check = |cond: bool, what: &str| {
+            if cond {
+                Ok(())
+            } else {
+                Err(fail(what.to_owned()))
+            }
+        };
         match ctx.name() {
             "oldest" => {
                 let s = ctx.recv_oldest();
                 // Link 1 (A: x = i, a = i) then link 2 (B: x = 100 + i, b = i): B wins on x.
-                check(s.get_f64("x") == Some(100.0) && s.get_f64("a") == Some(0.0) && s.get_f64("b") == Some(0.0), &format!("oldest 1: {s:?}"))?;
+                check(
+                    s.get_f64("x") == Some(100.0)
+                        && s.get_f64("a") == Some(0.0)
+                        && s.get_f64("b") == Some(0.0),
+                    &format!("oldest 1: {s:?}"),
+                )?;
                 let s = ctx.recv_oldest();
-                check(s.get_f64("x") == Some(101.0) && s.get_f64("a") == Some(1.0), &format!("oldest 2: {s:?}"))?;
+                check(
+                    s.get_f64("x") == Some(101.0) && s.get_f64("a") == Some(1.0),
+                    &format!("oldest 2: {s:?}"),
+                )?;
                 for _ in 0..3 {
                     ctx.recv_oldest();
                 }
@@ -221,21 +310,36 @@ impl Block for Modes {
             }
             "latest" => {
                 let s = ctx.recv_latest(false);
-                check(s.get_f64("x") == Some(102.0) && s.get_f64("a") == Some(4.0) && s.get_f64("b") == Some(2.0) && !s.contains("first"), &format!("latest: {s:?}"))?;
+                check(
+                    s.get_f64("x") == Some(102.0)
+                        && s.get_f64("a") == Some(4.0)
+                        && s.get_f64("b") == Some(2.0)
+                        && !s.contains("first"),
+                    &format!("latest: {s:?}"),
+                )?;
                 check(ctx.recv_latest(false).is_empty(), "latest: data left")?;
                 let s = ctx.recv_latest(true);
-                check(s.get_f64("first") == Some(1.0) && s.get_f64("a") == Some(4.0), &format!("latched: {s:?}"))?;
+                check(
+                    s.get_f64("first") == Some(1.0) && s.get_f64("a") == Some(4.0),
+                    &format!("latched: {s:?}"),
+                )?;
             }
             "all" => {
                 let c = ctx.recv_all();
                 check(c.f64s("a") == [0.0, 1.0, 2.0, 3.0, 4.0], "all: a")?;
-                check(c.f64s("x") == [0.0, 1.0, 2.0, 3.0, 4.0, 100.0, 101.0, 102.0], &format!("all: x {:?}", c.f64s("x")))?;
+                check(
+                    c.f64s("x") == [0.0, 1.0, 2.0, 3.0, 4.0, 100.0, 101.0, 102.0],
+                    &format!("all: x {:?}", c.f64s("x")),
+                )?;
                 check(c.f64s("first") == [1.0], "all: first")?;
                 check(ctx.inputs_ended(), "all: inputs not ended after draining")?;
             }
             "per_link" => {
                 let v = ctx.recv_all_per_link();
-                check(v.len() == 2 && v[0].len() == 5 && v[1].len() == 3, "per link: counts")?;
+                check(
+                    v.len() == 2 && v[0].len() == 5 && v[1].len() == 3,
+                    "per link: counts",
+                )?;
                 check(v[1][2].get_f64("x") == Some(102.0), "per link: order")?;
             }
             other => return Err(fail(format!("unknown {other}"))),
@@ -265,10 +369,20 @@ fn four_receive_modes() -> R {
     let a_samples = (0..5)
         .map(|i| {
             let s = Sample::new().with("x", i as f64).with("a", i as f64);
-            if i == 0 { s.with("first", 1.0) } else { s }
+            if i == 0 {
+                s.with("first", 1.0)
+            } else {
+                s
+            }
         })
         .collect();
-    let b_samples = (0..3).map(|i| Sample::new().with("x", 100.0 + i as f64).with("b", i as f64)).collect();
+    let b_samples = (0..3)
+        .map(|i| {
+            Sample::new()
+                .with("x", 100.0 + i as f64)
+                .with("b", i as f64)
+        })
+        .collect();
     let a = t.add_with(Fixed { samples: a_samples }, Settings::new().name("A"));
     let b = t.add_with(Fixed { samples: b_samples }, Settings::new().name("B"));
     for name in ["oldest", "latest", "all", "per_link"] {
@@ -290,9 +404,20 @@ impl Block for Waiter {
         let got = ctx.wait(Duration::from_millis(50));
         let e = t.elapsed();
         let n = ctx.recv_all_per_link().iter().map(Vec::len).sum::<usize>();
-        let line = format!("{got} {} {n} {} {}\n", e.as_micros(), ctx.stopping(), ctx.inputs_ended());
+        let line = format!(
+            "{got} {} {n} {} {}\n",
+            e.as_micros(),
+            ctx.stopping(),
+            ctx.inputs_ended()
+        );
         use std::io::Write;
-        std::fs::OpenOptions::new().append(true).create(true).open(&self.log).unwrap().write_all(line.as_bytes()).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.log)
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
         Ok(Flow::Continue)
     }
 }
@@ -304,7 +429,13 @@ impl Block for SendAt {
             ctx.send(&Sample::new().with("v", self.1 as i64))?;
             self.1 += 1;
         }
-        Ok(if self.1 == self.0.len() && ctx.t() > self.0[self.0.len() - 1] + 0.2 { Flow::Stop } else { Flow::Continue })
+        Ok(
+            if self.1 == self.0.len() && ctx.t() > self.0[self.0.len() - 1] + 0.2 {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            },
+        )
     }
 }
 
@@ -312,8 +443,14 @@ fn wait_times_out_and_wakes_on_data_and_stop() -> R {
     let dir = TempDir::new("wait");
     let log = dir.path().join("wait.log");
     let mut t = test(&dir);
-    let s = t.add_with(SendAt(vec![0.325, 0.65], 0), Settings::new().name("sender").freq(1000.0));
-    let w = t.add_with(Waiter { log: log.clone() }, Settings::new().name("waiter").free_run());
+    let s = t.add_with(
+        SendAt(vec![0.325, 0.65], 0),
+        Settings::new().name("sender").freq(1000.0),
+    );
+    let w = t.add_with(
+        Waiter { log: log.clone() },
+        Settings::new().name("waiter").free_run(),
+    );
     t.link(s, w);
     ok_report(t.run())?;
     let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
@@ -323,18 +460,39 @@ fn wait_times_out_and_wakes_on_data_and_stop() -> R {
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            (f[0] == "true", f[1].parse().unwrap(), f[2].parse().unwrap(), f[3] == "true", f[4] == "true")
+            (
+                f[0] == "true",
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3] == "true",
+                f[4] == "true",
+            )
         })
         .collect();
-    ensure!(all.iter().any(|r| r.4 && !r.0), "no end-of-stream wake-up: {text}");
+    ensure!(
+        all.iter().any(|r| r.4 && !r.0),
+        "no end-of-stream wake-up: {text}"
+    );
     let rows: Vec<_> = all.iter().filter(|r| !r.4).collect();
     let timeouts = rows.iter().filter(|r| !r.0 && !r.3).count();
     let wakes: Vec<_> = rows.iter().filter(|r| r.0).collect();
-    ensure!(timeouts >= 5, "expected several 50 ms timeouts, got {timeouts}: {text}");
-    ensure!(rows.iter().filter(|r| !r.0 && !r.3).all(|r| r.1 >= 50_000), "a timeout returned early: {text}");
-    ensure!(wakes.len() == 2 && wakes.iter().all(|r| r.2 == 1), "expected 2 wake-ups with 1 sample each: {text}");
+    ensure!(
+        timeouts >= 5,
+        "expected several 50 ms timeouts, got {timeouts}: {text}"
+    );
+    ensure!(
+        rows.iter().filter(|r| !r.0 && !r.3).all(|r| r.1 >= 50_000),
+        "a timeout returned early: {text}"
+    );
+    ensure!(
+        wakes.len() == 2 && wakes.iter().all(|r| r.2 == 1),
+        "expected 2 wake-ups with 1 sample each: {text}"
+    );
     // Woken by data, not by the 50 ms timeout (behaviour, with a wide margin).
-    ensure!(wakes.iter().all(|r| r.1 < 45_000), "a data wake-up waited for the timeout: {text}");
+    ensure!(
+        wakes.iter().all(|r| r.1 < 45_000),
+        "a data wake-up waited for the timeout: {text}"
+    );
     Ok(())
 }
 
@@ -358,13 +516,22 @@ fn receiver_crash_does_not_stall_sender() -> R {
     let a = t.add_with(c, Settings::new().name("flood").free_run());
     let b = t.add_with(SelfKill(0.1), Settings::new().name("dies").freq(5.0));
     t.link_with(a, b, LinkOptions::new().capacity_bytes(4096));
-    let e = t.run().err().ok_or("run() succeeded although a Block died")?;
+    let e = t
+        .run()
+        .err()
+        .ok_or("run() succeeded although a Block died")?;
     let r = e.report().unwrap();
-    ensure!(r.block("dies").unwrap().outcome == Outcome::Signaled(9), "{r}");
+    ensure!(
+        r.block("dies").unwrap().outcome == Outcome::Signaled(9),
+        "{r}"
+    );
     // The sender was blocked on a full link when its receiver died: it must have been
     // released and stopped normally, not killed at the end of the grace period.
     ensure!(r.block("flood").unwrap().outcome == Outcome::Stopped, "{r}");
-    ensure!(r.cleanup_s < 4.0, "cleanup waited for the grace period: {r}");
+    ensure!(
+        r.cleanup_s < 4.0,
+        "cleanup waited for the grace period: {r}"
+    );
     Ok(())
 }
 
@@ -375,12 +542,21 @@ fn drop_oldest_counts_every_drop() -> R {
     c.burst = true;
     let a = t.add_with(c, Settings::new().name("burst").freq(100.0));
     let b = t.add_with(EndAt(0.5), Settings::new().name("display").freq(1.0));
-    t.link_with(a, b, LinkOptions::new().overflow(Overflow::DropOldest).capacity_samples(100));
+    t.link_with(
+        a,
+        b,
+        LinkOptions::new()
+            .overflow(Overflow::DropOldest)
+            .capacity_samples(100),
+    );
     let r = ok_report(t.run())?;
     let l = &r.links[0];
     ensure!(l.sent == 50_000, "{l:?}");
     ensure!(l.dropped >= 49_900, "drops not counted: {l:?}");
-    ensure!(l.received + l.dropped + l.unread == l.sent, "accounting: {l:?}");
+    ensure!(
+        l.received + l.dropped + l.unread == l.sent,
+        "accounting: {l:?}"
+    );
     let log = std::fs::read_to_string(dir.path().join("test.log")).unwrap_or_default();
     ensure!(log.contains("dropped"), "drops not logged");
     Ok(())
@@ -424,23 +600,47 @@ fn bad_input_is_a_clear_error() -> R {
     let mut t = test(&dir);
     let a = t.add_with(Declared, Settings::new().name("src"));
     let b = t.add_with(EndAt(0.0), Settings::new().name("dst"));
-    t.link_with(a, b, LinkOptions::new().name("force").modifier(NeedsLabel("F(N)")));
+    t.link_with(
+        a,
+        b,
+        LinkOptions::new()
+            .name("force")
+            .modifier(NeedsLabel("F(N)")),
+    );
     let e = t.run().err().ok_or("accepted")?;
-    ensure!(e.kind() == ErrorKind::Configuration && e.to_string().contains("F(N)") && e.to_string().contains("force") && e.origin() == Some("src"), "{e}");
+    ensure!(
+        e.kind() == ErrorKind::Configuration
+            && e.to_string().contains("F(N)")
+            && e.to_string().contains("force")
+            && e.origin() == Some("src"),
+        "{e}"
+    );
     // A label too long for the wire.
     let mut t = test(&dir);
-    let a = t.add_with(Sender(Sample::new().with("l".repeat(300), 1.0)), Settings::new().name("longlabel"));
+    let a = t.add_with(
+        Sender(Sample::new().with("l".repeat(300), 1.0)),
+        Settings::new().name("longlabel"),
+    );
     let b = t.add_with(EndAt(1.0), Settings::new().name("dst"));
     t.link(a, b);
     let e = t.run().err().ok_or("accepted")?;
-    ensure!(e.origin() == Some("longlabel") && e.to_string().contains("255 bytes"), "{e}");
+    ensure!(
+        e.origin() == Some("longlabel") && e.to_string().contains("255 bytes"),
+        "{e}"
+    );
     // A sample larger than the link.
     let mut t = test(&dir);
-    let a = t.add_with(Sender(Sample::new().with("stream", vec![0.0; 200_000])), Settings::new().name("big"));
+    let a = t.add_with(
+        Sender(Sample::new().with("stream", vec![0.0; 200_000])),
+        Settings::new().name("big"),
+    );
     let b = t.add_with(EndAt(1.0), Settings::new().name("dst"));
     t.link(a, b);
     let e = t.run().err().ok_or("accepted")?;
-    ensure!(e.origin() == Some("big") && e.to_string().contains("capacity_bytes"), "{e}");
+    ensure!(
+        e.origin() == Some("big") && e.to_string().contains("capacity_bytes"),
+        "{e}"
+    );
     Ok(())
 }
 
@@ -450,7 +650,11 @@ impl Block for Expect2x {
         Ok(Flow::Continue)
     }
     fn finish(&mut self, ctx: &mut Context) -> Result<()> {
-        let all: Vec<Sample> = ctx.drain_until_ended(Duration::from_secs(5)).into_iter().flatten().collect();
+        let all: Vec<Sample> = ctx
+            .drain_until_ended(Duration::from_secs(5))
+            .into_iter()
+            .flatten()
+            .collect();
         let xs: Vec<f64> = all.iter().filter_map(|s| s.get_f64("x")).collect();
         // Counter sends x = 0.5·seq; the modifier doubles it and drops odd seq.
         let want: Vec<f64> = (0..100).filter(|i| i % 2 == 0).map(|i| i as f64).collect();
@@ -470,7 +674,9 @@ fn modifiers_run_in_the_sender() -> R {
     let m = from_fn(move |mut s: Sample| {
         // Runs in the sender's process, not in the coordinator.
         assert_ne!(std::process::id(), pid_of_coordinator);
-        if s.get("seq") == Some(&Value::Int(0)) || matches!(s.get("seq"), Some(Value::Int(i)) if i % 2 == 0) {
+        if s.get("seq") == Some(&Value::Int(0))
+            || matches!(s.get("seq"), Some(Value::Int(i)) if i % 2 == 0)
+        {
             let x = s.get_f64("x")?;
             s.insert("x", 2.0 * x);
             Some(s)
@@ -488,12 +694,32 @@ fn main() {
     common::main(&[
         case("ordering_and_count", 60, ordering_and_count),
         case("four_receive_modes", 20, four_receive_modes),
-        case("wait_times_out_and_wakes_on_data_and_stop", 20, wait_times_out_and_wakes_on_data_and_stop),
-        case("zero_loss_burst_slow_receiver", 120, zero_loss_burst_slow_receiver),
+        case(
+            "wait_times_out_and_wakes_on_data_and_stop",
+            20,
+            wait_times_out_and_wakes_on_data_and_stop,
+        ),
+        case(
+            "zero_loss_burst_slow_receiver",
+            120,
+            zero_loss_burst_slow_receiver,
+        ),
         case("drain_at_stop", 30, drain_at_stop),
-        case("receiver_crash_does_not_stall_sender", 30, receiver_crash_does_not_stall_sender),
-        case("drop_oldest_counts_every_drop", 30, drop_oldest_counts_every_drop),
+        case(
+            "receiver_crash_does_not_stall_sender",
+            30,
+            receiver_crash_does_not_stall_sender,
+        ),
+        case(
+            "drop_oldest_counts_every_drop",
+            30,
+            drop_oldest_counts_every_drop,
+        ),
         case("bad_input_is_a_clear_error", 30, bad_input_is_a_clear_error),
-        case("modifiers_run_in_the_sender", 30, modifiers_run_in_the_sender),
+        case(
+            "modifiers_run_in_the_sender",
+            30,
+            modifiers_run_in_the_sender,
+        ),
     ]);
 }

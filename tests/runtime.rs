@@ -47,7 +47,11 @@ struct TB {
 }
 
 fn tb(dir: &TempDir, act: Act) -> TB {
-    TB { dir: dir.path().to_path_buf(), act, looped: false }
+    TB {
+        dir: dir.path().to_path_buf(),
+        act,
+        looped: false,
+    }
 }
 
 fn hang() -> ! {
@@ -58,14 +62,22 @@ fn hang() -> ! {
 
 impl Block for TB {
     fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
-        std::fs::write(self.dir.join(format!("{}.pid", ctx.name())), std::process::id().to_string())
-            .unwrap();
+        std::fs::write(
+            self.dir.join(format!("{}.pid", ctx.name())),
+            std::process::id().to_string(),
+        )
+        .unwrap();
         match self.act {
-            Act::FailPrepare => Err(crabby::Error::new(ErrorKind::Hardware, "the device is not plugged in")),
+            Act::FailPrepare => Err(crabby::Error::new(
+                ErrorKind::Hardware,
+                "the device is not plugged in",
+            )),
             Act::HangIgnoringTerm(_) => {
                 // SAFETY: SIG_IGN installs no handler code, so nothing runs in signal context.
-                unsafe { nix::sys::signal::signal(Signal::SIGTERM, nix::sys::signal::SigHandler::SigIgn) }
-                    .unwrap();
+                unsafe {
+                    nix::sys::signal::signal(Signal::SIGTERM, nix::sys::signal::SigHandler::SigIgn)
+                }
+                .unwrap();
                 Ok(())
             }
             _ => Ok(()),
@@ -142,7 +154,10 @@ fn no_children() -> std::result::Result<(), String> {
 }
 
 fn outcome(r: &crabby::Report, name: &str) -> Outcome {
-    r.block(name).unwrap_or_else(|| panic!("no block {name}")).outcome.clone()
+    r.block(name)
+        .unwrap_or_else(|| panic!("no block {name}"))
+        .outcome
+        .clone()
 }
 
 fn n_blocks_stop_when_one_ends() -> std::result::Result<(), String> {
@@ -150,17 +165,41 @@ fn n_blocks_stop_when_one_ends() -> std::result::Result<(), String> {
     let mut t = new_test(&dir);
     let names: Vec<String> = (0..6).map(|i| format!("b{i}")).collect();
     for (i, n) in names.iter().enumerate() {
-        add(&mut t, &dir, n, if i == 3 { Act::EndAfter(0.2) } else { Act::Idle });
+        add(
+            &mut t,
+            &dir,
+            n,
+            if i == 3 {
+                Act::EndAfter(0.2)
+            } else {
+                Act::Idle
+            },
+        );
     }
     let r = t.run().map_err(|e| format!("run failed: {e}"))?;
     for (i, n) in names.iter().enumerate() {
-        ensure!(exists(&dir, &format!("{n}.finish")), "{n} did not run finish");
+        ensure!(
+            exists(&dir, &format!("{n}.finish")),
+            "{n} did not run finish"
+        );
         ensure!(exists(&dir, &format!("{n}.looped")), "{n} never looped");
-        let want = if i == 3 { Outcome::Ended } else { Outcome::Stopped };
-        ensure!(outcome(&r, n) == want, "{n}: {:?} instead of {want:?}", outcome(&r, n));
+        let want = if i == 3 {
+            Outcome::Ended
+        } else {
+            Outcome::Stopped
+        };
+        ensure!(
+            outcome(&r, n) == want,
+            "{n}: {:?} instead of {want:?}",
+            outcome(&r, n)
+        );
         ensure!(r.block(n).unwrap().loops > 0, "{n} reports no loop");
     }
-    ensure!(r.cause == Some(crabby::StopCause::Block("b3".into())), "cause {:?}", r.cause);
+    ensure!(
+        r.cause == Some(crabby::StopCause::Block("b3".into())),
+        "cause {:?}",
+        r.cause
+    );
     no_children()
 }
 
@@ -170,17 +209,31 @@ fn prepare_failure_breaks_barrier() -> std::result::Result<(), String> {
     add(&mut t, &dir, "ok1", Act::Idle);
     add(&mut t, &dir, "broken", Act::FailPrepare);
     add(&mut t, &dir, "ok2", Act::Idle);
-    let err = t.run().err().ok_or("run() succeeded although a Block failed in prepare")?;
-    ensure!(err.origin() == Some("broken"), "error origin {:?}: {err}", err.origin());
+    let err = t
+        .run()
+        .err()
+        .ok_or("run() succeeded although a Block failed in prepare")?;
+    ensure!(
+        err.origin() == Some("broken"),
+        "error origin {:?}: {err}",
+        err.origin()
+    );
     ensure!(err.kind() == ErrorKind::Hardware, "kind {:?}", err.kind());
     ensure!(err.to_string().contains("not plugged in"), "message: {err}");
     for n in ["ok1", "broken", "ok2"] {
         ensure!(!exists(&dir, &format!("{n}.begin")), "{n} ran begin");
         ensure!(!exists(&dir, &format!("{n}.looped")), "{n} looped");
-        ensure!(exists(&dir, &format!("{n}.finish")), "{n} did not run finish");
+        ensure!(
+            exists(&dir, &format!("{n}.finish")),
+            "{n} did not run finish"
+        );
     }
     let r = err.report().ok_or("no report")?;
-    ensure!(outcome(r, "ok1") == Outcome::NotStarted, "ok1: {:?}", outcome(r, "ok1"));
+    ensure!(
+        outcome(r, "ok1") == Outcome::NotStarted,
+        "ok1: {:?}",
+        outcome(r, "ok1")
+    );
     no_children()
 }
 
@@ -191,15 +244,29 @@ fn loop_error_stops_others() -> std::result::Result<(), String> {
     add(&mut t, &dir, "faulty", Act::FailAfter(0.1));
     add(&mut t, &dir, "c", Act::Idle);
     let err = t.run().err().ok_or("run() succeeded")?;
-    ensure!(err.kind() == ErrorKind::BlockFailed && err.origin() == Some("faulty"), "{err}");
+    ensure!(
+        err.kind() == ErrorKind::BlockFailed && err.origin() == Some("faulty"),
+        "{err}"
+    );
     ensure!(err.to_string().contains("sensor overheated"), "{err}");
     let r = err.report().unwrap();
     for n in ["a", "c"] {
-        ensure!(outcome(r, n) == Outcome::Stopped, "{n}: {:?}", outcome(r, n));
+        ensure!(
+            outcome(r, n) == Outcome::Stopped,
+            "{n}: {:?}",
+            outcome(r, n)
+        );
         ensure!(exists(&dir, &format!("{n}.finish")), "{n} did not finish");
     }
-    ensure!(matches!(outcome(r, "faulty"), Outcome::Failed(_)), "{:?}", outcome(r, "faulty"));
-    ensure!(exists(&dir, "faulty.finish"), "the failing Block did not run finish");
+    ensure!(
+        matches!(outcome(r, "faulty"), Outcome::Failed(_)),
+        "{:?}",
+        outcome(r, "faulty")
+    );
+    ensure!(
+        exists(&dir, "faulty.finish"),
+        "the failing Block did not run finish"
+    );
     no_children()
 }
 
@@ -216,7 +283,10 @@ fn loop_panic_stops_others() -> std::result::Result<(), String> {
         outcome(r, "crasher")
     );
     ensure!(outcome(r, "a") == Outcome::Stopped, "{:?}", outcome(r, "a"));
-    ensure!(exists(&dir, "a.finish") && exists(&dir, "crasher.finish"), "finish missing");
+    ensure!(
+        exists(&dir, "a.finish") && exists(&dir, "crasher.finish"),
+        "finish missing"
+    );
     no_children()
 }
 
@@ -226,11 +296,25 @@ fn hung_block_killed_after_grace() -> std::result::Result<(), String> {
     t.grace(Duration::from_millis(300), Duration::from_millis(300));
     add(&mut t, &dir, "ender", Act::EndAfter(0.1));
     add(&mut t, &dir, "hung", Act::HangAfter(0.05));
-    let err = t.run().err().ok_or("run() succeeded although a Block had to be killed")?;
+    let err = t
+        .run()
+        .err()
+        .ok_or("run() succeeded although a Block had to be killed")?;
     let r = err.report().unwrap();
-    ensure!(outcome(r, "hung") == Outcome::Killed, "{:?}", outcome(r, "hung"));
-    ensure!(outcome(r, "ender") == Outcome::Ended, "{:?}", outcome(r, "ender"));
-    ensure!(!exists(&dir, "hung.finish"), "a hung Block cannot have finished");
+    ensure!(
+        outcome(r, "hung") == Outcome::Killed,
+        "{:?}",
+        outcome(r, "hung")
+    );
+    ensure!(
+        outcome(r, "ender") == Outcome::Ended,
+        "{:?}",
+        outcome(r, "ender")
+    );
+    ensure!(
+        !exists(&dir, "hung.finish"),
+        "a hung Block cannot have finished"
+    );
     no_children()
 }
 
@@ -242,7 +326,11 @@ fn block_ignoring_sigterm_gets_sigkill() -> std::result::Result<(), String> {
     add(&mut t, &dir, "stubborn", Act::HangIgnoringTerm(0.05));
     let err = t.run().err().ok_or("run() succeeded")?;
     let r = err.report().unwrap();
-    ensure!(outcome(r, "stubborn") == Outcome::Killed, "{:?}", outcome(r, "stubborn"));
+    ensure!(
+        outcome(r, "stubborn") == Outcome::Killed,
+        "{:?}",
+        outcome(r, "stubborn")
+    );
     no_children()
 }
 
@@ -255,12 +343,24 @@ fn block_killed_from_outside() -> std::result::Result<(), String> {
     let err = t.run().err().ok_or("run() succeeded")?;
     ensure!(err.origin() == Some("victim"), "{err}");
     let r = err.report().unwrap();
-    ensure!(outcome(r, "victim") == Outcome::Signaled(9), "{:?}", outcome(r, "victim"));
+    ensure!(
+        outcome(r, "victim") == Outcome::Signaled(9),
+        "{:?}",
+        outcome(r, "victim")
+    );
     for n in ["killer", "bystander"] {
-        ensure!(outcome(r, n) == Outcome::Stopped, "{n}: {:?}", outcome(r, n));
+        ensure!(
+            outcome(r, n) == Outcome::Stopped,
+            "{n}: {:?}",
+            outcome(r, n)
+        );
         ensure!(exists(&dir, &format!("{n}.finish")), "{n} did not finish");
     }
-    ensure!(r.cause == Some(crabby::StopCause::BlockFailed("victim".into())), "{:?}", r.cause);
+    ensure!(
+        r.cause == Some(crabby::StopCause::BlockFailed("victim".into())),
+        "{:?}",
+        r.cause
+    );
     no_children()
 }
 
@@ -275,10 +375,18 @@ fn sigint_to_group_stops_gracefully() -> std::result::Result<(), String> {
     ensure!(err.kind() == ErrorKind::Interrupted, "{err}");
     let r = err.report().unwrap();
     for n in ["a", "presser"] {
-        ensure!(outcome(r, n) == Outcome::Stopped, "{n}: {:?}", outcome(r, n));
+        ensure!(
+            outcome(r, n) == Outcome::Stopped,
+            "{n}: {:?}",
+            outcome(r, n)
+        );
         ensure!(exists(&dir, &format!("{n}.finish")), "{n} did not finish");
     }
-    ensure!(r.cause == Some(crabby::StopCause::Interrupted), "{:?}", r.cause);
+    ensure!(
+        r.cause == Some(crabby::StopCause::Interrupted),
+        "{:?}",
+        r.cause
+    );
     no_children()
 }
 
@@ -292,9 +400,17 @@ fn second_ctrl_c_skips_the_grace() -> std::result::Result<(), String> {
     let err = t.run().err().ok_or("run() succeeded")?;
     ensure!(err.kind() == ErrorKind::Interrupted, "{err}");
     let r = err.report().unwrap();
-    ensure!(outcome(r, "presser") == Outcome::Killed, "{:?}", outcome(r, "presser"));
+    ensure!(
+        outcome(r, "presser") == Outcome::Killed,
+        "{:?}",
+        outcome(r, "presser")
+    );
     // Behaviour, not performance: with a 20 s grace, only the second Ctrl+C can end it early.
-    ensure!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    ensure!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
     no_children()
 }
 
@@ -304,8 +420,16 @@ fn stop_request_is_clean() -> std::result::Result<(), String> {
     add(&mut t, &dir, "a", Act::Idle);
     add(&mut t, &dir, "stopper", Act::RequestStopAfter(0.1));
     let r = t.run().map_err(|e| e.to_string())?;
-    ensure!(outcome(&r, "stopper") == Outcome::StopRequested, "{:?}", outcome(&r, "stopper"));
-    ensure!(outcome(&r, "a") == Outcome::Stopped, "{:?}", outcome(&r, "a"));
+    ensure!(
+        outcome(&r, "stopper") == Outcome::StopRequested,
+        "{:?}",
+        outcome(&r, "stopper")
+    );
+    ensure!(
+        outcome(&r, "a") == Outcome::Stopped,
+        "{:?}",
+        outcome(&r, "a")
+    );
     no_children()
 }
 
@@ -316,15 +440,24 @@ fn bad_graphs_fork_nothing() -> std::result::Result<(), String> {
     add(&mut t, &dir, "same", Act::Idle);
     add(&mut t, &dir, "same", Act::Idle);
     let e = t.run().err().ok_or("duplicate names accepted")?;
-    ensure!(e.kind() == ErrorKind::Configuration && e.to_string().contains("same"), "{e}");
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.to_string().contains("same"),
+        "{e}"
+    );
     // A zero frequency.
     let mut t = new_test(&dir);
     t.add_with(tb(&dir, Act::Idle), Settings::new().name("zero").freq(0.0));
     let e = t.run().err().ok_or("freq 0 accepted")?;
-    ensure!(e.origin() == Some("zero") && e.to_string().contains("freq"), "{e}");
+    ensure!(
+        e.origin() == Some("zero") && e.to_string().contains("freq"),
+        "{e}"
+    );
     // A NaN frequency.
     let mut t = new_test(&dir);
-    t.add_with(tb(&dir, Act::Idle), Settings::new().name("nan").freq(f64::NAN));
+    t.add_with(
+        tb(&dir, Act::Idle),
+        Settings::new().name("nan").freq(f64::NAN),
+    );
     ensure!(t.run().is_err(), "NaN freq accepted");
     // A link to a Block of another test.
     let mut other = new_test(&dir);
@@ -336,7 +469,10 @@ fn bad_graphs_fork_nothing() -> std::result::Result<(), String> {
     ensure!(e.to_string().contains("does not belong"), "{e}");
     // A niceness out of range.
     let mut t = new_test(&dir);
-    t.add_with(tb(&dir, Act::Idle), Settings::new().name("nice").niceness(40));
+    t.add_with(
+        tb(&dir, Act::Idle),
+        Settings::new().name("nice").niceness(40),
+    );
     let e = t.run().err().ok_or("niceness 40 accepted")?;
     ensure!(e.to_string().contains("niceness"), "{e}");
     // Nothing was forked: no Block ever wrote its pid file.
@@ -357,8 +493,14 @@ fn threads_are_detected() -> std::result::Result<(), String> {
     });
     let mut t = new_test(&dir);
     add(&mut t, &dir, "a", Act::EndAfter(0.0));
-    let e = t.run().err().ok_or("run() forked from a multi-threaded process")?;
-    ensure!(e.kind() == ErrorKind::Configuration && e.to_string().contains("threads"), "{e}");
+    let e = t
+        .run()
+        .err()
+        .ok_or("run() forked from a multi-threaded process")?;
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.to_string().contains("threads"),
+        "{e}"
+    );
     drop(tx);
     th.join().unwrap();
     ensure!(!exists(&dir, "a.pid"), "forked anyway");
@@ -381,11 +523,20 @@ fn child_logs_reach_the_log_file() -> std::result::Result<(), String> {
     t.add_with(Talker, Settings::new().name("talker"));
     let r = t.run().map_err(|e| e.to_string())?;
     let log = std::fs::read_to_string(dir.path().join("test.log")).map_err(|e| e.to_string())?;
-    let line = log.lines().find(|l| l.contains("hello from the talker")).ok_or(format!("no talker line in:\n{log}"))?;
-    ensure!(line.contains("talker") && line.contains("INFO"), "line: {line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("hello from the talker"))
+        .ok_or(format!("no talker line in:\n{log}"))?;
+    ensure!(
+        line.contains("talker") && line.contains("INFO"),
+        "line: {line}"
+    );
     ensure!(line.trim_start().starts_with('['), "no time stamp: {line}");
     ensure!(log.contains("a debug line"), "debug level not in the file");
-    ensure!(r.log_file.as_deref() == Some(dir.path().join("test.log").as_path()), "log path");
+    ensure!(
+        r.log_file.as_deref() == Some(dir.path().join("test.log").as_path()),
+        "log path"
+    );
     Ok(())
 }
 
@@ -394,7 +545,10 @@ impl Block for NiceCheck {
     fn prepare(&mut self, _ctx: &mut Context) -> Result<()> {
         let now = crabby::sys::niceness();
         if now != self.0 {
-            return Err(crabby::Error::config(format!("niceness is {now}, wanted {}", self.0)));
+            return Err(crabby::Error::config(format!(
+                "niceness is {now}, wanted {}",
+                self.0
+            )));
         }
         Ok(())
     }
@@ -418,7 +572,11 @@ fn coordinator_forever(dir: &str) {
     let mut t = Test::new("orphans");
     t.log_file(None);
     for i in 0..4 {
-        let b = TB { dir: PathBuf::from(dir), act: Act::Idle, looped: false };
+        let b = TB {
+            dir: PathBuf::from(dir),
+            act: Act::Idle,
+            looped: false,
+        };
         t.add_with(b, Settings::new().name(format!("o{i}")));
     }
     let _ = t.run();
@@ -440,18 +598,32 @@ fn kill9_of_coordinator_leaves_no_orphan() -> std::result::Result<(), String> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let pids: Vec<i32> = (0..4)
-        .map(|i| std::fs::read_to_string(dir.path().join(format!("o{i}.pid"))).unwrap().trim().parse().unwrap())
+        .map(|i| {
+            std::fs::read_to_string(dir.path().join(format!("o{i}.pid")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
         .collect();
     coord.kill().map_err(|e| e.to_string())?;
     coord.wait().map_err(|e| e.to_string())?;
     let killed_at = std::time::Instant::now();
     let alive = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(false))
+            .map(|s| {
+                !s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('Z'))
+                    .unwrap_or(false)
+            })
             .unwrap_or(false)
     };
     while pids.iter().any(|&p| alive(p)) {
-        ensure!(killed_at.elapsed() < Duration::from_secs(1), "orphans alive 1 s after kill -9: {:?}", pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>());
+        ensure!(
+            killed_at.elapsed() < Duration::from_secs(1),
+            "orphans alive 1 s after kill -9: {:?}",
+            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(())
@@ -464,20 +636,56 @@ fn main() {
         return;
     }
     common::main(&[
-        case("n_blocks_stop_when_one_ends", 20, n_blocks_stop_when_one_ends),
-        case("prepare_failure_breaks_barrier", 20, prepare_failure_breaks_barrier),
+        case(
+            "n_blocks_stop_when_one_ends",
+            20,
+            n_blocks_stop_when_one_ends,
+        ),
+        case(
+            "prepare_failure_breaks_barrier",
+            20,
+            prepare_failure_breaks_barrier,
+        ),
         case("loop_error_stops_others", 20, loop_error_stops_others),
         case("loop_panic_stops_others", 20, loop_panic_stops_others),
-        case("hung_block_killed_after_grace", 20, hung_block_killed_after_grace),
-        case("block_ignoring_sigterm_gets_sigkill", 20, block_ignoring_sigterm_gets_sigkill),
+        case(
+            "hung_block_killed_after_grace",
+            20,
+            hung_block_killed_after_grace,
+        ),
+        case(
+            "block_ignoring_sigterm_gets_sigkill",
+            20,
+            block_ignoring_sigterm_gets_sigkill,
+        ),
         case("block_killed_from_outside", 20, block_killed_from_outside),
-        case("sigint_to_group_stops_gracefully", 20, sigint_to_group_stops_gracefully),
-        case("second_ctrl_c_skips_the_grace", 30, second_ctrl_c_skips_the_grace),
+        case(
+            "sigint_to_group_stops_gracefully",
+            20,
+            sigint_to_group_stops_gracefully,
+        ),
+        case(
+            "second_ctrl_c_skips_the_grace",
+            30,
+            second_ctrl_c_skips_the_grace,
+        ),
         case("stop_request_is_clean", 20, stop_request_is_clean),
         case("bad_graphs_fork_nothing", 20, bad_graphs_fork_nothing),
         case("threads_are_detected", 20, threads_are_detected),
-        case("child_logs_reach_the_log_file", 20, child_logs_reach_the_log_file),
-        case("niceness_is_applied_per_block", 20, niceness_is_applied_per_block),
-        case("kill9_of_coordinator_leaves_no_orphan", 30, kill9_of_coordinator_leaves_no_orphan),
+        case(
+            "child_logs_reach_the_log_file",
+            20,
+            child_logs_reach_the_log_file,
+        ),
+        case(
+            "niceness_is_applied_per_block",
+            20,
+            niceness_is_applied_per_block,
+        ),
+        case(
+            "kill9_of_coordinator_leaves_no_orphan",
+            30,
+            kill9_of_coordinator_leaves_no_orphan,
+        ),
     ]);
 }

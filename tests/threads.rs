@@ -11,7 +11,8 @@ use std::time::Duration;
 fn quiet(name: &str) -> Test {
     let mut t = Test::new(name);
     // Runs may overlap in this process: keep their logs on the console only.
-    t.log_file(None).log_levels(crabby::LevelFilter::Warn, crabby::LevelFilter::Off);
+    t.log_file(None)
+        .log_levels(crabby::LevelFilter::Warn, crabby::LevelFilter::Off);
     t
 }
 
@@ -69,7 +70,10 @@ fn an_error_stops_the_others_and_names_the_block() {
     let mut t = quiet("threads-err");
     t.add_with(Failing, Settings::new().name("probe"));
     let i = t.add_with(Idle, Settings::new().name("idle"));
-    let s = t.add_with(StopBlock::new(["t(s) > 30"]).unwrap(), Settings::new().name("stop"));
+    let s = t.add_with(
+        StopBlock::new(["t(s) > 30"]).unwrap(),
+        Settings::new().name("stop"),
+    );
     t.link(i, s);
     let e = t.run_in_threads().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BlockFailed);
@@ -114,7 +118,11 @@ impl Block for Hangs {
 struct Ends;
 impl Block for Ends {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        Ok(if ctx.t() > 0.1 { Flow::Stop } else { Flow::Continue })
+        Ok(if ctx.t() > 0.1 {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
 }
 

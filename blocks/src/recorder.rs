@@ -110,8 +110,14 @@ pub fn free_name(path: &Path) -> PathBuf {
     if !path.exists() {
         return path.to_path_buf();
     }
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
     (1..)
         .map(|i| path.with_file_name(format!("{stem}_{i:05}{ext}")))
         .find(|p| !p.exists())
@@ -150,9 +156,14 @@ impl Open {
         self.rows += 1;
         if !self.extra_warned && s.labels().any(|l| !cols.contains(l)) {
             self.extra_warned = true;
-            let extra: Vec<&str> =
-                s.labels().filter(|l| !cols.contains(l)).map(|l| l.as_str()).collect();
-            log::warn!("{name}: labels {extra:?} are not among the recorded columns and are not written");
+            let extra: Vec<&str> = s
+                .labels()
+                .filter(|l| !cols.contains(l))
+                .map(|l| l.as_str())
+                .collect();
+            log::warn!(
+                "{name}: labels {extra:?} are not among the recorded columns and are not written"
+            );
         }
     }
 
@@ -199,7 +210,9 @@ impl Block for Recorder {
             }
         }
         if self.flush_period.is_zero() {
-            return Err(Error::config("parameter 'flush_period' is 0; use a period such as 500 ms"));
+            return Err(Error::config(
+                "parameter 'flush_period' is 0; use a period such as 500 ms",
+            ));
         }
         Ok(())
     }
@@ -208,7 +221,9 @@ impl Block for Recorder {
         format!(
             "file {}, labels {}, flush every {:?}",
             self.requested.display(),
-            self.labels.as_ref().map_or("all".to_owned(), |l| format!("{l:?}")),
+            self.labels
+                .as_ref()
+                .map_or("all".to_owned(), |l| format!("{l:?}")),
             self.flush_period
         )
     }
@@ -226,8 +241,13 @@ impl Block for Recorder {
     }
 
     fn begin(&mut self, ctx: &mut Context) -> Result<()> {
-        let Some(open) = &self.state else { return Ok(()) };
-        let started = ctx.t0_epoch_ns().map(crabby::sys::iso8601).unwrap_or_default();
+        let Some(open) = &self.state else {
+            return Ok(());
+        };
+        let started = ctx
+            .t0_epoch_ns()
+            .map(crabby::sys::iso8601)
+            .unwrap_or_default();
         let meta = format!(
             "test: {}\nstarted: {started}\ncrabby: {}\nrecorder: {}\ndata: {}\nsender: {}\n\n[graph]\n{}",
             ctx.test_name(),
@@ -245,7 +265,9 @@ impl Block for Recorder {
 
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         let name = ctx.name().to_owned();
-        let Some(open) = self.state.as_mut() else { return Ok(Flow::Continue) };
+        let Some(open) = self.state.as_mut() else {
+            return Ok(Flow::Continue);
+        };
         ctx.recv_each(|_, s| open.push(&s, &name));
         if open.last_flush.elapsed() >= self.flush_period {
             open.flush()?;
@@ -255,7 +277,9 @@ impl Block for Recorder {
 
     fn finish(&mut self, ctx: &mut Context) -> Result<()> {
         let name = ctx.name().to_owned();
-        let Some(mut open) = self.state.take() else { return Ok(()) };
+        let Some(mut open) = self.state.take() else {
+            return Ok(());
+        };
         for samples in ctx.drain_until_ended(self.drain_timeout) {
             for s in samples {
                 open.push(&s, &name);

@@ -105,7 +105,8 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
     }
     fn u64(&mut self) -> Option<[u8; 8]> {
         self.take(8).map(|b| b.try_into().expect("8 bytes"))
@@ -187,6 +188,9 @@ mod tests {
     #[test]
     fn label_longer_than_255_bytes_is_an_error() {
         let s = Sample::new().with("x".repeat(300), 1.0);
-        assert!(matches!(encode(&s, &mut Vec::new()), Err(EncodeError::LabelTooLong(_))));
+        assert!(matches!(
+            encode(&s, &mut Vec::new()),
+            Err(EncodeError::LabelTooLong(_))
+        ));
     }
 }

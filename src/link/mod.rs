@@ -46,7 +46,10 @@ impl std::fmt::Debug for LinkOptions {
             .field("overflow", &self.overflow)
             .field("capacity_bytes", &self.capacity_bytes)
             .field("capacity_samples", &self.capacity_samples)
-            .field("modifiers", &self.modifiers.iter().map(|m| m.name()).collect::<Vec<_>>())
+            .field(
+                "modifiers",
+                &self.modifiers.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -132,12 +135,17 @@ impl InputLink {
 impl OutputLink {
     /// Sends one encoded sample; logs drops and a gone receiver.
     pub fn push(&mut self, payload: &[u8], sender: &str) {
-        match self.ring.push(payload, self.overflow == Overflow::DropOldest) {
+        match self
+            .ring
+            .push(payload, self.overflow == Overflow::DropOldest)
+        {
             Pushed::Ok => {}
             Pushed::DroppedOldest(n) => {
                 self.drops_unlogged += n;
                 let now = Instant::now();
-                let due = self.last_drop_log.is_none_or(|t| now.duration_since(t).as_secs() >= 1);
+                let due = self
+                    .last_drop_log
+                    .is_none_or(|t| now.duration_since(t).as_secs() >= 1);
                 if due {
                     log::warn!(
                         "link {} to {}: receiver too slow, dropped {} oldest sample(s) (policy DropOldest)",
@@ -168,7 +176,9 @@ pub(crate) fn labels_through(
     modifiers: &[Box<dyn Modifier>],
     labels: Option<Vec<Label>>,
 ) -> Result<Option<Vec<Label>>, (String, String)> {
-    let Some(mut labels) = labels else { return Ok(None) };
+    let Some(mut labels) = labels else {
+        return Ok(None);
+    };
     for m in modifiers {
         labels = m.output_labels(&labels).map_err(|e| (m.name(), e))?;
     }

@@ -86,7 +86,13 @@ impl Ring {
     ) -> std::io::Result<Self> {
         let cap = cap_bytes.next_power_of_two().max(4096);
         let region = SharedRegion::new(std::mem::size_of::<RingHeader>() + cap, false)?;
-        Ok(Ring { region: Arc::new(region), cap: cap as u64, max_records, control, receiver })
+        Ok(Ring {
+            region: Arc::new(region),
+            cap: cap as u64,
+            max_records,
+            control,
+            receiver,
+        })
     }
 
     fn hdr(&self) -> &RingHeader {
@@ -202,7 +208,11 @@ impl Ring {
             return false;
         }
         let (size, kind, _) = self.record_len(r);
-        let ok = h.read.0.compare_exchange(r, r + size, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        let ok = h
+            .read
+            .0
+            .compare_exchange(r, r + size, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
         if ok && kind == KIND_DATA {
             h.dropped.fetch_add(1, Ordering::Relaxed);
             return true;
@@ -226,9 +236,15 @@ impl Ring {
                 let off = ((r + REC_HDR as u64) % self.cap) as usize;
                 // SAFETY: `off + len <= cap` (records never wrap and len was clamped), the
                 // record was published by the sender's release store of `write`.
-                unsafe { std::ptr::copy_nonoverlapping(self.data().add(off), out.as_mut_ptr(), len) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping(self.data().add(off), out.as_mut_ptr(), len)
+                };
             }
-            if h.read.0.compare_exchange(r, r + size, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            if h.read
+                .0
+                .compare_exchange(r, r + size, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
                 continue; // the sender dropped this record meanwhile: the copy is discarded
             }
             if kind != KIND_DATA {

@@ -50,7 +50,12 @@ impl SharedRegion {
         // SAFETY: an anonymous mapping at an address the kernel picks aliases no Rust object;
         // it is unmapped only in Drop, after which the pointer is never used again.
         let ptr = unsafe {
-            mmap_anonymous(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, flags)
+            mmap_anonymous(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                flags,
+            )
         }
         .map_err(std::io::Error::from)?;
         Ok(SharedRegion { ptr, len })
@@ -120,7 +125,9 @@ pub fn futex_wake(word: &AtomicU32) {
 
 /// Threads of this process, read from `/proc/self/task`.
 pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1)
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1)
 }
 
 /// Forks. Returns `Ok(None)` in the child, `Ok(Some(pid))` in the parent.

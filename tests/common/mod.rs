@@ -20,7 +20,11 @@ pub struct Case {
 
 /// Shorthand for a case with a timeout in seconds.
 pub const fn case(name: &'static str, timeout_s: u64, run: fn() -> Result<(), String>) -> Case {
-    Case { name, timeout: Duration::from_secs(timeout_s), run }
+    Case {
+        name,
+        timeout: Duration::from_secs(timeout_s),
+        run,
+    }
 }
 
 /// Runs the cases (or the one named by `--crabby-case`) and exits.
@@ -61,9 +65,17 @@ pub fn main(cases: &[Case]) -> ! {
         let (ok, output) = run_isolated(c);
         if ok {
             passed += 1;
-            println!("test {} ... ok ({:.2} s)", c.name, t.elapsed().as_secs_f64());
+            println!(
+                "test {} ... ok ({:.2} s)",
+                c.name,
+                t.elapsed().as_secs_f64()
+            );
         } else {
-            println!("test {} ... FAILED ({:.2} s)", c.name, t.elapsed().as_secs_f64());
+            println!(
+                "test {} ... FAILED ({:.2} s)",
+                c.name,
+                t.elapsed().as_secs_f64()
+            );
             failed.push((c.name, output));
         }
     }
@@ -131,12 +143,20 @@ fn run_isolated(c: &Case) -> (bool, String) {
 /// Pids of the live processes whose parent is `ppid` (zombies included).
 pub fn children_of(ppid: i32) -> Vec<i32> {
     let mut v = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return v };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return v;
+    };
     for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // Fields after the command name (which may hold spaces) start after the last ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
         let f: Vec<&str> = rest.split_whitespace().collect();
         if f.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(ppid) {
             v.push(pid);
@@ -148,9 +168,13 @@ pub fn children_of(ppid: i32) -> Vec<i32> {
 /// Pids of live processes whose command line contains `marker` (an argument a test passed).
 pub fn processes_with_arg(marker: &str) -> Vec<i32> {
     let mut v = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return v };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return v;
+    };
     for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             if String::from_utf8_lossy(&cmd).contains(marker) {
                 v.push(pid);
