@@ -1,5 +1,913 @@
+//! The hardware layer in real tests: IOBlock and Machine against the simulated devices,
+//! every actuator stopped on every kind of stop, a device fault mid-test, and bad
+//! configurations rejected before anything is forked.
+
 mod common;
 
+use common::TempDir;
+use crabby::hardware::{Actuator, ActuatorCaps, InOut, InOutCaps, Reading, Status};
+use crabby::{Block, Context, ErrorKind, Flow, Label, Outcome, Result, Sample, Settings, Test};
+use crabby_blocks::{ActuatorConfig, IOBlock, Machine};
+use crabby_hardware::motor::{FakeDCMotor, FakeStepperMotor};
+use crabby_hardware::sensor::FakeFurnace;
+use crabby_hardware::serial::{ScpiInOut, SerialConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 fn main() {
-    common::main(&[]);
+    common::main(&[
+        common::case(
+            "ioblock_furnace_zero_commands_and_exit_cmd",
+            30,
+            ioblock_furnace_zero_commands_and_exit_cmd,
+        ),
+        common::case(
+            "ioblock_trigger_reads_once_per_trigger",
+            30,
+            ioblock_trigger_reads_once_per_trigger,
+        ),
+        common::case(
+            "ioblock_streamer_sends_evenly_spaced_chunks",
+            30,
+            ioblock_streamer_sends_evenly_spaced_chunks,
+        ),
+        common::case(
+            "machine_stepper_position_and_dc_motor_speed",
+            30,
+            machine_stepper_position_and_dc_motor_speed,
+        ),
+        common::case(
+            "motor_stopped_on_normal_end",
+            30,
+            motor_stopped_on_normal_end,
+        ),
+        common::case(
+            "motor_stopped_when_another_block_fails",
+            30,
+            motor_stopped_when_another_block_fails,
+        ),
+        common::case("motor_stopped_on_ctrl_c", 30, motor_stopped_on_ctrl_c),
+        common::case(
+            "motor_stopped_when_its_own_device_faults",
+            30,
+            motor_stopped_when_its_own_device_faults,
+        ),
+        common::case(
+            "device_fault_mid_test_is_reported_and_data_kept",
+            30,
+            device_fault_mid_test_is_reported_and_data_kept,
+        ),
+        common::case(
+            "bad_configurations_rejected_before_fork",
+            30,
+            bad_configurations_rejected_before_fork,
+        ),
+    ]);
+}
+
+// ---------------------------------------------------------------- helper Blocks
+
+/// Sends `label = value(t)` at its rate until `stop_at` (then ends the test), or forever.
+struct Source {
+    label: Label,
+    value: fn(f64) -> f64,
+    stop_at: Option<f64>,
+}
+
+impl Block for Source {
+    fn output_labels(&self) -> Option<Vec<Label>> {
+        Some(vec![Label::new("t(s)"), self.label.clone()])
+    }
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let t = ctx.t();
+        ctx.send(
+            &Sample::new()
+                .with("t(s)", t)
+                .with(self.label.clone(), (self.value)(t)),
+        )?;
+        Ok(match self.stop_at {
+            Some(s) if t >= s => Flow::Stop,
+            _ => Flow::Continue,
+        })
+    }
+}
+
+/// Writes every sample received, one line of `label=value` pairs, to a file in `finish`.
+struct Collector {
+    path: PathBuf,
+    rows: Vec<Sample>,
+}
+
+impl Collector {
+    fn new(path: &Path) -> Self {
+        Collector {
+            path: path.to_owned(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+impl Block for Collector {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        ctx.wait(Duration::from_millis(50));
+        for v in ctx.recv_all_per_link() {
+            self.rows.extend(v);
+        }
+        Ok(Flow::Continue)
+    }
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        for v in ctx.drain_until_ended(Duration::from_secs(2)) {
+            self.rows.extend(v);
+        }
+        let mut out = String::new();
+        for s in &self.rows {
+            let cells: Vec<String> = s.iter().map(|(l, v)| format!("{l}={v}")).collect();
+            out.push_str(&cells.join("\t"));
+            out.push('\n');
+        }
+        std::fs::write(&self.path, out).map_err(|e| crabby::Error::io("collector file", e))
+    }
+}
+
+/// The rows a Collector wrote: label → text value.
+fn rows(path: &Path) -> std::result::Result<Vec<Vec<(String, String)>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| {
+            l.split('\t')
+                .filter_map(|c| c.split_once('='))
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect()
+        })
+        .collect())
+}
+
+fn get(row: &[(String, String)], label: &str) -> Option<f64> {
+    row.iter()
+        .find(|(l, _)| l == label)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// Appends a line to a file (what the wrappers below leave behind for the test to check).
+fn log_line(path: &Path, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("log file");
+    writeln!(f, "{line}").expect("write log");
+}
+
+/// An InOut wrapper that records every command written, and its close.
+struct Recorded<D: InOut> {
+    inner: D,
+    log: PathBuf,
+}
+
+impl<D: InOut> InOut for Recorded<D> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> InOutCaps {
+        self.inner.capabilities()
+    }
+    fn channels(&self) -> Vec<String> {
+        self.inner.channels()
+    }
+    fn n_commands(&self) -> Option<usize> {
+        self.inner.n_commands()
+    }
+    fn check(&self) -> Result<()> {
+        self.inner.check()
+    }
+    fn open(&mut self) -> Result<()> {
+        self.inner.open()
+    }
+    fn read(&mut self) -> Result<Reading> {
+        self.inner.read()
+    }
+    fn write(&mut self, cmd: &[f64]) -> Result<()> {
+        log_line(&self.log, &format!("write {cmd:?}"));
+        self.inner.write(cmd)
+    }
+    fn start_stream(&mut self) -> Result<()> {
+        self.inner.start_stream()
+    }
+    fn read_stream(&mut self) -> Result<crabby::hardware::Chunk> {
+        self.inner.read_stream()
+    }
+    fn close(&mut self) -> Result<()> {
+        log_line(&self.log, "close");
+        self.inner.close()
+    }
+    fn status(&self) -> Status {
+        self.inner.status()
+    }
+}
+
+/// An Actuator wrapper that leaves the speed before and after `stop()` in a file, and its
+/// close; optionally its device stops answering after `fail_after` seconds.
+struct Watched<A: Actuator> {
+    inner: A,
+    log: PathBuf,
+    opened_at: u64,
+    fail_after: Option<f64>,
+}
+
+impl<A: Actuator> Watched<A> {
+    fn new(inner: A, log: &Path) -> Self {
+        Watched {
+            inner,
+            log: log.to_owned(),
+            opened_at: 0,
+            fail_after: None,
+        }
+    }
+    fn fail_check(&self) -> Result<()> {
+        if let Some(f) = self.fail_after {
+            if (crabby::sys::monotonic_ns() - self.opened_at) as f64 * 1e-9 > f {
+                return Err(crabby::hardware::device_error(
+                    ErrorKind::Timeout,
+                    "watched-motor",
+                    "no answer within 100 ms; check that the controller is powered and the cable",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<A: Actuator> Actuator for Watched<A> {
+    fn name(&self) -> &str {
+        "watched-motor"
+    }
+    fn capabilities(&self) -> ActuatorCaps {
+        self.inner.capabilities()
+    }
+    fn check(&self) -> Result<()> {
+        self.inner.check()
+    }
+    fn open(&mut self) -> Result<()> {
+        self.opened_at = crabby::sys::monotonic_ns();
+        self.inner.open()
+    }
+    fn set_speed(&mut self, v: f64) -> Result<()> {
+        self.fail_check()?;
+        self.inner.set_speed(v)
+    }
+    fn set_position(&mut self, p: f64, s: Option<f64>) -> Result<()> {
+        self.fail_check()?;
+        self.inner.set_position(p, s)
+    }
+    fn speed(&mut self) -> Result<f64> {
+        self.fail_check()?;
+        self.inner.speed()
+    }
+    fn position(&mut self) -> Result<f64> {
+        self.fail_check()?;
+        self.inner.position()
+    }
+    fn stop(&mut self) -> Result<()> {
+        // The simulated motor is still reachable for the stop (a real one that vanished is
+        // not: then Machine logs the failure loudly).
+        let before = self.inner.speed()?;
+        self.inner.stop()?;
+        let after = self.inner.speed()?;
+        log_line(&self.log, &format!("stop before={before} after={after}"));
+        Ok(())
+    }
+    fn close(&mut self) -> Result<()> {
+        log_line(&self.log, "close");
+        self.inner.close()
+    }
+}
+
+/// Checks a Watched motor's log: it was moving, then stopped, then closed.
+fn check_stopped(log: &Path) -> std::result::Result<(), String> {
+    let text = std::fs::read_to_string(log)
+        .map_err(|e| format!("motor log {}: {e} (stop never called?)", log.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    ensure!(
+        lines.len() == 2,
+        "expected a stop then a close, got {lines:?}"
+    );
+    ensure!(lines[1] == "close", "close must come after stop: {lines:?}");
+    let before: f64 = lines[0]
+        .split("before=")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .ok_or("parse")?;
+    let after: f64 = lines[0]
+        .split("after=")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("parse")?;
+    ensure!(
+        before.abs() > 0.5,
+        "the motor should have been moving before the stop: {before}"
+    );
+    ensure!(after == 0.0, "the motor still moves after stop: {after}");
+    Ok(())
+}
+
+fn quiet(test: &mut Test) {
+    test.log_file(None);
+}
+
+// ---------------------------------------------------------------- IOBlock
+
+fn ioblock_furnace_zero_commands_and_exit_cmd() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-furnace");
+    let data = dir.path().join("data");
+    let cmds = dir.path().join("cmds");
+    let mut test = Test::new("furnace");
+    quiet(&mut test);
+    // Heater off for 0.2 s, then full power; the source ends the test at 1.0 s.
+    let src = test.add_with(
+        Source {
+            label: Label::new("power"),
+            value: |t| if t < 0.2 { 0.0 } else { 100.0 },
+            stop_at: Some(1.0),
+        },
+        Settings::new().freq(100.0),
+    );
+    let furnace = FakeFurnace::new().noise(0.05, 3);
+    let io = test.add_with(
+        IOBlock::new(Recorded {
+            inner: furnace,
+            log: cmds.clone(),
+        })
+        .cmd_labels(["power"])
+        .initial_cmd(vec![0.0])
+        .exit_cmd(vec![0.0])
+        .make_zero(0.2),
+        Settings::new().name("furnace").freq(100.0),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(src, io);
+    test.link(io, col);
+    let report = test.run().map_err(|e| format!("run: {e}"))?;
+    let r = rows(&data)?;
+    ensure!(r.len() > 50, "too few readings: {} ({report})", r.len());
+    // Zeroed: the room temperature (20 °C) reads about 0 at the start.
+    let first = get(&r[0], "T(C)").ok_or("no T(C)")?;
+    ensure!(
+        first.abs() < 0.5,
+        "make_zero did not remove the 20 °C offset: {first}"
+    );
+    // Time relative to t0, increasing.
+    let ts: Vec<f64> = r.iter().filter_map(|x| get(x, "t(s)")).collect();
+    ensure!(ts[0] >= 0.0 && ts[0] < 0.1, "first t(s) {}", ts[0]);
+    ensure!(ts.windows(2).all(|w| w[1] > w[0]), "t(s) not increasing");
+    // Heated at 100 % from ~0.2 s: ΔT = 500·(1 − exp(−(t − 0.2)/5)) (±5 °C for scheduling).
+    let last = r.last().ok_or("no rows")?;
+    let (t, temp) = (get(last, "t(s)").ok_or("t")?, get(last, "T(C)").ok_or("T")?);
+    let expect = 500.0 * (1.0 - (-(t - 0.2) / 5.0f64).exp());
+    ensure!(
+        (temp - expect).abs() < 5.0,
+        "T = {temp} at t = {t}, model says {expect}"
+    );
+    // Commands: initial 0, then 0 (first complete command), 100 once (only on change), exit 0.
+    let c = std::fs::read_to_string(&cmds).map_err(|e| e.to_string())?;
+    let lines: Vec<&str> = c.lines().collect();
+    ensure!(
+        lines
+            == [
+                "write [0.0]",
+                "write [0.0]",
+                "write [100.0]",
+                "write [0.0]",
+                "close"
+            ],
+        "commands: {lines:?}"
+    );
+    Ok(())
+}
+
+fn ioblock_trigger_reads_once_per_trigger() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-trigger");
+    let data = dir.path().join("data");
+    /// Sends `go` five times, 0.1 s apart, then waits 0.3 s and ends the test.
+    struct Triggers {
+        sent: u32,
+    }
+    impl Block for Triggers {
+        fn output_labels(&self) -> Option<Vec<Label>> {
+            Some(vec![Label::new("go")])
+        }
+        fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+            let t = ctx.t();
+            if self.sent < 5 && t >= 0.1 * self.sent as f64 {
+                ctx.send(&Sample::new().with("go", 1))?;
+                self.sent += 1;
+            }
+            Ok(if t > 0.8 { Flow::Stop } else { Flow::Continue })
+        }
+    }
+    let mut test = Test::new("trigger");
+    quiet(&mut test);
+    let trig = test.add_with(Triggers { sent: 0 }, Settings::new().freq(200.0));
+    let io = test.add_with(
+        IOBlock::new(FakeFurnace::new()).trigger_label("go"),
+        Settings::new().freq(500.0),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(trig, io);
+    test.link(io, col);
+    test.run().map_err(|e| format!("run: {e}"))?;
+    let r = rows(&data)?;
+    ensure!(
+        r.len() == 5,
+        "expected one reading per trigger (5), got {}",
+        r.len()
+    );
+    Ok(())
+}
+
+fn ioblock_streamer_sends_evenly_spaced_chunks() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-stream");
+    let data = dir.path().join("data");
+    let mut test = Test::new("stream");
+    quiet(&mut test);
+    let io = test.add_with(
+        IOBlock::new(FakeFurnace::new().sample_rate(2000.0))
+            .streamer(true)
+            .make_zero(0.1),
+        Settings::new().name("daq").freq(20.0),
+    );
+    let col = test.add(Collector::new(&data));
+    let stop = test.add_with(
+        Source {
+            label: Label::new("unused"),
+            value: |_| 0.0,
+            stop_at: Some(0.6),
+        },
+        Settings::new().freq(50.0),
+    );
+    let _ = stop;
+    test.link(io, col);
+    test.run().map_err(|e| format!("run: {e}"))?;
+    let r = rows(&data)?;
+    ensure!(r.len() >= 5, "too few chunks: {}", r.len());
+    // Each row: t(s)=[a;b;...] and T(C)=[...] of the same length.
+    let mut all_t = Vec::new();
+    for row in &r {
+        let arr = |l: &str| -> std::result::Result<Vec<f64>, String> {
+            let v = &row.iter().find(|(x, _)| x == l).ok_or(format!("no {l}"))?.1;
+            v.trim_matches(|c| c == '[' || c == ']')
+                .split(';')
+                .map(|s| s.parse::<f64>().map_err(|e| format!("{s}: {e}")))
+                .collect()
+        };
+        let (t, temp) = (arr("t(s)")?, arr("T(C)")?);
+        ensure!(
+            t.len() == temp.len() && !t.is_empty(),
+            "chunk lengths {} {}",
+            t.len(),
+            temp.len()
+        );
+        ensure!(temp.iter().all(|x| x.abs() < 1.0), "not zeroed: {temp:?}");
+        all_t.extend(t);
+    }
+    ensure!(
+        all_t[0] >= 0.0,
+        "samples from before t0 were sent: {}",
+        all_t[0]
+    );
+    ensure!(
+        all_t
+            .windows(2)
+            .all(|w| ((w[1] - w[0]) - 0.0005).abs() < 1e-6),
+        "samples are not 0.5 ms apart"
+    );
+    let span = all_t.last().unwrap() - all_t[0];
+    ensure!(span > 0.4, "stream covers only {span} s");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- Machine
+
+fn machine_stepper_position_and_dc_motor_speed() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-machine");
+    let data = dir.path().join("data");
+    let mut test = Test::new("machine");
+    quiet(&mut test);
+    let x = test.add_with(
+        Source {
+            label: Label::new("x"),
+            value: |_| 2.0,
+            stop_at: Some(1.0),
+        },
+        Settings::new().freq(50.0),
+    );
+    let v = test.add_with(
+        Source {
+            label: Label::new("volt"),
+            value: |_| 1.0,
+            stop_at: None,
+        },
+        Settings::new().freq(50.0),
+    );
+    let m = test.add_with(
+        Machine::new()
+            .actuator(
+                ActuatorConfig::position(FakeStepperMotor::new(), "x")
+                    .move_speed(5.0)
+                    .position_label("x(mm)")
+                    .speed_label("v(mm/s)")
+                    .status_label("stepper"),
+            )
+            .actuator(
+                ActuatorConfig::speed(FakeDCMotor::new(), "volt")
+                    .speed_label("rpm")
+                    .position_label("turns"),
+            ),
+        Settings::new().name("machine").freq(100.0),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(x, m);
+    test.link(v, m);
+    test.link(m, col);
+    test.run().map_err(|e| format!("run: {e}"))?;
+    let r = rows(&data)?;
+    ensure!(r.len() > 50, "rows {}", r.len());
+    let xs: Vec<f64> = r.iter().filter_map(|x| get(x, "x(mm)")).collect();
+    let vs: Vec<f64> = r.iter().filter_map(|x| get(x, "v(mm/s)")).collect();
+    ensure!(
+        xs.windows(2).all(|w| w[1] >= w[0]),
+        "position went backwards"
+    );
+    ensure!(
+        vs.iter().all(|v| *v <= 5.0 + 1e-9),
+        "move faster than its 5 mm/s move speed"
+    );
+    // Trapezoid to 2 mm at 20 mm/s², 5 mm/s: 0.65 s; the test ran ~1 s.
+    ensure!(
+        *xs.last().unwrap() == 2.0,
+        "did not arrive at 2 mm: {}",
+        xs.last().unwrap()
+    );
+    ensure!(*vs.last().unwrap() == 0.0, "still moving at the end");
+    // The status follows the device: moving, then holding on the target.
+    let status = |row: &[(String, String)]| {
+        row.iter()
+            .find(|(l, _)| l == "stepper")
+            .map(|(_, v)| v.clone())
+    };
+    ensure!(
+        r.iter()
+            .any(|x| status(x).is_some_and(|s| s.starts_with("moving"))),
+        "never reported moving"
+    );
+    let last_status = status(r.last().unwrap()).ok_or("no status")?;
+    ensure!(
+        last_status == "on: holding at 2.000 mm",
+        "status at the end: {last_status}"
+    );
+    // DC motor at 1 V: about 667 rpm at 1 s (Crappy's figure), rising monotonically.
+    let rpm: Vec<f64> = r.iter().filter_map(|x| get(x, "rpm")).collect();
+    let last = *rpm.last().unwrap();
+    ensure!(last > 600.0 && last < 707.2, "rpm at the end {last}");
+    ensure!(
+        rpm.windows(2).all(|w| w[1] >= w[0]),
+        "rpm not increasing at constant voltage"
+    );
+    Ok(())
+}
+
+/// Adds Blocks to a graph.
+type AddBlocks = Box<dyn FnOnce(&mut Test)>;
+
+/// A graph that moves a watched stepper at 5 mm/s, plus `extra` Blocks; returns the result.
+fn run_motor_graph(
+    log: &Path,
+    source_stops: Option<f64>,
+    extra: Option<AddBlocks>,
+    fail_after: Option<f64>,
+) -> Result<crabby::Report> {
+    let mut test = Test::new("motor-stop");
+    quiet(&mut test);
+    let src = test.add_with(
+        Source {
+            label: Label::new("v"),
+            value: |_| 5.0,
+            stop_at: source_stops,
+        },
+        Settings::new().freq(50.0),
+    );
+    let mut motor = Watched::new(FakeStepperMotor::new(), log);
+    motor.fail_after = fail_after;
+    let m = test.add_with(
+        Machine::new().actuator(ActuatorConfig::speed(motor, "v").speed_label("v(mm/s)")),
+        Settings::new().name("machine").freq(100.0),
+    );
+    test.link(src, m);
+    if let Some(f) = extra {
+        f(&mut test);
+    }
+    test.run()
+}
+
+fn motor_stopped_on_normal_end() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-stop-normal");
+    let log = dir.path().join("motor");
+    let report = run_motor_graph(&log, Some(0.5), None, None).map_err(|e| format!("run: {e}"))?;
+    ensure!(
+        report.blocks.iter().all(|b| !b.outcome.is_failure()),
+        "{report}"
+    );
+    check_stopped(&log)
+}
+
+fn motor_stopped_when_another_block_fails() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-stop-fail");
+    let log = dir.path().join("motor");
+    struct Fails;
+    impl Block for Fails {
+        fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+            if ctx.t() > 0.4 {
+                return Err(crabby::Error::new(
+                    ErrorKind::Hardware,
+                    "load cell overload",
+                ));
+            }
+            Ok(Flow::Continue)
+        }
+    }
+    let extra: AddBlocks = Box::new(|t: &mut Test| {
+        t.add_with(Fails, Settings::new().name("cell").freq(50.0));
+    });
+    let e = run_motor_graph(&log, None, Some(extra), None)
+        .err()
+        .ok_or("the run should fail")?;
+    ensure!(
+        e.kind() == ErrorKind::BlockFailed && e.origin() == Some("cell"),
+        "{e}"
+    );
+    check_stopped(&log)
+}
+
+fn motor_stopped_on_ctrl_c() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-stop-int");
+    let log = dir.path().join("motor");
+    /// Presses Ctrl+C at 0.4 s: SIGINT to the coordinator (its parent), as a terminal would.
+    struct CtrlC {
+        sent: bool,
+    }
+    impl Block for CtrlC {
+        fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+            if ctx.t() > 0.4 && !self.sent {
+                nix::sys::signal::kill(nix::unistd::getppid(), nix::sys::signal::Signal::SIGINT)
+                    .map_err(|e| crabby::Error::io("kill", e.into()))?;
+                self.sent = true;
+            }
+            Ok(Flow::Continue)
+        }
+    }
+    let extra: AddBlocks = Box::new(|t: &mut Test| {
+        t.add_with(
+            CtrlC { sent: false },
+            Settings::new().name("user").freq(50.0),
+        );
+    });
+    let e = run_motor_graph(&log, None, Some(extra), None)
+        .err()
+        .ok_or("the run should be interrupted")?;
+    ensure!(e.kind() == ErrorKind::Interrupted, "{e}");
+    check_stopped(&log)
+}
+
+fn motor_stopped_when_its_own_device_faults() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-stop-fault");
+    let log = dir.path().join("motor");
+    let e = run_motor_graph(&log, None, None, Some(0.4))
+        .err()
+        .ok_or("the run should fail")?;
+    ensure!(
+        e.kind() == ErrorKind::BlockFailed && e.origin() == Some("machine"),
+        "{e}"
+    );
+    ensure!(
+        e.description()
+            .contains("device 'watched-motor': timeout: no answer"),
+        "{e}"
+    );
+    let report = e.report().ok_or("no report")?;
+    let b = report
+        .blocks
+        .iter()
+        .find(|b| b.name == "machine")
+        .ok_or("no machine")?;
+    ensure!(
+        matches!(&b.outcome, Outcome::Failed(d) if d.contains("watched-motor")),
+        "{:?}",
+        b.outcome
+    );
+    check_stopped(&log)
+}
+
+// ---------------------------------------------------------------- faults and checks
+
+/// A furnace whose thermocouple amplifier stops answering after `after` seconds.
+struct Dying {
+    inner: FakeFurnace,
+    opened_at: u64,
+    after: f64,
+}
+
+impl InOut for Dying {
+    fn name(&self) -> &str {
+        "thermocouple-amp"
+    }
+    fn channels(&self) -> Vec<String> {
+        self.inner.channels()
+    }
+    fn open(&mut self) -> Result<()> {
+        self.opened_at = crabby::sys::monotonic_ns();
+        self.inner.open()
+    }
+    fn read(&mut self) -> Result<Reading> {
+        if (crabby::sys::monotonic_ns() - self.opened_at) as f64 * 1e-9 > self.after {
+            return Err(crabby::hardware::device_error(
+                ErrorKind::Timeout,
+                "thermocouple-amp",
+                "no answer within 100 ms; check that the amplifier is powered and the cable",
+            ));
+        }
+        self.inner.read()
+    }
+}
+
+fn device_fault_mid_test_is_reported_and_data_kept() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-fault");
+    let data = dir.path().join("data");
+    let mut test = Test::new("fault");
+    quiet(&mut test);
+    let io = test.add_with(
+        IOBlock::new(Dying {
+            inner: FakeFurnace::new(),
+            opened_at: 0,
+            after: 0.5,
+        })
+        .status_label("status"),
+        Settings::new().name("furnace").freq(100.0),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(io, col);
+    let e = test.run().err().ok_or("the run should fail")?;
+    ensure!(
+        e.kind() == ErrorKind::BlockFailed && e.origin() == Some("furnace"),
+        "{e}"
+    );
+    let report = e.report().ok_or("no report")?;
+    let text = report.to_string();
+    ensure!(
+        text.contains("device 'thermocouple-amp': timeout: no answer within 100 ms"),
+        "report lacks the device error:\n{text}"
+    );
+    // What was read before the fault was recorded, and the status said "on" meanwhile.
+    let r = rows(&data)?;
+    ensure!(r.len() > 10, "data before the fault lost: {} rows", r.len());
+    let last_t = get(r.last().unwrap(), "t(s)").ok_or("t")?;
+    ensure!(last_t < 0.5 && last_t > 0.2, "last reading at {last_t}");
+    let st = &r[0]
+        .iter()
+        .find(|(l, _)| l == "status")
+        .ok_or("no status")?
+        .1;
+    ensure!(st.starts_with("on"), "status {st}");
+    Ok(())
+}
+
+fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-badcfg");
+    let marker = dir.path().join("prepared");
+    /// Leaves a file when prepared: proves whether anything was forked.
+    struct Marker(PathBuf);
+    impl Block for Marker {
+        fn prepare(&mut self, _: &mut Context) -> Result<()> {
+            std::fs::write(&self.0, b"x").map_err(|e| crabby::Error::io("marker", e))
+        }
+        fn step(&mut self, _: &mut Context) -> Result<Flow> {
+            Ok(Flow::Stop)
+        }
+    }
+    let run =
+        |f: &dyn Fn(&mut Test) -> crabby::BlockId| -> std::result::Result<crabby::Error, String> {
+            let mut test = Test::new("bad");
+            quiet(&mut test);
+            let io = f(&mut test);
+            let m = test.add(Marker(marker.clone()));
+            test.link(io, m);
+            let e = test.run().err().ok_or("a bad configuration was accepted")?;
+            ensure!(
+                !marker.exists(),
+                "a Block was prepared (forked) despite the bad configuration"
+            );
+            ensure!(
+                common::children_of(std::process::id() as i32).is_empty(),
+                "child processes exist"
+            );
+            Ok(e)
+        };
+    // Missing serial port.
+    let e = run(&|t| {
+        t.add_with(
+            IOBlock::new(
+                ScpiInOut::new("dmm", SerialConfig::new("/dev/ttyUSB_NOT_THERE", 9600))
+                    .measure("U(V)", "MEAS:VOLT:DC?"),
+            ),
+            Settings::new().name("voltmeter"),
+        )
+    })?;
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.origin() == Some("voltmeter"),
+        "{e}"
+    );
+    ensure!(
+        e.description().contains("device 'dmm'")
+            && e.description().contains("/dev/ttyUSB_NOT_THERE")
+            && e.description().contains("does not exist"),
+        "{e}"
+    );
+    // Bad baud rate (on a path that exists).
+    let e = run(&|t| {
+        t.add_with(
+            IOBlock::new(
+                ScpiInOut::new("dmm", SerialConfig::new("/dev/null", 9601))
+                    .measure("U(V)", "MEAS:VOLT:DC?"),
+            ),
+            Settings::new().name("voltmeter"),
+        )
+    })?;
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.origin() == Some("voltmeter"),
+        "{e}"
+    );
+    ensure!(e.description().contains("baud rate 9601"), "{e}");
+    // A command label nobody sends.
+    let e = run(&|t| {
+        let src = t.add(Source {
+            label: Label::new("pwr"),
+            value: |_| 0.0,
+            stop_at: Some(0.1),
+        });
+        let io = t.add_with(
+            IOBlock::new(FakeFurnace::new()).cmd_labels(["power"]),
+            Settings::new().name("oven"),
+        );
+        t.link(src, io);
+        io
+    })?;
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.origin() == Some("oven"),
+        "{e}"
+    );
+    ensure!(
+        e.description().contains("'power'") && e.description().contains("pwr"),
+        "{e}"
+    );
+    // Position mode on a motor that has none; a bad motor parameter.
+    let e = run(&|t| {
+        let src = t.add(Source {
+            label: Label::new("x"),
+            value: |_| 0.0,
+            stop_at: Some(0.1),
+        });
+        let m = t.add_with(
+            Machine::new().actuator(ActuatorConfig::position(FakeDCMotor::new(), "x")),
+            Settings::new().name("press"),
+        );
+        t.link(src, m);
+        m
+    })?;
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.origin() == Some("press"),
+        "{e}"
+    );
+    ensure!(e.description().contains("position"), "{e}");
+    let e = run(&|t| {
+        let src = t.add(Source {
+            label: Label::new("v"),
+            value: |_| 0.0,
+            stop_at: Some(0.1),
+        });
+        let m = t.add_with(
+            Machine::new().actuator(ActuatorConfig::speed(
+                FakeStepperMotor::new().acceleration(-1.0),
+                "v",
+            )),
+            Settings::new().name("press"),
+        );
+        t.link(src, m);
+        m
+    })?;
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.description().contains("acceleration"),
+        "{e}"
+    );
+    Ok(())
 }

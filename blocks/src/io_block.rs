@@ -1,1 +1,669 @@
-//! io_block
+//! [`IOBlock`]: drives one [`InOut`] device (sensor, DAQ board, instrument).
+//!
+//! It reads when it has output links (every loop, or only when a trigger label arrives),
+//! writes commands when it has command labels (only when they change unless `spam`),
+//! applies initial and exit commands, offsets the readings to zero at the start
+//! (`make_zero`) for every device, and streams chunks as arrays in streamer mode. The
+//! device's [`Status`] is logged on every change and can be sent as a label; a device error
+//! puts it in fault and ends the test through the normal cleanup.
+
+use crabby::hardware::{Chunk, DeviceState, InOut, Reading, Status};
+use crabby::{Block, Context, Error, ErrorKind, Flow, GraphView, Label, Result, Sample, Value};
+use std::time::Duration;
+
+/// Turns a driver's error into the Block's: same kind, the device named in the description
+/// (the run report shows descriptions under the Block's name).
+pub(crate) fn device_failure(e: &Error, device: &str) -> Error {
+    let dev = e.origin().unwrap_or(device);
+    let mut text = e.to_string();
+    // `to_string` starts with "origin: kind: "; keep the kind, name the device once.
+    if let Some(rest) = text.strip_prefix(&format!("{dev}: ")) {
+        text = rest.to_owned();
+    }
+    Error::new(e.kind(), format!("device '{dev}': {text}"))
+}
+
+/// Tracks a device's status as the Block reports it: the driver's own status when it knows
+/// one, else what the Block saw (off, on, fault). Logs every change.
+#[derive(Debug)]
+pub(crate) struct StatusTracker {
+    device: String,
+    tracked: Status,
+    last_logged: Option<Status>,
+}
+
+impl StatusTracker {
+    pub(crate) fn new(device: &str) -> Self {
+        StatusTracker {
+            device: device.to_owned(),
+            tracked: Status::off(),
+            last_logged: None,
+        }
+    }
+
+    /// Sets what the Block saw.
+    pub(crate) fn set(&mut self, s: Status) {
+        self.tracked = s;
+    }
+
+    /// The device's status: a fault seen by the Block wins, then the driver's, then the
+    /// Block's own.
+    pub(crate) fn current(&self, driver: Status) -> Status {
+        if self.tracked.state == DeviceState::Fault {
+            self.tracked.clone()
+        } else if driver.state != DeviceState::Unknown {
+            driver
+        } else {
+            self.tracked.clone()
+        }
+    }
+
+    /// Logs the status if it changed; returns it.
+    pub(crate) fn report(&mut self, driver: Status) -> Status {
+        let s = self.current(driver);
+        if self
+            .last_logged
+            .as_ref()
+            .map(|l| l.state != s.state || (s.state != DeviceState::Moving && l.text != s.text))
+            != Some(false)
+        {
+            match s.state {
+                // The logger already names the Block.
+                DeviceState::Fault => {
+                    log::error!("device '{}' is in fault: {}", self.device, s.text)
+                }
+                DeviceState::Alarm => log::warn!("device '{}': {s}", self.device),
+                _ => log::info!("device '{}': {s}", self.device),
+            }
+            self.last_logged = Some(s.clone());
+        }
+        s
+    }
+
+    /// Marks a fault from an error and returns the error to give back to the framework.
+    pub(crate) fn fault(&mut self, e: Error, driver: Status) -> Error {
+        let text = match driver.state {
+            DeviceState::Fault if !driver.text.is_empty() => driver.text,
+            _ => e.to_string(),
+        };
+        self.tracked = Status::fault(text);
+        self.report(Status::unknown());
+        device_failure(&e, &self.device)
+    }
+}
+
+/// Drives one [`InOut`] device.
+///
+/// - **Reading** (it has output links): every loop, or only when `trigger_label` arrives,
+///   reads the device and sends `t(s)` (the device's timestamp relative to the common start)
+///   and one label per channel (the device's [`InOut::channels`], or [`labels`](Self::labels)).
+/// - **Writing** ([`cmd_labels`](Self::cmd_labels)): once every command label has been
+///   received, calls [`InOut::write`] with their latest values in order, only when they change
+///   (or every loop with [`spam`](Self::spam)).
+/// - **Streamer mode** ([`streamer`](Self::streamer)): sends each chunk as arrays: `t(s)`
+///   and one array per channel.
+/// - [`make_zero`](Self::make_zero): in `prepare`, averages the readings for the given time
+///   and subtracts that from every later reading, for any device.
+/// - [`initial_cmd`](Self::initial_cmd) is written in `prepare`, [`exit_cmd`](Self::exit_cmd)
+///   in `finish` (whatever ended the test), before closing.
+///
+/// ```no_run
+/// use crabby::{Settings, Test};
+/// use crabby_blocks::IOBlock;
+/// # use crabby::hardware::{InOut, Reading};
+/// # struct Thermo;
+/// # impl InOut for Thermo {
+/// #     fn channels(&self) -> Vec<String> { vec!["T(C)".into()] }
+/// #     fn read(&mut self) -> crabby::Result<Reading> { Ok(Reading::now(vec![20.0])) }
+/// # }
+/// let mut test = Test::new("thermo");
+/// let io = test.add_with(IOBlock::new(Thermo).make_zero(0.5), Settings::new().freq(50.0));
+/// ```
+#[derive(Debug)]
+pub struct IOBlock<D: InOut> {
+    device: D,
+    labels: Option<Vec<Label>>,
+    time_label: Label,
+    cmd_labels: Vec<Label>,
+    trigger_label: Option<Label>,
+    streamer: bool,
+    initial_cmd: Option<Vec<f64>>,
+    exit_cmd: Option<Vec<f64>>,
+    make_zero: Option<f64>,
+    spam: bool,
+    status_label: Option<Label>,
+    // Run time.
+    out_labels: Vec<Label>,
+    reading: bool,
+    offsets: Vec<f64>,
+    known: Vec<Option<f64>>,
+    last_cmd: Option<Vec<f64>>,
+    warned_missing: bool,
+    opened: bool,
+    streaming: bool,
+    tracker: StatusTracker,
+    t0_ns: u64,
+}
+
+impl<D: InOut> IOBlock<D> {
+    /// An IOBlock driving `device`.
+    pub fn new(device: D) -> Self {
+        let tracker = StatusTracker::new(device.name());
+        IOBlock {
+            device,
+            labels: None,
+            time_label: Label::new("t(s)"),
+            cmd_labels: Vec::new(),
+            trigger_label: None,
+            streamer: false,
+            initial_cmd: None,
+            exit_cmd: None,
+            make_zero: None,
+            spam: false,
+            status_label: None,
+            out_labels: Vec::new(),
+            reading: false,
+            offsets: Vec::new(),
+            known: Vec::new(),
+            last_cmd: None,
+            warned_missing: false,
+            opened: false,
+            streaming: false,
+            tracker,
+            t0_ns: 0,
+        }
+    }
+
+    /// Labels of the values read, one per channel (default: the device's channels).
+    pub fn labels<S: Into<Label>>(mut self, labels: impl IntoIterator<Item = S>) -> Self {
+        self.labels = Some(labels.into_iter().map(Into::into).collect());
+        self
+    }
+    /// The time label (default `t(s)`).
+    pub fn time_label(mut self, l: impl Into<Label>) -> Self {
+        self.time_label = l.into();
+        self
+    }
+    /// Labels whose latest values form the command, in order.
+    pub fn cmd_labels<S: Into<Label>>(mut self, labels: impl IntoIterator<Item = S>) -> Self {
+        self.cmd_labels = labels.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Reads only when this label arrives.
+    pub fn trigger_label(mut self, l: impl Into<Label>) -> Self {
+        self.trigger_label = Some(l.into());
+        self
+    }
+    /// Streams chunks instead of single readings.
+    pub fn streamer(mut self, yes: bool) -> Self {
+        self.streamer = yes;
+        self
+    }
+    /// Command written in `prepare`, right after opening.
+    pub fn initial_cmd(mut self, cmd: impl Into<Vec<f64>>) -> Self {
+        self.initial_cmd = Some(cmd.into());
+        self
+    }
+    /// Command written in `finish`, before closing, whatever ended the test.
+    pub fn exit_cmd(mut self, cmd: impl Into<Vec<f64>>) -> Self {
+        self.exit_cmd = Some(cmd.into());
+        self
+    }
+    /// Averages the readings for `seconds` in `prepare` and subtracts the mean afterwards.
+    pub fn make_zero(mut self, seconds: f64) -> Self {
+        self.make_zero = Some(seconds);
+        self
+    }
+    /// Writes the command every loop, not only when it changes.
+    pub fn spam(mut self, yes: bool) -> Self {
+        self.spam = yes;
+        self
+    }
+    /// Also sends the device's status as text under this label.
+    pub fn status_label(mut self, l: impl Into<Label>) -> Self {
+        self.status_label = Some(l.into());
+        self
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The offsets subtracted from each channel (empty until `make_zero` ran).
+    pub fn offsets(&self) -> &[f64] {
+        &self.offsets
+    }
+
+    fn value_labels(&self) -> Vec<Label> {
+        match &self.labels {
+            Some(l) => l.clone(),
+            None => self
+                .device
+                .channels()
+                .into_iter()
+                .map(Label::from)
+                .collect(),
+        }
+    }
+
+    fn cfg_err(&self, msg: String) -> Error {
+        Error::config(msg)
+    }
+
+    fn check_cmd_len(&self, what: &str, cmd: &Option<Vec<f64>>) -> Result<()> {
+        if let Some(c) = cmd {
+            let want = self.device.n_commands().or(if self.cmd_labels.is_empty() {
+                None
+            } else {
+                Some(self.cmd_labels.len())
+            });
+            if let Some(n) = want {
+                if c.len() != n {
+                    return Err(self.cfg_err(format!(
+                        "{what} has {} values but device '{}' takes {n} command values",
+                        c.len(),
+                        self.device.name()
+                    )));
+                }
+            }
+            if !self.device.capabilities().write {
+                return Err(self.cfg_err(format!(
+                    "{what} is set but device '{}' takes no command (its capabilities().write is false)",
+                    self.device.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn send_reading(&mut self, ctx: &mut Context, r: Reading) -> Result<()> {
+        if r.values.len() != self.out_labels.len() {
+            return Err(Error::new(
+                ErrorKind::Configuration,
+                format!(
+                    "device '{}' returned {} values but {} labels are set ({:?}); give one label per channel",
+                    self.device.name(),
+                    r.values.len(),
+                    self.out_labels.len(),
+                    self.out_labels
+                ),
+            ));
+        }
+        let mut s = Sample::with_capacity(self.out_labels.len() + 2);
+        s.insert(self.time_label.clone(), self.rel_t(r.t_ns));
+        for (i, (l, v)) in self.out_labels.iter().zip(r.values).enumerate() {
+            s.insert(l.clone(), v - self.offsets.get(i).copied().unwrap_or(0.0));
+        }
+        if let Some(sl) = &self.status_label {
+            let st = self.tracker.current(self.device.status());
+            s.insert(sl.clone(), st.to_string());
+        }
+        ctx.send(&s)
+    }
+
+    /// Sends the samples of a chunk measured at or after `from_ns`, as arrays.
+    fn send_chunk(&mut self, ctx: &mut Context, mut c: Chunk, from_ns: u64) -> Result<()> {
+        c.validate(self.device.name())?;
+        if c.channels.len() != self.out_labels.len() {
+            return Err(Error::config(format!(
+                "device '{}' streams {} channels but {} labels are set",
+                self.device.name(),
+                c.channels.len(),
+                self.out_labels.len()
+            )));
+        }
+        let skip = c.t_ns.iter().take_while(|&&t| t < from_ns).count();
+        if skip > 0 {
+            c.t_ns.drain(..skip);
+            for ch in &mut c.channels {
+                ch.drain(..skip);
+            }
+        }
+        if c.is_empty() {
+            return Ok(());
+        }
+        let mut s = Sample::with_capacity(self.out_labels.len() + 1);
+        let ts: Vec<f64> = c.t_ns.iter().map(|&t| self.rel_t(t)).collect();
+        s.insert(self.time_label.clone(), Value::Array(ts));
+        for (i, (l, ch)) in self.out_labels.iter().zip(c.channels).enumerate() {
+            let off = self.offsets.get(i).copied().unwrap_or(0.0);
+            let vals = if off == 0.0 {
+                ch
+            } else {
+                ch.into_iter().map(|v| v - off).collect()
+            };
+            s.insert(l.clone(), Value::Array(vals));
+        }
+        ctx.send(&s)
+    }
+
+    fn rel_t(&self, t_ns: u64) -> f64 {
+        (t_ns as i64 - self.t0_ns as i64) as f64 * 1e-9
+    }
+
+    fn do_make_zero(&mut self, seconds: f64) -> Result<()> {
+        let n = self.out_labels.len();
+        let mut sum = vec![0.0; n];
+        let mut count = 0usize;
+        let end = crabby::sys::monotonic_ns() + (seconds * 1e9) as u64;
+        let use_stream = !self.device.capabilities().read;
+        if use_stream {
+            self.device.start_stream()?;
+            self.streaming = true;
+        }
+        loop {
+            if use_stream {
+                let c = self.device.read_stream()?;
+                c.validate(self.device.name())?;
+                for (k, ch) in c.channels.iter().enumerate().take(n) {
+                    sum[k] += ch.iter().sum::<f64>();
+                }
+                count += c.len();
+                std::thread::sleep(Duration::from_millis(5));
+            } else {
+                let r = self.device.read()?;
+                for (k, v) in r.values.iter().enumerate().take(n) {
+                    sum[k] += v;
+                }
+                count += 1;
+                // At most 1 kHz: enough readings for a mean without spinning on a fast device.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if crabby::sys::monotonic_ns() >= end && count > 0 {
+                break;
+            }
+        }
+        self.offsets = sum.iter().map(|s| s / count as f64).collect();
+        log::info!(
+            "device '{}': zero offsets {:?} from {count} readings",
+            self.device.name(),
+            self.offsets
+        );
+        Ok(())
+    }
+
+    fn step_inner(&mut self, ctx: &mut Context) -> Result<()> {
+        let received = if ctx.n_inputs() > 0 {
+            ctx.recv_latest(false)
+        } else {
+            Sample::new()
+        };
+        if !self.cmd_labels.is_empty() {
+            for (i, l) in self.cmd_labels.iter().enumerate() {
+                if let Some(v) = received.get(l.as_str()) {
+                    let f = v.as_f64().ok_or_else(|| {
+                        Error::config(format!("command label '{l}' carries {v:?}, not a number"))
+                    })?;
+                    self.known[i] = Some(f);
+                }
+            }
+            if self.known.iter().all(Option::is_some) {
+                let cmd: Vec<f64> = self.known.iter().map(|v| v.unwrap_or(0.0)).collect();
+                if self.spam || self.last_cmd.as_ref() != Some(&cmd) {
+                    self.device.write(&cmd)?;
+                    self.last_cmd = Some(cmd);
+                }
+            } else if !self.warned_missing && !received.is_empty() {
+                let missing: Vec<&str> = self
+                    .cmd_labels
+                    .iter()
+                    .zip(&self.known)
+                    .filter(|(_, k)| k.is_none())
+                    .map(|(l, _)| l.as_str())
+                    .collect();
+                log::warn!("no command written yet: waiting for labels {missing:?}");
+                self.warned_missing = true;
+            }
+        }
+        if self.reading {
+            if let Some(t) = &self.trigger_label {
+                if !received.contains(t.as_str()) {
+                    return Ok(());
+                }
+            }
+            if self.streamer {
+                let c = self.device.read_stream()?;
+                self.send_chunk(ctx, c, 0)?;
+            } else {
+                let r = self.device.read()?;
+                self.send_reading(ctx, r)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<D: InOut> Block for IOBlock<D> {
+    fn kind(&self) -> &str {
+        "IOBlock"
+    }
+
+    fn output_labels(&self) -> Option<Vec<Label>> {
+        let mut v = vec![self.time_label.clone()];
+        v.extend(self.value_labels());
+        if let Some(s) = &self.status_label {
+            v.push(s.clone());
+        }
+        Some(v)
+    }
+
+    fn check(&self, graph: &GraphView<'_>) -> Result<()> {
+        self.device
+            .check()
+            .map_err(|e| device_failure(&e, self.device.name()))?;
+        let caps = self.device.capabilities();
+        let dev = self.device.name();
+        let labels = self.value_labels();
+        if graph.n_outputs() > 0 {
+            if self.streamer && !caps.stream {
+                return Err(self.cfg_err(format!("streamer mode is on but device '{dev}' cannot stream (its capabilities().stream is false)")));
+            }
+            if !self.streamer && !caps.read {
+                return Err(self.cfg_err(format!(
+                    "the Block has output links but device '{dev}' cannot read (its capabilities().read is false); remove the links"
+                )));
+            }
+            if labels.is_empty() {
+                return Err(self.cfg_err(format!(
+                    "device '{dev}' declares no channel labels; give them with IOBlock::labels([...])"
+                )));
+            }
+            if labels.contains(&self.time_label) {
+                return Err(self.cfg_err(format!(
+                    "label '{}' is both the time label and a channel label",
+                    self.time_label
+                )));
+            }
+        }
+        if let Some(z) = self.make_zero {
+            if !(z.is_finite() && z > 0.0 && z <= 600.0) {
+                return Err(self.cfg_err(format!(
+                    "make_zero delay is {z} s; it must be above 0 and at most 600 s"
+                )));
+            }
+        }
+        if !self.cmd_labels.is_empty() {
+            if !caps.write {
+                return Err(self.cfg_err(format!(
+                    "cmd_labels {:?} are set but device '{dev}' takes no command (its capabilities().write is false)",
+                    self.cmd_labels
+                )));
+            }
+            if let Some(n) = self.device.n_commands() {
+                if n != self.cmd_labels.len() {
+                    return Err(self.cfg_err(format!(
+                        "{} cmd_labels {:?} but device '{dev}' takes {n} command values; give one label per value",
+                        self.cmd_labels.len(),
+                        self.cmd_labels
+                    )));
+                }
+            }
+            for l in &self.cmd_labels {
+                graph.require_label(l, &format!("IOBlock command (device '{dev}')"))?;
+            }
+        }
+        if let Some(t) = &self.trigger_label {
+            graph.require_label(t, "IOBlock trigger_label")?;
+        }
+        self.check_cmd_len("initial_cmd", &self.initial_cmd)?;
+        self.check_cmd_len("exit_cmd", &self.exit_cmd)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "device={}, labels={:?}, cmd_labels={:?}, trigger={:?}, streamer={}, make_zero={:?}, spam={}",
+            self.device.name(),
+            self.value_labels(),
+            self.cmd_labels,
+            self.trigger_label,
+            self.streamer,
+            self.make_zero,
+            self.spam
+        )
+    }
+
+    fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
+        self.out_labels = self.value_labels();
+        self.reading = ctx.n_outputs() > 0;
+        self.known = vec![None; self.cmd_labels.len()];
+        let r = (|| {
+            self.device.open()?;
+            self.opened = true;
+            self.tracker.set(Status::on(""));
+            if let Some(c) = self.initial_cmd.clone() {
+                self.device.write(&c)?;
+            }
+            if let (Some(z), true) = (self.make_zero, self.reading) {
+                self.do_make_zero(z)?;
+            }
+            if self.streamer && self.reading && !self.streaming {
+                self.device.start_stream()?;
+                self.streaming = true;
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => {
+                self.tracker.report(self.device.status());
+                Ok(())
+            }
+            Err(e) => Err(self.tracker.fault(e, self.device.status())),
+        }
+    }
+
+    fn begin(&mut self, ctx: &mut Context) -> Result<()> {
+        self.t0_ns = ctx.t0_ns().unwrap_or_else(crabby::sys::monotonic_ns);
+        if self.streaming {
+            // Samples acquired before the start (during make_zero or the barrier) are not
+            // part of the test: only those measured from t0 on are sent.
+            let t0 = self.t0_ns;
+            let r = self
+                .device
+                .read_stream()
+                .and_then(|c| self.send_chunk(ctx, c, t0));
+            if let Err(e) = r {
+                return Err(self.tracker.fault(e, self.device.status()));
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        match self.step_inner(ctx) {
+            Ok(()) => {
+                self.tracker.report(self.device.status());
+                Ok(Flow::Continue)
+            }
+            Err(e) if e.kind() == ErrorKind::Configuration && e.origin().is_none() => Err(e),
+            Err(e) => Err(self.tracker.fault(e, self.device.status())),
+        }
+    }
+
+    fn finish(&mut self, _ctx: &mut Context) -> Result<()> {
+        if !self.opened {
+            return Ok(());
+        }
+        let mut errors: Vec<(Error, &str)> = Vec::new();
+        if self.streaming {
+            if let Err(e) = self.device.stop_stream() {
+                errors.push((e, "stopping the stream"));
+            }
+            self.streaming = false;
+        }
+        if let Some(c) = self.exit_cmd.clone() {
+            if let Err(e) = self.device.write(&c) {
+                errors.push((e, "writing exit_cmd"));
+            }
+        }
+        if let Err(e) = self.device.close() {
+            errors.push((e, "closing"));
+        }
+        let mut first: Option<Error> = None;
+        for (e, what) in errors {
+            log::error!("{what}: {e}");
+            if first.is_none() {
+                first = Some(device_failure(&e, self.device.name()));
+            }
+        }
+        self.opened = false;
+        if self.tracker.tracked.state != DeviceState::Fault {
+            self.tracker.set(Status::off());
+        }
+        self.tracker.report(Status::unknown());
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crabby::hardware::InOutCaps;
+
+    struct Dev;
+    impl InOut for Dev {
+        fn name(&self) -> &str {
+            "dev"
+        }
+        fn capabilities(&self) -> InOutCaps {
+            InOutCaps::READ_WRITE
+        }
+        fn n_commands(&self) -> Option<usize> {
+            Some(1)
+        }
+    }
+
+    #[test]
+    fn device_failure_names_the_device_once() {
+        let e = crabby::hardware::device_error(ErrorKind::Timeout, "dmm", "no answer");
+        let f = device_failure(&e, "x");
+        assert_eq!(f.kind(), ErrorKind::Timeout);
+        assert_eq!(f.description(), "device 'dmm': timeout: no answer");
+        assert!(f.origin().is_none());
+    }
+
+    #[test]
+    fn status_tracker_prefers_fault_then_driver() {
+        let mut t = StatusTracker::new("d");
+        assert_eq!(t.current(Status::unknown()).state, DeviceState::Off);
+        t.set(Status::on(""));
+        assert_eq!(t.current(Status::moving("x")).state, DeviceState::Moving);
+        let e = t.fault(Error::communication("gone"), Status::unknown());
+        assert!(e.description().contains("gone"));
+        assert_eq!(t.current(Status::on("")).state, DeviceState::Fault);
+    }
+
+    #[test]
+    fn command_lengths_are_checked() {
+        let b = IOBlock::new(Dev).initial_cmd(vec![1.0, 2.0]);
+        let e = b.check_cmd_len("initial_cmd", &b.initial_cmd).unwrap_err();
+        assert!(e.description().contains("takes 1 command values"), "{e}");
+        let b = IOBlock::new(Dev).exit_cmd(vec![0.0]);
+        b.check_cmd_len("exit_cmd", &b.exit_cmd).unwrap();
+        assert_eq!(b.output_labels().unwrap(), [Label::new("t(s)")]);
+    }
+}

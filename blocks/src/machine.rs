@@ -1,1 +1,483 @@
-//! machine
+//! [`Machine`]: drives one or more [`Actuator`]s, each configured by an
+//! [`ActuatorConfig`] (speed or position mode from a command label, optional speed-command
+//! label, labels for the position and speed read back).
+//!
+//! Safety first: in `finish`, which runs whatever ended the test (normal end, an error,
+//! Ctrl+C, another Block failing), every opened actuator is stopped, then closed. A stop
+//! that fails is logged and the others are still stopped.
+
+use crate::io_block::StatusTracker;
+use crabby::hardware::{Actuator, Status};
+use crabby::{Block, Context, Error, ErrorKind, Flow, GraphView, Label, Result, Sample};
+
+/// How an actuator follows its command label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveMode {
+    /// The command is a speed ([`Actuator::set_speed`]).
+    Speed,
+    /// The command is a position ([`Actuator::set_position`]).
+    Position,
+}
+
+/// One actuator of a [`Machine`] and its labels.
+pub struct ActuatorConfig {
+    actuator: Box<dyn Actuator>,
+    mode: DriveMode,
+    cmd_label: Label,
+    speed_cmd_label: Option<Label>,
+    speed: Option<f64>,
+    position_label: Option<Label>,
+    speed_label: Option<Label>,
+    status_label: Option<Label>,
+}
+
+impl std::fmt::Debug for ActuatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActuatorConfig")
+            .field("actuator", &self.actuator.name())
+            .field("mode", &self.mode)
+            .field("cmd_label", &self.cmd_label)
+            .field("speed_cmd_label", &self.speed_cmd_label)
+            .field("speed", &self.speed)
+            .field("position_label", &self.position_label)
+            .field("speed_label", &self.speed_label)
+            .finish()
+    }
+}
+
+impl ActuatorConfig {
+    /// Drives `actuator` in speed from `cmd_label`.
+    pub fn speed(actuator: impl Actuator, cmd_label: impl Into<Label>) -> Self {
+        Self::new(Box::new(actuator), DriveMode::Speed, cmd_label.into())
+    }
+    /// Drives `actuator` in position from `cmd_label`.
+    pub fn position(actuator: impl Actuator, cmd_label: impl Into<Label>) -> Self {
+        Self::new(Box::new(actuator), DriveMode::Position, cmd_label.into())
+    }
+    /// An already boxed actuator.
+    pub fn new(actuator: Box<dyn Actuator>, mode: DriveMode, cmd_label: Label) -> Self {
+        ActuatorConfig {
+            actuator,
+            mode,
+            cmd_label,
+            speed_cmd_label: None,
+            speed: None,
+            position_label: None,
+            speed_label: None,
+            status_label: None,
+        }
+    }
+    /// In position mode: the label that sets the speed of the moves.
+    pub fn speed_cmd_label(mut self, l: impl Into<Label>) -> Self {
+        self.speed_cmd_label = Some(l.into());
+        self
+    }
+    /// In position mode: the speed of the moves until a speed command arrives.
+    pub fn move_speed(mut self, v: f64) -> Self {
+        self.speed = Some(v);
+        self
+    }
+    /// Sends the position read back under this label.
+    pub fn position_label(mut self, l: impl Into<Label>) -> Self {
+        self.position_label = Some(l.into());
+        self
+    }
+    /// Sends the speed read back under this label.
+    pub fn speed_label(mut self, l: impl Into<Label>) -> Self {
+        self.speed_label = Some(l.into());
+        self
+    }
+    /// Sends the actuator's status (state and text) under this label.
+    pub fn status_label(mut self, l: impl Into<Label>) -> Self {
+        self.status_label = Some(l.into());
+        self
+    }
+}
+
+/// Per-actuator state at run time.
+#[derive(Debug)]
+struct Running {
+    opened: bool,
+    tracker: StatusTracker,
+}
+
+/// Drives one or more actuators from command labels and sends what they read back.
+///
+/// Each loop: receives the latest samples; for each actuator, calls
+/// [`Actuator::poll`] (keep-alive, fault check), updates its move speed from
+/// `speed_cmd_label`, and if `cmd_label` arrived calls `set_speed(cmd)` or
+/// `set_position(cmd, speed)`; then reads the configured position and speed labels and
+/// sends them with `t(s)`. In `finish`, every opened actuator is stopped then closed.
+///
+/// ```no_run
+/// use crabby::Test;
+/// use crabby_blocks::{ActuatorConfig, Machine};
+/// # use crabby::hardware::Actuator;
+/// # struct Motor;
+/// # impl Actuator for Motor { fn set_speed(&mut self, _: f64) -> crabby::Result<()> { Ok(()) } }
+/// let mut test = Test::new("motor");
+/// let m = test.add(Machine::new().actuator(ActuatorConfig::speed(Motor, "cmd")));
+/// ```
+#[derive(Debug, Default)]
+pub struct Machine {
+    actuators: Vec<ActuatorConfig>,
+    time_label: Option<Label>,
+    spam: bool,
+    run: Vec<Running>,
+}
+
+impl Machine {
+    /// A Machine with no actuator yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds an actuator.
+    pub fn actuator(mut self, a: ActuatorConfig) -> Self {
+        self.actuators.push(a);
+        self
+    }
+    /// The time label (default `t(s)`).
+    pub fn time_label(mut self, l: impl Into<Label>) -> Self {
+        self.time_label = Some(l.into());
+        self
+    }
+    /// Re-applies the latest command every loop, not only when a new one arrives.
+    pub fn spam(mut self, yes: bool) -> Self {
+        self.spam = yes;
+        self
+    }
+
+    fn time(&self) -> Label {
+        self.time_label
+            .clone()
+            .unwrap_or_else(|| Label::new("t(s)"))
+    }
+
+    fn read_labels(&self) -> Vec<Label> {
+        let mut v = Vec::new();
+        for a in &self.actuators {
+            v.extend(a.position_label.iter().cloned());
+            v.extend(a.speed_label.iter().cloned());
+            v.extend(a.status_label.iter().cloned());
+        }
+        v
+    }
+
+    fn apply(&mut self, i: usize, received: &Sample) -> Result<()> {
+        let a = &mut self.actuators[i];
+        if let Some(l) = &a.speed_cmd_label {
+            if let Some(v) = received.get(l.as_str()) {
+                a.speed = Some(v.as_f64().ok_or_else(|| {
+                    Error::config(format!(
+                        "speed command label '{l}' carries {v:?}, not a number"
+                    ))
+                })?);
+            }
+        }
+        if let Some(v) = received.get(a.cmd_label.as_str()) {
+            let c = v.as_f64().ok_or_else(|| {
+                Error::config(format!(
+                    "command label '{}' carries {v:?}, not a number",
+                    a.cmd_label
+                ))
+            })?;
+            match a.mode {
+                DriveMode::Speed => a.actuator.set_speed(c)?,
+                DriveMode::Position => a.actuator.set_position(c, a.speed)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn read_back(&mut self, i: usize, s: &mut Sample) -> Result<()> {
+        let a = &mut self.actuators[i];
+        if let Some(l) = &a.position_label {
+            s.insert(l.clone(), a.actuator.position()?);
+        }
+        if let Some(l) = &a.speed_label {
+            s.insert(l.clone(), a.actuator.speed()?);
+        }
+        if let Some(l) = &a.status_label {
+            s.insert(
+                l.clone(),
+                self.run[i].tracker.current(a.actuator.status()).to_string(),
+            );
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, i: usize, e: Error) -> Error {
+        if e.kind() == ErrorKind::Configuration && e.origin().is_none() {
+            return e;
+        }
+        let st = self.actuators[i].actuator.status();
+        self.run[i].tracker.fault(e, st)
+    }
+}
+
+impl Block for Machine {
+    fn kind(&self) -> &str {
+        "Machine"
+    }
+
+    fn output_labels(&self) -> Option<Vec<Label>> {
+        let mut v = vec![self.time()];
+        v.extend(self.read_labels());
+        Some(v)
+    }
+
+    fn check(&self, graph: &GraphView<'_>) -> Result<()> {
+        if self.actuators.is_empty() {
+            return Err(Error::config(
+                "no actuator; add one with Machine::actuator(ActuatorConfig::speed(...))",
+            ));
+        }
+        let mut seen: Vec<&Label> = vec![];
+        for a in &self.actuators {
+            let dev = a.actuator.name();
+            a.actuator
+                .check()
+                .map_err(|e| crate::io_block::device_failure(&e, dev))?;
+            let caps = a.actuator.capabilities();
+            if a.mode == DriveMode::Position && !caps.position {
+                return Err(Error::config(format!(
+                    "actuator '{dev}' is in position mode but cannot be driven in position (its capabilities().position is false); use ActuatorConfig::speed"
+                )));
+            }
+            if a.position_label.is_some() && !caps.read_position {
+                return Err(Error::config(format!(
+                    "position_label is set but actuator '{dev}' cannot read its position back"
+                )));
+            }
+            if a.speed_label.is_some() && !caps.read_speed {
+                return Err(Error::config(format!(
+                    "speed_label is set but actuator '{dev}' cannot read its speed back"
+                )));
+            }
+            if a.speed_cmd_label.is_some() && a.mode == DriveMode::Speed {
+                return Err(Error::config(format!(
+                    "speed_cmd_label is set for actuator '{dev}', which is not in position mode"
+                )));
+            }
+            if let Some(v) = a.speed {
+                if !v.is_finite() {
+                    return Err(Error::config(format!(
+                        "move speed of actuator '{dev}' is {v}; it must be finite"
+                    )));
+                }
+            }
+            graph.require_label(&a.cmd_label, &format!("actuator '{dev}'"))?;
+            if let Some(l) = &a.speed_cmd_label {
+                graph.require_label(l, &format!("actuator '{dev}' (speed_cmd_label)"))?;
+            }
+            for l in a
+                .position_label
+                .iter()
+                .chain(a.speed_label.iter())
+                .chain(a.status_label.iter())
+            {
+                if seen.contains(&l) || *l == self.time() {
+                    return Err(Error::config(format!(
+                        "label '{l}' is sent twice; give each read-back label a unique name"
+                    )));
+                }
+                seen.push(l);
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .actuators
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({:?} from '{}', speed_cmd={:?}, speed={:?}, position_label={:?}, speed_label={:?})",
+                    a.actuator.name(),
+                    a.mode,
+                    a.cmd_label,
+                    a.speed_cmd_label,
+                    a.speed,
+                    a.position_label,
+                    a.speed_label
+                )
+            })
+            .collect();
+        format!("actuators=[{}], spam={}", parts.join(", "), self.spam)
+    }
+
+    fn prepare(&mut self, _ctx: &mut Context) -> Result<()> {
+        self.run = self
+            .actuators
+            .iter()
+            .map(|a| Running {
+                opened: false,
+                tracker: StatusTracker::new(a.actuator.name()),
+            })
+            .collect();
+        for i in 0..self.actuators.len() {
+            if let Err(e) = self.actuators[i].actuator.open() {
+                return Err(self.fail(i, e));
+            }
+            self.run[i].opened = true;
+            self.run[i].tracker.set(Status::on(""));
+            let st = self.actuators[i].actuator.status();
+            self.run[i].tracker.report(st);
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let received = ctx.recv_latest(self.spam);
+        for i in 0..self.actuators.len() {
+            if let Err(e) = self.actuators[i]
+                .actuator
+                .poll()
+                .and_then(|()| self.apply(i, &received))
+            {
+                return Err(self.fail(i, e));
+            }
+        }
+        let labels = self.read_labels();
+        if ctx.n_outputs() > 0 && !labels.is_empty() {
+            let mut s = Sample::with_capacity(labels.len() + 1);
+            s.insert(self.time(), ctx.t());
+            for i in 0..self.actuators.len() {
+                if let Err(e) = self.read_back(i, &mut s) {
+                    return Err(self.fail(i, e));
+                }
+            }
+            ctx.send(&s)?;
+        }
+        for i in 0..self.actuators.len() {
+            let st = self.actuators[i].actuator.status();
+            self.run[i].tracker.report(st);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, _ctx: &mut Context) -> Result<()> {
+        let mut first: Option<Error> = None;
+        // Stop every opened actuator first (all of them, even if one fails), then close.
+        for i in 0..self.actuators.len() {
+            if !self.run.get(i).is_some_and(|r| r.opened) {
+                continue;
+            }
+            let dev = self.actuators[i].actuator.name().to_owned();
+            if let Err(e) = self.actuators[i].actuator.stop() {
+                log::error!("could not stop actuator '{dev}': {e}; CHECK THE MACHINE BY HAND");
+                first.get_or_insert_with(|| crate::io_block::device_failure(&e, &dev));
+            } else {
+                log::info!("actuator '{dev}' stopped");
+            }
+        }
+        for i in 0..self.actuators.len() {
+            if !self.run.get(i).is_some_and(|r| r.opened) {
+                continue;
+            }
+            let dev = self.actuators[i].actuator.name().to_owned();
+            if let Err(e) = self.actuators[i].actuator.close() {
+                log::error!("closing actuator '{dev}': {e}");
+                first.get_or_insert_with(|| crate::io_block::device_failure(&e, &dev));
+            }
+            self.run[i].opened = false;
+            let st = self.actuators[i].actuator.status();
+            self.run[i].tracker.report(st);
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crabby::hardware::ActuatorCaps;
+
+    struct SpeedOnly;
+    impl Actuator for SpeedOnly {
+        fn set_speed(&mut self, _: f64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Full;
+    impl Actuator for Full {
+        fn capabilities(&self) -> ActuatorCaps {
+            ActuatorCaps::ALL
+        }
+        fn set_speed(&mut self, _: f64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_labels_and_description() {
+        let m = Machine::new()
+            .actuator(ActuatorConfig::speed(SpeedOnly, "v"))
+            .actuator(
+                ActuatorConfig::position(Full, "x")
+                    .position_label("x(mm)")
+                    .speed_label("v(mm/s)"),
+            );
+        let l: Vec<String> = m
+            .output_labels()
+            .unwrap()
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        assert_eq!(l, ["t(s)", "x(mm)", "v(mm/s)"]);
+        assert!(
+            m.describe().contains("SpeedOnly (Speed from 'v'"),
+            "{}",
+            m.describe()
+        );
+    }
+
+    #[test]
+    fn apply_uses_the_move_speed_from_its_label() {
+        struct Rec(Vec<(f64, Option<f64>)>);
+        impl Actuator for Rec {
+            fn capabilities(&self) -> ActuatorCaps {
+                ActuatorCaps::ALL
+            }
+            fn set_speed(&mut self, _: f64) -> Result<()> {
+                Ok(())
+            }
+            fn set_position(&mut self, p: f64, s: Option<f64>) -> Result<()> {
+                self.0.push((p, s));
+                if p > 100.0 {
+                    return Err(crabby::hardware::device_error(
+                        ErrorKind::OutOfRange,
+                        "rec",
+                        "too far",
+                    ));
+                }
+                Ok(())
+            }
+        }
+        let mut m = Machine::new().actuator(
+            ActuatorConfig::position(Rec(vec![]), "x")
+                .speed_cmd_label("v")
+                .move_speed(1.0),
+        );
+        m.run = vec![Running {
+            opened: true,
+            tracker: StatusTracker::new("rec"),
+        }];
+        m.apply(0, &Sample::new().with("x", 5.0)).unwrap();
+        m.apply(0, &Sample::new().with("x", 6.0).with("v", 2.0))
+            .unwrap();
+        m.apply(0, &Sample::new().with("v", 3.0)).unwrap();
+        let e = m.apply(0, &Sample::new().with("x", 200.0)).unwrap_err();
+        let e = m.fail(0, e);
+        assert_eq!(e.kind(), ErrorKind::OutOfRange);
+        assert!(e.description().contains("device 'rec'"), "{e}");
+        let e = m.apply(0, &Sample::new().with("x", "far")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Configuration);
+        assert!(format!("{:?}", m.actuators[0]).contains("speed: Some(3.0)"));
+    }
+}

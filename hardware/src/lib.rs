@@ -1,8 +1,22 @@
 //! # crabby-hardware
 //!
-//! Drivers and simulated devices for crabby.
+//! Drivers and simulated devices for crabby. The traits they implement live in the core
+//! ([`crabby::hardware`]: `InOut`, `Actuator`); the Blocks that drive them in
+//! `crabby-blocks` (`IOBlock`, `Machine`, the camera Blocks).
+//!
+//! - [`motor`]: simulated motors, [`FakeDCMotor`] (voltage-driven, rpm and turns) and
+//!   [`FakeStepperMotor`] (trapezoidal profile, mm and mm/s).
+//! - [`sensor`]: a simulated furnace with a heater command and a noisy thermocouple,
+//!   [`FakeFurnace`], readable or streamed, deterministic under a seed.
+//! - [`serial`]: real devices on serial ports: a generic line protocol
+//!   ([`serial::LineInOut`]), SCPI instruments ([`serial::ScpiInOut`]) and the Pololu Tic
+//!   stepper controller ([`serial::PololuTic`]).
+//! - [`camera`][mod@camera]: cameras.
 
 pub mod camera;
 pub mod motor;
 pub mod sensor;
 pub mod serial;
+
+pub use motor::{FakeDCMotor, FakeStepperMotor};
+pub use sensor::{FakeFurnace, Prng};

@@ -226,7 +226,9 @@ impl Drop for TempDir {
 #[macro_export]
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
+        // `if cond {} else` rather than `if !cond`: the condition may compare floats.
+        if $cond {
+        } else {
             return Err(format!("{} (at line {})", format!($($fmt)+), line!()));
         }
     };

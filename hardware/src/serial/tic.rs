@@ -1,0 +1,714 @@
+//! [`PololuTic`]: a Pololu Tic stepper motor controller (T500, T825, T834, T249, 36v4) on
+//! its TTL serial interface, as an [`Actuator`].
+//!
+//! Why this controller: the Tic is a widespread, inexpensive lab stepper controller (Crappy
+//! ships a driver for it), its serial protocol is fully documented in Pololu's Tic user's
+//! guide (section "Serial command encoding" and "Variable reference"), and it is binary
+//! and compact, so a test can play the device byte for byte on a pseudo-terminal.
+//!
+//! The protocol used is the *compact protocol* (no device number), or the *Pololu
+//! protocol* (`0xAA`, device number, command & 0x7F) when
+//! [`device_number`](PololuTic::device_number) is set:
+//! - quick commands are one byte: halt and hold `0x89`, energize `0x85`, de-energize `0x86`,
+//!   exit safe start `0x83`, enter safe start `0x8F`, reset command timeout `0x8C`;
+//! - 32-bit writes are the command byte, one byte holding the most significant bit of each
+//!   of the four little-endian data bytes, then the four bytes with that bit cleared:
+//!   set target position `0xE0`, set target velocity `0xE3`, set max speed `0xE6`,
+//!   set max acceleration `0xEA`, set max deceleration `0xE9`;
+//! - get variable `0xA1, offset, length` answers `length` raw bytes (little-endian):
+//!   operation state at `0x00`, error status (u16) at `0x02`, current position (i32,
+//!   microsteps) at `0x22`, current velocity (i32, microsteps per 10 000 s) at `0x26`.
+//!
+//! Units seen by crabby: **mm** and **mm/s** through
+//! [`microsteps_per_mm`](PololuTic::microsteps_per_mm) (full steps per mm × the step mode
+//! set in the Tic). Speeds go to the Tic in microsteps per 10 000 s, accelerations in
+//! microsteps per 100 s².
+//!
+//! Safety: [`stop`](Actuator::stop) sends *halt and hold* (immediate stop, motor kept
+//! energized so a load stays put), [`close`](Actuator::close) halts again and *enters safe
+//! start*, so the motor cannot move again until a new [`open`](Actuator::open). The Tic's own
+//! command timeout (default 1 s) also stops the motor if this process dies: every read
+//! sends *reset command timeout*, and so does
+//! [`poll`](Actuator::poll), which the Machine calls every loop (rate-limited to 10 Hz).
+
+use super::{SerialConfig, SerialLink};
+use crabby::hardware::{Actuator, ActuatorCaps, DeviceState, Status};
+use crabby::{Error, ErrorKind, Result};
+
+const CMD_SET_TARGET_POSITION: u8 = 0xE0;
+const CMD_SET_TARGET_VELOCITY: u8 = 0xE3;
+const CMD_SET_MAX_SPEED: u8 = 0xE6;
+const CMD_SET_MAX_ACCEL: u8 = 0xEA;
+const CMD_SET_MAX_DECEL: u8 = 0xE9;
+const CMD_HALT_AND_HOLD: u8 = 0x89;
+const CMD_ENERGIZE: u8 = 0x85;
+const CMD_DEENERGIZE: u8 = 0x86;
+const CMD_EXIT_SAFE_START: u8 = 0x83;
+const CMD_ENTER_SAFE_START: u8 = 0x8F;
+const CMD_RESET_COMMAND_TIMEOUT: u8 = 0x8C;
+const CMD_GET_VARIABLE: u8 = 0xA1;
+
+const VAR_OPERATION_STATE: u8 = 0x00;
+const VAR_CURRENT_POSITION: u8 = 0x22;
+
+/// Bits of the Tic's "error status" variable, with what a person should check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicError;
+
+impl TicError {
+    /// Names and hints of the error bits 0–8, in bit order.
+    pub const BITS: [(&'static str, &'static str); 9] = [
+        (
+            "intentionally de-energized",
+            "the motor was de-energized by a command",
+        ),
+        (
+            "motor driver error",
+            "check the motor wiring and the current limit",
+        ),
+        ("low VIN", "check the motor power supply"),
+        ("kill switch active", "release the kill switch input"),
+        (
+            "required input invalid",
+            "check the control inputs (RC/analog) configuration",
+        ),
+        ("serial error", "check the baud rate and the wiring noise"),
+        (
+            "command timeout",
+            "commands came too slowly; raise the Machine's frequency",
+        ),
+        (
+            "safe start violation",
+            "exit safe start was refused; set the target to 0 first",
+        ),
+        ("ERR line high", "another device pulls the ERR line high"),
+    ];
+
+    /// The names of the bits set in `status`.
+    pub fn describe(status: u16) -> Vec<&'static str> {
+        Self::BITS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| status & (1 << i) != 0)
+            .map(|(_, b)| b.0)
+            .collect()
+    }
+}
+
+/// A Pololu Tic stepper controller on a serial port, positions in mm, speeds in mm/s.
+///
+/// ```no_run
+/// use crabby_hardware::serial::{PololuTic, SerialConfig};
+/// // 200 full steps per rev, 5 mm per rev, 1/8 step mode: 320 microsteps per mm.
+/// let tic = PololuTic::new(SerialConfig::new("/dev/ttyACM0", 9600), 320.0)
+///     .limits(10.0, 50.0);
+/// ```
+#[derive(Debug)]
+pub struct PololuTic {
+    /// The device's name (origin of its errors; default `PololuTic`).
+    pub name: String,
+    /// The port (the Tic's "serial" baud rate setting, 9600 by default).
+    pub serial: SerialConfig,
+    /// Microsteps per mm (full steps per mm × step mode).
+    pub microsteps_per_mm: f64,
+    /// Speed limit, mm/s (sent at open as the Tic's max speed; default 10).
+    pub max_speed: f64,
+    /// Acceleration and deceleration, mm/s² (default 20).
+    pub acceleration: f64,
+    /// Device number for the Pololu protocol, or `None` for the compact protocol.
+    pub device_number: Option<u8>,
+    /// De-energize the motor at close (default false: a de-energized axis may drop its load).
+    pub deenergize_on_close: bool,
+    link: Option<SerialLink>,
+    status: Status,
+    last_poll: Option<std::time::Instant>,
+}
+
+/// How often [`Actuator::poll`] talks to the Tic.
+const POLL_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Bytes of a 32-bit write: command, MSB byte, four 7-bit data bytes.
+pub(crate) fn encode_32(cmd: u8, value: u32) -> [u8; 6] {
+    let b = value.to_le_bytes();
+    let msbs = (b[0] >> 7) | ((b[1] >> 7) << 1) | ((b[2] >> 7) << 2) | ((b[3] >> 7) << 3);
+    [
+        cmd,
+        msbs,
+        b[0] & 0x7F,
+        b[1] & 0x7F,
+        b[2] & 0x7F,
+        b[3] & 0x7F,
+    ]
+}
+
+/// The value of a 32-bit write (inverse of [`encode_32`]), for tests and fakes.
+#[cfg(test)]
+pub(crate) fn decode_32(bytes: &[u8]) -> u32 {
+    let msbs = bytes[0];
+    let mut b = [0u8; 4];
+    for i in 0..4 {
+        b[i] = bytes[1 + i] | (((msbs >> i) & 1) << 7);
+    }
+    u32::from_le_bytes(b)
+}
+
+impl PololuTic {
+    /// A Tic on `serial`, with `microsteps_per_mm`.
+    pub fn new(serial: SerialConfig, microsteps_per_mm: f64) -> Self {
+        PololuTic {
+            name: "PololuTic".into(),
+            serial,
+            microsteps_per_mm,
+            max_speed: 10.0,
+            acceleration: 20.0,
+            device_number: None,
+            deenergize_on_close: false,
+            link: None,
+            status: Status::off(),
+            last_poll: None,
+        }
+    }
+    /// Sets the name.
+    pub fn name(mut self, n: impl Into<String>) -> Self {
+        self.name = n.into();
+        self
+    }
+    /// Sets the speed limit (mm/s) and the acceleration (mm/s²).
+    pub fn limits(mut self, max_speed: f64, acceleration: f64) -> Self {
+        self.max_speed = max_speed;
+        self.acceleration = acceleration;
+        self
+    }
+    /// Uses the Pololu protocol with this device number (0–127).
+    pub fn device_number(mut self, n: u8) -> Self {
+        self.device_number = Some(n);
+        self
+    }
+    /// De-energizes the motor at close.
+    pub fn deenergize_on_close(mut self, yes: bool) -> Self {
+        self.deenergize_on_close = yes;
+        self
+    }
+
+    fn frame(&self, bytes: &[u8]) -> Vec<u8> {
+        match self.device_number {
+            None => bytes.to_vec(),
+            Some(d) => {
+                let mut v = Vec::with_capacity(bytes.len() + 1);
+                v.push(0xAA);
+                v.push(d);
+                v.push(bytes[0] & 0x7F);
+                v.extend_from_slice(&bytes[1..]);
+                v
+            }
+        }
+    }
+
+    fn link(&mut self) -> Result<&mut SerialLink> {
+        let name = &self.name;
+        self.link.as_mut().ok_or_else(|| {
+            Error::new(ErrorKind::NotAllowed, "the Tic is not open").with_origin(name)
+        })
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        let f = self.frame(bytes);
+        self.link()?.write_all(&f)
+    }
+
+    fn send_32(&mut self, cmd: u8, v: i64) -> Result<()> {
+        let v = i32::try_from(v).map_err(|_| {
+            Error::new(
+                ErrorKind::OutOfRange,
+                format!("value {v} does not fit the Tic's 32-bit range"),
+            )
+            .with_origin(&self.name)
+        })?;
+        self.send(&encode_32(cmd, v as u32))
+    }
+
+    fn get(&mut self, offset: u8, len: u8) -> Result<Vec<u8>> {
+        self.send(&[CMD_GET_VARIABLE, offset, len])?;
+        self.link()?.read_exact(len as usize)
+    }
+
+    /// Microsteps per 10 000 s for `v` mm/s.
+    fn speed_units(&self, v: f64) -> i64 {
+        (v * self.microsteps_per_mm * 10_000.0).round() as i64
+    }
+
+    fn check_speed(&self, v: f64) -> Result<()> {
+        if !v.is_finite() || v.abs() > self.max_speed * (1.0 + 1e-12) {
+            return Err(Error::new(
+                ErrorKind::OutOfRange,
+                format!(
+                    "speed {v} mm/s is outside ±{} mm/s (max_speed)",
+                    self.max_speed
+                ),
+            )
+            .with_origin(&self.name));
+        }
+        Ok(())
+    }
+
+    /// Reads the operation state and error status; a fault if the Tic reports errors that
+    /// keep the motor from moving.
+    fn check_state(&mut self) -> Result<()> {
+        let b = self.get(VAR_OPERATION_STATE, 4)?;
+        let state = b[0];
+        let errors = u16::from_le_bytes([b[2], b[3]]);
+        // Bits that stop the motor (not "intentionally de-energized", not "safe start
+        // violation" before exit safe start took effect).
+        let blocking = errors & !0b1000_0001;
+        if blocking != 0 {
+            let hints: Vec<String> = TicError::BITS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| blocking & (1 << i) != 0)
+                .map(|(_, (n, h))| format!("{n} ({h})"))
+                .collect();
+            let msg = format!("the Tic reports: {}", hints.join("; "));
+            self.status = Status::fault(msg.clone());
+            return Err(Error::new(ErrorKind::Hardware, msg).with_origin(&self.name));
+        }
+        if !matches!(state, 0 | 2 | 4 | 6 | 8 | 10) {
+            return Err(Error::new(
+                ErrorKind::Communication,
+                format!("the Tic answered an unknown operation state {state}; is a Tic on this port, at this baud rate?"),
+            )
+            .with_origin(&self.name));
+        }
+        Ok(())
+    }
+
+    /// Current position (microsteps) and velocity (microsteps per 10 000 s).
+    fn read_motion(&mut self) -> Result<(i32, i32)> {
+        self.send(&[CMD_RESET_COMMAND_TIMEOUT])?;
+        let b = self.get(VAR_CURRENT_POSITION, 8)?;
+        Ok((
+            i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        ))
+    }
+
+    fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            if matches!(
+                e.kind(),
+                ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
+            ) {
+                self.status = Status::fault(e.to_string());
+            }
+        }
+        r
+    }
+}
+
+impl Actuator for PololuTic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> ActuatorCaps {
+        ActuatorCaps::ALL
+    }
+
+    fn check(&self) -> Result<()> {
+        self.serial.check(&self.name)?;
+        for (n, v, u) in [
+            ("microsteps_per_mm", self.microsteps_per_mm, ""),
+            ("max_speed", self.max_speed, "mm/s"),
+            ("acceleration", self.acceleration, "mm/s²"),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::config(format!(
+                    "parameter '{n}' is {v}; it must be a finite number above 0 {u}"
+                ))
+                .with_origin(&self.name));
+            }
+        }
+        // Tic limits: max speed ≤ 500 000 000 (µsteps/10 000 s), accel ≤ 2 147 483 647.
+        let speed = self.max_speed * self.microsteps_per_mm * 10_000.0;
+        if speed > 500_000_000.0 {
+            return Err(Error::config(format!(
+                "max_speed {} mm/s is {speed:.0} microsteps per 10 000 s, above the Tic's limit of 500 000 000",
+                self.max_speed
+            ))
+            .with_origin(&self.name));
+        }
+        if self.acceleration * self.microsteps_per_mm * 100.0 > i32::MAX as f64 {
+            return Err(Error::config(format!(
+                "acceleration {} mm/s² is above the Tic's limit",
+                self.acceleration
+            ))
+            .with_origin(&self.name));
+        }
+        if matches!(self.device_number, Some(d) if d > 127) {
+            return Err(Error::config("device_number must be 0–127").with_origin(&self.name));
+        }
+        Ok(())
+    }
+
+    fn open(&mut self) -> Result<()> {
+        let mut link = self.serial.open(&self.name)?;
+        link.discard_input()?;
+        self.link = Some(link);
+        let r = (|| {
+            self.check_state()?;
+            let speed = self.speed_units(self.max_speed);
+            let accel = (self.acceleration * self.microsteps_per_mm * 100.0).round() as i64;
+            self.send_32(CMD_SET_MAX_SPEED, speed)?;
+            self.send_32(CMD_SET_MAX_ACCEL, accel)?;
+            self.send_32(CMD_SET_MAX_DECEL, accel)?;
+            self.send(&[CMD_HALT_AND_HOLD])?;
+            self.send(&[CMD_ENERGIZE])?;
+            self.send(&[CMD_EXIT_SAFE_START])?;
+            self.check_state()
+        })();
+        let r = self.fault(r);
+        match &r {
+            Ok(()) => self.status = Status::on(format!("energized on {}", self.serial.port)),
+            Err(_) => self.link = None,
+        }
+        r
+    }
+
+    /// Speed in mm/s.
+    fn set_speed(&mut self, speed: f64) -> Result<()> {
+        self.check_speed(speed)?;
+        let u = self.speed_units(speed);
+        let r = self.send_32(CMD_SET_TARGET_VELOCITY, u);
+        self.fault(r)
+    }
+
+    /// Position in mm; `speed` (mm/s) becomes the Tic's max speed for this move.
+    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
+        let r = (|| {
+            let s = speed.map(f64::abs).unwrap_or(self.max_speed);
+            self.check_speed(s)?;
+            if !position.is_finite() {
+                return Err(Error::new(
+                    ErrorKind::OutOfRange,
+                    format!("position {position} mm is not finite"),
+                )
+                .with_origin(&self.name));
+            }
+            let su = self.speed_units(s);
+            self.send_32(CMD_SET_MAX_SPEED, su)?;
+            let p = (position * self.microsteps_per_mm).round() as i64;
+            self.send_32(CMD_SET_TARGET_POSITION, p)
+        })();
+        self.fault(r)
+    }
+
+    fn speed(&mut self) -> Result<f64> {
+        let r = self.read_motion();
+        let (_, v) = self.fault(r)?;
+        let mm_s = v as f64 / 10_000.0 / self.microsteps_per_mm;
+        if self.status.state != DeviceState::Fault {
+            self.status = if v != 0 {
+                Status::moving(format!("{mm_s:.3} mm/s"))
+            } else {
+                Status::on("holding")
+            };
+        }
+        Ok(mm_s)
+    }
+
+    fn position(&mut self) -> Result<f64> {
+        let r = self.read_motion();
+        let (p, _) = self.fault(r)?;
+        Ok(p as f64 / self.microsteps_per_mm)
+    }
+
+    /// Every 100 ms: *reset command timeout* (the Tic's watchdog stops the motor if this
+    /// process dies or hangs) and a check of the error flags (a fault ends the test).
+    fn poll(&mut self) -> Result<()> {
+        if self.last_poll.is_some_and(|t| t.elapsed() < POLL_PERIOD) {
+            return Ok(());
+        }
+        self.last_poll = Some(std::time::Instant::now());
+        let r = self
+            .send(&[CMD_RESET_COMMAND_TIMEOUT])
+            .and_then(|()| self.check_state());
+        self.fault(r)
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        let r = self.send(&[CMD_HALT_AND_HOLD]);
+        self.fault(r)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if self.link.is_none() {
+            return Ok(());
+        }
+        let r = (|| {
+            self.send(&[CMD_HALT_AND_HOLD])?;
+            self.send(&[CMD_ENTER_SAFE_START])?;
+            if self.deenergize_on_close {
+                self.send(&[CMD_DEENERGIZE])?;
+            }
+            Ok(())
+        })();
+        self.link = None;
+        if r.is_ok() && self.status.state != DeviceState::Fault {
+            self.status = Status::off();
+        }
+        r
+    }
+
+    fn status(&self) -> Status {
+        self.status.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::FakePort;
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn encoding_of_32_bit_writes() {
+        // Set target velocity −1 (0xFFFFFFFF): every data byte has its MSB set.
+        assert_eq!(
+            encode_32(0xE3, u32::MAX),
+            [0xE3, 0x0F, 0x7F, 0x7F, 0x7F, 0x7F]
+        );
+        assert_eq!(encode_32(0xE0, 200), [0xE0, 0x01, 0x48, 0x00, 0x00, 0x00]);
+        for v in [
+            0u32,
+            1,
+            127,
+            128,
+            255,
+            0x8080_8080,
+            0x1234_5678,
+            (-3200i32) as u32,
+        ] {
+            assert_eq!(decode_32(&encode_32(0xE0, v)[1..]), v);
+        }
+    }
+
+    /// What the fake Tic saw and does.
+    #[derive(Default)]
+    struct Seen {
+        commands: Vec<u8>,
+        target_velocity: Option<i32>,
+        target_position: Option<i32>,
+        max_speed: Option<u32>,
+        halted: bool,
+        safe_start: bool,
+    }
+
+    /// Plays a Tic on the master side: parses the compact protocol, integrates the
+    /// position at the target velocity, answers get-variable requests. Stops when
+    /// `stop` is set, when the driver closes, or after `silent_after` answers.
+    fn fake_tic(
+        mut p: FakePort,
+        errors: u16,
+        silent_after: usize,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<(FakePort, Seen)> {
+        std::thread::spawn(move || {
+            let mut s = Seen::default();
+            let mut pos: f64 = 0.0;
+            let mut vel: i32 = 0;
+            let mut last = Instant::now();
+            let mut answers = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let b = p.recv_n(1, Duration::from_millis(20));
+                let now = Instant::now();
+                pos += vel as f64 / 10_000.0 * (now - last).as_secs_f64();
+                last = now;
+                let Some(&cmd) = b.first() else { continue };
+                s.commands.push(cmd);
+                match cmd {
+                    0xE0 | 0xE3 | 0xE6 | 0xEA | 0xE9 => {
+                        let v = decode_32(&p.recv_n(5, Duration::from_secs(1)));
+                        match cmd {
+                            0xE0 => s.target_position = Some(v as i32),
+                            0xE3 => {
+                                s.target_velocity = Some(v as i32);
+                                vel = v as i32;
+                            }
+                            0xE6 => s.max_speed = Some(v),
+                            _ => {}
+                        }
+                    }
+                    0x89 => {
+                        s.halted = true;
+                        vel = 0;
+                    }
+                    0x8F => s.safe_start = true,
+                    0xA1 => {
+                        let a = p.recv_n(2, Duration::from_secs(1));
+                        answers += 1;
+                        if answers > silent_after {
+                            continue;
+                        }
+                        let mut mem = [0u8; 0x40];
+                        mem[0] = 10; // normal operation
+                        mem[2..4].copy_from_slice(&errors.to_le_bytes());
+                        mem[0x22..0x26].copy_from_slice(&(pos.round() as i32).to_le_bytes());
+                        mem[0x26..0x2A].copy_from_slice(&vel.to_le_bytes());
+                        let (o, n) = (a[0] as usize, a[1] as usize);
+                        p.send(&mem[o..o + n]);
+                    }
+                    _ => {}
+                }
+            }
+            (p, s)
+        })
+    }
+
+    fn tic(p: &FakePort) -> PololuTic {
+        PololuTic::new(
+            SerialConfig::new(&p.path, 9600).timeout(Duration::from_millis(200)),
+            100.0,
+        )
+        .limits(10.0, 50.0)
+    }
+
+    #[test]
+    fn open_move_read_back_stop_close() {
+        let p = FakePort::new();
+        let mut t = tic(&p);
+        t.check().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = fake_tic(p, 0, usize::MAX, stop.clone());
+        t.open().unwrap();
+        assert_eq!(t.status().state, DeviceState::On);
+        t.set_speed(-2.5).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let v = t.speed().unwrap();
+        assert_eq!(v, -2.5);
+        assert_eq!(t.status().state, DeviceState::Moving);
+        let x = t.position().unwrap();
+        // About −0.25 mm after 0.1 s at −2.5 mm/s (wide margin: a loaded machine).
+        assert!(x < -0.1 && x > -2.0, "{x}");
+        // poll: keep-alive and state check, at most every 100 ms.
+        t.poll().unwrap();
+        t.poll().unwrap();
+        t.set_position(3.0, Some(1.0)).unwrap();
+        t.stop().unwrap();
+        t.close().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        let (_p, s) = h.join().unwrap();
+        assert_eq!(s.target_velocity, Some(-2_500_000)); // −2.5 mm/s · 100 µsteps/mm · 10 000
+        assert_eq!(s.target_position, Some(300));
+        assert_eq!(s.max_speed, Some(1_000_000));
+        assert!(s.halted && s.safe_start);
+        // Energize and exit safe start were sent at open, before any motion command.
+        let i_energize = s.commands.iter().position(|&c| c == 0x85).unwrap();
+        let i_exit = s.commands.iter().position(|&c| c == 0x83).unwrap();
+        let i_vel = s.commands.iter().position(|&c| c == 0xE3).unwrap();
+        assert!(i_energize < i_vel && i_exit < i_vel);
+        assert_eq!(*s.commands.last().unwrap(), 0x8F);
+        // Keep-alives: one per read (speed, position) and one for the two polls.
+        assert_eq!(
+            s.commands.iter().filter(|&&c| c == 0x8C).count(),
+            3,
+            "{:x?}",
+            s.commands
+        );
+    }
+
+    #[test]
+    fn driver_errors_are_hardware_faults_with_hints() {
+        let p = FakePort::new();
+        let mut t = tic(&p);
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = fake_tic(p, 1 << 2, usize::MAX, stop.clone()); // low VIN
+        let e = t.open().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Hardware);
+        assert!(
+            e.description()
+                .contains("low VIN (check the motor power supply)"),
+            "{e}"
+        );
+        assert_eq!(t.status().state, DeviceState::Fault);
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn silence_and_vanishing_are_timeout_and_communication_errors() {
+        let p = FakePort::new();
+        let mut t = tic(&p);
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = fake_tic(p, 0, 2, stop.clone()); // answers the two state reads of open only
+        t.open().unwrap();
+        let e = t.position().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert_eq!(t.status().state, DeviceState::Fault);
+        stop.store(true, Ordering::Relaxed);
+        let (mut p, _) = h.join().unwrap();
+        p.vanish();
+        let e = t.set_speed(1.0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Communication, "{e}");
+        assert!(e.description().contains("disappeared"), "{e}");
+    }
+
+    #[test]
+    fn garbage_state_is_a_communication_error() {
+        let mut p = FakePort::new();
+        let mut t = tic(&p);
+        let h = std::thread::spawn(move || {
+            // Not a Tic: answers any request with 0xFF bytes.
+            if p.recv_n(3, Duration::from_secs(2)) == [0xA1, 0x00, 0x04] {
+                p.send(&[0xFF; 4]);
+            }
+            p
+        });
+        let e = t.open().unwrap_err();
+        // 0xFF error bits are all set: reported as a hardware fault naming them, or as an
+        // unknown state; either way the device is in fault and not left open.
+        assert!(
+            matches!(e.kind(), ErrorKind::Hardware | ErrorKind::Communication),
+            "{e}"
+        );
+        assert_eq!(t.status().state, DeviceState::Fault);
+        h.join().unwrap();
+        let mut p2 = FakePort::new();
+        let mut t2 = tic(&p2);
+        let h = std::thread::spawn(move || {
+            // Error status clear but an operation state no Tic has.
+            if p2.recv_n(3, Duration::from_secs(2)) == [0xA1, 0x00, 0x04] {
+                p2.send(&[0x63, 0, 0, 0]);
+            }
+            p2
+        });
+        let e = t2.open().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Communication, "{e}");
+        assert!(
+            e.description().contains("unknown operation state 99"),
+            "{e}"
+        );
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn speed_limits_and_config_are_checked() {
+        let p = FakePort::new();
+        let t = tic(&p);
+        assert_eq!(
+            t.check_speed(11.0).unwrap_err().kind(),
+            ErrorKind::OutOfRange
+        );
+        let e = tic(&p).limits(1e6, 1.0).check().unwrap_err();
+        assert!(e.description().contains("limit"), "{e}");
+        let mut t = tic(&p);
+        assert_eq!(t.set_speed(1.0).unwrap_err().kind(), ErrorKind::NotAllowed);
+        let t = tic(&p).device_number(14);
+        assert_eq!(t.frame(&[0x89]), [0xAA, 14, 0x09]);
+        assert_eq!(
+            t.frame(&encode_32(0xE3, 5)),
+            [0xAA, 14, 0x63, 0, 5, 0, 0, 0]
+        );
+    }
+}
