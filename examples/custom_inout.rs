@@ -43,8 +43,9 @@ fn main() -> Result<()> {
     let stop = test.add(StopBlock::new(["t(s) > 2"])?);
     test.link(io, rec);
     test.link(io, stop);
+    // The coordinator logs the run report; a failed run returns an error naming the Block.
     let report = test.run()?;
-    println!("{report}");
+    println!("{} samples lost", report.samples_lost());
     println!(
         "data written under {}",
         csv.parent()
