@@ -122,3 +122,8 @@ pub use link::{LinkOptions, Overflow, DEFAULT_CAPACITY_BYTES, DEFAULT_CAPACITY_S
 pub use report::{BlockReport, LinkReport, Outcome, Report, StopCause};
 pub use sample::{Columns, Label, Sample, Value};
 pub use test::{BlockId, LinkId, Test};
+
+/// The README's code, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
