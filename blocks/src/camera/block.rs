@@ -1,0 +1,649 @@
+//! [`CameraBlock`]: acquisition into the frame ring, and the child processes that read it.
+//!
+//! This module forks (the camera Block's children), so it may hold `unsafe` blocks.
+
+use super::display::PreviewSink;
+use super::record::{unique_folder, ImageFormat, ImageSaver};
+use super::{FrameProcessor, ImageView, Processed};
+use crabby::camera::{
+    apply_setting, Camera, FrameRing, Next, ReadMode, Reader, RingConfig, SettingValue, Writer,
+};
+use crabby::{
+    Block, Context, Error, ErrorKind, Flow, GraphView, Label, Rate, Result, Sample, Settings,
+};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Which child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Recorder,
+    Display,
+    Processing,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Recorder => "recorder",
+            Kind::Display => "display",
+            Kind::Processing => "processing",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Child {
+    kind: Kind,
+    pid: Pid,
+    reader: usize,
+    /// Read end of the pipe on which the child writes why it failed.
+    errors: std::fs::File,
+    /// Exit code once reaped (negative: killed by that signal).
+    exit: Option<i32>,
+}
+
+struct Recording {
+    folder: PathBuf,
+    format: ImageFormat,
+    period: u64,
+    mode: ReadMode,
+}
+
+struct Display {
+    sink: Box<dyn PreviewSink>,
+    period: Duration,
+}
+
+/// A camera as a Block: opens the camera in `prepare`, makes the frame ring and forks its
+/// children (recorder, display, processing), grabs frames into the ring in `step`, and stops
+/// and reaps its children in `finish`.
+///
+/// - **Acquisition** runs in the Block's own process at the Block's rate (default: free
+///   run, the camera paces itself). With a [software trigger](CameraBlock::software_trigger),
+///   a frame is grabbed only in loops where the trigger label arrived. Every label received
+///   is latched and given to the camera ([`Camera::update_inputs`]).
+/// - **Recorder** ([`record`](CameraBlock::record)): every `save_period`-th frame as a file
+///   `<index:06>_<t(s):.3>.<ext>` plus one `metadata.csv` row; reads every frame by default
+///   (the camera waits for the disk rather than losing frames). The folder is never reused:
+///   if it exists, `<folder>_00001`, ... is used.
+/// - **Display** ([`display`](CameraBlock::display)): the latest frame every `period`.
+/// - **Processing** ([`process`](CameraBlock::process)): a [`FrameProcessor`] whose
+///   results are sent on this Block's output links **by the processing child only** (a link
+///   has one sender). Without processing, this Block sends `t(s)` and `frame` per frame.
+///
+/// A child that dies makes the next `step` fail (the test stops). Children are stopped and
+/// reaped in `finish` (killed if they do not end within the grace period), before the
+/// runtime closes the output links. Skipped and overrun frames are logged per child.
+pub struct CameraBlock {
+    camera: Box<dyn Camera>,
+    settings: Vec<(String, SettingValue)>,
+    trigger: Option<Label>,
+    recording: Option<Recording>,
+    display: Option<Display>,
+    processor: Option<(Box<dyn FrameProcessor>, ReadMode)>,
+    slots: Option<usize>,
+    grace: Duration,
+    // Set in prepare.
+    ring: Option<FrameRing>,
+    writer: Option<Writer>,
+    children: Vec<Child>,
+    latched: Sample,
+    labels: [Label; 2],
+    record_folder: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for CameraBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl CameraBlock {
+    /// A camera Block around `camera`.
+    pub fn new(camera: impl Camera) -> Self {
+        CameraBlock {
+            camera: Box::new(camera),
+            settings: Vec::new(),
+            trigger: None,
+            recording: None,
+            display: None,
+            processor: None,
+            slots: None,
+            grace: Duration::from_millis(1500),
+            ring: None,
+            writer: None,
+            children: Vec::new(),
+            latched: Sample::new(),
+            labels: [Label::new("t(s)"), Label::new("frame")],
+            record_folder: None,
+        }
+    }
+
+    /// Sets a camera setting after `open` (validated against the camera's description).
+    pub fn setting(mut self, name: &str, value: impl Into<SettingValue>) -> Self {
+        self.settings.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Grabs a frame only in loops where `label` was received.
+    pub fn software_trigger(mut self, label: &str) -> Self {
+        self.trigger = Some(Label::new(label));
+        self
+    }
+
+    /// Records frames into `folder` (never reused: a numbered suffix is added if it exists).
+    pub fn record(mut self, folder: impl Into<PathBuf>, format: ImageFormat) -> Self {
+        self.recording = Some(Recording {
+            folder: folder.into(),
+            format,
+            period: 1,
+            mode: ReadMode::Every,
+        });
+        self
+    }
+
+    /// Saves one frame out of `n` (default 1: every frame).
+    pub fn save_period(mut self, n: u64) -> Self {
+        if let Some(r) = &mut self.recording {
+            r.period = n;
+        }
+        self
+    }
+
+    /// How the recorder reads the ring (default [`ReadMode::Every`]: no frame lost, the
+    /// camera waits for the disk; [`ReadMode::EveryOrOverrun`]: the camera never waits and
+    /// lost frames are counted).
+    pub fn record_mode(mut self, mode: ReadMode) -> Self {
+        if let Some(r) = &mut self.recording {
+            r.mode = mode;
+        }
+        self
+    }
+
+    /// Shows the latest frame on `sink` every `period`.
+    pub fn display(mut self, sink: impl PreviewSink, period: Duration) -> Self {
+        self.display = Some(Display {
+            sink: Box::new(sink),
+            period,
+        });
+        self
+    }
+
+    /// Runs `processor` on the frames in a child process (every frame by default).
+    pub fn process(mut self, processor: impl FrameProcessor) -> Self {
+        self.processor = Some((Box::new(processor), ReadMode::Every));
+        self
+    }
+
+    /// How the processing child reads the ring (default [`ReadMode::Every`]).
+    pub fn process_mode(mut self, mode: ReadMode) -> Self {
+        if let Some(p) = &mut self.processor {
+            p.1 = mode;
+        }
+        self
+    }
+
+    /// Slots of the frame ring (default: children + 4).
+    pub fn ring_slots(mut self, n: usize) -> Self {
+        self.slots = Some(n);
+        self
+    }
+
+    /// How long `finish` waits for the children to end before signalling them (default 1.5 s,
+    /// so that the whole ladder, 0.5 s after SIGTERM and 0.5 s after SIGKILL, ends within the
+    /// test's default 3 s finish grace).
+    pub fn child_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The folder the recorder writes to (known after `prepare`).
+    pub fn record_folder(&self) -> Option<&std::path::Path> {
+        self.record_folder.as_deref()
+    }
+
+    /// Checks the children: an error if one ended with a failure (its message included).
+    fn poll_children(&mut self, stopping: bool) -> Result<()> {
+        for c in &mut self.children {
+            if c.exit.is_some() {
+                continue;
+            }
+            match waitpid(c.pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => c.exit = Some(code),
+                Ok(WaitStatus::Signaled(_, s, _)) => c.exit = Some(-(s as i32)),
+                Ok(_) => continue,
+                Err(_) => c.exit = Some(-1),
+            }
+            let code = c.exit.unwrap_or(-1);
+            if code != 0 {
+                let mut msg = String::new();
+                let _ = c.errors.read_to_string(&mut msg);
+                let why = if msg.is_empty() {
+                    if code < 0 {
+                        format!("killed by signal {}", -code)
+                    } else {
+                        format!("exit code {code}")
+                    }
+                } else {
+                    msg
+                };
+                return Err(Error::new(
+                    ErrorKind::BlockFailed,
+                    format!(
+                        "camera {} child (pid {}) failed: {why}",
+                        c.kind.name(),
+                        c.pid
+                    ),
+                ));
+            } else if !stopping && c.kind != Kind::Processing {
+                log::warn!("camera {} child ended early", c.kind.name());
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every child up to the grace period, then SIGTERM (0.5 s), then SIGKILL;
+    /// reaps all. The first failure found is returned.
+    fn reap_children(&mut self) -> Result<()> {
+        let mut first_err = None;
+        let grace = self.grace;
+        self.wait_children(Instant::now() + grace, &mut first_err);
+        for sig in [Signal::SIGTERM, Signal::SIGKILL] {
+            if self.children.iter().all(|c| c.exit.is_some()) {
+                break;
+            }
+            for c in self.children.iter().filter(|c| c.exit.is_none()) {
+                log::warn!("camera {} child did not end in time: {sig}", c.kind.name());
+                let _ = kill(c.pid, sig);
+            }
+            self.wait_children(Instant::now() + Duration::from_millis(500), &mut first_err);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn wait_children(&mut self, until: Instant, first_err: &mut Option<Error>) {
+        loop {
+            if let Err(e) = self.poll_children(true) {
+                log::error!("{e}");
+                first_err.get_or_insert(e);
+                continue;
+            }
+            if self.children.iter().all(|c| c.exit.is_some()) || Instant::now() >= until {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn log_stats(&self) {
+        let Some(ring) = &self.ring else { return };
+        let w = ring.writer_stats();
+        log::info!(
+            "camera: {} frames acquired; writer waited {} times ({:.1} ms) for every-frame readers",
+            w.published,
+            w.waits,
+            w.wait_ns as f64 / 1e6
+        );
+        for c in &self.children {
+            let s = ring.reader_stats(c.reader);
+            let msg = format!(
+                "camera {} child: {} frames read, {} skipped, {} overrun",
+                c.kind.name(),
+                s.read,
+                s.skipped,
+                s.overruns
+            );
+            if s.overruns > 0 {
+                log::warn!("{msg}");
+            } else {
+                log::info!("{msg}");
+            }
+        }
+    }
+
+    /// Forks one child reading `reader`; the child runs `body` and leaves.
+    fn fork_child(
+        &mut self,
+        kind: Kind,
+        reader: usize,
+        ctx: &mut Context,
+        body: fn(&mut CameraBlock, Reader, &mut Context) -> Result<()>,
+    ) -> Result<()> {
+        let (rd, wr) = nix::unistd::pipe().map_err(|e| {
+            Error::io(
+                "cannot make a pipe for a camera child",
+                std::io::Error::from(e),
+            )
+        })?;
+        let parent = nix::unistd::getpid();
+        let ring = self.ring.clone().expect("ring made before forking");
+        // Fork rule: only from a single-threaded process (checked in prepare), before any
+        // thread exists; the child sets PR_SET_PDEATHSIG and checks getppid() right after,
+        // and leaves with exit_now (no destructor of the state copied from this process).
+        // SAFETY: `prepare` checked that this process has a single thread.
+        match unsafe { crabby::sys::fork() } {
+            Err(e) => Err(Error::io(
+                format!("cannot fork the camera {} child", kind.name()),
+                std::io::Error::from(e),
+            )),
+            Ok(Some(pid)) => {
+                drop(wr);
+                let errors = std::fs::File::from(rd);
+                let _ = nix::fcntl::fcntl(
+                    &errors,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
+                ring.set_reader_pid(reader, pid.as_raw() as u32);
+                self.children.push(Child {
+                    kind,
+                    pid,
+                    reader,
+                    errors,
+                    exit: None,
+                });
+                Ok(())
+            }
+            Ok(None) => {
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                if nix::unistd::getppid() != parent {
+                    crabby::sys::exit_now(1);
+                }
+                drop(rd);
+                let mut wr = std::fs::File::from(wr);
+                let rd = ring.reader(reader);
+                let out =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(self, rd, ctx)));
+                let code = match out {
+                    Ok(Ok(())) => 0,
+                    Ok(Err(e)) => {
+                        let _ = std::io::Write::write_all(&mut wr, e.to_string().as_bytes());
+                        1
+                    }
+                    Err(p) => {
+                        let m = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        let _ =
+                            std::io::Write::write_all(&mut wr, format!("panicked: {m}").as_bytes());
+                        2
+                    }
+                };
+                crabby::sys::exit_now(code)
+            }
+        }
+    }
+
+    fn recorder_body(&mut self, mut reader: Reader, ctx: &mut Context) -> Result<()> {
+        let rec = self.recording.as_ref().expect("recorder configured");
+        let folder = self.record_folder.clone().expect("folder made in prepare");
+        let mut saver = ImageSaver::new(folder, rec.format)?;
+        let period = rec.period.max(1);
+        let result = (|| loop {
+            match reader.next(Duration::from_millis(200))? {
+                Next::Frame(f) => {
+                    if f.info().index % period == 0 {
+                        let t = f.info().t_since(ctx.t0_ns().unwrap_or(0));
+                        saver.save(f.info(), &f, t)?;
+                    }
+                }
+                Next::Timeout => {}
+                Next::Closed | Next::WriterGone | Next::Detached => return Ok(()),
+            }
+        })();
+        reader.close();
+        saver.flush()?;
+        result
+    }
+
+    fn display_body(&mut self, mut reader: Reader, ctx: &mut Context) -> Result<()> {
+        let _ = ctx;
+        let d = self.display.as_mut().expect("display configured");
+        let mut last: Option<Instant> = None;
+        let result = loop {
+            match reader.next(Duration::from_millis(200))? {
+                Next::Frame(f) => {
+                    if last.is_none_or(|l| l.elapsed() >= d.period) {
+                        last = Some(Instant::now());
+                        let img = ImageView::of_frame(f.info(), &f)?;
+                        if let Err(e) = d.sink.show(f.info(), &img) {
+                            break Err(e);
+                        }
+                    }
+                }
+                Next::Timeout => {}
+                Next::Closed | Next::WriterGone | Next::Detached => break Ok(()),
+            }
+        };
+        reader.close();
+        result
+    }
+
+    fn processing_body(&mut self, mut reader: Reader, ctx: &mut Context) -> Result<()> {
+        let (p, _) = self.processor.as_mut().expect("processor configured");
+        let result = loop {
+            match reader.next(Duration::from_millis(200))? {
+                Next::Frame(f) => {
+                    let t = f.info().t_since(ctx.t0_ns().unwrap_or(0));
+                    let img = ImageView::of_frame(f.info(), &f)?;
+                    match p.process(f.info(), &img, t)? {
+                        Processed::Send(s) => ctx.send(&s)?,
+                        Processed::Nothing => {}
+                        Processed::Stop => {
+                            ctx.stop_test();
+                            break Ok(());
+                        }
+                    }
+                }
+                Next::Timeout => {}
+                Next::Closed | Next::WriterGone | Next::Detached => break Ok(()),
+            }
+        };
+        reader.close();
+        result
+    }
+}
+
+impl Block for CameraBlock {
+    fn kind(&self) -> &str {
+        "Camera"
+    }
+
+    fn default_settings(&self) -> Settings {
+        Settings::new().free_run()
+    }
+
+    fn output_labels(&self) -> Option<Vec<Label>> {
+        Some(match &self.processor {
+            Some((p, _)) => p.output_labels(),
+            None => self.labels.to_vec(),
+        })
+    }
+
+    fn check(&self, graph: &GraphView<'_>) -> Result<()> {
+        let origin = graph.name().to_owned();
+        if let Some(l) = &self.trigger {
+            graph.require_label(l, "the software trigger")?;
+        }
+        if let Some(r) = &self.recording {
+            if r.period == 0 {
+                return Err(
+                    Error::config("save_period must be at least 1 (1 = every frame)")
+                        .with_origin(origin),
+                );
+            }
+            if r.mode == ReadMode::Latest {
+                log::warn!(
+                    "{origin}: the recorder reads only the latest frame; frames will be skipped"
+                );
+            }
+        }
+        if let Some(d) = &self.display {
+            if d.period.is_zero() {
+                return Err(
+                    Error::config("the display period must be above zero (e.g. 200 ms)")
+                        .with_origin(origin),
+                );
+            }
+        }
+        if let Some((p, _)) = &self.processor {
+            p.check().map_err(|e| e.with_origin(origin.clone()))?;
+        }
+        if let Some(n) = self.slots {
+            let readers = self.recording.is_some() as usize
+                + self.display.is_some() as usize
+                + self.processor.is_some() as usize;
+            if n < readers + 2 {
+                return Err(Error::config(format!(
+                    "ring_slots({n}) is too few for {readers} children: at least {}",
+                    readers + 2
+                ))
+                .with_origin(origin));
+            }
+        }
+        if let Rate::Hz(f) = graph.rate() {
+            if f <= 0.0 {
+                return Err(
+                    Error::config("the camera frequency must be above zero").with_origin(origin)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!("camera {}", self.camera.name());
+        for (n, v) in &self.settings {
+            s.push_str(&format!(", {n}={v}"));
+        }
+        if let Some(t) = &self.trigger {
+            s.push_str(&format!(", software trigger '{t}'"));
+        }
+        if let Some(r) = &self.recording {
+            s.push_str(&format!(
+                ", record {} as {:?} every {} frame(s) ({:?})",
+                r.folder.display(),
+                r.format,
+                r.period,
+                r.mode
+            ));
+        }
+        if let Some(d) = &self.display {
+            s.push_str(&format!(", display every {:?}", d.period));
+        }
+        if let Some((p, m)) = &self.processor {
+            s.push_str(&format!(", processing {:?} ({m:?})", p.output_labels()));
+        }
+        s
+    }
+
+    fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
+        if crabby::sys::thread_count() != 1 {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "the camera Block's process has threads before forking its children; a camera driver must not start threads in its constructor",
+            ));
+        }
+        self.camera.open()?;
+        for (name, value) in self.settings.clone() {
+            apply_setting(&mut *self.camera, &name, &value)?;
+        }
+        let format = self.camera.format();
+        let mut modes = Vec::new();
+        let mut kinds = Vec::new();
+        if let Some(r) = &self.recording {
+            let folder = unique_folder(&r.folder)?;
+            log::info!("camera: recording into {}", folder.display());
+            self.record_folder = Some(folder);
+            modes.push(r.mode);
+            kinds.push(Kind::Recorder);
+        }
+        if self.display.is_some() {
+            modes.push(ReadMode::Latest);
+            kinds.push(Kind::Display);
+        }
+        if let Some((_, m)) = &self.processor {
+            modes.push(*m);
+            kinds.push(Kind::Processing);
+        }
+        let mut cfg = RingConfig::new(format, &modes);
+        if let Some(n) = self.slots {
+            cfg = cfg.slots(n);
+        }
+        self.ring = Some(FrameRing::new(&cfg)?);
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let body: fn(&mut CameraBlock, Reader, &mut Context) -> Result<()> = match kind {
+                Kind::Recorder => CameraBlock::recorder_body,
+                Kind::Display => CameraBlock::display_body,
+                Kind::Processing => CameraBlock::processing_body,
+            };
+            if let Err(e) = self.fork_child(kind, i, ctx, body) {
+                // Kill what was already forked: nothing may outlive a failed prepare.
+                for c in &self.children {
+                    let _ = kill(c.pid, Signal::SIGKILL);
+                    let _ = waitpid(c.pid, None);
+                }
+                self.children.clear();
+                return Err(e);
+            }
+        }
+        self.writer = self.ring.as_ref().map(|r| r.writer());
+        Ok(())
+    }
+
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        self.poll_children(false)?;
+        let new = ctx.recv_latest(false);
+        if !new.is_empty() {
+            self.latched.merge(&new);
+            self.camera.update_inputs(&self.latched);
+        }
+        if let Some(l) = &self.trigger {
+            if !new.contains(l) {
+                // No trigger this loop: sleep until a sample arrives (no busy loop).
+                ctx.wait(Duration::from_millis(20));
+                return Ok(Flow::Continue);
+            }
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "camera step before prepare",
+            ));
+        };
+        let Some(mut slot) = writer.acquire(Duration::from_millis(100))? else {
+            return Ok(Flow::Continue);
+        };
+        let Some(info) = self.camera.grab(slot.buf())? else {
+            return Ok(Flow::Continue);
+        };
+        slot.publish(info)?;
+        if self.processor.is_none() && ctx.n_outputs() > 0 {
+            let t = info.t_since(ctx.t0_ns().unwrap_or(info.timestamp_ns));
+            ctx.send(
+                &Sample::with_capacity(2)
+                    .with(self.labels[0].clone(), t)
+                    .with(self.labels[1].clone(), info.index),
+            )?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        let _ = ctx;
+        if let Some(w) = &self.writer {
+            w.close();
+        }
+        let reaped = self.reap_children();
+        self.log_stats();
+        let closed = self.camera.close();
+        reaped?;
+        closed
+    }
+}

@@ -1,0 +1,323 @@
+//! [`V4l2Camera`]: a Video4Linux2 device (webcams, many industrial USB cameras), through the
+//! `v4l` crate (feature `v4l`). Format conversion and control mapping are the pure functions
+//! of [`convert`](super::convert).
+
+use super::convert::{
+    control_setting, control_value, convert_frame, setting_value, ControlDesc, ControlKind,
+    SourceFormat,
+};
+use crabby::camera::{Camera, FrameFormat, FrameInfo, PixelFormat, SettingInfo, SettingValue};
+use crabby::{Error, ErrorKind, Result};
+use std::path::PathBuf;
+use v4l::io::traits::CaptureStream;
+use v4l::video::Capture;
+
+/// A V4L2 capture device. Configured here, opened in the camera Block's process.
+///
+/// ```no_run
+/// use crabby_hardware::camera::V4l2Camera;
+/// use crabby::camera::PixelFormat;
+/// let cam = V4l2Camera::new("/dev/video0").size(1280, 720).output(PixelFormat::Mono8);
+/// ```
+pub struct V4l2Camera {
+    path: PathBuf,
+    size: Option<(u32, u32)>,
+    fourcc: Option<[u8; 4]>,
+    output: Option<PixelFormat>,
+    device: Option<v4l::Device>,
+    stream: Option<v4l::io::mmap::Stream<'static>>,
+    source: Option<(SourceFormat, usize, u32, u32)>,
+    controls: Vec<ControlDesc>,
+    index: u64,
+}
+
+impl std::fmt::Debug for V4l2Camera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V4l2Camera")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .field("open", &self.device.is_some())
+            .finish()
+    }
+}
+
+impl V4l2Camera {
+    /// The device at `path` (e.g. `/dev/video0`), in its current format.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        V4l2Camera {
+            path: path.into(),
+            size: None,
+            fourcc: None,
+            output: None,
+            device: None,
+            stream: None,
+            source: None,
+            controls: Vec::new(),
+            index: 0,
+        }
+    }
+
+    /// Asks the device for this frame size.
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.size = Some((width, height));
+        self
+    }
+
+    /// Asks the device for this pixel format (`GREY`, `Y16 `, `YUYV`, `RGB3`, `BGR3`).
+    pub fn fourcc(mut self, code: &[u8; 4]) -> Self {
+        self.fourcc = Some(*code);
+        self
+    }
+
+    /// The frames' format after conversion (default: grey stays grey, colour is RGB8).
+    pub fn output(mut self, pixel: PixelFormat) -> Self {
+        self.output = Some(pixel);
+        self
+    }
+
+    fn io(&self, what: &str, e: std::io::Error) -> Error {
+        Error::io(format!("{}: {what}", self.path.display()), e)
+    }
+
+    fn control(&self, name: &str) -> Result<&ControlDesc> {
+        self.controls
+            .iter()
+            .find(|c| control_setting(c).is_some_and(|s| s.name == name))
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "{}: no setting '{name}' (settings: {:?})",
+                    self.path.display(),
+                    self.settings()
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect::<Vec<_>>()
+                ))
+            })
+    }
+}
+
+fn kind_of(t: v4l::control::Type) -> ControlKind {
+    use v4l::control::Type;
+    match t {
+        Type::Integer | Type::Integer64 => ControlKind::Integer,
+        Type::Boolean => ControlKind::Boolean,
+        Type::Menu => ControlKind::Menu,
+        Type::IntegerMenu => ControlKind::IntegerMenu,
+        _ => ControlKind::Other,
+    }
+}
+
+impl Camera for V4l2Camera {
+    fn name(&self) -> &str {
+        "V4l2Camera"
+    }
+
+    fn open(&mut self) -> Result<()> {
+        let dev = v4l::Device::with_path(&self.path).map_err(|e| self.io("cannot open", e))?;
+        let mut fmt = dev
+            .format()
+            .map_err(|e| self.io("cannot read the format", e))?;
+        if self.size.is_some() || self.fourcc.is_some() {
+            if let Some((w, h)) = self.size {
+                fmt.width = w;
+                fmt.height = h;
+            }
+            if let Some(c) = self.fourcc {
+                fmt.fourcc = v4l::FourCC::new(&c);
+            }
+            fmt = dev
+                .set_format(&fmt)
+                .map_err(|e| self.io("cannot set the format", e))?;
+            if let Some((w, h)) = self.size {
+                if (fmt.width, fmt.height) != (w, h) {
+                    log::warn!(
+                        "{}: asked {w}x{h}, the device gives {}x{}",
+                        self.path.display(),
+                        fmt.width,
+                        fmt.height
+                    );
+                }
+            }
+        }
+        let source = SourceFormat::from_fourcc(&fmt.fourcc.repr).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Hardware,
+                format!(
+                    "{}: pixel format {} is not supported (GREY, Y16, YUYV, RGB3, BGR3); ask one with .fourcc()",
+                    self.path.display(),
+                    fmt.fourcc
+                ),
+            )
+        })?;
+        self.source = Some((source, fmt.stride as usize, fmt.width, fmt.height));
+        self.controls = dev
+            .query_controls()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| ControlDesc {
+                id: d.id,
+                kind: kind_of(d.typ),
+                name: d.name.clone(),
+                min: d.minimum,
+                max: d.maximum,
+                step: d.step,
+                default: d.default,
+                menu: d
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(i, item)| (i, item.to_string()))
+                    .collect(),
+                read_only: d.flags.intersects(
+                    v4l::control::Flags::READ_ONLY
+                        | v4l::control::Flags::DISABLED
+                        | v4l::control::Flags::INACTIVE,
+                ),
+            })
+            .collect();
+        let mut stream =
+            v4l::io::mmap::Stream::with_buffers(&dev, v4l::buffer::Type::VideoCapture, 4)
+                .map_err(|e| self.io("cannot start streaming", e))?;
+        stream.set_timeout(std::time::Duration::from_secs(2));
+        self.stream = Some(stream);
+        self.device = Some(dev);
+        Ok(())
+    }
+
+    fn settings(&self) -> Vec<SettingInfo> {
+        self.controls.iter().filter_map(control_setting).collect()
+    }
+
+    fn get(&self, name: &str) -> Result<SettingValue> {
+        let desc = self.control(name)?;
+        let dev = self
+            .device
+            .as_ref()
+            .ok_or_else(|| Error::config("camera not open"))?;
+        let c = dev
+            .control(desc.id)
+            .map_err(|e| self.io("cannot read a control", e))?;
+        let raw = match c.value {
+            v4l::control::Value::Integer(v) => v,
+            v4l::control::Value::Boolean(b) => i64::from(b),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Hardware,
+                    format!("{name}: unexpected control value"),
+                ))
+            }
+        };
+        Ok(setting_value(desc, raw))
+    }
+
+    fn set(&mut self, name: &str, value: &SettingValue) -> Result<()> {
+        let desc = self.control(name)?.clone();
+        let raw = control_value(&desc, value)?;
+        let dev = self
+            .device
+            .as_ref()
+            .ok_or_else(|| Error::config("camera not open"))?;
+        let v = if desc.kind == ControlKind::Boolean {
+            v4l::control::Value::Boolean(raw != 0)
+        } else {
+            v4l::control::Value::Integer(raw)
+        };
+        dev.set_control(v4l::control::Control {
+            id: desc.id,
+            value: v,
+        })
+        .map_err(|e| self.io(&format!("cannot set {name} = {value}"), e))
+    }
+
+    fn format(&self) -> FrameFormat {
+        let (source, _, w, h) = self.source.unwrap_or((SourceFormat::Grey, 0, 0, 0));
+        FrameFormat::new(w, h, self.output.unwrap_or(source.natural_output()))
+    }
+
+    fn grab(&mut self, buf: &mut [u8]) -> Result<Option<FrameInfo>> {
+        let format = self.format();
+        let (source, stride, w, h) = self
+            .source
+            .ok_or_else(|| Error::config("V4l2Camera: grab before open"))?;
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| Error::config("V4l2Camera: grab before open"))?;
+        let (data, meta) = match stream.next() {
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("{}: capture failed", self.path.display()),
+                    e,
+                ))
+            }
+        };
+        convert_frame(
+            data,
+            source,
+            stride,
+            w as usize,
+            h as usize,
+            format.pixel,
+            buf,
+        )?;
+        // uvcvideo and most drivers stamp buffers with CLOCK_MONOTONIC.
+        let ts = meta.timestamp.sec as u64 * 1_000_000_000 + meta.timestamp.usec as u64 * 1000;
+        let timestamp_ns = if ts > 0 {
+            ts
+        } else {
+            crabby::sys::monotonic_ns()
+        };
+        let info = FrameInfo {
+            index: self.index,
+            timestamp_ns,
+            format,
+        };
+        self.index += 1;
+        Ok(Some(info))
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.stream = None;
+        self.device = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs a V4L2 device at /dev/video0; run with --ignored on a machine with a camera"]
+    fn grabs_from_dev_video0() {
+        assert!(
+            std::path::Path::new("/dev/video0").exists(),
+            "no /dev/video0 on this machine: the V4L2 device test cannot run"
+        );
+        let mut cam = V4l2Camera::new("/dev/video0").output(PixelFormat::Mono8);
+        cam.open().unwrap();
+        println!(
+            "settings: {:?}",
+            cam.settings().iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        let mut buf = vec![0u8; cam.format().bytes()];
+        let mut got = 0;
+        for _ in 0..10 {
+            if cam.grab(&mut buf).unwrap().is_some() {
+                got += 1;
+            }
+        }
+        assert!(got > 0, "no frame in 10 grabs");
+        cam.close().unwrap();
+    }
+
+    #[test]
+    fn open_without_device_is_a_clear_error() {
+        let mut cam = V4l2Camera::new("/dev/video-crabby-none");
+        let e = cam.open().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(e.to_string().contains("/dev/video-crabby-none"), "{e}");
+    }
+}
