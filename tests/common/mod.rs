@@ -128,8 +128,10 @@ fn run_isolated(c: &Case) -> (bool, String) {
             false
         }
     };
-    // Whatever happened, nothing of the case may survive it.
+    // Whatever happened, nothing of the case may survive it: its processes, and the temp
+    // folders a killed case could not remove (`TempDir` names carry the case's pid).
     let strays = wait_no_children_of(child.id() as i32, Duration::from_secs(2));
+    remove_temp_dirs_of(child.id());
     if !strays.is_empty() {
         output.push_str(&format!("\nstray processes left by the case: {strays:?}"));
         for p in &strays {
@@ -138,6 +140,17 @@ fn run_isolated(c: &Case) -> (bool, String) {
         return (false, output);
     }
     (ok, output)
+}
+
+/// Removes the `TempDir`s made by process `pid`.
+fn remove_temp_dirs_of(pid: u32) {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("crabby-test-") && name.contains(&format!("-{pid}-")) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Pids of the live processes whose parent is `ppid` (zombies included).
