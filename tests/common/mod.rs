@@ -144,7 +144,9 @@ fn run_isolated(c: &Case) -> (bool, String) {
 
 /// Removes the `TempDir`s made by process `pid`.
 fn remove_temp_dirs_of(pid: u32) {
-    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with("crabby-test-") && name.contains(&format!("-{pid}-")) {
