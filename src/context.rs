@@ -22,7 +22,6 @@ pub struct Context {
     test_name: String,
     graph: String,
     enc: Vec<u8>,
-    enc2: Vec<u8>,
     scratch: Vec<u8>,
 }
 
@@ -56,7 +55,6 @@ impl Context {
             test_name: String::new(),
             graph: String::new(),
             enc: Vec::with_capacity(256),
-            enc2: Vec::with_capacity(256),
             scratch: Vec::with_capacity(256),
         }
     }
@@ -136,25 +134,42 @@ impl Context {
     /// receiver's buffer is full, so nothing is lost. A receiver that has finished does not
     /// make this fail: its link counts the sample as undelivered and logs it once.
     pub fn send(&mut self, sample: &Sample) -> Result<()> {
-        let mut plain_encoded = false;
+        // First encode and check for every link, then push: a sample too big for one link is
+        // an error before any link got it.
+        let mut plain: Option<usize> = None;
         for i in 0..self.outputs.len() {
             let link = &mut self.outputs[i];
-            let payload: &[u8] = if link.modifiers.is_empty() {
-                if !plain_encoded {
-                    encode_checked(sample, &mut self.enc, &self.name, link)?;
-                    plain_encoded = true;
+            link.ready = false;
+            if link.modifiers.is_empty() {
+                if plain.is_none() {
+                    encode(sample, &mut self.enc, &self.name, link)?;
+                    plain = Some(self.enc.len());
                 }
-                &self.enc
+                check_size(self.enc.len(), &self.name, link)?;
             } else {
                 let mut s = Some(sample.clone());
                 for m in link.modifiers.iter_mut() {
                     s = s.and_then(|s| m.apply(s));
                 }
                 let Some(s) = s else { continue };
-                encode_checked(&s, &mut self.enc2, &self.name, link)?;
-                &self.enc2
-            };
-            link.push(payload, &self.name);
+                let mut buf = std::mem::take(&mut link.buf);
+                let checked = encode(&s, &mut buf, &self.name, link)
+                    .and_then(|()| check_size(buf.len(), &self.name, link));
+                link.buf = buf;
+                checked?;
+            }
+            link.ready = true;
+        }
+        for link in &mut self.outputs {
+            if link.ready {
+                if link.modifiers.is_empty() {
+                    link.push(&self.enc, &self.name, &self.control);
+                } else {
+                    let buf = std::mem::take(&mut link.buf);
+                    link.push(&buf, &self.name, &self.control);
+                    link.buf = buf;
+                }
+            }
         }
         Ok(())
     }
@@ -340,19 +355,12 @@ impl Context {
     }
 }
 
-fn encode_checked(
-    sample: &Sample,
-    buf: &mut Vec<u8>,
-    sender: &str,
-    link: &OutputLink,
-) -> Result<()> {
+fn encode(sample: &Sample, buf: &mut Vec<u8>, sender: &str, link: &OutputLink) -> Result<()> {
     codec::encode(sample, buf).map_err(|e| {
         let what = match e {
             codec::EncodeError::LabelTooLong(l) => {
-                format!(
-                    "label '{}…' is longer than 255 bytes; use a shorter label",
-                    &l[..l.len().min(40)]
-                )
+                let start: String = l.chars().take(40).collect();
+                format!("label '{start}…' is longer than 255 bytes; use a shorter label")
             }
             codec::EncodeError::TooManyLabels(n) => {
                 format!("a sample has {n} labels (at most 65535)")
@@ -363,13 +371,15 @@ fn encode_checked(
             format!("cannot send on link {} to {}: {what}", link.name, link.to),
         )
         .with_origin(sender)
-    })?;
-    if buf.len() > link.ring.max_payload() {
+    })
+}
+
+fn check_size(len: usize, sender: &str, link: &OutputLink) -> Result<()> {
+    if len > link.ring.max_payload() {
         return Err(Error::new(
             ErrorKind::Configuration,
             format!(
-                "a sample of {} bytes does not fit link {} to {} (at most {} bytes); raise its capacity with LinkOptions::capacity_bytes",
-                buf.len(),
+                "a sample of {len} bytes does not fit link {} to {} (at most {} bytes); raise its capacity with LinkOptions::capacity_bytes",
                 link.name,
                 link.to,
                 link.ring.max_payload()

@@ -153,6 +153,9 @@ fn build(
             gone_warned: false,
             drops_unlogged: 0,
             last_drop_log: None,
+            buf: Vec::new(),
+            ready: false,
+            gave_up: false,
         });
         inputs[l.to.index].push(InputLink {
             name: name.clone(),

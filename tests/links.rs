@@ -394,21 +394,28 @@ fn four_receive_modes() -> R {
     Ok(())
 }
 
-/// Waits for data with a timeout and logs how each wait ended.
+/// Waits for data and logs how each wait ended: 50 ms waits while no data is due (t < 0.3 s),
+/// then 5 s waits, which can only end early because data arrived or the input ended.
 struct Waiter {
     log: std::path::PathBuf,
 }
 impl Block for Waiter {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let timeout = if ctx.t() < 0.3 {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_secs(5)
+        };
         let t = Instant::now();
-        let got = ctx.wait(Duration::from_millis(50));
+        let got = ctx.wait(timeout);
         let e = t.elapsed();
         let n = ctx.recv_all_per_link().iter().map(Vec::len).sum::<usize>();
         let line = format!(
-            "{got} {} {n} {} {}\n",
+            "{got} {} {n} {} {} {}\n",
             e.as_micros(),
             ctx.stopping(),
-            ctx.inputs_ended()
+            ctx.inputs_ended(),
+            timeout.as_millis()
         );
         use std::io::Write;
         std::fs::OpenOptions::new()
@@ -429,22 +436,17 @@ impl Block for SendAt {
             ctx.send(&Sample::new().with("v", self.1 as i64))?;
             self.1 += 1;
         }
-        Ok(
-            if self.1 == self.0.len() && ctx.t() > self.0[self.0.len() - 1] + 0.2 {
-                Flow::Stop
-            } else {
-                Flow::Continue
-            },
-        )
+        let done = self.1 == self.0.len() && ctx.t() > self.0[self.0.len() - 1] + 0.2;
+        Ok(if done { Flow::Stop } else { Flow::Continue })
     }
 }
 
-fn wait_times_out_and_wakes_on_data_and_stop() -> R {
+fn wait_times_out_and_wakes_on_data_and_end_of_stream() -> R {
     let dir = TempDir::new("wait");
     let log = dir.path().join("wait.log");
     let mut t = test(&dir);
     let s = t.add_with(
-        SendAt(vec![0.325, 0.65], 0),
+        SendAt(vec![0.4, 0.6], 0),
         Settings::new().name("sender").freq(1000.0),
     );
     let w = t.add_with(
@@ -454,9 +456,8 @@ fn wait_times_out_and_wakes_on_data_and_stop() -> R {
     t.link(s, w);
     ok_report(t.run())?;
     let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
-    // (got data, µs waited, samples, stopping, inputs ended); rows once the sender has
-    // finished are end-of-stream wake-ups, checked apart.
-    let all: Vec<(bool, u128, usize, bool, bool)> = text
+    // (got data, µs waited, samples, stopping, inputs ended, timeout ms)
+    let rows: Vec<(bool, u128, usize, bool, bool, u128)> = text
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
@@ -466,32 +467,68 @@ fn wait_times_out_and_wakes_on_data_and_stop() -> R {
                 f[2].parse().unwrap(),
                 f[3] == "true",
                 f[4] == "true",
+                f[5].parse().unwrap(),
             )
         })
         .collect();
+    let short: Vec<_> = rows.iter().filter(|r| r.5 == 50).collect();
+    ensure!(short.len() >= 5, "expected several 50 ms waits: {text}");
     ensure!(
-        all.iter().any(|r| r.4 && !r.0),
-        "no end-of-stream wake-up: {text}"
+        short.iter().all(|r| !r.0 && r.1 >= 50_000),
+        "a 50 ms wait returned early or with data: {text}"
     );
-    let rows: Vec<_> = all.iter().filter(|r| !r.4).collect();
-    let timeouts = rows.iter().filter(|r| !r.0 && !r.3).count();
-    let wakes: Vec<_> = rows.iter().filter(|r| r.0).collect();
+    let data: Vec<_> = rows.iter().filter(|r| r.0).collect();
     ensure!(
-        timeouts >= 5,
-        "expected several 50 ms timeouts, got {timeouts}: {text}"
-    );
-    ensure!(
-        rows.iter().filter(|r| !r.0 && !r.3).all(|r| r.1 >= 50_000),
-        "a timeout returned early: {text}"
-    );
-    ensure!(
-        wakes.len() == 2 && wakes.iter().all(|r| r.2 == 1),
+        data.len() == 2 && data.iter().all(|r| r.2 == 1 && r.5 == 5000),
         "expected 2 wake-ups with 1 sample each: {text}"
     );
-    // Woken by data, not by the 50 ms timeout (behaviour, with a wide margin).
+    // A 5 s wait that returned with data was woken by it (behaviour, with a wide margin).
     ensure!(
-        wakes.iter().all(|r| r.1 < 45_000),
-        "a data wake-up waited for the timeout: {text}"
+        data.iter().all(|r| r.1 < 1_000_000),
+        "a wait did not wake on data: {text}"
+    );
+    // After the sender finished, a 5 s wait returned at once: end of stream.
+    ensure!(
+        rows.iter()
+            .any(|r| !r.0 && r.4 && r.5 == 5000 && r.1 < 1_000_000),
+        "no end-of-stream wake-up: {text}"
+    );
+    Ok(())
+}
+
+/// Waits up to 60 s for data that never comes.
+struct LongWait;
+impl Block for LongWait {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        ctx.wait(Duration::from_secs(60));
+        Ok(Flow::Continue)
+    }
+}
+
+struct Silent;
+impl Block for Silent {
+    fn step(&mut self, _: &mut Context) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+}
+
+fn stop_wakes_a_waiting_block() -> R {
+    let dir = TempDir::new("stopwake");
+    let mut t = test(&dir);
+    t.grace(Duration::from_secs(20), Duration::from_millis(500));
+    let s = t.add_with(Silent, Settings::new().name("silent").freq(10.0));
+    let w = t.add_with(LongWait, Settings::new().name("waiter").free_run());
+    t.add_with(EndAt(0.2), Settings::new().name("ender"));
+    t.link(s, w);
+    let r = ok_report(t.run())?;
+    ensure!(
+        r.block("waiter").unwrap().outcome == Outcome::Stopped,
+        "{r}"
+    );
+    // With a 60 s wait and a 20 s grace, only the stop event can have ended it this soon.
+    ensure!(
+        r.cleanup_s < 5.0,
+        "the waiting Block did not wake at the stop: {r}"
     );
     Ok(())
 }
@@ -644,6 +681,74 @@ fn bad_input_is_a_clear_error() -> R {
     Ok(())
 }
 
+/// Floods its outputs and never reads its inputs.
+struct Deaf;
+impl Block for Deaf {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        for i in 0..100 {
+            ctx.send(&Sample::new().with("i", i as i64))?;
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+fn blocked_senders_are_freed_after_the_stop() -> R {
+    // Regression: two Blocks blocked on each other's full links used to stay blocked past the
+    // stop and be killed without running `finish`.
+    let dir = TempDir::new("deadlock");
+    let mut t = test(&dir);
+    t.grace(Duration::from_secs(10), Duration::from_millis(500));
+    let a = t.add_with(Deaf, Settings::new().name("a").free_run());
+    let b = t.add_with(Deaf, Settings::new().name("b").free_run());
+    t.add_with(EndAt(0.2), Settings::new().name("ender"));
+    t.link_with(a, b, LinkOptions::new().capacity_samples(10));
+    t.link_with(b, a, LinkOptions::new().capacity_samples(10));
+    let r = t.run().map_err(|e| format!("{e}"))?;
+    for n in ["a", "b"] {
+        ensure!(r.block(n).unwrap().outcome == Outcome::Stopped, "{n}: {r}");
+    }
+    ensure!(r.links.iter().all(|l| l.undelivered > 0), "{r}");
+    ensure!(r.cleanup_s < 5.0, "waited for the grace: {r}");
+    Ok(())
+}
+
+struct TwoLinks;
+impl Block for TwoLinks {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        ctx.send(&Sample::new().with("stream", vec![0.0; 400]))?;
+        Ok(Flow::Stop)
+    }
+}
+
+fn oversized_sample_reaches_no_link() -> R {
+    // Regression: the size was checked against the first link only.
+    let dir = TempDir::new("oversize");
+    let mut t = test(&dir);
+    let a = t.add_with(TwoLinks, Settings::new().name("src"));
+    let big = t.add_with(EndAt(1.0), Settings::new().name("big"));
+    let small = t.add_with(EndAt(1.0), Settings::new().name("small"));
+    t.link(a, big);
+    t.link_with(
+        a,
+        small,
+        LinkOptions::new().name("tiny").capacity_bytes(4096),
+    );
+    let e = t
+        .run()
+        .err()
+        .ok_or("a 3 kB sample was accepted on a 4 KiB link")?;
+    ensure!(
+        e.origin() == Some("src") && e.to_string().contains("tiny"),
+        "{e}"
+    );
+    let r = e.report().unwrap();
+    ensure!(
+        r.links.iter().all(|l| l.sent == 0),
+        "a link got the sample: {r}"
+    );
+    Ok(())
+}
+
 struct Expect2x;
 impl Block for Expect2x {
     fn step(&mut self, _: &mut Context) -> Result<Flow> {
@@ -695,9 +800,9 @@ fn main() {
         case("ordering_and_count", 60, ordering_and_count),
         case("four_receive_modes", 20, four_receive_modes),
         case(
-            "wait_times_out_and_wakes_on_data_and_stop",
+            "wait_times_out_and_wakes_on_data_and_end_of_stream",
             20,
-            wait_times_out_and_wakes_on_data_and_stop,
+            wait_times_out_and_wakes_on_data_and_end_of_stream,
         ),
         case(
             "zero_loss_burst_slow_receiver",
@@ -721,5 +826,16 @@ fn main() {
             30,
             modifiers_run_in_the_sender,
         ),
+        case(
+            "blocked_senders_are_freed_after_the_stop",
+            30,
+            blocked_senders_are_freed_after_the_stop,
+        ),
+        case(
+            "oversized_sample_reaches_no_link",
+            30,
+            oversized_sample_reaches_no_link,
+        ),
+        case("stop_wakes_a_waiting_block", 30, stop_wakes_a_waiting_block),
     ]);
 }

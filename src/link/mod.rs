@@ -108,6 +108,13 @@ pub(crate) struct OutputLink {
     pub gone_warned: bool,
     pub drops_unlogged: u64,
     pub last_drop_log: Option<Instant>,
+    /// This link's encoded sample (links with modifiers; the others share one encoding).
+    pub buf: Vec<u8>,
+    /// Whether the current sample is to be pushed on this link (set by `Context::send`).
+    pub ready: bool,
+    /// Set once the receiver left this link full for `GIVE_UP_AFTER_STOP` after the stop:
+    /// later samples are counted as undelivered at once instead of waiting again.
+    pub gave_up: bool,
 }
 
 /// The receiving end of a link, in the receiver's process.
@@ -134,10 +141,14 @@ impl InputLink {
 
 impl OutputLink {
     /// Sends one encoded sample; logs drops and a gone receiver.
-    pub fn push(&mut self, payload: &[u8], sender: &str) {
+    pub fn push(&mut self, payload: &[u8], sender: &str, control: &crate::control::Control) {
+        if self.gave_up {
+            self.ring.count_undelivered();
+            return;
+        }
         match self
             .ring
-            .push(payload, self.overflow == Overflow::DropOldest)
+            .push(payload, self.overflow == Overflow::DropOldest, control)
         {
             Pushed::Ok => {}
             Pushed::DroppedOldest(n) => {
@@ -156,6 +167,15 @@ impl OutputLink {
                     self.drops_unlogged = 0;
                     self.last_drop_log = Some(now);
                 }
+            }
+            Pushed::GaveUpAfterStop => {
+                self.gave_up = true;
+                log::warn!(
+                    "{sender}: link {} to {}: the receiver has not read for {} s since the stop; this and later samples on this link are counted as undelivered",
+                    self.name,
+                    self.to,
+                    ring::GIVE_UP_AFTER_STOP.as_secs_f64()
+                );
             }
             Pushed::ReceiverGone => {
                 if !self.gone_warned {

@@ -45,6 +45,12 @@ struct RingHeader {
     undeliverable: AtomicU64,
 }
 
+/// After the stop event, how long a sender blocked on a full link waits for its receiver
+/// before it gives up on that sample (counted as undelivered). Receivers drain in `finish`
+/// well within this; it only frees a sender whose receiver never reads (two Blocks blocked
+/// on each other's full links, a receiver that ignores its input), so its own `finish` runs.
+pub(crate) const GIVE_UP_AFTER_STOP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What happened to a pushed record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
@@ -54,6 +60,8 @@ pub(crate) enum Pushed {
     DroppedOldest(u64),
     /// Not delivered: the receiver has finished or died.
     ReceiverGone,
+    /// Not delivered: the ring stayed full for `GIVE_UP_AFTER_STOP` after the stop event.
+    GaveUpAfterStop,
 }
 
 /// Counters of a ring, for the run report.
@@ -135,29 +143,41 @@ impl Ring {
             let to_end = self.cap - pos % self.cap;
             return (to_end, kind, 0);
         }
-        let len = len.min(self.cap as usize - REC_HDR);
+        // Clamped so the record ends inside the data area even when the bytes were torn by a
+        // concurrent drop-oldest (the receiver's compare-and-swap then discards the copy).
+        let len = len.min(self.cap as usize - (pos % self.cap) as usize - REC_HDR);
         (REC_HDR as u64 + pad8(len) as u64, kind, len)
     }
 
-    /// Sender: appends one record. Blocks while the ring is full unless `drop_oldest`.
-    pub fn push(&self, payload: &[u8], drop_oldest: bool) -> Pushed {
+    /// Sender: appends one record. Blocks while the ring is full unless `drop_oldest` (see
+    /// `GIVE_UP_AFTER_STOP` for the one exception). `payload.len()` must be at most
+    /// `max_payload()` (checked by the caller); a larger record is refused, never waited for.
+    pub fn push(&self, payload: &[u8], drop_oldest: bool, control: &Control) -> Pushed {
         let h = self.hdr();
         if h.reader_closed.load(Ordering::Acquire) != 0 {
             h.undeliverable.fetch_add(1, Ordering::Relaxed);
             return Pushed::ReceiverGone;
         }
+        if payload.len() > self.max_payload() {
+            h.undeliverable.fetch_add(1, Ordering::Relaxed);
+            return Pushed::ReceiverGone;
+        }
         let need = (REC_HDR + pad8(payload.len())) as u64;
-        debug_assert!(payload.len() <= self.max_payload());
         let w = h.write.0.load(Ordering::Relaxed);
         let to_end = self.cap - w % self.cap;
         let total = if to_end < need { to_end + need } else { need };
-        let mut dropped = 0;
-        loop {
-            let r = h.read.0.load(Ordering::Acquire);
+        let fits = || {
+            let r = h.read.0.load(Ordering::SeqCst);
             let records = h.pushed.load(Ordering::Relaxed)
-                - h.consumed.load(Ordering::Acquire)
+                - h.consumed.load(Ordering::SeqCst)
                 - h.dropped.load(Ordering::Relaxed);
-            if self.cap - (w - r) >= total && records < self.max_records {
+            (self.cap - (w - r) >= total && records < self.max_records, r)
+        };
+        let mut dropped = 0;
+        let mut stop_seen: Option<u64> = None;
+        loop {
+            let (ok, r) = fits();
+            if ok {
                 break;
             }
             if h.reader_closed.load(Ordering::Acquire) != 0 {
@@ -170,13 +190,22 @@ impl Ring {
                 }
                 continue;
             }
+            if control.stopping() {
+                let now = sys::monotonic_ns();
+                let since = *stop_seen.get_or_insert(now);
+                if now - since >= sys::ns(GIVE_UP_AFTER_STOP) {
+                    h.undeliverable.fetch_add(1, Ordering::Relaxed);
+                    return Pushed::GaveUpAfterStop;
+                }
+            }
             // Full: sleep until the receiver frees space (it rings `space` when it sees
-            // `sender_waiting`), re-checking every 50 ms in case the receiver died.
+            // `sender_waiting`), re-checking every 50 ms in case the receiver died. The whole
+            // condition (bytes and sample count) is re-checked after raising the flag, so a
+            // receiver that freed space just before it could not miss us.
             let seen = h.space.load(Ordering::SeqCst);
             h.sender_waiting.store(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let r2 = h.read.0.load(Ordering::SeqCst);
-            if r2 == r && h.reader_closed.load(Ordering::SeqCst) == 0 {
+            if !fits().0 && h.reader_closed.load(Ordering::SeqCst) == 0 {
                 sys::futex_wait(&h.space, seen, Some(sys::monotonic_ns() + 50_000_000));
             }
             h.sender_waiting.store(0, Ordering::Relaxed);
@@ -234,8 +263,10 @@ impl Ring {
                 out.clear();
                 out.resize(len, 0);
                 let off = ((r + REC_HDR as u64) % self.cap) as usize;
-                // SAFETY: `off + len <= cap` (records never wrap and len was clamped), the
-                // record was published by the sender's release store of `write`.
+                // SAFETY: `off + len <= cap`: `record_len` clamps `len` to the space left before
+                // the end of the data area, so even bytes torn by a concurrent drop-oldest
+                // cannot make the copy leave the mapping (such a copy is then discarded by the
+                // failed compare-and-swap below).
                 unsafe {
                     std::ptr::copy_nonoverlapping(self.data().add(off), out.as_mut_ptr(), len)
                 };
@@ -258,6 +289,11 @@ impl Ring {
             }
             return true;
         }
+    }
+
+    /// Sender: counts a sample it did not even try to push (see `OutputLink::gave_up`).
+    pub fn count_undelivered(&self) {
+        self.hdr().undeliverable.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Receiver: whether a record is pending.
@@ -318,6 +354,13 @@ mod tests {
         Ring::new(cap, max, control, 0).unwrap()
     }
 
+    impl Ring {
+        fn push_t(&self, payload: &[u8], drop_oldest: bool) -> Pushed {
+            let control = self.control.clone();
+            self.push(payload, drop_oldest, &control)
+        }
+    }
+
     /// A small deterministic generator (xorshift), so failures reproduce.
     struct Rng(u64);
     impl Rng {
@@ -356,7 +399,7 @@ mod tests {
                 if used + 2 * (REC_HDR + 307) > 4096 {
                     break;
                 }
-                assert_eq!(r.push(&payload(sent, len), false), Pushed::Ok);
+                assert_eq!(r.push_t(&payload(sent, len), false), Pushed::Ok);
                 sent += 1;
             }
             let pops = rng.next() % 8;
@@ -380,7 +423,7 @@ mod tests {
     fn drop_oldest_keeps_the_newest_and_counts_the_rest() {
         let r = ring(4096, 10);
         for i in 0..100u64 {
-            r.push(&payload(i, 16), true);
+            r.push_t(&payload(i, 16), true);
         }
         let s = r.stats();
         assert_eq!((s.pushed, s.dropped, s.pending), (100, 90, 10));
@@ -398,7 +441,7 @@ mod tests {
         let r = ring(4096, u64::MAX);
         let mut buf = Vec::new();
         for i in 0..1000u64 {
-            r.push(&payload(i, 200), true);
+            r.push_t(&payload(i, 200), true);
             if i % 7 == 0 {
                 r.pop(&mut buf);
             }
@@ -419,18 +462,18 @@ mod tests {
     #[test]
     fn a_gone_receiver_is_reported_not_waited_for() {
         let r = ring(4096, 2);
-        assert_eq!(r.push(b"a", false), Pushed::Ok);
-        assert_eq!(r.push(b"b", false), Pushed::Ok);
+        assert_eq!(r.push_t(b"a", false), Pushed::Ok);
+        assert_eq!(r.push_t(b"b", false), Pushed::Ok);
         r.close_reader();
         // Full (2 samples) and the receiver is gone: no wait.
-        assert_eq!(r.push(b"c", false), Pushed::ReceiverGone);
+        assert_eq!(r.push_t(b"c", false), Pushed::ReceiverGone);
         assert_eq!(r.stats().undeliverable, 1);
     }
 
     #[test]
     fn end_of_stream_only_once_drained() {
         let r = ring(4096, 16);
-        r.push(b"last", false);
+        r.push_t(b"last", false);
         r.close_writer();
         assert!(r.writer_closed() && !r.ended());
         let mut buf = Vec::new();
