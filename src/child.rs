@@ -57,8 +57,8 @@ pub(crate) fn thread_main(spec: ChildSpec) {
         display_freq,
         &channel,
     );
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
     channel.send(&ChildMsg::Final(fin));
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
     logging::thread_mode(None);
     THREAD_CONTROL.with(|c| *c.borrow_mut() = None);
 }
@@ -81,17 +81,18 @@ pub(crate) fn child_main(spec: ChildSpec) -> ! {
     if nix::unistd::getppid() != spec.coordinator {
         sys::exit_now(1);
     }
-    // A terminal Ctrl+C reaches the whole process group: only the coordinator handles it.
-    // SIGTERM keeps its default action (the cleanup ladder uses it). The mask inherited from
-    // the coordinator (which blocks these signals to read them from a signalfd) is cleared
-    // after the dispositions are set, so a pending SIGINT is discarded, not delivered.
+    // A terminal Ctrl+C or hang-up reaches the whole process group: only the coordinator
+    // handles it. SIGTERM ends a Block only when the coordinator sends it (the cleanup
+    // ladder); a group-wide SIGTERM is the coordinator's to turn into a graceful stop. The
+    // mask inherited from the coordinator (which blocks these signals to read them from a
+    // signalfd) is cleared after the dispositions are set, so a pending SIGINT is discarded.
     // SAFETY: installing SIG_IGN / SIG_DFL runs no Rust code in a signal handler.
     unsafe {
         let _ = signal::signal(Signal::SIGINT, SigHandler::SigIgn);
-        let _ = signal::signal(Signal::SIGTERM, SigHandler::SigDfl);
-        let _ = signal::signal(Signal::SIGHUP, SigHandler::SigDfl);
+        let _ = signal::signal(Signal::SIGHUP, SigHandler::SigIgn);
         let _ = signal::signal(Signal::SIGCHLD, SigHandler::SigDfl);
     }
+    sys::terminate_only_from(spec.coordinator);
     let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 
     let ChildSpec {
@@ -120,9 +121,9 @@ pub(crate) fn child_main(spec: ChildSpec) -> ! {
         display_freq,
         &channel,
     );
+    channel.send(&ChildMsg::Final(fin));
     // Dropping the Block closes what it still holds (files, ports) in this process.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
-    channel.send(&ChildMsg::Final(fin));
     sys::exit_now(0)
 }
 

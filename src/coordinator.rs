@@ -58,7 +58,9 @@ pub(crate) enum Mode {
 
 pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
     let resolved = test.check()?;
-    let threads = sys::thread_count();
+    let threads = sys::thread_count().ok_or_else(|| {
+        Error::config("cannot read /proc/self/task to check that this process is single-threaded before forking; crabby needs /proc (Linux)")
+    })?;
     if mode == Mode::Processes && threads > 1 {
         return Err(Error::config(format!(
             "Test::run was called while this process runs {threads} threads; forking Blocks now could leave one deadlocked on a lock held by another thread. Call run() from main() before starting any thread (GUI, async runtime, logging or signal-handler threads); tests that run a Test use a test binary with `harness = false` (see CONTRIBUTING.md), or Test::run_in_threads"
@@ -238,19 +240,17 @@ fn run_processes(
         pipes.push(Some(p));
     }
 
-    // Signals: blocked here and read from a signalfd after the forks (children reset them).
-    let mut sigs = SigSet::empty();
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGCHLD,
-    ] {
-        sigs.add(s);
-    }
-    let mut old_mask = SigSet::empty();
-    signal_mask(SigmaskHow::SIG_BLOCK, Some(&sigs), Some(&mut old_mask));
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    // Signals: blocked here and read from a signalfd (made before the forks; each child
+    // closes its copy and resets its signals). The guard puts the mask, SIGCHLD's
+    // disposition and the subreaper flag back however this function returns.
+    let sigs = coordinator_signals();
+    let guard = SignalGuard::install(&sigs);
+    let mut sfd = Some(
+        SignalFd::with_flags(&sigs, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| internal("create a signalfd", e.into()))?,
+    );
+    // The user's own children (not ours to reap), to tell them from orphaned grandchildren.
+    let theirs = children_of_me();
 
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let _ = std::io::Write::flush(&mut std::io::stderr());
@@ -267,6 +267,8 @@ fn run_processes(
                 // In the child: keep only our pipe's write end; close every other fd we own.
                 let (_, w) = pipes[i].take().expect("pipe not yet used");
                 pipes.clear();
+                drop(sfd.take());
+                std::mem::forget(guard);
                 for c in children.iter_mut() {
                     c.pipe = None;
                 }
@@ -297,7 +299,6 @@ fn run_processes(
                     let _ = kill(pid, Signal::SIGKILL);
                     let _ = waitpid(pid, None);
                 }
-                signal_mask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
                 return Err(Error::new(
                     ErrorKind::Io,
                     format!("cannot fork Block {}: {e}", resolved[i].name),
@@ -305,19 +306,20 @@ fn run_processes(
             }
         }
     }
-    drop(specs);
+    // The Blocks now live in their own processes: their destructors run there, never here
+    // (a Block's Drop may talk to hardware). Only the parent's copies of the contexts go.
+    for spec in specs.into_iter().flatten() {
+        std::mem::forget(spec.block);
+    }
 
-    let sfd = SignalFd::with_flags(&sigs, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| internal("create a signalfd", e.into()))?;
-
+    let sfd = sfd.take().expect("made above");
     let mut ev = EventLoop::new(children, rings, control.clone(), grace);
     ev.run(&sfd);
-
     // Drain the signalfd so no blocked signal is delivered when the mask is restored.
     while let Ok(Some(_)) = sfd.read_signal() {}
     drop(sfd);
-    let _ = nix::sys::prctl::set_child_subreaper(false);
-    signal_mask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    reap_orphans(&theirs);
+    drop(guard);
 
     ev.finish(test_name, &link_meta, log_path)
 }
@@ -380,8 +382,86 @@ fn append_report(path: &std::path::Path, report: &Report) {
     }
 }
 
-fn signal_mask(how: SigmaskHow, set: Option<&SigSet>, old: Option<&mut SigSet>) {
-    let _ = nix::sys::signal::sigprocmask(how, set, old);
+fn coordinator_signals() -> SigSet {
+    let mut sigs = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        sigs.add(s);
+    }
+    sigs
+}
+
+/// The coordinator's signal state for a run, restored on drop: the mask, SIGCHLD's
+/// disposition (set to default, so an ignored SIGCHLD cannot make children vanish unreaped)
+/// and the child-subreaper flag.
+struct SignalGuard {
+    old_mask: SigSet,
+    old_chld: Option<nix::sys::signal::SigAction>,
+    old_subreaper: bool,
+}
+
+impl SignalGuard {
+    fn install(sigs: &SigSet) -> Self {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler};
+        let mut old_mask = SigSet::empty();
+        let _ =
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(sigs), Some(&mut old_mask));
+        let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        // SAFETY: SIG_DFL installs no handler code.
+        let old_chld = unsafe { sigaction(Signal::SIGCHLD, &dfl) }.ok();
+        let old_subreaper = nix::sys::prctl::get_child_subreaper().unwrap_or(false);
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+        SignalGuard {
+            old_mask,
+            old_chld,
+            old_subreaper,
+        }
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::prctl::set_child_subreaper(self.old_subreaper);
+        if let Some(old) = &self.old_chld {
+            // SAFETY: restores the disposition the program had before the run.
+            let _ = unsafe { nix::sys::signal::sigaction(Signal::SIGCHLD, old) };
+        }
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
+    }
+}
+
+/// Pids of this process's children, from `/proc`.
+fn children_of_me() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, r)| r.split_whitespace().nth(1))
+                    .is_some_and(|p| p == me)
+            })
+        })
+        .collect()
+}
+
+/// Kills and reaps the processes a Block started that outlived it (reparented to us as
+/// the subreaper), leaving the program's own children alone.
+fn reap_orphans(theirs: &[i32]) {
+    for pid in children_of_me() {
+        if !theirs.contains(&pid) {
+            log::warn!("process {pid}, started by a Block, outlived it: killed");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+    }
 }
 
 struct EventLoop {
@@ -567,7 +647,8 @@ impl EventLoop {
     }
 
     fn read_pipe(&mut self, i: usize, buf: &mut [u8]) {
-        loop {
+        // At most 16 reads per call, so a Block flooding logs cannot starve signal handling.
+        for _ in 0..16 {
             let Some(p) = self.children[i].pipe.as_mut() else {
                 return;
             };
@@ -611,6 +692,10 @@ impl EventLoop {
             }
             ChildMsg::Final(f) => {
                 if matches!(f.end, EndKind::Failed(_) | EndKind::Panicked(_)) {
+                    // It asked for the stop before its final word: say it failed.
+                    if self.cause == Some(StopCause::Block(name.clone())) {
+                        self.cause = Some(StopCause::BlockFailed(name.clone()));
+                    }
                     self.begin_stop(StopCause::BlockFailed(name));
                 }
                 self.children[i].fin = Some(f);
@@ -642,7 +727,7 @@ impl EventLoop {
             self.control.set_stop();
             let now = sys::monotonic_ns();
             self.stop_at = Some(now);
-            self.deadline = Some(now + sys::ns(self.grace.finish));
+            self.deadline = Some(now.saturating_add(sys::ns(self.grace.finish)));
             self.phase = Phase::Stopping;
             let why = match &cause {
                 StopCause::Block(b) => format!("{b} ended the test"),
@@ -694,7 +779,8 @@ impl EventLoop {
                     }
                 }
                 self.phase = Phase::Terminating;
-                self.deadline = Some(sys::monotonic_ns() + sys::ns(self.grace.terminate));
+                self.deadline =
+                    Some(sys::monotonic_ns().saturating_add(sys::ns(self.grace.terminate)));
             }
             Phase::Terminating | Phase::Killing => {
                 for &i in &alive {
@@ -716,14 +802,24 @@ impl EventLoop {
     }
 
     fn reap(&mut self, buf: &mut [u8]) {
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(status) => {
-                    let Some(pid) = status.pid() else { return };
-                    let Some(i) = self.children.iter().position(|c| c.pid == Some(pid)) else {
-                        continue; // an orphaned grandchild (a Block's own child process)
-                    };
+        // Each Block by its pid: the program's own children are not ours to reap, and a
+        // Block's orphaned children are reaped at the end (`reap_orphans`).
+        for i in 0..self.children.len() {
+            if self.children[i].status.is_some() {
+                continue;
+            }
+            let Some(pid) = self.children[i].pid else {
+                continue;
+            };
+            {
+                let status = match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) => continue,
+                    Ok(status) => status,
+                    // Reaped by someone else: gone, with no status to tell how.
+                    Err(nix::errno::Errno::ECHILD) => WaitStatus::Exited(pid, -1),
+                    Err(_) => continue,
+                };
+                {
                     self.read_pipe(i, buf);
                     self.children[i].status = Some(status);
                     if !self.children[i].fin.as_ref().is_some_and(|f| {
@@ -751,40 +847,43 @@ impl EventLoop {
         meta: &[(String, String, String)],
         log_file: Option<std::path::PathBuf>,
     ) -> Report {
-        let blocks = self
-            .children
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let outcome = match (&c.fin, c.status) {
-                    (_, Some(WaitStatus::Signaled(..))) if c.signalled_by_us => Outcome::Killed,
-                    (_, Some(WaitStatus::Signaled(_, s, _))) => Outcome::Signaled(s as i32),
-                    (Some(f), _) => match &f.end {
-                        EndKind::Ended => Outcome::Ended,
-                        EndKind::StopRequested => Outcome::StopRequested,
-                        EndKind::Stopped => Outcome::Stopped,
-                        EndKind::NotStarted => Outcome::NotStarted,
-                        EndKind::Failed(e) => Outcome::Failed(e.description.clone()),
-                        EndKind::Panicked(m) => Outcome::Panicked(m.clone()),
-                    },
-                    (None, s) => Outcome::Crashed(format!("{s:?}")),
-                };
-                // A killed Block sent no final message: its loop counter is in its slot.
-                let loops = self.control.slot(i).loops.load(Ordering::Relaxed);
-                BlockReport {
-                    name: c.name.clone(),
-                    kind: c.kind.clone(),
-                    outcome,
-                    finish_ok: c.fin.as_ref().is_some_and(|f| f.finish_error.is_none()),
-                    finish_error: c.fin.as_ref().and_then(|f| f.finish_error.clone()),
-                    loops: c.fin.as_ref().map_or(loops, |f| f.loops),
-                    mean_freq: c.fin.as_ref().and_then(|f| f.mean_freq),
-                    jitter_p99_us: c.fin.as_ref().and_then(|f| f.jitter_p99_us),
-                    max_late_us: c.fin.as_ref().and_then(|f| f.max_late_us),
-                    missed_deadlines: c.fin.as_ref().map_or(0, |f| f.missed_deadlines),
-                }
-            })
-            .collect();
+        let blocks =
+            self.children
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let outcome = match (&c.fin, c.status) {
+                        (
+                            _,
+                            Some(WaitStatus::Signaled(_, Signal::SIGTERM | Signal::SIGKILL, _)),
+                        ) if c.signalled_by_us => Outcome::Killed,
+                        (_, Some(WaitStatus::Signaled(_, s, _))) => Outcome::Signaled(s as i32),
+                        (Some(f), _) => match &f.end {
+                            EndKind::Ended => Outcome::Ended,
+                            EndKind::StopRequested => Outcome::StopRequested,
+                            EndKind::Stopped => Outcome::Stopped,
+                            EndKind::NotStarted => Outcome::NotStarted,
+                            EndKind::Failed(e) => Outcome::Failed(e.description.clone()),
+                            EndKind::Panicked(m) => Outcome::Panicked(m.clone()),
+                        },
+                        (None, s) => Outcome::Crashed(format!("{s:?}")),
+                    };
+                    // A killed Block sent no final message: its loop counter is in its slot.
+                    let loops = self.control.slot(i).loops.load(Ordering::Relaxed);
+                    BlockReport {
+                        name: c.name.clone(),
+                        kind: c.kind.clone(),
+                        outcome,
+                        finish_ok: c.fin.as_ref().is_some_and(|f| f.finish_error.is_none()),
+                        finish_error: c.fin.as_ref().and_then(|f| f.finish_error.clone()),
+                        loops: c.fin.as_ref().map_or(loops, |f| f.loops),
+                        mean_freq: c.fin.as_ref().and_then(|f| f.mean_freq),
+                        jitter_p99_us: c.fin.as_ref().and_then(|f| f.jitter_p99_us),
+                        max_late_us: c.fin.as_ref().and_then(|f| f.max_late_us),
+                        missed_deadlines: c.fin.as_ref().map_or(0, |f| f.missed_deadlines),
+                    }
+                })
+                .collect();
         let links = rings
             .iter()
             .zip(meta)
@@ -843,6 +942,13 @@ impl EventLoop {
         }
         if let Some(b) = report.blocks.iter().find(|b| b.outcome.is_failure()) {
             let err = Error::new(ErrorKind::BlockFailed, b.outcome.to_string())
+                .with_origin(b.name.clone());
+            return Err(err.with_report(report));
+        }
+        // A finish that failed (a motor not stopped, a file not written) fails the run too.
+        if let Some(b) = report.blocks.iter().find(|b| b.finish_error.is_some()) {
+            let e = b.finish_error.clone().unwrap_or_default();
+            let err = Error::new(ErrorKind::BlockFailed, format!("finish failed: {e}"))
                 .with_origin(b.name.clone());
             return Err(err.with_report(report));
         }

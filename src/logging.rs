@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 struct CrabbyLogger;
 
+/// Longest log message a Block sends, in bytes (see `CrabbyLogger::log`).
+const MAX_RECORD: usize = 3800;
+
 static LOGGER: CrabbyLogger = CrabbyLogger;
 static INSTALLED: OnceLock<bool> = OnceLock::new();
 static CHILD: OnceLock<(Arc<Channel>, u64)> = OnceLock::new();
@@ -137,10 +140,21 @@ impl Log for CrabbyLogger {
         let thread_channel = THREAD_CHANNEL.with(|c| c.borrow().clone());
         if let Some(ch) = thread_channel.as_ref().or(CHILD.get().map(|(ch, _)| ch)) {
             let t = crate::child::current_t();
+            let mut msg = record.args().to_string();
+            if msg.len() > MAX_RECORD {
+                // A Block's own child processes share its pipe: frames stay under PIPE_BUF
+                // (4 KiB) so their writes are atomic and never interleave.
+                let mut cut = MAX_RECORD;
+                while !msg.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                msg.truncate(cut);
+                msg.push_str(" […]");
+            }
             ch.send(&ChildMsg::Log {
                 level: level_to_u8(record.level()),
                 t,
-                msg: record.args().to_string(),
+                msg,
             });
             return;
         }
@@ -157,6 +171,14 @@ impl Log for CrabbyLogger {
                     .target(target)
                     .args(*record.args())
                     .build(),
+            );
+        } else {
+            // Outside a run (before or after `Test::run`): plain lines on stderr.
+            eprintln!(
+                "{:<5} {} {}",
+                record.level(),
+                record.target(),
+                record.args()
             );
         }
     }

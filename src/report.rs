@@ -156,7 +156,10 @@ impl Report {
     /// Whether anything failed or the user interrupted.
     pub fn failed(&self) -> bool {
         self.cause == Some(StopCause::Interrupted)
-            || self.blocks.iter().any(|b| b.outcome.is_failure())
+            || self
+                .blocks
+                .iter()
+                .any(|b| b.outcome.is_failure() || b.finish_error.is_some())
     }
 
     /// The report of a Block by name.

@@ -32,6 +32,8 @@ enum Act {
     KillVictimAfter(f64),
     /// Sends SIGINT to its whole process group once t > s.
     InterruptGroupAfter(f64),
+    /// Sends SIGTERM to its whole process group once t > s.
+    TermGroupAfter(f64),
     /// Sends SIGINT to the coordinator at t > s and again after `finish` starts; hangs in finish.
     DoubleInterrupt(f64),
     /// Hangs in finish.
@@ -110,6 +112,10 @@ impl Block for TB {
             }
             Act::InterruptGroupAfter(s) if t > s => {
                 let _ = kill(Pid::from_raw(0), Signal::SIGINT);
+                self.act = Act::Idle;
+            }
+            Act::TermGroupAfter(s) if t > s => {
+                let _ = kill(Pid::from_raw(0), Signal::SIGTERM);
                 self.act = Act::Idle;
             }
             Act::DoubleInterrupt(s) if t > s => {
@@ -258,6 +264,11 @@ fn loop_error_stops_others() -> std::result::Result<(), String> {
         );
         ensure!(exists(&dir, &format!("{n}.finish")), "{n} did not finish");
     }
+    ensure!(
+        r.cause == Some(crabby::StopCause::BlockFailed("faulty".into())),
+        "cause {:?}",
+        r.cause
+    );
     ensure!(
         matches!(outcome(r, "faulty"), Outcome::Failed(_)),
         "{:?}",
@@ -567,6 +578,125 @@ fn niceness_is_applied_per_block() -> std::result::Result<(), String> {
     Ok(())
 }
 
+fn sigterm_to_group_stops_gracefully() -> std::result::Result<(), String> {
+    // A service manager or `timeout` signals the whole group: Blocks must still finish.
+    nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(|e| e.to_string())?;
+    let dir = TempDir::new("sigterm");
+    let mut t = new_test(&dir);
+    add(&mut t, &dir, "a", Act::Idle);
+    add(&mut t, &dir, "b", Act::TermGroupAfter(0.1));
+    let err = t.run().err().ok_or("run() succeeded after SIGTERM")?;
+    ensure!(err.kind() == ErrorKind::Interrupted, "{err}");
+    let r = err.report().unwrap();
+    for n in ["a", "b"] {
+        ensure!(
+            outcome(r, n) == Outcome::Stopped,
+            "{n}: {:?}",
+            outcome(r, n)
+        );
+        ensure!(
+            exists(&dir, &format!("{n}.finish")),
+            "{n} did not run finish"
+        );
+    }
+    no_children()
+}
+
+fn ignored_sigchld_and_own_children_are_handled() -> std::result::Result<(), String> {
+    use nix::sys::signal::{signal, SigHandler};
+    // The program ignores SIGCHLD (inherited from a supervisor) and has a child of its own.
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) }.map_err(|e| e.to_string())?;
+    let mut own = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let dir = TempDir::new("sigchld");
+    let mut t = new_test(&dir);
+    add(&mut t, &dir, "a", Act::EndAfter(0.1));
+    add(&mut t, &dir, "b", Act::Idle);
+    let r = t.run().map_err(|e| e.to_string())?;
+    ensure!(outcome(&r, "a") == Outcome::Ended, "{r}");
+    // SIGCHLD's disposition is the program's again.
+    // SAFETY: SIG_IGN installs no handler code; we only read the previous disposition.
+    let prev = unsafe { signal(Signal::SIGCHLD, SigHandler::SigIgn) }.map_err(|e| e.to_string())?;
+    ensure!(
+        matches!(prev, SigHandler::SigIgn),
+        "SIGCHLD disposition not restored"
+    );
+    // The program's own child was neither reaped nor killed by the run.
+    ensure!(
+        own.try_wait().map_err(|e| e.to_string())?.is_none(),
+        "the program's child was touched"
+    );
+    own.kill().map_err(|e| e.to_string())?;
+    let _ = own.wait();
+    Ok(())
+}
+
+/// Starts a long `sleep` (without any parent-death signal) and ends.
+struct Spawner(PathBuf);
+impl Block for Spawner {
+    fn step(&mut self, _: &mut Context) -> Result<Flow> {
+        let c = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(self.0.join("orphan.pid"), c.id().to_string()).unwrap();
+        std::mem::forget(c);
+        Ok(Flow::Stop)
+    }
+}
+
+fn orphaned_grandchild_is_reaped() -> std::result::Result<(), String> {
+    let dir = TempDir::new("orphan");
+    let mut t = new_test(&dir);
+    t.add_with(
+        Spawner(dir.path().to_path_buf()),
+        Settings::new().name("spawner"),
+    );
+    t.run().map_err(|e| e.to_string())?;
+    let pid: i32 = std::fs::read_to_string(dir.path().join("orphan.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    ensure!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the Block's child {pid} outlived the run"
+    );
+    no_children()
+}
+
+struct BadFinish;
+impl Block for BadFinish {
+    fn step(&mut self, _: &mut Context) -> Result<Flow> {
+        Ok(Flow::Stop)
+    }
+    fn finish(&mut self, _: &mut Context) -> Result<()> {
+        Err(crabby::Error::new(
+            ErrorKind::Hardware,
+            "the motor did not acknowledge stop",
+        ))
+    }
+}
+
+fn a_failed_finish_fails_the_run() -> std::result::Result<(), String> {
+    let dir = TempDir::new("badfinish");
+    let mut t = new_test(&dir);
+    t.add_with(BadFinish, Settings::new().name("motor"));
+    let e = t
+        .run()
+        .err()
+        .ok_or("run() succeeded although finish failed")?;
+    ensure!(
+        e.origin() == Some("motor") && e.to_string().contains("did not acknowledge"),
+        "{e}"
+    );
+    ensure!(e.report().unwrap().failed(), "report does not say failed");
+    Ok(())
+}
+
 /// Helper mode for the kill -9 case: a coordinator whose Blocks never end.
 fn coordinator_forever(dir: &str) {
     let mut t = Test::new("orphans");
@@ -681,6 +811,26 @@ fn main() {
             "niceness_is_applied_per_block",
             20,
             niceness_is_applied_per_block,
+        ),
+        case(
+            "sigterm_to_group_stops_gracefully",
+            20,
+            sigterm_to_group_stops_gracefully,
+        ),
+        case(
+            "ignored_sigchld_and_own_children_are_handled",
+            20,
+            ignored_sigchld_and_own_children_are_handled,
+        ),
+        case(
+            "orphaned_grandchild_is_reaped",
+            20,
+            orphaned_grandchild_is_reaped,
+        ),
+        case(
+            "a_failed_finish_fails_the_run",
+            20,
+            a_failed_finish_fails_the_run,
         ),
         case(
             "kill9_of_coordinator_leaves_no_orphan",

@@ -81,17 +81,27 @@ impl Recorder {
     }
 
     fn open(&self) -> Result<Open> {
-        let path = free_name(&self.requested);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = self
+            .requested
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("cannot create folder {}", dir.display()), e))?;
         }
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
-        let meta_path = path.with_extension("meta.txt");
+        // Another Recorder may take the same free name between the check and the creation:
+        // then try the next one.
+        let (path, file) = loop {
+            let path = free_name(&self.requested);
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(f) => break (path, f),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(Error::io(format!("cannot create {}", path.display()), e));
+                }
+            }
+        };
+        let meta_path = meta_path_of(&path);
         Ok(Open {
             meta_path,
             path,
@@ -177,6 +187,19 @@ impl Open {
         }
         self.last_flush = std::time::Instant::now();
         Ok(())
+    }
+}
+
+/// `data.csv` → `data.meta.txt`; a name without the `.csv` extension keeps its whole name
+/// (`speed_0.5` → `speed_0.5.meta.txt`), so two data files never share a metadata file.
+pub fn meta_path_of(data: &Path) -> PathBuf {
+    match data.extension() {
+        Some(e) if e == "csv" => data.with_extension("meta.txt"),
+        _ => {
+            let mut name = data.file_name().unwrap_or_default().to_os_string();
+            name.push(".meta.txt");
+            data.with_file_name(name)
+        }
     }
 }
 

@@ -123,11 +123,40 @@ pub fn futex_wake(word: &AtomicU32) {
     }
 }
 
-/// Threads of this process, read from `/proc/self/task`.
-pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(1)
+/// Threads of this process, read from `/proc/self/task` (`None` if it cannot be read).
+pub fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
+}
+
+static TERM_FROM: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_sigterm(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
+    let from = unsafe { (*info).si_pid() };
+    if from == TERM_FROM.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: signal() and raise() are async-signal-safe; with the default action back,
+        // the process ends exactly as an unhandled SIGTERM would.
+        unsafe {
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::raise(libc::SIGTERM);
+        }
+    }
+}
+
+/// In a Block's process: SIGTERM ends the process only when `pid` (the coordinator) sent it.
+/// A SIGTERM sent to the whole process group (a service manager, `timeout`, `kill -- -pgid`)
+/// also reaches the coordinator, which stops the test gracefully, so every Block still runs
+/// `finish` (motors stopped, data written).
+pub fn terminate_only_from(pid: nix::unistd::Pid) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    TERM_FROM.store(pid.as_raw(), std::sync::atomic::Ordering::Relaxed);
+    let action = SigAction::new(
+        SigHandler::SigAction(on_sigterm),
+        SaFlags::SA_SIGINFO,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only reads an atomic and calls async-signal-safe functions.
+    let _ = unsafe { sigaction(Signal::SIGTERM, &action) };
 }
 
 /// Forks. Returns `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
@@ -175,7 +204,8 @@ pub fn may_set_niceness(n: i32) -> bool {
         return true;
     }
     match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NICE) {
-        Ok((soft, _)) => 20 - i64::from(n) <= soft as i64,
+        Ok((soft, _)) if soft == nix::sys::resource::RLIM_INFINITY => true,
+        Ok((soft, _)) => 20 - i64::from(n) <= i64::try_from(soft).unwrap_or(i64::MAX),
         Err(_) => false,
     }
 }

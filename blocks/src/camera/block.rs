@@ -544,7 +544,7 @@ impl Block for CameraBlock {
     }
 
     fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
-        if crabby::sys::thread_count() != 1 {
+        if crabby::sys::thread_count() != Some(1) {
             return Err(Error::new(
                 ErrorKind::Internal,
                 "the camera Block's process has threads before forking its children; a camera driver must not start threads in its constructor",
