@@ -14,10 +14,12 @@ fn cpu_seconds() -> f64 {
 /// Sends `{t_ns}` (send time on CLOCK_MONOTONIC) at its paced rate for `secs`.
 struct Stamper {
     secs: f64,
+    label: crabby::Label,
 }
 impl Block for Stamper {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        ctx.send(&Sample::new().with("t_ns", crabby::sys::monotonic_ns() as i64))?;
+        let label = self.label.clone(); // built once, cloned per sample: no allocation
+        ctx.send(&Sample::new().with(label, crabby::sys::monotonic_ns() as i64))?;
         Ok(if ctx.t() > self.secs {
             Flow::Stop
         } else {
@@ -143,7 +145,7 @@ fn latency(dir: &Path) {
     let mut t = Test::new("bench-latency");
     t.log_file(None)
         .log_levels(log::LevelFilter::Warn, log::LevelFilter::Off);
-    let a = t.add_with(Stamper { secs: 5.0 }, Settings::new().freq(1000.0));
+    let a = t.add_with(Stamper { secs: 5.0, label: crabby::Label::new("t_ns") }, Settings::new().freq(1000.0));
     let b = t.add_with(
         LatencyProbe {
             out: out.clone(),
@@ -192,8 +194,71 @@ fn throughput(dir: &Path, receiver: Settings, what: &str) {
     );
 }
 
+/// The floor under the same conditions: one process stamps a shared word and wakes a futex
+/// at 1 kHz (absolute deadlines), another waits on it, no crabby in between.
+fn futex_floor() {
+    use crabby::sys::{futex_wait, futex_wake, monotonic_ns, SharedRegion};
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    let region = SharedRegion::new(4096, true).unwrap();
+    let base = region.as_ptr();
+    // The region is zeroed, page-aligned and shared: a u32 futex word and a u64 stamp.
+    let word = unsafe_ref::<AtomicU32>(base, 0);
+    let stamp = unsafe_ref::<AtomicU64>(base, 8);
+    let n = 5000;
+    // SAFETY: this bench's main thread is the only thread; the child only touches the region
+    // and leaves with exit_now.
+    match unsafe { crabby::sys::fork() }.unwrap() {
+        None => {
+            let _ = nix::sys::prctl::set_timerslack(1);
+            let start = monotonic_ns() + 10_000_000;
+            for k in 0..n as u64 {
+                let deadline = start + k * 1_000_000;
+                while monotonic_ns() < deadline {
+                    futex_wait(&AtomicU32::new(0), 0, Some(deadline));
+                }
+                stamp.store(monotonic_ns(), Ordering::SeqCst);
+                word.fetch_add(1, Ordering::SeqCst);
+                futex_wake(word);
+            }
+            crabby::sys::exit_now(0);
+        }
+        Some(pid) => {
+            let mut lat = Vec::with_capacity(n);
+            let mut seen = 0;
+            // Until the last wake-up (a wake-up missed while this process was descheduled
+            // is simply not measured).
+            while seen < n as u32 {
+                let v = word.load(Ordering::SeqCst);
+                if v == seen {
+                    futex_wait(word, v, Some(monotonic_ns() + 1_000_000_000));
+                    continue;
+                }
+                seen = v;
+                lat.push(monotonic_ns().saturating_sub(stamp.load(Ordering::SeqCst)));
+            }
+            let _ = nix::sys::wait::waitpid(pid, None);
+            lat.sort_unstable();
+            let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1e3;
+            println!(
+                "floor, bare futex wake-up paced at 1 kHz (no crabby): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+                q(0.5),
+                q(0.99),
+                *lat.last().unwrap() as f64 / 1e3
+            );
+        }
+    }
+}
+
+/// A reference to a `T` at `offset` in a zeroed shared mapping.
+fn unsafe_ref<T>(base: *mut u8, offset: usize) -> &'static T {
+    // SAFETY: callers pass offsets inside the 4 KiB mapping, aligned for T; all-zero is a
+    // valid value of the atomics used; the mapping lives until the process exits.
+    unsafe { &*(base.add(offset) as *const T) }
+}
+
 fn main() {
     let dir = tmp();
+    futex_floor();
     latency(&dir);
     throughput(&dir, Settings::new().free_run(), "free-running receiver");
     throughput(
