@@ -38,8 +38,8 @@ pub(crate) fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
 /// The body of a Block's thread in the threads runtime.
 pub(crate) fn thread_main(spec: ChildSpec) {
     let ChildSpec {
-        mut block,
-        mut ctx,
+        block,
+        ctx,
         rate,
         niceness,
         display_freq,
@@ -48,17 +48,7 @@ pub(crate) fn thread_main(spec: ChildSpec) {
     let channel = ctx.channel.clone().expect("a Block always has a channel");
     THREAD_CONTROL.with(|c| *c.borrow_mut() = Some(ctx.control.clone()));
     logging::thread_mode(Some(channel.clone()));
-    sys::low_timer_slack();
-    let fin = run_lifecycle(
-        &mut *block,
-        &mut ctx,
-        rate,
-        niceness,
-        display_freq,
-        &channel,
-    );
-    channel.send(&ChildMsg::Final(fin));
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
+    run_and_report(block, ctx, rate, niceness, display_freq, &channel);
     logging::thread_mode(None);
     THREAD_CONTROL.with(|c| *c.borrow_mut() = None);
 }
@@ -96,8 +86,8 @@ pub(crate) fn child_main(spec: ChildSpec) -> ! {
     let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 
     let ChildSpec {
-        mut block,
-        mut ctx,
+        block,
+        ctx,
         rate,
         niceness,
         display_freq,
@@ -111,20 +101,24 @@ pub(crate) fn child_main(spec: ChildSpec) -> ! {
         .expect("a forked Block always has a channel");
     logging::child_mode(channel.clone(), &ctx.control, log_level);
     std::panic::set_hook(Box::new(panic_hook));
-    sys::low_timer_slack();
-
-    let fin = run_lifecycle(
-        &mut *block,
-        &mut ctx,
-        rate,
-        niceness,
-        display_freq,
-        &channel,
-    );
-    channel.send(&ChildMsg::Final(fin));
-    // Dropping the Block closes what it still holds (files, ports) in this process.
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
+    run_and_report(block, ctx, rate, niceness, display_freq, &channel);
     sys::exit_now(0)
+}
+
+/// The part both runtimes share: the lifecycle, the final report, then the Block's drop
+/// (which closes what it still holds: files, ports) in the Block's own process or thread.
+fn run_and_report(
+    mut block: Box<dyn Block>,
+    mut ctx: Context,
+    rate: Rate,
+    niceness: Option<i32>,
+    display_freq: bool,
+    channel: &Channel,
+) {
+    sys::low_timer_slack();
+    let fin = run_lifecycle(&mut *block, &mut ctx, rate, niceness, display_freq, channel);
+    channel.send(&ChildMsg::Final(fin));
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
 }
 
 fn panic_text(info: &std::panic::PanicHookInfo<'_>) -> String {

@@ -768,36 +768,33 @@ impl EventLoop {
             .collect();
         match self.phase {
             Phase::Stopping => {
-                for &i in &alive {
-                    log::warn!(
-                        "{} did not finish within the grace period: SIGTERM",
-                        self.children[i].name
-                    );
-                    self.children[i].signalled_by_us = true;
-                    if let Some(pid) = self.children[i].pid {
-                        let _ = kill(pid, Signal::SIGTERM);
-                    }
-                }
+                self.signal(
+                    &alive,
+                    Signal::SIGTERM,
+                    "did not finish within the grace period",
+                );
                 self.phase = Phase::Terminating;
                 self.deadline =
                     Some(sys::monotonic_ns().saturating_add(sys::ns(self.grace.terminate)));
             }
             Phase::Terminating | Phase::Killing => {
-                for &i in &alive {
-                    log::warn!(
-                        "{} still alive after SIGTERM: SIGKILL",
-                        self.children[i].name
-                    );
-                    self.children[i].signalled_by_us = true;
-                    if let Some(pid) = self.children[i].pid {
-                        let _ = kill(pid, Signal::SIGKILL);
-                    }
-                }
+                self.signal(&alive, Signal::SIGKILL, "still alive after SIGTERM");
                 self.phase = Phase::Killing;
                 // SIGKILL cannot be ignored: the next SIGCHLD reaps them. Re-send every 100 ms.
                 self.deadline = Some(sys::monotonic_ns() + 100_000_000);
             }
             Phase::Preparing | Phase::Running => self.deadline = None,
+        }
+    }
+
+    /// One rung of the cleanup ladder: `sig` to each of these Blocks' processes.
+    fn signal(&mut self, which: &[usize], sig: Signal, why: &str) {
+        for &i in which {
+            log::warn!("{} {why}: {sig}", self.children[i].name);
+            self.children[i].signalled_by_us = true;
+            if let Some(pid) = self.children[i].pid {
+                let _ = kill(pid, sig);
+            }
         }
     }
 
