@@ -169,8 +169,78 @@ fn ctrl_c_in_the_middle() -> R {
     Ok(())
 }
 
+/// Helper mode: runs the default tensile test with its results under `dir`.
+fn tensile_forever(dir: &str) {
+    let files = RunFiles::new_in(std::path::Path::new(dir)).unwrap();
+    let test = build(&Procedure::default(), &files, false).unwrap();
+    let _ = test.run();
+}
+
+fn kill9_leaves_a_valid_csv() -> R {
+    let tmp = TempDir::new("tensile-kill9");
+    let exe = std::env::current_exe().unwrap();
+    let mut coord = std::process::Command::new(exe)
+        .args(["--tensile-forever", tmp.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    // Wait for the first rows on disk (the Recorder's first flush, ~0.5 s after t0).
+    let csv = loop {
+        let found = std::fs::read_dir(tmp.path())
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join("machine.csv"));
+        if let Some(p) = found.filter(|p| lines(p) >= 2) {
+            break p;
+        }
+        ensure!(started.elapsed().as_secs() < 20, "no data written");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let first_rows = std::time::Instant::now();
+    // Let the test run about two more seconds (several flushes), then kill everything at once:
+    // the coordinator with SIGKILL, its Blocks through their parent-death signal.
+    while first_rows.elapsed() < std::time::Duration::from_millis(2000) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    coord.kill().map_err(|e| e.to_string())?;
+    let ran = first_rows.elapsed().as_secs_f64();
+    coord.wait().map_err(|e| e.to_string())?;
+    let gone = common::wait_no_children_of(coord.id() as i32, std::time::Duration::from_secs(2));
+    ensure!(gone.is_empty(), "Blocks outlived the kill: {gone:?}");
+
+    // Every line is a whole row; the last row is at most ~0.5 s older than the kill.
+    let text = std::fs::read_to_string(&csv).map_err(|e| e.to_string())?;
+    ensure!(text.ends_with('\n'), "the file ends in the middle of a row");
+    let mut last_t = 0.0;
+    for (i, l) in text.lines().enumerate().skip(1) {
+        let cells: Vec<&str> = l.split(',').collect();
+        ensure!(cells.len() == 5, "row {i} is not whole: {l:?}");
+        for c in &cells {
+            c.parse::<f64>()
+                .map_err(|_| format!("row {i}: bad cell {c:?}"))?;
+        }
+        last_t = cells[0].parse::<f64>().unwrap();
+    }
+    // The first rows appeared at t ≈ 0.5 s; the kill came `ran` s later.
+    ensure!(
+        last_t >= ran - 0.1,
+        "last row at t = {last_t} s, killed at t ≈ {:.2} s",
+        ran + 0.5
+    );
+    Ok(())
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(p) = args.iter().position(|a| a == "--tensile-forever") {
+        tensile_forever(&args[p + 1]);
+        return;
+    }
     common::main(&[
+        case("kill9_leaves_a_valid_csv", 30, kill9_leaves_a_valid_csv),
         case("shortened_tensile_test", 60, shortened_tensile_test),
         case("ctrl_c_in_the_middle", 30, ctrl_c_in_the_middle),
     ]);
