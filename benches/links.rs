@@ -145,7 +145,13 @@ fn latency(dir: &Path) {
     let mut t = Test::new("bench-latency");
     t.log_file(None)
         .log_levels(log::LevelFilter::Warn, log::LevelFilter::Off);
-    let a = t.add_with(Stamper { secs: 5.0, label: crabby::Label::new("t_ns") }, Settings::new().freq(1000.0));
+    let a = t.add_with(
+        Stamper {
+            secs: 5.0,
+            label: crabby::Label::new("t_ns"),
+        },
+        Settings::new().freq(1000.0),
+    );
     let b = t.add_with(
         LatencyProbe {
             out: out.clone(),

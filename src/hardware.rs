@@ -578,9 +578,25 @@ pub trait Actuator: Send + 'static {
         Err(not_supported(self.name(), "read its position back"))
     }
 
-    /// Called by the `Machine` every loop, whatever the commands: send a keep-alive to a
-    /// controller with a command watchdog, check its fault flags (return the fault as an
-    /// error). Keep it cheap or rate-limit it. Default: nothing.
+    /// Reads the position and/or the speed back, as asked, in one exchange where the device
+    /// allows it (the `Machine` calls this once per loop for the labels it sends). Default:
+    /// [`position`](Actuator::position) then [`speed`](Actuator::speed); override it when one
+    /// request answers both (a serial controller: half the time on the line).
+    fn read_back(&mut self, position: bool, speed: bool) -> Result<(Option<f64>, Option<f64>)> {
+        let p = if position {
+            Some(self.position()?)
+        } else {
+            None
+        };
+        let v = if speed { Some(self.speed()?) } else { None };
+        Ok((p, v))
+    }
+
+    /// Called by the `Machine` once in `begin` (right after the common start: re-arm a
+    /// controller that timed out while the test waited at the start barrier) and then every
+    /// loop, whatever the commands: send a keep-alive to a controller with a command
+    /// watchdog, check its fault flags (return the fault as an error). Keep it cheap or
+    /// rate-limit it. Default: nothing.
     fn poll(&mut self) -> Result<()> {
         Ok(())
     }
@@ -626,6 +642,9 @@ impl<T: Actuator + ?Sized> Actuator for Box<T> {
     }
     fn position(&mut self) -> Result<f64> {
         (**self).position()
+    }
+    fn read_back(&mut self, position: bool, speed: bool) -> Result<(Option<f64>, Option<f64>)> {
+        (**self).read_back(position, speed)
     }
     fn poll(&mut self) -> Result<()> {
         (**self).poll()

@@ -53,6 +53,26 @@ fn main() {
             motor_stopped_when_its_own_device_faults,
         ),
         common::case(
+            "motor_stopped_when_another_block_fails_prepare",
+            30,
+            motor_stopped_when_another_block_fails_prepare,
+        ),
+        common::case(
+            "other_actuators_stopped_when_one_stop_panics",
+            30,
+            other_actuators_stopped_when_one_stop_panics,
+        ),
+        common::case(
+            "make_zero_interrupted_when_another_block_fails_prepare",
+            30,
+            make_zero_interrupted_when_another_block_fails_prepare,
+        ),
+        common::case(
+            "make_zero_on_a_silent_stream_is_a_timeout",
+            30,
+            make_zero_on_a_silent_stream_is_a_timeout,
+        ),
+        common::case(
             "device_fault_mid_test_is_reported_and_data_kept",
             30,
             device_fault_mid_test_is_reported_and_data_kept,
@@ -207,8 +227,9 @@ impl<D: InOut> InOut for Recorded<D> {
     }
 }
 
-/// An Actuator wrapper that leaves the speed before and after `stop()` in a file, and its
-/// close; optionally its device stops answering after `fail_after` seconds.
+/// An Actuator wrapper that leaves in a file the speed before `stop()`, and the speed and
+/// the distance moved once some time has passed after it (a stopped motor stays put), and
+/// its close; optionally its device stops answering after `fail_after` seconds.
 struct Watched<A: Actuator> {
     inner: A,
     log: PathBuf,
@@ -274,8 +295,16 @@ impl<A: Actuator> Actuator for Watched<A> {
         // not: then Machine logs the failure loudly).
         let before = self.inner.speed()?;
         self.inner.stop()?;
+        let p0 = self.inner.position()?;
+        // Simulated time passes: a motor that was not really stopped (or only told to
+        // decelerate) moves on (at 5 mm/s: 0.25 mm in 50 ms).
+        std::thread::sleep(Duration::from_millis(50));
         let after = self.inner.speed()?;
-        log_line(&self.log, &format!("stop before={before} after={after}"));
+        let moved = self.inner.position()? - p0;
+        log_line(
+            &self.log,
+            &format!("stop before={before} after={after} moved={moved}"),
+        );
         Ok(())
     }
     fn close(&mut self) -> Result<()> {
@@ -286,6 +315,11 @@ impl<A: Actuator> Actuator for Watched<A> {
 
 /// Checks a Watched motor's log: it was moving, then stopped, then closed.
 fn check_stopped(log: &Path) -> std::result::Result<(), String> {
+    check_stop_log(log, true)
+}
+
+/// Checks a Watched motor's log: stopped (and moving before, if `was_moving`), then closed.
+fn check_stop_log(log: &Path, was_moving: bool) -> std::result::Result<(), String> {
     let text = std::fs::read_to_string(log)
         .map_err(|e| format!("motor log {}: {e} (stop never called?)", log.display()))?;
     let lines: Vec<&str> = text.lines().collect();
@@ -300,16 +334,23 @@ fn check_stopped(log: &Path) -> std::result::Result<(), String> {
         .and_then(|s| s.split(' ').next())
         .and_then(|s| s.parse().ok())
         .ok_or("parse")?;
-    let after: f64 = lines[0]
-        .split("after=")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("parse")?;
+    let field = |name: &str| -> std::result::Result<f64, String> {
+        lines[0]
+            .split(&format!("{name}="))
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse().ok())
+            .ok_or(format!("no {name} in {:?}", lines[0]))
+    };
+    let (after, moved) = (field("after")?, field("moved")?);
     ensure!(
-        before.abs() > 0.5,
+        !was_moving || before.abs() > 0.5,
         "the motor should have been moving before the stop: {before}"
     );
-    ensure!(after == 0.0, "the motor still moves after stop: {after}");
+    ensure!(
+        after == 0.0 && moved == 0.0,
+        "the motor still moves after stop: {after} mm/s, {moved} mm in 50 ms"
+    );
     Ok(())
 }
 
@@ -435,7 +476,8 @@ fn ioblock_streamer_sends_evenly_spaced_chunks() -> std::result::Result<(), Stri
     let io = test.add_with(
         IOBlock::new(FakeFurnace::new().sample_rate(2000.0))
             .streamer(true)
-            .make_zero(0.1),
+            .make_zero(0.1)
+            .status_label("status"),
         Settings::new().name("daq").freq(20.0),
     );
     let col = test.add(Collector::new(&data));
@@ -470,6 +512,11 @@ fn ioblock_streamer_sends_evenly_spaced_chunks() -> std::result::Result<(), Stri
             temp.len()
         );
         ensure!(temp.iter().all(|x| x.abs() < 1.0), "not zeroed: {temp:?}");
+        let st = row
+            .iter()
+            .find(|(l, _)| l == "status")
+            .ok_or("no status label")?;
+        ensure!(st.1 == "on: heater off", "status {}", st.1);
         all_t.extend(t);
     }
     ensure!(
@@ -709,6 +756,173 @@ fn motor_stopped_when_its_own_device_faults() -> std::result::Result<(), String>
     check_stopped(&log)
 }
 
+/// A Block whose `prepare` fails after `after` seconds (a camera that is not there).
+struct FailsPrepare {
+    after: f64,
+}
+
+impl Block for FailsPrepare {
+    fn prepare(&mut self, _: &mut Context) -> Result<()> {
+        std::thread::sleep(Duration::from_secs_f64(self.after));
+        Err(crabby::Error::new(ErrorKind::Hardware, "camera not found"))
+    }
+    fn step(&mut self, _: &mut Context) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+}
+
+fn motor_stopped_when_another_block_fails_prepare() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-stop-prep");
+    let log = dir.path().join("motor");
+    let extra: AddBlocks = Box::new(|t: &mut Test| {
+        t.add_with(FailsPrepare { after: 0.2 }, Settings::new().name("camera"));
+    });
+    let e = run_motor_graph(&log, None, Some(extra), None)
+        .err()
+        .ok_or("the run should fail")?;
+    ensure!(e.to_string().contains("camera not found"), "{e}");
+    // Opened in prepare, never started: still stopped and closed.
+    check_stop_log(&log, false)
+}
+
+/// An actuator whose `stop` panics (a driver bug).
+struct PanicsOnStop;
+
+impl Actuator for PanicsOnStop {
+    fn name(&self) -> &str {
+        "buggy-motor"
+    }
+    fn set_speed(&mut self, _: f64) -> Result<()> {
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<()> {
+        panic!("driver bug in stop")
+    }
+}
+
+fn other_actuators_stopped_when_one_stop_panics() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-stop-panic");
+    let log = dir.path().join("motor");
+    let mut test = Test::new("motor-panic");
+    quiet(&mut test);
+    let src = test.add_with(
+        Source {
+            label: Label::new("v"),
+            value: |_| 5.0,
+            stop_at: Some(0.5),
+        },
+        Settings::new().freq(50.0),
+    );
+    let m = test.add_with(
+        Machine::new()
+            .actuator(ActuatorConfig::speed(PanicsOnStop, "v"))
+            .actuator(ActuatorConfig::speed(
+                Watched::new(FakeStepperMotor::new(), &log),
+                "v",
+            )),
+        Settings::new().name("machine").freq(100.0),
+    );
+    test.link(src, m);
+    let text = match test.run() {
+        Ok(r) => r.to_string(),
+        Err(e) => format!(
+            "{e}\n{}",
+            e.report().map(|r| r.to_string()).unwrap_or_default()
+        ),
+    };
+    ensure!(
+        text.contains("panicked in stop: driver bug in stop"),
+        "the panic is not reported:\n{text}"
+    );
+    check_stopped(&log)
+}
+
+fn make_zero_interrupted_when_another_block_fails_prepare() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-zero-stop");
+    let data = dir.path().join("data");
+    let cmds = dir.path().join("cmds");
+    let mut test = Test::new("zero-stop");
+    quiet(&mut test);
+    // A long make_zero: still running when the camera fails.
+    let io = test.add_with(
+        IOBlock::new(Recorded {
+            inner: FakeFurnace::new(),
+            log: cmds.clone(),
+        })
+        .exit_cmd(vec![0.0])
+        .make_zero(60.0),
+        Settings::new().name("furnace"),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(io, col);
+    test.add_with(FailsPrepare { after: 0.3 }, Settings::new().name("camera"));
+    let e = test.run().err().ok_or("the run should fail")?;
+    let report = e.report().ok_or("no report")?;
+    let b = report
+        .blocks
+        .iter()
+        .find(|b| b.name == "furnace")
+        .ok_or("no furnace")?;
+    ensure!(
+        !matches!(b.outcome, Outcome::Killed),
+        "the IOBlock was killed in make_zero:\n{report}"
+    );
+    // The exit command was written and the device closed.
+    let c = std::fs::read_to_string(&cmds).map_err(|e| format!("{e} (nothing written)"))?;
+    let lines: Vec<&str> = c.lines().collect();
+    ensure!(lines == ["write [0.0]", "close"], "commands: {lines:?}");
+    Ok(())
+}
+
+fn make_zero_on_a_silent_stream_is_a_timeout() -> std::result::Result<(), String> {
+    /// A DAQ board that streams but never delivers a sample (no trigger).
+    struct SilentDaq;
+    impl InOut for SilentDaq {
+        fn name(&self) -> &str {
+            "daq"
+        }
+        fn capabilities(&self) -> InOutCaps {
+            InOutCaps {
+                read: false,
+                write: false,
+                stream: true,
+            }
+        }
+        fn channels(&self) -> Vec<String> {
+            vec!["U(V)".into()]
+        }
+        fn start_stream(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn read_stream(&mut self) -> Result<crabby::hardware::Chunk> {
+            Ok(crabby::hardware::Chunk {
+                t_ns: vec![],
+                channels: vec![vec![]],
+            })
+        }
+    }
+    let dir = TempDir::new("hw-zero-silent");
+    let data = dir.path().join("data");
+    let mut test = Test::new("zero-silent");
+    quiet(&mut test);
+    let io = test.add_with(
+        IOBlock::new(SilentDaq).streamer(true).make_zero(0.1),
+        Settings::new().name("daq"),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(io, col);
+    let e = test.run().err().ok_or("the run should fail")?;
+    let text = format!(
+        "{e}\n{}",
+        e.report().map(|r| r.to_string()).unwrap_or_default()
+    );
+    ensure!(
+        text.contains("no samples during make_zero") && text.contains("timeout"),
+        "{text}"
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------- faults and checks
 
 /// A furnace whose thermocouple amplifier stops answering after `after` seconds.
@@ -868,6 +1082,56 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
     );
     ensure!(
         e.description().contains("'power'") && e.description().contains("pwr"),
+        "{e}"
+    );
+    // A status label that collides with a channel label.
+    let e = run(&|t| {
+        t.add_with(
+            IOBlock::new(FakeFurnace::new()).status_label("T(C)"),
+            Settings::new().name("oven"),
+        )
+    })?;
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.description().contains("status_label 'T(C)'"),
+        "{e}"
+    );
+    // make_zero on a Block that is never read (no output link).
+    let e = run(&|t| {
+        let src = t.add(Source {
+            label: Label::new("power"),
+            value: |_| 0.0,
+            stop_at: Some(0.1),
+        });
+        let io = t.add_with(
+            IOBlock::new(FakeFurnace::new())
+                .cmd_labels(["power"])
+                .make_zero(1.0),
+            Settings::new().name("oven"),
+        );
+        t.link(src, io);
+        src
+    })?;
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.description().contains("make_zero"),
+        "{e}"
+    );
+    // A move speed of 0: the motor would never move.
+    let e = run(&|t| {
+        let src = t.add(Source {
+            label: Label::new("x"),
+            value: |_| 0.0,
+            stop_at: Some(0.1),
+        });
+        let m = t.add_with(
+            Machine::new()
+                .actuator(ActuatorConfig::position(FakeStepperMotor::new(), "x").move_speed(0.0)),
+            Settings::new().name("press"),
+        );
+        t.link(src, m);
+        m
+    })?;
+    ensure!(
+        e.kind() == ErrorKind::Configuration && e.description().contains("move speed"),
         "{e}"
     );
     // Position mode on a motor that has none; a bad motor parameter.

@@ -4,8 +4,9 @@
 //! writes commands when it has command labels (only when they change unless `spam`),
 //! applies initial and exit commands, offsets the readings to zero at the start
 //! (`make_zero`) for every device, and streams chunks as arrays in streamer mode. The
-//! device's [`Status`] is logged on every change and can be sent as a label; a device error
-//! puts it in fault and ends the test through the normal cleanup.
+//! device's [`Status`] is logged when its state changes (and when a fault or alarm text
+//! changes; not for every new text of a running device) and can be sent as a label; a
+//! device error puts it in fault and ends the test through the normal cleanup.
 
 use crabby::hardware::{Chunk, DeviceState, InOut, Reading, Status};
 use crabby::{Block, Context, Error, ErrorKind, Flow, GraphView, Label, Result, Sample, Value};
@@ -24,12 +25,16 @@ pub(crate) fn device_failure(e: &Error, device: &str) -> Error {
 }
 
 /// Tracks a device's status as the Block reports it: the driver's own status when it knows
-/// one, else what the Block saw (off, on, fault). Logs every change.
+/// one, else what the Block saw (off, on, fault). Logs every change of state, and a new text
+/// only for a fault or an alarm (a running device's text may hold live values: logging
+/// them would flood the log at the Block's frequency).
 #[derive(Debug)]
 pub(crate) struct StatusTracker {
     device: String,
     tracked: Status,
     last_logged: Option<Status>,
+    /// How many times the status was logged.
+    logged: u64,
 }
 
 impl StatusTracker {
@@ -38,6 +43,7 @@ impl StatusTracker {
             device: device.to_owned(),
             tracked: Status::off(),
             last_logged: None,
+            logged: 0,
         }
     }
 
@@ -61,12 +67,12 @@ impl StatusTracker {
     /// Logs the status if it changed; returns it.
     pub(crate) fn report(&mut self, driver: Status) -> Status {
         let s = self.current(driver);
-        if self
-            .last_logged
-            .as_ref()
-            .map(|l| l.state != s.state || (s.state != DeviceState::Moving && l.text != s.text))
-            != Some(false)
-        {
+        let changed = |l: &Status| {
+            l.state != s.state
+                || (matches!(s.state, DeviceState::Fault | DeviceState::Alarm) && l.text != s.text)
+        };
+        if self.last_logged.as_ref().is_none_or(changed) {
+            self.logged += 1;
             match s.state {
                 // The logger already names the Block.
                 DeviceState::Fault => {
@@ -92,6 +98,65 @@ impl StatusTracker {
     }
 }
 
+/// How long after the `make_zero` delay a device that gave no reading at all is declared
+/// silent, s.
+pub const MAKE_ZERO_MARGIN_S: f64 = 5.0;
+
+/// Per-channel sums of the finite values read during `make_zero`.
+#[derive(Debug)]
+struct ZeroAccumulator {
+    sum: Vec<f64>,
+    count: Vec<usize>,
+    /// Readings seen (finite or not).
+    readings: usize,
+}
+
+impl ZeroAccumulator {
+    fn new(n: usize) -> Self {
+        ZeroAccumulator {
+            sum: vec![0.0; n],
+            count: vec![0; n],
+            readings: 0,
+        }
+    }
+
+    /// Adds one reading (one value per channel; extra values are ignored).
+    fn add(&mut self, values: impl Iterator<Item = f64>) {
+        self.readings += 1;
+        for ((s, c), v) in self.sum.iter_mut().zip(&mut self.count).zip(values) {
+            if v.is_finite() {
+                *s += v;
+                *c += 1;
+            }
+        }
+    }
+
+    /// The mean of each channel; an error naming the channels that had no finite value.
+    fn means(&self, labels: &[Label], device: &str) -> Result<Vec<f64>> {
+        let bad: Vec<&str> = labels
+            .iter()
+            .zip(&self.count)
+            .filter(|(_, &c)| c == 0)
+            .map(|(l, _)| l.as_str())
+            .collect();
+        if !bad.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Hardware,
+                format!(
+                    "make_zero: device '{device}' read no finite value on {bad:?} in {} readings (overload or disconnected input?); fix the input or remove make_zero",
+                    self.readings
+                ),
+            ));
+        }
+        Ok(self
+            .sum
+            .iter()
+            .zip(&self.count)
+            .map(|(s, &c)| s / c as f64)
+            .collect())
+    }
+}
+
 /// Drives one [`InOut`] device.
 ///
 /// - **Reading** (it has output links): every loop, or only when `trigger_label` arrives,
@@ -103,7 +168,9 @@ impl StatusTracker {
 /// - **Streamer mode** ([`streamer`](Self::streamer)): sends each chunk as arrays: `t(s)`
 ///   and one array per channel.
 /// - [`make_zero`](Self::make_zero): in `prepare`, averages the readings for the given time
-///   and subtracts that from every later reading, for any device.
+///   and subtracts that from every later reading, for any device (non-finite values left
+///   out; a test stopped meanwhile interrupts it; a device silent for the delay plus
+///   [`MAKE_ZERO_MARGIN_S`] is a timeout). It needs output links (checked).
 /// - [`initial_cmd`](Self::initial_cmd) is written in `prepare`, [`exit_cmd`](Self::exit_cmd)
 ///   in `finish` (whatever ended the test), before closing.
 ///
@@ -219,7 +286,8 @@ impl<D: InOut> IOBlock<D> {
         self.spam = yes;
         self
     }
-    /// Also sends the device's status as text under this label.
+    /// Also sends the device's status as text under this label (with every reading, or
+    /// every chunk in streamer mode).
     pub fn status_label(mut self, l: impl Into<Label>) -> Self {
         self.status_label = Some(l.into());
         self
@@ -323,7 +391,7 @@ impl<D: InOut> IOBlock<D> {
         if c.is_empty() {
             return Ok(());
         }
-        let mut s = Sample::with_capacity(self.out_labels.len() + 1);
+        let mut s = Sample::with_capacity(self.out_labels.len() + 2);
         let ts: Vec<f64> = c.t_ns.iter().map(|&t| self.rel_t(t)).collect();
         s.insert(self.time_label.clone(), Value::Array(ts));
         for (i, (l, ch)) in self.out_labels.iter().zip(c.channels).enumerate() {
@@ -335,6 +403,10 @@ impl<D: InOut> IOBlock<D> {
             };
             s.insert(l.clone(), Value::Array(vals));
         }
+        if let Some(sl) = &self.status_label {
+            let st = self.tracker.current(self.device.status());
+            s.insert(sl.clone(), st.to_string());
+        }
         ctx.send(&s)
     }
 
@@ -342,45 +414,64 @@ impl<D: InOut> IOBlock<D> {
         (t_ns as i64 - self.t0_ns as i64) as f64 * 1e-9
     }
 
-    fn do_make_zero(&mut self, seconds: f64) -> Result<()> {
+    /// Averages the readings for `seconds` into the offsets. Returns `Ok(false)` if the
+    /// test was stopped meanwhile (Ctrl+C, another Block failed): the Block then goes
+    /// straight to `finish` (exit command, close). Non-finite values (an overloaded input
+    /// reading NaN) are left out of the mean, channel by channel; a channel with no finite
+    /// value is an error, and so is a device that gives no reading at all within
+    /// `seconds` + [`MAKE_ZERO_MARGIN_S`] ([`ErrorKind::Timeout`]).
+    fn do_make_zero(&mut self, ctx: &Context, seconds: f64) -> Result<bool> {
         let n = self.out_labels.len();
-        let mut sum = vec![0.0; n];
-        let mut count = 0usize;
-        let end = crabby::sys::monotonic_ns() + (seconds * 1e9) as u64;
+        let mut acc = ZeroAccumulator::new(n);
+        let start = crabby::sys::monotonic_ns();
+        let end = start + (seconds * 1e9) as u64;
+        let deadline = end + (MAKE_ZERO_MARGIN_S * 1e9) as u64;
         let use_stream = !self.device.capabilities().read;
         if use_stream {
             self.device.start_stream()?;
             self.streaming = true;
         }
         loop {
+            if ctx.stopping() {
+                log::info!("the test is stopping: make_zero interrupted");
+                return Ok(false);
+            }
             if use_stream {
                 let c = self.device.read_stream()?;
                 c.validate(self.device.name())?;
-                for (k, ch) in c.channels.iter().enumerate().take(n) {
-                    sum[k] += ch.iter().sum::<f64>();
+                for i in 0..c.len() {
+                    acc.add(c.channels.iter().map(|ch| ch[i]));
                 }
-                count += c.len();
                 std::thread::sleep(Duration::from_millis(5));
             } else {
                 let r = self.device.read()?;
-                for (k, v) in r.values.iter().enumerate().take(n) {
-                    sum[k] += v;
-                }
-                count += 1;
+                acc.add(r.values.iter().copied());
                 // At most 1 kHz: enough readings for a mean without spinning on a fast device.
                 std::thread::sleep(Duration::from_millis(1));
             }
-            if crabby::sys::monotonic_ns() >= end && count > 0 {
+            let now = crabby::sys::monotonic_ns();
+            if now >= end && acc.readings > 0 {
                 break;
             }
+            if now >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no samples during make_zero: device '{}' gave no reading in {:.1} s; check that it is acquiring (for a stream: its sample rate and trigger)",
+                        self.device.name(),
+                        (now - start) as f64 * 1e-9
+                    ),
+                ));
+            }
         }
-        self.offsets = sum.iter().map(|s| s / count as f64).collect();
+        self.offsets = acc.means(&self.out_labels, self.device.name())?;
         log::info!(
-            "device '{}': zero offsets {:?} from {count} readings",
+            "device '{}': zero offsets {:?} from {} readings",
             self.device.name(),
-            self.offsets
+            self.offsets,
+            acc.readings
         );
-        Ok(())
+        Ok(true)
     }
 
     fn step_inner(&mut self, ctx: &mut Context) -> Result<()> {
@@ -475,6 +566,17 @@ impl<D: InOut> Block for IOBlock<D> {
                     self.time_label
                 )));
             }
+            if let Some(sl) = &self.status_label {
+                if *sl == self.time_label || labels.contains(sl) {
+                    return Err(self.cfg_err(format!(
+                        "status_label '{sl}' is also the time label or a channel label; give it another name"
+                    )));
+                }
+            }
+        } else if self.make_zero.is_some() {
+            return Err(self.cfg_err(format!(
+                "make_zero is set but the Block has no output links, so device '{dev}' is never read; link the Block to another or remove make_zero"
+            )));
         }
         if let Some(z) = self.make_zero {
             if !(z.is_finite() && z > 0.0 && z <= 600.0) {
@@ -536,7 +638,10 @@ impl<D: InOut> Block for IOBlock<D> {
                 self.device.write(&c)?;
             }
             if let (Some(z), true) = (self.make_zero, self.reading) {
-                self.do_make_zero(z)?;
+                if !self.do_make_zero(ctx, z)? {
+                    // Stopping: nothing more to prepare; finish writes exit_cmd and closes.
+                    return Ok(());
+                }
             }
             if self.streamer && self.reading && !self.streaming {
                 self.device.start_stream()?;
@@ -655,6 +760,40 @@ mod tests {
         let e = t.fault(Error::communication("gone"), Status::unknown());
         assert!(e.description().contains("gone"));
         assert_eq!(t.current(Status::on("")).state, DeviceState::Fault);
+    }
+
+    #[test]
+    fn status_tracker_logs_state_changes_not_live_texts() {
+        let mut t = StatusTracker::new("furnace");
+        t.set(Status::on(""));
+        // A running device whose text holds a live value: 100 reports, logged once.
+        for i in 0..100 {
+            t.report(Status::on(format!("{i} °C")));
+        }
+        assert_eq!(t.logged, 1);
+        t.report(Status::moving("x"));
+        t.report(Status::moving("y"));
+        assert_eq!(t.logged, 2);
+        // Alarm and fault texts are news: logged when they change.
+        t.report(Status::new(DeviceState::Alarm, "overload on ch 1"));
+        t.report(Status::new(DeviceState::Alarm, "overload on ch 1"));
+        t.report(Status::new(DeviceState::Alarm, "overload on ch 2"));
+        assert_eq!(t.logged, 4);
+    }
+
+    #[test]
+    fn make_zero_mean_skips_non_finite_values_per_channel() {
+        let labels = [Label::new("a"), Label::new("b")];
+        let mut z = ZeroAccumulator::new(2);
+        z.add([1.0, f64::NAN].into_iter());
+        z.add([3.0, 10.0].into_iter());
+        z.add([f64::INFINITY, 20.0].into_iter());
+        assert_eq!(z.means(&labels, "d").unwrap(), [2.0, 15.0]);
+        let mut z = ZeroAccumulator::new(2);
+        z.add([1.0, f64::NAN].into_iter());
+        let e = z.means(&labels, "d").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Hardware);
+        assert!(e.description().contains("[\"b\"]"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,12 @@
 //!
 //! Safety first: in `finish`, which runs whatever ended the test (normal end, an error,
 //! Ctrl+C, another Block failing), every opened actuator is stopped, then closed. A stop
-//! that fails is logged and the others are still stopped.
+//! that fails, or panics, is logged and the others are still stopped.
+//!
+//! `finish` has the test's finish grace (3 s by default) before the Block is killed: keep
+//! the drivers' I/O timeouts (e.g. the timeout of `crabby_hardware::serial::SerialConfig`,
+//! 1 s by default) well below it, or raise the grace with `Test::grace`, so that a silent
+//! device does not keep the others from being stopped.
 
 use crate::io_block::StatusTracker;
 use crabby::hardware::{Actuator, Status};
@@ -72,7 +77,8 @@ impl ActuatorConfig {
         self.speed_cmd_label = Some(l.into());
         self
     }
-    /// In position mode: the speed of the moves until a speed command arrives.
+    /// In position mode: the speed of the moves until a speed command arrives (above 0,
+    /// checked before the test starts).
     pub fn move_speed(mut self, v: f64) -> Self {
         self.speed = Some(v);
         self
@@ -103,11 +109,15 @@ struct Running {
 
 /// Drives one or more actuators from command labels and sends what they read back.
 ///
-/// Each loop: receives the latest samples; for each actuator, calls
-/// [`Actuator::poll`] (keep-alive, fault check), updates its move speed from
-/// `speed_cmd_label`, and if `cmd_label` arrived calls `set_speed(cmd)` or
+/// In `begin` (right after the common start), calls [`Actuator::poll`] on every actuator,
+/// so a controller that needs to be (re)started after the wait at the start barrier is
+/// (e.g. the Pololu Tic leaves safe start). Each loop: receives the latest samples; for each
+/// actuator, calls [`Actuator::poll`] (keep-alive, fault check), updates its move speed
+/// from `speed_cmd_label`, and if `cmd_label` arrived calls `set_speed(cmd)` or
 /// `set_position(cmd, speed)`; then reads the configured position and speed labels and
-/// sends them with `t(s)`. In `finish`, every opened actuator is stopped then closed.
+/// sends them with `t(s)`, the middle of the reads (serial reads take milliseconds). In
+/// `finish`, every opened actuator is stopped then closed; a stop or close that fails or
+/// panics is logged and does not keep the others from being stopped.
 ///
 /// ```no_run
 /// use crabby::Test;
@@ -191,11 +201,17 @@ impl Machine {
 
     fn read_back(&mut self, i: usize, s: &mut Sample) -> Result<()> {
         let a = &mut self.actuators[i];
-        if let Some(l) = &a.position_label {
-            s.insert(l.clone(), a.actuator.position()?);
-        }
-        if let Some(l) = &a.speed_label {
-            s.insert(l.clone(), a.actuator.speed()?);
+        if a.position_label.is_some() || a.speed_label.is_some() {
+            // One exchange for both where the driver can (Actuator::read_back).
+            let (p, v) = a
+                .actuator
+                .read_back(a.position_label.is_some(), a.speed_label.is_some())?;
+            if let (Some(l), Some(p)) = (&a.position_label, p) {
+                s.insert(l.clone(), p);
+            }
+            if let (Some(l), Some(v)) = (&a.speed_label, v) {
+                s.insert(l.clone(), v);
+            }
         }
         if let Some(l) = &a.status_label {
             s.insert(
@@ -260,9 +276,9 @@ impl Block for Machine {
                 )));
             }
             if let Some(v) = a.speed {
-                if !v.is_finite() {
+                if !(v.is_finite() && v > 0.0) {
                     return Err(Error::config(format!(
-                        "move speed of actuator '{dev}' is {v}; it must be finite"
+                        "move speed of actuator '{dev}' is {v}; it must be a finite number above 0 (the motor would never move)"
                     )));
                 }
             }
@@ -307,6 +323,16 @@ impl Block for Machine {
         format!("actuators=[{}], spam={}", parts.join(", "), self.spam)
     }
 
+    /// Polls every actuator once, right after the start (see the type's docs).
+    fn begin(&mut self, _ctx: &mut Context) -> Result<()> {
+        for i in 0..self.actuators.len() {
+            if let Err(e) = self.actuators[i].actuator.poll() {
+                return Err(self.fail(i, e));
+            }
+        }
+        Ok(())
+    }
+
     fn prepare(&mut self, _ctx: &mut Context) -> Result<()> {
         self.run = self
             .actuators
@@ -342,12 +368,15 @@ impl Block for Machine {
         let labels = self.read_labels();
         if ctx.n_outputs() > 0 && !labels.is_empty() {
             let mut s = Sample::with_capacity(labels.len() + 1);
-            s.insert(self.time(), ctx.t());
+            // Stamped at the middle of the reads (a serial read-back takes milliseconds).
+            let t_before = ctx.t();
             for i in 0..self.actuators.len() {
                 if let Err(e) = self.read_back(i, &mut s) {
                     return Err(self.fail(i, e));
                 }
             }
+            let t = (t_before + ctx.t()) / 2.0;
+            s.insert(self.time(), t);
             ctx.send(&s)?;
         }
         for i in 0..self.actuators.len() {
@@ -365,11 +394,13 @@ impl Block for Machine {
                 continue;
             }
             let dev = self.actuators[i].actuator.name().to_owned();
-            if let Err(e) = self.actuators[i].actuator.stop() {
-                log::error!("could not stop actuator '{dev}': {e}; CHECK THE MACHINE BY HAND");
-                first.get_or_insert_with(|| crate::io_block::device_failure(&e, &dev));
-            } else {
-                log::info!("actuator '{dev}' stopped");
+            let a = &mut self.actuators[i].actuator;
+            match guarded(&dev, "stop", || a.stop()) {
+                Err(e) => {
+                    log::error!("could not stop actuator '{dev}': {e}; CHECK THE MACHINE BY HAND");
+                    first.get_or_insert_with(|| crate::io_block::device_failure(&e, &dev));
+                }
+                Ok(()) => log::info!("actuator '{dev}' stopped"),
             }
         }
         for i in 0..self.actuators.len() {
@@ -377,7 +408,8 @@ impl Block for Machine {
                 continue;
             }
             let dev = self.actuators[i].actuator.name().to_owned();
-            if let Err(e) = self.actuators[i].actuator.close() {
+            let a = &mut self.actuators[i].actuator;
+            if let Err(e) = guarded(&dev, "close", || a.close()) {
                 log::error!("closing actuator '{dev}': {e}");
                 first.get_or_insert_with(|| crate::io_block::device_failure(&e, &dev));
             }
@@ -388,6 +420,26 @@ impl Block for Machine {
         match first {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+/// Runs a driver call in `finish`, turning a panic into an error so the other actuators are
+/// still stopped (the panic message is printed by the panic hook too).
+fn guarded(dev: &str, what: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            Err(crabby::hardware::device_error(
+                ErrorKind::Internal,
+                dev,
+                format!("the driver panicked in {what}: {msg}"),
+            ))
         }
     }
 }
@@ -479,5 +531,17 @@ mod tests {
         let e = m.apply(0, &Sample::new().with("x", "far")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Configuration);
         assert!(format!("{:?}", m.actuators[0]).contains("speed: Some(3.0)"));
+    }
+
+    #[test]
+    fn guarded_turns_a_panicking_stop_into_an_error() {
+        let e = guarded("m", "stop", || panic!("driver bug")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert!(
+            e.description().contains("panicked in stop: driver bug"),
+            "{e}"
+        );
+        assert_eq!(e.origin(), Some("m"));
+        guarded("m", "stop", || Ok(())).unwrap();
     }
 }

@@ -13,7 +13,7 @@ use crabby::{Error, ErrorKind, Result};
 /// Simulated time of a fake device: real elapsed time × `speed`, measured on each call.
 #[derive(Debug, Clone)]
 pub(crate) struct SimClock {
-    pub(crate) last_ns: Option<u64>,
+    last_ns: Option<u64>,
     speed: f64,
 }
 
@@ -64,7 +64,10 @@ fn check_finite(device: &str, name: &str, v: f64) -> Result<()> {
 /// of turns).
 ///
 /// The model, integrated with explicit Euler steps of at most 10 ms (Crappy's effective step
-/// at 100 Hz, so the figures match it) and smaller when the dynamics are fast:
+/// at 100 Hz, so the figures match it) and smaller when the dynamics are fast; once the
+/// speed is steady (a step would change it by less than 1e-12 relative), the rest of the
+/// interval is integrated in one go, so a long gap between calls (a long test at a high
+/// `simulation_speed`) costs no more than reaching the steady state:
 ///
 /// ```text
 /// f      = V·kv − torque − rpm·(1 + rv) − fv·rpm·|rpm|
@@ -175,8 +178,15 @@ impl FakeDCMotor {
     }
 
     /// Integrates the model over `dt` seconds of simulated time.
-    pub fn advance(&mut self, mut dt: f64) {
+    pub fn advance(&mut self, dt: f64) {
+        self.advance_counted(dt);
+    }
+
+    /// [`advance`](Self::advance), returning the number of integration steps taken.
+    fn advance_counted(&mut self, mut dt: f64) -> u64 {
+        let mut steps = 0;
         while dt > 0.0 {
+            steps += 1;
             // Explicit Euler is stable for h·λ < 2; keep h·λ ≤ 0.2 with λ the local decay rate.
             let lambda = (1.0 + self.rv + 2.0 * self.fv * self.rpm.abs()) / self.inertia;
             let h = dt.min(0.01).min(0.2 / lambda);
@@ -185,10 +195,16 @@ impl FakeDCMotor {
                 - self.rpm * (1.0 + self.rv)
                 - self.fv * self.rpm * self.rpm.abs();
             let drpm = f / self.inertia * h;
+            if drpm.abs() <= 1e-12 * self.rpm.abs().max(1.0) {
+                // Steady: constant speed for the rest of the interval.
+                self.turns += dt * self.rpm / 60.0;
+                break;
+            }
             self.turns += h * (self.rpm + drpm / 2.0) / 60.0;
             self.rpm += drpm;
             dt -= h;
         }
+        steps
     }
 
     /// Applies the voltage without reading the clock (with [`advance`](Self::advance)).
@@ -317,6 +333,9 @@ enum Target {
 /// step the speed moves by at most `acceleration·dt` towards the fastest speed from which the
 /// motor can still stop on the target after that step (the discrete form of
 /// `sqrt(2·acceleration·distance)`), so it brakes exactly onto the target without overshoot.
+/// The phases without acceleration are integrated in one go (constant speed, cruising far
+/// from the braking point, holding on the target), so a long gap between calls costs only
+/// the steps of the ramps.
 #[derive(Debug, Clone)]
 pub struct FakeStepperMotor {
     /// Full steps per mm (default 100).
@@ -384,12 +403,41 @@ impl FakeStepperMotor {
     }
 
     /// Integrates the motion over `dt` seconds of simulated time.
-    pub fn advance(&mut self, mut dt: f64) {
+    pub fn advance(&mut self, dt: f64) {
+        self.advance_counted(dt);
+    }
+
+    /// [`advance`](Self::advance), returning the number of integration steps taken.
+    fn advance_counted(&mut self, mut dt: f64) -> u64 {
         let a = self.acceleration;
+        let mut steps = 0;
         while dt > 0.0 {
+            steps += 1;
+            let v0 = self.v;
+            // Closed forms for the phases without acceleration.
+            match self.target {
+                Target::Speed(vt) if v0 == vt => {
+                    self.pos += vt * dt;
+                    break;
+                }
+                Target::Position { target, .. } if v0 == 0.0 && self.pos == target => break,
+                Target::Position { target, vmax } if v0 != 0.0 && v0.abs() == vmax => {
+                    let d = target - self.pos;
+                    if d * v0 > 0.0 {
+                        // Cruising: constant speed until a few steps before the braking point.
+                        let cruise = (d.abs() - v0 * v0 / (2.0 * a)) / vmax - 4.0 * STEPPER_DT;
+                        if cruise > STEPPER_DT {
+                            let t = cruise.min(dt);
+                            self.pos += v0 * t;
+                            dt -= t;
+                            continue;
+                        }
+                    }
+                }
+                _ => {}
+            }
             let h = dt.min(STEPPER_DT);
             dt -= h;
-            let v0 = self.v;
             match self.target {
                 Target::Speed(vt) => {
                     let v1 = approach(v0, vt, a * h);
@@ -408,9 +456,6 @@ impl FakeStepperMotor {
                 }
                 Target::Position { target, vmax } => {
                     let d = target - self.pos;
-                    if d == 0.0 && v0 == 0.0 {
-                        continue;
-                    }
                     // The fastest speed v1 from which, after this step, the motor still
                     // stops on the target braking at `a`: d − (v0 + v1)/2·h = v1²/(2a).
                     let dir = if d != 0.0 { d.signum() } else { -v0.signum() };
@@ -434,6 +479,7 @@ impl FakeStepperMotor {
                 }
             }
         }
+        steps
     }
 
     /// Commands a speed (mm/s) without reading the clock.
@@ -443,7 +489,8 @@ impl FakeStepperMotor {
         Ok(())
     }
 
-    /// Commands a position (mm), at `speed` (mm/s) or `max_speed`, without reading the clock.
+    /// Commands a position (mm), at `speed` (mm/s, not 0; its sign is ignored) or
+    /// `max_speed`, without reading the clock.
     pub fn command_position(&mut self, p: f64, speed: Option<f64>) -> Result<()> {
         if !p.is_finite() {
             return Err(device_error(
@@ -455,6 +502,13 @@ impl FakeStepperMotor {
         let vmax = match speed {
             Some(s) => {
                 self.check_speed(s)?;
+                if s == 0.0 {
+                    return Err(device_error(
+                        ErrorKind::OutOfRange,
+                        "FakeStepperMotor",
+                        "move speed 0 mm/s: the motor would never reach the target; give a speed above 0",
+                    ));
+                }
                 s.abs()
             }
             None => self.max_speed,
@@ -661,6 +715,56 @@ mod tests {
     }
 
     #[test]
+    fn long_gaps_cost_few_steps_and_keep_the_physics() {
+        // A day of simulated time (a long test at simulation_speed 100): the DC motor
+        // reaches its steady state, then runs at 707.14 rpm.
+        let mut m = FakeDCMotor::new();
+        m.apply_voltage(1.0).unwrap();
+        let n = m.advance_counted(86_400.0);
+        assert!(n < 20_000, "{n} steps");
+        let mut r = FakeDCMotor::new();
+        r.apply_voltage(1.0).unwrap();
+        r.advance(20.0);
+        let turns = r.turns() + (86_400.0 - 20.0) * r.rpm() / 60.0;
+        assert!(close_to(m.rpm(), r.rpm(), 1e-6), "{}", m.rpm());
+        assert!(
+            close_to(m.turns(), turns, 1e-3 * turns.abs()),
+            "{}",
+            m.turns()
+        );
+        // A stepper at constant speed, holding, or cruising on a long move.
+        let mut s = FakeStepperMotor::new();
+        s.command_speed(-10.0).unwrap();
+        let n = s.advance_counted(86_400.0);
+        assert!(n < 10_000, "{n} steps");
+        assert!(close_to(
+            s.exact_position(),
+            -2.5 - 10.0 * (86_400.0 - 0.5),
+            1e-3
+        ));
+        s.halt();
+        assert!(s.advance_counted(86_400.0) <= 1);
+        let mut s = FakeStepperMotor::new();
+        s.command_position(100_000.0, None).unwrap();
+        let n = s.advance_counted(86_400.0);
+        assert!(n < 100_000, "{n} steps");
+        assert_eq!(s.exact_position(), 100_000.0);
+        assert_eq!(s.current_speed(), 0.0);
+        // The cruise shortcut keeps the trapezoid: 10 mm/s over 100 mm arrives at 10.5 s.
+        let mut s = FakeStepperMotor::new();
+        s.command_position(100.0, None).unwrap();
+        s.advance(10.45);
+        assert!(s.current_speed() > 0.0 && s.exact_position() < 100.0);
+        assert!(close_to(
+            s.exact_position(),
+            100.0 - 0.5 * 20.0 * 0.05 * 0.05,
+            1e-3
+        ));
+        s.advance(0.06);
+        assert_eq!(s.exact_position(), 100.0);
+    }
+
+    #[test]
     fn stepper_trapezoid_hits_hand_computed_points() {
         // 10 mm at a = 20 mm/s², vmax = 10 mm/s: 0.5 s accelerating (2.5 mm), 0.5 s cruising
         // (5 mm), 0.5 s braking (2.5 mm): arrives at 1.5 s.
@@ -738,6 +842,10 @@ mod tests {
     fn stepper_position_uses_given_speed_and_rounds_to_microsteps() {
         let mut m = FakeStepperMotor::new();
         m.open().unwrap();
+        assert_eq!(
+            m.command_position(1.0, Some(0.0)).unwrap_err().kind(),
+            ErrorKind::OutOfRange
+        );
         m.command_position(1.0, Some(2.0)).unwrap();
         m.advance(0.3);
         assert!(close_to(m.current_speed(), 2.0, 1e-9));

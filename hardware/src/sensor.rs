@@ -6,7 +6,6 @@
 //! elapsed since the previous call; [`FakeFurnace::advance`] integrates a given duration
 //! for unit tests.
 
-use crate::motor::SimClock;
 use crabby::hardware::{device_error, now_ns, Chunk, InOut, InOutCaps, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 
@@ -73,8 +72,14 @@ impl Prng {
 /// `T(t+dt) = T_ss + (T(t) − T_ss)·exp(−dt/τ)` with `T_ss = T_ambient + P·R` and `τ = R·C`.
 /// With the defaults (500 W, 1 K/W, 5 J/K, 20 °C) full power settles at 520 °C with τ = 5 s.
 ///
-/// Streaming ([`InOut::start_stream`]) simulates a DAQ sampling at `sample_rate`: each
-/// [`InOut::read_stream`] returns the samples due since the previous one.
+/// Streaming ([`InOut::start_stream`]) simulates a DAQ sampling at `sample_rate` (at most
+/// [`FakeFurnace::MAX_SAMPLE_RATE`]): each [`InOut::read_stream`] returns the samples due
+/// since the previous one. The model is integrated along one simulated time line that never
+/// goes back: a command written while streaming first generates the samples due up to that
+/// instant (with the power in force until then), then changes the power.
+///
+/// Its [`status`](InOut::status) text says whether the heater is on; it holds no live value
+/// (read the temperature from the readings).
 #[derive(Debug, Clone)]
 pub struct FakeFurnace {
     /// Room temperature and initial temperature, °C (default 20).
@@ -96,8 +101,11 @@ pub struct FakeFurnace {
     temp: f64,
     power_pct: f64,
     rng: Prng,
-    clock: SimClock,
+    /// The instant (`now_ns`) up to which the model is integrated; never decreases.
+    model_ns: Option<u64>,
     stream_next_ns: Option<u64>,
+    /// Samples generated (due) but not yet returned by `read_stream`.
+    pending: Chunk,
     open: bool,
 }
 
@@ -115,8 +123,9 @@ impl Default for FakeFurnace {
             temp: 20.0,
             power_pct: 0.0,
             rng: Prng::new(0),
-            clock: SimClock::new(1.0),
+            model_ns: None,
             stream_next_ns: None,
+            pending: Chunk::default(),
             open: false,
         }
     }
@@ -202,9 +211,40 @@ impl FakeFurnace {
         self.temp + self.noise * self.rng.normal()
     }
 
+    /// The highest stream sampling rate accepted, Hz.
+    pub const MAX_SAMPLE_RATE: f64 = 1e6;
+
+    /// Integrates the model up to the instant `t_ns` (nothing if it is already there).
+    fn advance_to(&mut self, t_ns: u64) {
+        match self.model_ns {
+            Some(m) if t_ns > m => {
+                self.advance((t_ns - m) as f64 * 1e-9 * self.simulation_speed);
+                self.model_ns = Some(t_ns);
+            }
+            Some(_) => {}
+            None => self.model_ns = Some(t_ns),
+        }
+    }
+
+    /// Brings the model to now: while streaming, first generates the samples due up to now
+    /// (each at its own instant) into the pending chunk.
     fn sync(&mut self) {
-        let dt = self.clock.elapsed();
-        self.advance(dt);
+        let now = now_ns();
+        if let Some(mut next) = self.stream_next_ns {
+            let period_ns = ((1e9 / self.sample_rate) as u64).max(1);
+            if self.pending.channels.is_empty() {
+                self.pending.channels.push(Vec::new());
+            }
+            while next <= now {
+                self.advance_to(next);
+                let v = self.measure();
+                self.pending.t_ns.push(next);
+                self.pending.channels[0].push(v);
+                next += period_ns;
+            }
+            self.stream_next_ns = Some(next);
+        }
+        self.advance_to(now);
     }
 }
 
@@ -236,6 +276,14 @@ impl InOut for FakeFurnace {
                 .with_origin(NAME));
             }
         }
+        if self.sample_rate > Self::MAX_SAMPLE_RATE {
+            return Err(Error::config(format!(
+                "parameter 'sample_rate' is {} Hz; the simulated DAQ samples at most {} Hz",
+                self.sample_rate,
+                Self::MAX_SAMPLE_RATE
+            ))
+            .with_origin(NAME));
+        }
         if !(self.noise.is_finite() && self.noise >= 0.0 && self.ambient.is_finite()) {
             return Err(Error::config(format!(
                 "parameters 'noise' ({}) must be ≥ 0 and 'ambient' ({}) finite",
@@ -250,8 +298,9 @@ impl InOut for FakeFurnace {
         self.temp = self.ambient;
         self.power_pct = 0.0;
         self.rng = Prng::new(self.seed);
-        self.clock = SimClock::new(self.simulation_speed);
-        self.clock.elapsed();
+        self.model_ns = Some(now_ns());
+        self.stream_next_ns = None;
+        self.pending = Chunk::default();
         self.open = true;
         Ok(())
     }
@@ -276,47 +325,38 @@ impl InOut for FakeFurnace {
 
     fn start_stream(&mut self) -> Result<()> {
         self.sync();
-        self.stream_next_ns = Some(now_ns());
+        self.stream_next_ns = self.model_ns;
         Ok(())
     }
 
     fn read_stream(&mut self) -> Result<Chunk> {
-        let Some(mut next) = self.stream_next_ns else {
+        if self.stream_next_ns.is_none() {
             return Err(device_error(
                 ErrorKind::NotAllowed,
                 NAME,
                 "read_stream before start_stream",
             ));
-        };
-        let now = now_ns();
-        let period_ns = (1e9 / self.sample_rate).max(1.0) as u64;
-        let mut chunk = Chunk {
-            t_ns: Vec::new(),
-            channels: vec![Vec::new()],
-        };
-        // The model is sampled at each due instant (exact between instants: constant power).
-        let mut last = self.clock.last_ns.unwrap_or(next);
-        while next <= now {
-            self.advance(next.saturating_sub(last) as f64 * 1e-9 * self.simulation_speed);
-            last = next;
-            chunk.t_ns.push(next);
-            let v = self.measure();
-            chunk.channels[0].push(v);
-            next += period_ns;
         }
-        self.clock.last_ns = Some(last);
-        self.stream_next_ns = Some(next);
+        // The model is sampled at each due instant (exact between instants: constant power).
+        self.sync();
+        let mut chunk = std::mem::take(&mut self.pending);
+        if chunk.channels.is_empty() {
+            chunk.channels.push(Vec::new());
+        }
         Ok(chunk)
     }
 
     fn stop_stream(&mut self) -> Result<()> {
         self.stream_next_ns = None;
+        self.pending = Chunk::default();
         Ok(())
     }
 
     fn close(&mut self) -> Result<()> {
+        self.sync();
         self.power_pct = 0.0;
         self.stream_next_ns = None;
+        self.pending = Chunk::default();
         self.open = false;
         Ok(())
     }
@@ -325,10 +365,11 @@ impl InOut for FakeFurnace {
         if !self.open {
             Status::off()
         } else {
-            Status::on(format!(
-                "{:.1} °C, heater at {:.0} %",
-                self.temp, self.power_pct
-            ))
+            Status::on(if self.power_pct > 0.0 {
+                "heating"
+            } else {
+                "heater off"
+            })
         }
     }
 }
@@ -410,6 +451,68 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Configuration);
         assert!(e.description().contains("thermal_resistance"));
         assert_eq!(e.origin(), Some("FakeFurnace"));
+    }
+
+    #[test]
+    fn furnace_commands_written_while_streaming_follow_the_closed_form() {
+        // No noise: every sample is the model's exact temperature at its instant.
+        let mut f = FakeFurnace::new().noise(0.0, 0).sample_rate(10_000.0);
+        f.open().unwrap();
+        f.start_stream().unwrap();
+        let t_start = f.stream_next_ns.unwrap();
+        let sleep = || std::thread::sleep(std::time::Duration::from_millis(30));
+        sleep();
+        // Full power from somewhere in [w1a, w1b], off again from somewhere in [w2a, w2b].
+        let w1a = now_ns();
+        f.write(&[100.0]).unwrap();
+        let w1b = now_ns();
+        sleep();
+        let w2a = now_ns();
+        f.write(&[0.0]).unwrap();
+        let w2b = now_ns();
+        sleep();
+        let c = f.read_stream().unwrap();
+        c.validate("f").unwrap();
+        // Every sample due since the start, evenly spaced: none lost, none repeated.
+        assert_eq!(c.t_ns[0], t_start);
+        assert!(c.t_ns.windows(2).all(|w| w[1] - w[0] == 100_000));
+        assert!(*c.t_ns.last().unwrap() >= w2b);
+        // The closed form: 20 °C until w1, heating towards 520 °C (τ = 5 s) until w2, then
+        // cooling towards 20 °C.
+        let tau = 5.0;
+        let model = |t: u64, w1: u64, w2: u64| -> f64 {
+            if t <= w1 {
+                return 20.0;
+            }
+            let heat = |dt: f64| 520.0 - 500.0 * (-dt / tau).exp();
+            if t <= w2 {
+                return heat((t - w1) as f64 * 1e-9);
+            }
+            let at_w2 = heat((w2 - w1) as f64 * 1e-9);
+            20.0 + (at_w2 - 20.0) * (-((t - w2) as f64 * 1e-9) / tau).exp()
+        };
+        for (&t, &v) in c.t_ns.iter().zip(&c.channels[0]) {
+            // The switching instants are known within [a, b]: the model lies between.
+            let lo = model(t, w1b, w2a).min(model(t, w1a, w2b));
+            let hi = model(t, w1a, w2b).max(model(t, w1b, w2a));
+            assert!(
+                v >= lo - 1e-9 && v <= hi + 1e-9,
+                "sample at {} ms: {v} °C, model [{lo}, {hi}]",
+                (t - t_start) as f64 * 1e-6
+            );
+        }
+        // The model's own state agrees at the end (simulated time never ran twice).
+        f.advance_to(*c.t_ns.last().unwrap());
+        let end = *c.t_ns.last().unwrap();
+        assert!(f.temperature() <= model(end, w1a, w2b).max(model(end, w1b, w2a)) + 1e-9);
+    }
+
+    #[test]
+    fn furnace_sample_rate_is_capped() {
+        let e = FakeFurnace::new().sample_rate(2e6).check().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Configuration);
+        assert!(e.description().contains("sample_rate"), "{e}");
+        FakeFurnace::new().sample_rate(1e6).check().unwrap();
     }
 
     #[test]

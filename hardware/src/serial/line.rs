@@ -34,8 +34,9 @@ pub struct LineInOut {
     pub name: String,
     /// The port.
     pub serial: SerialConfig,
-    /// Sent before each read; `None` for a device that sends lines by itself (the latest
-    /// line is used).
+    /// Sent before each read, after discarding any stale input (so an answer never lags
+    /// behind by one); `None` for a device that sends lines by itself (the latest line is
+    /// used).
     pub query: Option<String>,
     /// Line ending, both ways (default `\r\n`).
     pub line_ending: LineEnding,
@@ -45,7 +46,8 @@ pub struct LineInOut {
     pub channels: Vec<String>,
     /// Command template: `{}` (or `{0}`, `{1}`…) replaced by the command values.
     pub command: Option<String>,
-    /// The line the device answers to a command, if it answers (e.g. `OK`).
+    /// The line the device answers to a command, if it answers (e.g. `OK`; compared with
+    /// surrounding spaces ignored on both sides).
     pub ack: Option<String>,
     /// Lines sent right after opening (setup).
     pub init: Vec<String>,
@@ -251,6 +253,9 @@ impl InOut for LineInOut {
             let link = self.link()?;
             let (t, line) = match &query {
                 Some(q) => {
+                    // Whatever arrived unasked (a late answer, an unexpected ack) would be
+                    // taken for the answer to this query.
+                    link.discard_input()?;
                     let t0 = now_ns();
                     link.write_line(q, ending)?;
                     let line = link.read_line(ending)?;
@@ -281,7 +286,7 @@ impl InOut for LineInOut {
             link.write_line(&fill_template(&tpl, cmd), ending)?;
             if let Some(ack) = &ack {
                 let got = link.read_line(ending)?;
-                if got.trim() != ack {
+                if got.trim() != ack.trim() {
                     return Err(link.err(
                         ErrorKind::Communication,
                         format!("the device answered {got:?} to a command instead of {ack:?}"),
@@ -343,6 +348,27 @@ mod tests {
     }
 
     #[test]
+    fn stale_input_is_discarded_before_a_query() {
+        let mut p = FakePort::new();
+        let mut d = device(&p).query("R?");
+        d.open().unwrap();
+        // An answer nobody asked for (a late one, or an unconfigured ack) is waiting.
+        p.send(b"1,2\r\n");
+        // Let the pty deliver it to the driver's side before the query (it is what the
+        // test is about, not a race being hidden).
+        std::thread::sleep(Duration::from_millis(20));
+        let h = std::thread::spawn(move || {
+            let q = p.recv_line(b"\r\n", Duration::from_secs(2));
+            p.send(b"3,4\r\n");
+            (q, p)
+        });
+        let r = d.read().unwrap();
+        let (q, _p) = h.join().unwrap();
+        assert_eq!(q.as_deref(), Some("R?"));
+        assert_eq!(r.values, [3.0, 4.0], "the answer lags behind the query");
+    }
+
+    #[test]
     fn regex_parsing_and_wrong_answers() {
         let p = FakePort::new();
         let mut d = device(&p).parse(Parse::Regex(r"F=(\S+) N x=(\S+)".into()));
@@ -383,7 +409,7 @@ mod tests {
             Vec::<String>::new(),
         )
         .command("V{} I{}")
-        .ack("OK")
+        .ack("OK ") // compared trimmed on both sides
         .line_ending(LineEnding::Lf);
         d.check().unwrap();
         assert_eq!(d.n_commands(), Some(2));

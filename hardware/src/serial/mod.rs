@@ -195,8 +195,12 @@ impl SerialLink {
         self.timeout
     }
 
-    /// Sends bytes.
+    /// Sends bytes, waiting at most the timeout for the port to take them.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        // A read leaves the port's timeout at what remained of its deadline.
+        self.port
+            .set_timeout(self.timeout)
+            .map_err(|e| self.map_io(std::io::Error::other(e.description), "sending"))?;
         self.port
             .write_all(bytes)
             .map_err(|e| self.map_io(e, "sending"))?;

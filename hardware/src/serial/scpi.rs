@@ -8,6 +8,10 @@ use crabby::{Error, ErrorKind, Result};
 /// SCPI's "overload" value (9.9E+37): the input is beyond the range.
 const OVERLOAD: f64 = 9.9e37;
 
+/// At most this many entries are read from the error queue after a command (a real queue
+/// holds 10–20; the bound keeps a device that never answers `0` from looping forever).
+const MAX_QUEUED_ERRORS: usize = 32;
+
 /// A SCPI instrument: `*IDN?` checked at open, one query per channel, one command
 /// template per command value, and the error queue (`SYST:ERR?`) read after each command.
 ///
@@ -19,8 +23,10 @@ const OVERLOAD: f64 = 9.9e37;
 ///     .measure("U(V)", "MEAS:VOLT:DC?");
 /// ```
 ///
-/// An overload answer (`9.9E+37`) reads as NaN and puts the device in
-/// [`DeviceState::Alarm`] until a reading is back in range.
+/// An overload answer (`9.9E+37`, or a non-finite number such as `NAN` or `INF`) reads as
+/// NaN and puts the device in [`DeviceState::Alarm`] until a reading is back in range.
+/// After a command the whole error queue is read (until `0,"No error"`), and every error
+/// in it is reported.
 #[derive(Debug)]
 pub struct ScpiInOut {
     /// The device's name (origin of its errors).
@@ -111,35 +117,44 @@ impl ScpiInOut {
         link.read_line(e).map(|s| s.trim().to_owned())
     }
 
-    /// Reads the error queue: `Ok` on `0,"No error"`, else the instrument's error mapped to a
-    /// kind (-1xx command errors: Configuration; -222 data out of range: OutOfRange; other
-    /// -2xx execution errors: NotAllowed; the rest: Hardware).
+    /// Reads the error queue until `0,"No error"`: `Ok` if it was empty, else every error
+    /// in it, with the kind of the first (-1xx command errors: Configuration; -222 data out
+    /// of range: OutOfRange; other -2xx execution errors: NotAllowed; the rest: Hardware).
     fn check_error_queue(&mut self, after: &str) -> Result<()> {
-        let ans = self.query("SYST:ERR?")?;
-        let code: i32 = ans
-            .split(',')
-            .next()
-            .and_then(|c| c.trim().parse().ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Communication,
-                    format!("unexpected answer {ans:?} to SYST:ERR?"),
-                )
-                .with_origin(&self.name)
-            })?;
-        if code == 0 {
-            return Ok(());
+        let mut errors: Vec<(i32, String)> = Vec::new();
+        for _ in 0..MAX_QUEUED_ERRORS {
+            let ans = self.query("SYST:ERR?")?;
+            let code: i32 = ans
+                .split(',')
+                .next()
+                .and_then(|c| c.trim().parse().ok())
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Communication,
+                        format!("unexpected answer {ans:?} to SYST:ERR?"),
+                    )
+                    .with_origin(&self.name)
+                })?;
+            if code == 0 {
+                break;
+            }
+            errors.push((code, ans));
         }
+        let Some(&(code, _)) = errors.first() else {
+            return Ok(());
+        };
         let kind = match code {
             -199..=-100 => ErrorKind::Configuration,
             -222 => ErrorKind::OutOfRange,
             -299..=-200 => ErrorKind::NotAllowed,
             _ => ErrorKind::Hardware,
         };
-        Err(
-            Error::new(kind, format!("the instrument refused {after:?}: {ans}"))
-                .with_origin(&self.name),
+        let all: Vec<&str> = errors.iter().map(|(_, a)| a.as_str()).collect();
+        Err(Error::new(
+            kind,
+            format!("the instrument refused {after:?}: {}", all.join("; ")),
         )
+        .with_origin(&self.name))
     }
 
     fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
@@ -259,7 +274,8 @@ impl InOut for ScpiInOut {
                     )
                     .with_origin(&self.name)
                 })?;
-                if v.abs() >= OVERLOAD * 0.999 {
+                // "NAN"/"INF" parse as numbers: an input the instrument cannot measure too.
+                if !v.is_finite() || v.abs() >= OVERLOAD * 0.999 {
                     overload = true;
                     values.push(f64::NAN);
                 } else {
@@ -385,6 +401,7 @@ mod tests {
                 ("SYST:ERR?", "+0,\"No error\""),
                 ("SOUR:VOLT 99", ""),
                 ("SYST:ERR?", "-222,\"Data out of range\""),
+                ("SYST:ERR?", "+0,\"No error\""),
             ],
         );
         d.open().unwrap();
@@ -399,6 +416,45 @@ mod tests {
         let (_p, seen) = h.join().unwrap();
         assert_eq!(seen[0], "*IDN?");
         assert_eq!(seen[1], "*CLS");
+    }
+
+    #[test]
+    fn nan_answers_are_overloads_and_the_whole_error_queue_is_read() {
+        let p = FakePort::new();
+        let mut d = dmm(&p);
+        let h = instrument(
+            p,
+            "X,34401A,0,1",
+            vec![
+                ("*CLS", ""),
+                ("MEAS:VOLT:DC?", "NAN"),
+                ("MEAS:VOLT:DC?", "+1.0E+00"),
+                ("MEAS:VOLT:DC?", "-INF"),
+                ("SOUR:VOLT 1", ""),
+                ("SYST:ERR?", "-113,\"Undefined header\""),
+                ("SYST:ERR?", "-222,\"Data out of range\""),
+                ("SYST:ERR?", "+0,\"No error\""),
+                ("SOUR:VOLT 2", ""),
+                ("SYST:ERR?", "+0,\"No error\""),
+            ],
+        );
+        d.open().unwrap();
+        assert!(d.read().unwrap().values[0].is_nan());
+        assert_eq!(d.status().state, DeviceState::Alarm);
+        assert_eq!(d.read().unwrap().values, [1.0]);
+        assert_eq!(d.status().state, DeviceState::On);
+        assert!(d.read().unwrap().values[0].is_nan());
+        assert_eq!(d.status().state, DeviceState::Alarm);
+        let e = d.write(&[1.0]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
+        assert!(
+            e.description().contains("Undefined header")
+                && e.description().contains("Data out of range"),
+            "{e}"
+        );
+        // The queue was emptied: the next command is not blamed for the old errors.
+        d.write(&[2.0]).unwrap();
+        h.join().unwrap();
     }
 
     #[test]

@@ -30,6 +30,20 @@
 //! command timeout (default 1 s) also stops the motor if this process dies: every read
 //! sends *reset command timeout*, and so does
 //! [`poll`](Actuator::poll), which the Machine calls every loop (rate-limited to 10 Hz).
+//!
+//! Safe start and the command timeout (serial mode): the Tic raises *command timeout* after
+//! 1 s without a command (also right after power-up), and whenever any error occurs it
+//! also raises *safe start violation*, which only an *exit safe start* command clears; until
+//! then it ignores every motion command. So:
+//! - [`open`](Actuator::open) first sends *reset command timeout*, then reads the flags
+//!   (a stale timeout is not a fault), energizes and exits safe start;
+//! - the test may then wait at the start barrier for more than 1 s: the first
+//!   [`poll`](Actuator::poll) (the Machine calls it in `begin`), or the first motion command
+//!   if nothing polled, energizes and exits safe start again before anything moves;
+//! - from then on a *safe start violation* is a fault like the others (the Tic would
+//!   silently ignore the commands otherwise).
+//! - If `open` fails after energizing, it sends *halt and hold* and *enter safe start*
+//!   (best effort) before dropping the port.
 
 use super::{SerialConfig, SerialLink};
 use crabby::hardware::{Actuator, ActuatorCaps, DeviceState, Status};
@@ -75,11 +89,11 @@ impl TicError {
         ("serial error", "check the baud rate and the wiring noise"),
         (
             "command timeout",
-            "commands came too slowly; raise the Machine's frequency",
+            "no command for longer than the Tic's command timeout (1 s by default); raise the Machine's frequency, or check that its loop is not blocked",
         ),
         (
             "safe start violation",
-            "exit safe start was refused; set the target to 0 first",
+            "the Tic left normal operation (another error, e.g. a command timeout) and ignores motion commands until 'exit safe start'; fix the other error, then restart the test",
         ),
         ("ERR line high", "another device pulls the ERR line high"),
     ];
@@ -122,6 +136,11 @@ pub struct PololuTic {
     link: Option<SerialLink>,
     status: Status,
     last_poll: Option<std::time::Instant>,
+    /// Opened but not started: the next poll or motion command energizes and exits safe
+    /// start again (the Tic may have timed out while the test waited at the start barrier).
+    must_start: bool,
+    /// The max speed last sent (µsteps/10 000 s): a move at another speed changes it.
+    max_speed_sent: Option<i64>,
 }
 
 /// How often [`Actuator::poll`] talks to the Tic.
@@ -166,6 +185,8 @@ impl PololuTic {
             link: None,
             status: Status::off(),
             last_poll: None,
+            must_start: false,
+            max_speed_sent: None,
         }
     }
     /// Sets the name.
@@ -252,14 +273,17 @@ impl PololuTic {
     }
 
     /// Reads the operation state and error status; a fault if the Tic reports errors that
-    /// keep the motor from moving.
-    fn check_state(&mut self) -> Result<()> {
+    /// keep the motor from moving. Before the start (`started` false), "safe start
+    /// violation" is expected (exit safe start is sent again at the start) and ignored;
+    /// once started it is a fault: the Tic would ignore every motion command.
+    fn check_state(&mut self, started: bool) -> Result<()> {
         let b = self.get(VAR_OPERATION_STATE, 4)?;
         let state = b[0];
         let errors = u16::from_le_bytes([b[2], b[3]]);
-        // Bits that stop the motor (not "intentionally de-energized", not "safe start
-        // violation" before exit safe start took effect).
-        let blocking = errors & !0b1000_0001;
+        // Bits that stop the motor ("intentionally de-energized" never does here: open
+        // energizes).
+        let ignored: u16 = if started { 0b0000_0001 } else { 0b1000_0001 };
+        let blocking = errors & !ignored;
         if blocking != 0 {
             let hints: Vec<String> = TicError::BITS
                 .iter()
@@ -289,6 +313,45 @@ impl PololuTic {
             i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
         ))
+    }
+
+    /// Sends the max speed unless the Tic already has it.
+    fn send_max_speed(&mut self, units: i64) -> Result<()> {
+        if self.max_speed_sent != Some(units) {
+            self.send_32(CMD_SET_MAX_SPEED, units)?;
+            self.max_speed_sent = Some(units);
+        }
+        Ok(())
+    }
+
+    /// Energizes and exits safe start (again) if the Tic was not started since `open`,
+    /// then checks that it runs normally (safe start violation included).
+    fn ensure_started(&mut self) -> Result<()> {
+        if !self.must_start {
+            return Ok(());
+        }
+        self.send(&[CMD_RESET_COMMAND_TIMEOUT])?;
+        self.send(&[CMD_ENERGIZE])?;
+        self.send(&[CMD_EXIT_SAFE_START])?;
+        self.check_state(true)?;
+        self.must_start = false;
+        self.last_poll = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Position (mm) and speed (mm/s), read in one exchange; updates the status.
+    fn motion_mm(&mut self) -> Result<(f64, f64)> {
+        let r = self.read_motion();
+        let (p, v) = self.fault(r)?;
+        let mm_s = v as f64 / 10_000.0 / self.microsteps_per_mm;
+        if self.status.state != DeviceState::Fault {
+            self.status = if v != 0 {
+                Status::moving(format!("{mm_s:.3} mm/s"))
+            } else {
+                Status::on("holding")
+            };
+        }
+        Ok((p as f64 / self.microsteps_per_mm, mm_s))
     }
 
     fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
@@ -349,42 +412,75 @@ impl Actuator for PololuTic {
         Ok(())
     }
 
+    /// Opens the port, clears a stale command timeout, checks the flags, sends the limits,
+    /// halts, energizes and exits safe start. On failure after energizing, halts and enters
+    /// safe start (best effort) before dropping the port.
     fn open(&mut self) -> Result<()> {
         let mut link = self.serial.open(&self.name)?;
         link.discard_input()?;
         self.link = Some(link);
+        self.max_speed_sent = None;
+        let mut energized = false;
         let r = (|| {
-            self.check_state()?;
+            // The Tic has been silent since power-up or the last test: its command timeout
+            // is set. Any reset-command-timeout clears it before the flags are read.
+            self.send(&[CMD_RESET_COMMAND_TIMEOUT])?;
+            self.check_state(false)?;
             let speed = self.speed_units(self.max_speed);
             let accel = (self.acceleration * self.microsteps_per_mm * 100.0).round() as i64;
-            self.send_32(CMD_SET_MAX_SPEED, speed)?;
+            self.send_max_speed(speed)?;
             self.send_32(CMD_SET_MAX_ACCEL, accel)?;
             self.send_32(CMD_SET_MAX_DECEL, accel)?;
             self.send(&[CMD_HALT_AND_HOLD])?;
+            energized = true;
             self.send(&[CMD_ENERGIZE])?;
             self.send(&[CMD_EXIT_SAFE_START])?;
-            self.check_state()
+            self.check_state(false)
         })();
         let r = self.fault(r);
         match &r {
-            Ok(()) => self.status = Status::on(format!("energized on {}", self.serial.port)),
-            Err(_) => self.link = None,
+            Ok(()) => {
+                self.status = Status::on(format!("energized on {}", self.serial.port));
+                self.must_start = true;
+                self.last_poll = None;
+            }
+            Err(_) => {
+                if energized {
+                    // Leave the motor held and unable to move on its own (best effort: the
+                    // link may be what failed).
+                    let _ = self.send(&[CMD_HALT_AND_HOLD]);
+                    let _ = self.send(&[CMD_ENTER_SAFE_START]);
+                }
+                self.link = None;
+            }
         }
         r
     }
 
-    /// Speed in mm/s.
+    /// Speed in mm/s (the Tic's max speed is restored to `max_speed` if a move lowered it).
     fn set_speed(&mut self, speed: f64) -> Result<()> {
         self.check_speed(speed)?;
-        let u = self.speed_units(speed);
-        let r = self.send_32(CMD_SET_TARGET_VELOCITY, u);
+        let r = (|| {
+            self.ensure_started()?;
+            self.send_max_speed(self.speed_units(self.max_speed))?;
+            let u = self.speed_units(speed);
+            self.send_32(CMD_SET_TARGET_VELOCITY, u)
+        })();
         self.fault(r)
     }
 
-    /// Position in mm; `speed` (mm/s) becomes the Tic's max speed for this move.
+    /// Position in mm; `speed` (mm/s, above 0) becomes the Tic's max speed for this move
+    /// (`None`: `max_speed`).
     fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
         let r = (|| {
-            let s = speed.map(f64::abs).unwrap_or(self.max_speed);
+            let s = speed.unwrap_or(self.max_speed);
+            if s.is_nan() || s <= 0.0 {
+                return Err(Error::new(
+                    ErrorKind::OutOfRange,
+                    format!("move speed {s} mm/s must be above 0 (the motor would never move)"),
+                )
+                .with_origin(&self.name));
+            }
             self.check_speed(s)?;
             if !position.is_finite() {
                 return Err(Error::new(
@@ -393,8 +489,9 @@ impl Actuator for PololuTic {
                 )
                 .with_origin(&self.name));
             }
+            self.ensure_started()?;
             let su = self.speed_units(s);
-            self.send_32(CMD_SET_MAX_SPEED, su)?;
+            self.send_max_speed(su)?;
             let p = (position * self.microsteps_per_mm).round() as i64;
             self.send_32(CMD_SET_TARGET_POSITION, p)
         })();
@@ -402,35 +499,35 @@ impl Actuator for PololuTic {
     }
 
     fn speed(&mut self) -> Result<f64> {
-        let r = self.read_motion();
-        let (_, v) = self.fault(r)?;
-        let mm_s = v as f64 / 10_000.0 / self.microsteps_per_mm;
-        if self.status.state != DeviceState::Fault {
-            self.status = if v != 0 {
-                Status::moving(format!("{mm_s:.3} mm/s"))
-            } else {
-                Status::on("holding")
-            };
-        }
-        Ok(mm_s)
+        Ok(self.motion_mm()?.1)
     }
 
     fn position(&mut self) -> Result<f64> {
-        let r = self.read_motion();
-        let (p, _) = self.fault(r)?;
-        Ok(p as f64 / self.microsteps_per_mm)
+        Ok(self.motion_mm()?.0)
     }
 
-    /// Every 100 ms: *reset command timeout* (the Tic's watchdog stops the motor if this
-    /// process dies or hangs) and a check of the error flags (a fault ends the test).
+    /// Position and speed from one get-variable request.
+    fn read_back(&mut self, position: bool, speed: bool) -> Result<(Option<f64>, Option<f64>)> {
+        let (p, v) = self.motion_mm()?;
+        Ok((position.then_some(p), speed.then_some(v)))
+    }
+
+    /// The first call after `open` energizes and exits safe start again (see the module
+    /// docs). Then every 100 ms: *reset command timeout* (the Tic's watchdog stops the
+    /// motor if this process dies or hangs) and a check of the error flags, safe start
+    /// violation included (a fault ends the test).
     fn poll(&mut self) -> Result<()> {
+        if self.must_start {
+            let r = self.ensure_started();
+            return self.fault(r);
+        }
         if self.last_poll.is_some_and(|t| t.elapsed() < POLL_PERIOD) {
             return Ok(());
         }
         self.last_poll = Some(std::time::Instant::now());
         let r = self
             .send(&[CMD_RESET_COMMAND_TIMEOUT])
-            .and_then(|()| self.check_state());
+            .and_then(|()| self.check_state(true));
         self.fault(r)
     }
 
@@ -452,6 +549,7 @@ impl Actuator for PololuTic {
             Ok(())
         })();
         self.link = None;
+        self.must_start = false;
         if r.is_ok() && self.status.state != DeviceState::Fault {
             self.status = Status::off();
         }
@@ -502,15 +600,45 @@ mod tests {
         max_speed: Option<u32>,
         halted: bool,
         safe_start: bool,
+        /// Motion commands the Tic ignored (safe start or an error active).
+        ignored_motion: usize,
     }
 
-    /// Plays a Tic on the master side: parses the compact protocol, integrates the
-    /// position at the target velocity, answers get-variable requests. Stops when
-    /// `stop` is set, when the driver closes, or after `silent_after` answers.
+    /// How the fake Tic behaves.
+    #[derive(Clone, Copy)]
+    struct FakeCfg {
+        /// Error bits always set (a hardware problem).
+        errors: u16,
+        /// Error bits that appear when the driver energizes the motor.
+        errors_on_energize: u16,
+        /// Answers this many get-variable requests, then stays silent.
+        silent_after: usize,
+    }
+
+    impl Default for FakeCfg {
+        fn default() -> Self {
+            FakeCfg {
+                errors: 0,
+                errors_on_energize: 0,
+                silent_after: usize::MAX,
+            }
+        }
+    }
+
+    /// The Tic's command timeout (its default).
+    const TIC_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// Plays a Tic in serial mode on the master side: parses the compact protocol,
+    /// integrates the position at the target velocity, answers get-variable requests, and
+    /// models the Tic's safety logic: "command timeout" (bit 6) while more than 1 s passed
+    /// without a command that resets it (also since power-up, when the thread starts);
+    /// any error makes it enter safe start ("safe start violation", bit 7, latched and the
+    /// motor stopped) until an exit-safe-start command arrives with no other error active;
+    /// while an error or safe start is active, motion commands are ignored. Stops when
+    /// `stop` is set.
     fn fake_tic(
         mut p: FakePort,
-        errors: u16,
-        silent_after: usize,
+        cfg: FakeCfg,
         stop: Arc<AtomicBool>,
     ) -> std::thread::JoinHandle<(FakePort, Seen)> {
         std::thread::spawn(move || {
@@ -518,18 +646,41 @@ mod tests {
             let mut pos: f64 = 0.0;
             let mut vel: i32 = 0;
             let mut last = Instant::now();
+            let mut last_cmd = Instant::now(); // power-up
             let mut answers = 0;
+            let mut safe_start = true; // a Tic in serial mode powers up in safe start
+            let mut energized = false;
+            let mut extra = cfg.errors;
             while !stop.load(Ordering::Relaxed) {
                 let b = p.recv_n(1, Duration::from_millis(20));
                 let now = Instant::now();
                 pos += vel as f64 / 10_000.0 * (now - last).as_secs_f64();
                 last = now;
+                // The safety logic runs continuously, whether or not a byte came.
+                let errors_now = |last_cmd: Instant, extra: u16| {
+                    extra
+                        | if last_cmd.elapsed() > TIC_TIMEOUT {
+                            1 << 6
+                        } else {
+                            0
+                        }
+                };
+                if errors_now(last_cmd, extra) != 0 {
+                    safe_start = true;
+                    vel = 0;
+                }
                 let Some(&cmd) = b.first() else { continue };
                 s.commands.push(cmd);
+                // Commands that reset the command timeout.
+                if matches!(cmd, 0xE0 | 0xE3 | 0x89 | 0x8C) {
+                    last_cmd = Instant::now();
+                }
+                let blocked = safe_start || errors_now(last_cmd, extra) != 0;
                 match cmd {
                     0xE0 | 0xE3 | 0xE6 | 0xEA | 0xE9 => {
                         let v = decode_32(&p.recv_n(5, Duration::from_secs(1)));
                         match cmd {
+                            0xE0 | 0xE3 if blocked => s.ignored_motion += 1,
                             0xE0 => s.target_position = Some(v as i32),
                             0xE3 => {
                                 s.target_velocity = Some(v as i32);
@@ -543,15 +694,30 @@ mod tests {
                         s.halted = true;
                         vel = 0;
                     }
-                    0x8F => s.safe_start = true,
+                    0x85 => {
+                        energized = true;
+                        extra |= cfg.errors_on_energize;
+                    }
+                    0x86 => energized = false,
+                    // Refused while another error is active.
+                    0x83 if errors_now(last_cmd, extra) == 0 => safe_start = false,
+                    0x8F => {
+                        s.safe_start = true;
+                        safe_start = true;
+                        vel = 0;
+                    }
                     0xA1 => {
                         let a = p.recv_n(2, Duration::from_secs(1));
                         answers += 1;
-                        if answers > silent_after {
+                        if answers > cfg.silent_after {
                             continue;
                         }
+                        let errors = errors_now(last_cmd, extra)
+                            | if safe_start { 1 << 7 } else { 0 }
+                            | if energized { 0 } else { 1 };
                         let mut mem = [0u8; 0x40];
-                        mem[0] = 10; // normal operation
+                        // Normal operation, or "soft error" while an error stops the motor.
+                        mem[0] = if errors & !1 == 0 { 10 } else { 4 };
                         mem[2..4].copy_from_slice(&errors.to_le_bytes());
                         mem[0x22..0x26].copy_from_slice(&(pos.round() as i32).to_le_bytes());
                         mem[0x26..0x2A].copy_from_slice(&vel.to_le_bytes());
@@ -579,7 +745,7 @@ mod tests {
         let mut t = tic(&p);
         t.check().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let h = fake_tic(p, 0, usize::MAX, stop.clone());
+        let h = fake_tic(p, FakeCfg::default(), stop.clone());
         t.open().unwrap();
         assert_eq!(t.status().state, DeviceState::On);
         t.set_speed(-2.5).unwrap();
@@ -590,6 +756,9 @@ mod tests {
         let x = t.position().unwrap();
         // About −0.25 mm after 0.1 s at −2.5 mm/s (wide margin: a loaded machine).
         assert!(x < -0.1 && x > -2.0, "{x}");
+        // Both read back with one request (what the Machine does every loop).
+        let (xb, vb) = t.read_back(true, true).unwrap();
+        assert!(xb.unwrap() <= x && vb == Some(-2.5));
         // poll: keep-alive and state check, at most every 100 ms.
         t.poll().unwrap();
         t.poll().unwrap();
@@ -609,10 +778,15 @@ mod tests {
         let i_vel = s.commands.iter().position(|&c| c == 0xE3).unwrap();
         assert!(i_energize < i_vel && i_exit < i_vel);
         assert_eq!(*s.commands.last().unwrap(), 0x8F);
-        // Keep-alives: one per read (speed, position) and one for the two polls.
+        assert_eq!(s.ignored_motion, 0);
+        // Get-variable: two state reads at open, one at the start, one per read-back
+        // (speed, position, both), one for the two polls (rate-limited).
+        assert_eq!(s.commands.iter().filter(|&&c| c == 0xA1).count(), 7);
+        // Keep-alives: one at open, one at the start (first motion command), one per read
+        // (speed, position, both) and one for the two polls (rate-limited).
         assert_eq!(
             s.commands.iter().filter(|&&c| c == 0x8C).count(),
-            3,
+            6,
             "{:x?}",
             s.commands
         );
@@ -623,7 +797,11 @@ mod tests {
         let p = FakePort::new();
         let mut t = tic(&p);
         let stop = Arc::new(AtomicBool::new(false));
-        let h = fake_tic(p, 1 << 2, usize::MAX, stop.clone()); // low VIN
+        let cfg = FakeCfg {
+            errors: 1 << 2, // low VIN
+            ..FakeCfg::default()
+        };
+        let h = fake_tic(p, cfg, stop.clone());
         let e = t.open().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Hardware);
         assert!(
@@ -637,12 +815,147 @@ mod tests {
     }
 
     #[test]
+    fn open_succeeds_after_the_tic_was_silent_since_power_up() {
+        let p = FakePort::new();
+        let mut t = tic(&p);
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = fake_tic(p, FakeCfg::default(), stop.clone());
+        // Powered up more than the command timeout ago: bit 6 is set until a command.
+        std::thread::sleep(TIC_TIMEOUT + Duration::from_millis(200));
+        t.open().unwrap();
+        t.poll().unwrap();
+        t.close().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn start_after_a_long_barrier_wait_exits_safe_start_again() {
+        let p = FakePort::new();
+        let mut t = tic(&p);
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = fake_tic(p, FakeCfg::default(), stop.clone());
+        t.open().unwrap();
+        // The test waits at the start barrier: the Tic times out and enters safe start.
+        std::thread::sleep(TIC_TIMEOUT + Duration::from_millis(200));
+        t.poll().unwrap(); // what Machine::begin does
+        t.set_speed(2.0).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            t.speed().unwrap(),
+            2.0,
+            "the Tic ignored the motion command"
+        );
+        t.close().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        let (_p, s) = h.join().unwrap();
+        assert_eq!(s.ignored_motion, 0);
+        // Exit safe start was sent again after the wait, before the motion command.
+        let exits: Vec<usize> = (0..s.commands.len())
+            .filter(|&i| s.commands[i] == 0x83)
+            .collect();
+        let i_vel = s.commands.iter().position(|&c| c == 0xE3).unwrap();
+        assert!(exits.len() == 2 && exits[1] < i_vel, "{:x?}", s.commands);
+    }
+
+    #[test]
+    fn first_motion_command_starts_the_tic_without_a_poll() {
+        let p = FakePort::new();
+        let mut t = tic(&p);
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = fake_tic(p, FakeCfg::default(), stop.clone());
+        t.open().unwrap();
+        std::thread::sleep(TIC_TIMEOUT + Duration::from_millis(200));
+        t.set_position(1.0, None).unwrap();
+        t.close().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        let (_p, s) = h.join().unwrap();
+        assert_eq!(s.target_position, Some(100));
+        assert_eq!(s.ignored_motion, 0);
+    }
+
+    #[test]
+    fn safe_start_violation_while_running_is_a_fault() {
+        let p = FakePort::new();
+        let mut t = tic(&p);
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = fake_tic(p, FakeCfg::default(), stop.clone());
+        t.open().unwrap();
+        t.poll().unwrap();
+        t.set_speed(1.0).unwrap();
+        // The Machine's loop blocks for longer than the command timeout.
+        std::thread::sleep(TIC_TIMEOUT + Duration::from_millis(200));
+        let e = t.poll().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Hardware, "{e}");
+        assert!(
+            e.description().contains("safe start violation")
+                && e.description().contains("ignores motion commands"),
+            "{e}"
+        );
+        assert_eq!(t.status().state, DeviceState::Fault);
+        t.close().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn failed_open_after_energize_halts_and_enters_safe_start() {
+        let p = FakePort::new();
+        let mut t = tic(&p);
+        let stop = Arc::new(AtomicBool::new(false));
+        let cfg = FakeCfg {
+            errors_on_energize: 1 << 1, // motor driver error (a shorted coil)
+            ..FakeCfg::default()
+        };
+        let h = fake_tic(p, cfg, stop.clone());
+        let e = t.open().unwrap_err();
+        assert!(e.description().contains("motor driver error"), "{e}");
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        let (_p, s) = h.join().unwrap();
+        let i_energize = s.commands.iter().position(|&c| c == 0x85).unwrap();
+        let tail = &s.commands[i_energize..];
+        assert!(
+            tail.ends_with(&[0x89, 0x8F]),
+            "no halt + enter safe start after the failed open: {:x?}",
+            s.commands
+        );
+        // The link is dropped: the device is not open.
+        assert_eq!(t.set_speed(1.0).unwrap_err().kind(), ErrorKind::NotAllowed);
+    }
+
+    #[test]
+    fn set_speed_after_a_move_restores_max_speed() {
+        let p = FakePort::new();
+        let mut t = tic(&p);
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = fake_tic(p, FakeCfg::default(), stop.clone());
+        t.open().unwrap();
+        t.set_position(3.0, Some(1.0)).unwrap();
+        t.set_speed(5.0).unwrap();
+        let e = t.set_position(3.0, Some(0.0)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+        t.close().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        let (_p, s) = h.join().unwrap();
+        // 10 mm/s · 100 µsteps/mm · 10 000: the speed command is not limited to 1 mm/s.
+        assert_eq!(s.max_speed, Some(10_000_000));
+        assert_eq!(s.target_velocity, Some(5_000_000));
+    }
+
+    #[test]
     fn silence_and_vanishing_are_timeout_and_communication_errors() {
         let p = FakePort::new();
         let mut t = tic(&p);
         let stop = Arc::new(AtomicBool::new(false));
-        let h = fake_tic(p, 0, 2, stop.clone()); // answers the two state reads of open only
+        let cfg = FakeCfg {
+            silent_after: 3, // the two state reads of open and the one at the start
+            ..FakeCfg::default()
+        };
+        let h = fake_tic(p, cfg, stop.clone());
         t.open().unwrap();
+        t.poll().unwrap();
         let e = t.position().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
         assert_eq!(t.status().state, DeviceState::Fault);
@@ -660,7 +973,8 @@ mod tests {
         let mut t = tic(&p);
         let h = std::thread::spawn(move || {
             // Not a Tic: answers any request with 0xFF bytes.
-            if p.recv_n(3, Duration::from_secs(2)) == [0xA1, 0x00, 0x04] {
+            // Reset command timeout, then the state read.
+            if p.recv_n(4, Duration::from_secs(2)) == [0x8C, 0xA1, 0x00, 0x04] {
                 p.send(&[0xFF; 4]);
             }
             p
@@ -678,7 +992,8 @@ mod tests {
         let mut t2 = tic(&p2);
         let h = std::thread::spawn(move || {
             // Error status clear but an operation state no Tic has.
-            if p2.recv_n(3, Duration::from_secs(2)) == [0xA1, 0x00, 0x04] {
+            // Reset command timeout, then the state read.
+            if p2.recv_n(4, Duration::from_secs(2)) == [0x8C, 0xA1, 0x00, 0x04] {
                 p2.send(&[0x63, 0, 0, 0]);
             }
             p2
