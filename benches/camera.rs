@@ -73,7 +73,7 @@ fn ring_run(src: &[u8], n: u64, slots: usize) -> RingRun {
     for (i, _) in modes.iter().enumerate() {
         let r = ring.clone();
         let pid = fork_child(move || {
-            let mut rd = r.reader(i);
+            let mut rd = r.reader(i).expect("reader taken once");
             let mut sum = 0u64;
             loop {
                 match rd.next(Duration::from_secs(10)) {
@@ -93,7 +93,7 @@ fn ring_run(src: &[u8], n: u64, slots: usize) -> RingRun {
     }
     // Let the readers attach (touch their pages) before timing.
     std::thread::sleep(Duration::from_millis(200));
-    let mut w = ring.writer();
+    let mut w = ring.writer().expect("writer taken once");
     let t = Instant::now();
     for i in 0..n {
         let mut slot = w

@@ -61,6 +61,16 @@ fn main() {
             60,
             camera_block_camera_failure_reaps_children,
         ),
+        case(
+            "camera_block_trigger_burst_gives_one_frame_each",
+            60,
+            camera_block_trigger_burst_gives_one_frame_each,
+        ),
+        case(
+            "camera_block_sigterm_ends_a_stuck_child",
+            60,
+            camera_block_sigterm_ends_a_stuck_child,
+        ),
     ];
     common::main(&cases);
 }
@@ -135,7 +145,13 @@ fn wait_exit(pid: nix::unistd::Pid) -> Result<i32, String> {
 /// A reader process: reads until the ring closes, checks every frame's content and, for
 /// every-frame readers, the order. Exit code 0 if all was right.
 fn reader_body(ring: &FrameRing, i: usize, mode: ReadMode, work: Duration) -> i32 {
-    let mut r = ring.reader(i);
+    let mut r = match ring.reader(i) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("reader {i}: {e}");
+            return 9;
+        }
+    };
     let mut last: Option<u64> = None;
     loop {
         match r.next(Duration::from_secs(10)) {
@@ -191,7 +207,7 @@ fn ring_three_reader_processes() -> Result<(), String> {
         ring.set_reader_pid(i, pid.as_raw() as u32);
         pids.push(pid);
     }
-    let mut w = ring.writer();
+    let mut w = ring.writer().map_err(|e| e.to_string())?;
     const N: u64 = 3000;
     for seq in 0..N {
         write_frame(&mut w, seq)?;
@@ -242,7 +258,7 @@ fn ring_slow_every_reader_throttles_writer() -> Result<(), String> {
     let r = ring.clone();
     let fast = fork_child(move || reader_body(&r, 1, ReadMode::Latest, Duration::ZERO));
     ring.set_reader_pid(1, fast.as_raw() as u32);
-    let mut w = ring.writer();
+    let mut w = ring.writer().map_err(|e| e.to_string())?;
     const N: u64 = 300;
     for seq in 0..N {
         write_frame(&mut w, seq)?;
@@ -268,7 +284,7 @@ fn ring_crashed_reader_does_not_wedge_writer() -> Result<(), String> {
     // Reader 0 dies (SIGKILL) while holding frame 10 pinned, without closing.
     let r = ring.clone();
     let crasher = fork_child(move || {
-        let mut rd = r.reader(0);
+        let Ok(mut rd) = r.reader(0) else { return 9 };
         loop {
             if let Ok(Next::Frame(f)) = rd.next(Duration::from_secs(10)) {
                 if f.seq() == 10 {
@@ -281,7 +297,7 @@ fn ring_crashed_reader_does_not_wedge_writer() -> Result<(), String> {
     let r = ring.clone();
     let good = fork_child(move || reader_body(&r, 1, ReadMode::Every, Duration::ZERO));
     ring.set_reader_pid(1, good.as_raw() as u32);
-    let mut w = ring.writer();
+    let mut w = ring.writer().map_err(|e| e.to_string())?;
     const N: u64 = 500;
     let t = Instant::now();
     for seq in 0..N {
@@ -317,7 +333,7 @@ fn ring_crashed_writer_is_reported_to_reader() -> Result<(), String> {
         FrameRing::new(&RingConfig::new(fmt(), &[ReadMode::Every])).map_err(|e| e.to_string())?;
     let r = ring.clone();
     let writer = fork_child(move || {
-        let mut w = r.writer();
+        let Ok(mut w) = r.writer() else { return 9 };
         for seq in 0..5 {
             if write_frame(&mut w, seq).is_err() {
                 return 1;
@@ -327,7 +343,7 @@ fn ring_crashed_writer_is_reported_to_reader() -> Result<(), String> {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         2
     });
-    let mut rd = ring.reader(0);
+    let mut rd = ring.reader(0).map_err(|e| e.to_string())?;
     let mut n = 0;
     let t = Instant::now();
     let end = loop {
@@ -771,5 +787,113 @@ fn camera_block_software_trigger() -> Result<(), String> {
         got == vec![0.0, 1.0, 2.0, 3.0, 4.0],
         "one frame per trigger: {got:?}"
     );
+    Ok(())
+}
+
+/// Sends `n` trigger samples in one loop at 0.05 s, then a sample without the trigger
+/// label, then stops the test 0.5 s later.
+struct Burst {
+    n: u32,
+    sent: bool,
+}
+impl Block for Burst {
+    fn output_labels(&self) -> Option<Vec<Label>> {
+        Some(vec![Label::new("trig"), Label::new("x")])
+    }
+    fn step(&mut self, ctx: &mut Context) -> crabby::Result<Flow> {
+        let t = ctx.t();
+        if !self.sent && t >= 0.05 {
+            self.sent = true;
+            for _ in 0..self.n {
+                ctx.send(&Sample::new().with("trig", 1.0))?;
+            }
+            // Newer than the triggers and without the label: must not hide them.
+            ctx.send(&Sample::new().with("x", 2.0))?;
+        }
+        Ok(if t > 0.55 { Flow::Stop } else { Flow::Continue })
+    }
+}
+
+fn camera_block_trigger_burst_gives_one_frame_each() -> Result<(), String> {
+    let dir = common::TempDir::new("cam-burst");
+    let mut test = Test::new("camera-burst");
+    test.log_file(None);
+    let b = test.add(Burst { n: 7, sent: false });
+    let cam = FakeCamera::new(16, 16, 0.0, 0.0).map_err(|e| e.to_string())?;
+    let c = test.add(CameraBlock::new(cam).software_trigger("trig"));
+    let frames = dir.path().join("frames");
+    let sink = test.add(Collect {
+        label: "frame",
+        path: frames.clone(),
+        values: Vec::new(),
+    });
+    test.link(b, c);
+    test.link(c, sink);
+    let report = test.run().map_err(|e| e.to_string())?;
+    ensure!(!report.failed(), "{report}");
+    let got = read_values(&frames);
+    let want: Vec<f64> = (0..7).map(f64::from).collect();
+    ensure!(
+        got == want,
+        "7 triggers in one loop, one frame each: {got:?}"
+    );
+    Ok(())
+}
+
+/// A processor that records its pid, then hangs on the first frame (never reads again, so
+/// it never sees the ring close).
+struct Stuck {
+    pid_file: PathBuf,
+}
+impl FrameProcessor for Stuck {
+    fn output_labels(&self) -> Vec<Label> {
+        vec![Label::new("t(s)")]
+    }
+    fn process(
+        &mut self,
+        _info: &FrameInfo,
+        _img: &ImageView<'_>,
+        _t: f64,
+    ) -> crabby::Result<Processed> {
+        std::fs::write(&self.pid_file, std::process::id().to_string())
+            .map_err(|e| crabby::Error::io("pid file", e))?;
+        loop {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    }
+}
+
+fn camera_block_sigterm_ends_a_stuck_child() -> Result<(), String> {
+    let dir = common::TempDir::new("cam-stuck");
+    let pid_file = dir.path().join("pid");
+    let cam = FakeCamera::new(16, 16, 50.0, 0.0).map_err(|e| e.to_string())?;
+    let mut test = Test::new("camera-stuck");
+    test.log_file(None);
+    test.add(
+        CameraBlock::new(cam)
+            .process(Stuck {
+                pid_file: pid_file.clone(),
+            })
+            .child_grace(Duration::from_millis(200)),
+    );
+    test.add(StopAfter(0.5));
+    let t = Instant::now();
+    let msg = match test.run() {
+        Ok(r) => r.to_string(),
+        Err(e) => e.to_string(),
+    };
+    // The ladder: 0.2 s of grace, then SIGTERM, which the child must obey (it inherited the
+    // Block's handler, which obeys only the coordinator, unless the child re-aims it).
+    ensure!(
+        msg.contains("killed by signal 15"),
+        "the stuck child was not ended by the SIGTERM step: {msg}"
+    );
+    ensure!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    let pid = read_pid(&pid_file)?;
+    ensure!(!alive(pid), "stuck child {pid} still alive");
     Ok(())
 }

@@ -54,6 +54,7 @@ fn strain_with_speckle_white_spots_and_two_spots() {
         .unwrap()
         .spots(&[(-180.0, 0.0), (180.0, 0.0)])
         .speckle(300, 3)
+        .unwrap()
         .white_spots();
     let mut buf = vec![0u8; w * h];
     let cfg = VideoExtensoConfig {

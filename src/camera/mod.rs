@@ -126,8 +126,19 @@ impl FrameFormat {
     }
 
     /// Bytes of one frame.
+    ///
+    /// Saturates at `usize::MAX` for an absurd format (larger than the address space), so a
+    /// ring or buffer sized from it fails to allocate instead of wrapping; see
+    /// [`checked_bytes`](FrameFormat::checked_bytes).
     pub fn bytes(&self) -> usize {
-        self.width as usize * self.height as usize * self.pixel.bytes_per_pixel()
+        self.checked_bytes().unwrap_or(usize::MAX)
+    }
+
+    /// Bytes of one frame, `None` if that overflows `usize`.
+    pub fn checked_bytes(&self) -> Option<usize> {
+        (self.width as usize)
+            .checked_mul(self.height as usize)?
+            .checked_mul(self.pixel.bytes_per_pixel())
     }
 }
 
@@ -290,7 +301,10 @@ impl SettingInfo {
                 if let Some(step) = step.filter(|s| *s > 0.0) {
                     let k = ((v - min) / step).round();
                     let snapped = min + k * step;
-                    if (snapped - v).abs() > 1e-9 * step.max(1.0) {
+                    // Tolerance relative to the magnitudes involved: a value of 1e7 on a
+                    // 0.1 step is on it even though it is not exact in binary.
+                    let tol = (1e-12 * v.abs().max(min.abs()).max(1.0)).max(1e-9 * step);
+                    if (snapped - v).abs() > tol {
                         return Err(Error::new(
                             ErrorKind::OutOfRange,
                             format!(
@@ -345,6 +359,11 @@ pub trait Camera: Send + 'static {
     }
 
     /// Opens the device. Called once, in the camera Block's process, before anything else.
+    ///
+    /// `open` and `set` must not start threads: the camera Block forks its children
+    /// (recorder, display, processing) after opening and setting the camera (the frame ring
+    /// is sized from its format), and forking a multi-threaded process is unsafe. The Block
+    /// checks the thread count before each fork and fails with an error naming the camera.
     fn open(&mut self) -> Result<()> {
         Ok(())
     }
@@ -370,8 +389,13 @@ pub trait Camera: Send + 'static {
     fn format(&self) -> FrameFormat;
 
     /// Writes the next frame into `buf` (at least `format().bytes()` long) and returns its
-    /// description, or `Ok(None)` if no frame is ready (the Block calls again). A driver may
-    /// block up to about one frame period waiting for the frame.
+    /// description, or `Ok(None)` if no frame is ready (the Block calls again).
+    ///
+    /// - `Ok(None)` must leave `buf` unwritten: `buf` is a slot of the frame ring, and the
+    ///   Block gives it back with its previous frame, which a lagging reader may still want.
+    /// - A driver should return within about 200 ms (return `Ok(None)` if the frame is not
+    ///   there by then): a step in progress delays the end of the test, whose finish grace is
+    ///   3 s for the whole camera Block (see `CameraBlock::child_grace` in crabby-blocks).
     fn grab(&mut self, buf: &mut [u8]) -> Result<Option<FrameInfo>>;
 
     /// The labels received by the camera Block, latched (every label keeps its last value),
@@ -429,6 +453,26 @@ mod tests {
         );
         assert_eq!(
             s.validate(&true.into()).unwrap_err().kind(),
+            ErrorKind::Configuration
+        );
+    }
+
+    #[test]
+    fn large_on_step_values_are_accepted() {
+        let s = SettingInfo::range("t", 0.0, 2e7, Some(0.1), 0.0, "");
+        // 12345678.9 is not exact in binary, nor is 123456789 · 0.1: still on the step.
+        assert!(s.validate(&12_345_678.9.into()).is_ok());
+        assert!(s.validate(&12_345_678.95.into()).is_err());
+    }
+
+    #[test]
+    fn absurd_formats_do_not_overflow() {
+        let f = FrameFormat::new(u32::MAX, u32::MAX, PixelFormat::Rgb8);
+        assert_eq!(f.checked_bytes(), None);
+        assert_eq!(f.bytes(), usize::MAX);
+        let cfg = RingConfig::new(f, &[ReadMode::Latest]);
+        assert_eq!(
+            FrameRing::new(&cfg).unwrap_err().kind(),
             ErrorKind::Configuration
         );
     }

@@ -18,7 +18,8 @@
 //! - Frames get sequence numbers `0, 1, 2...` from the writer. Each slot has a `state`:
 //!   0 empty, `BUSY` while the writer fills it, else `seq + 1` of the frame it holds.
 //! - A reader reading a slot **pins** it: stores `slot + 1` in its record, then re-checks the
-//!   slot's `state`. The writer, to reuse a slot, stores `BUSY` in its `state`, then checks
+//!   slot's `state`. The writer, to reuse a slot, swaps `BUSY` into its `state` with a
+//!   compare-exchange from the state it judged free (never from `BUSY`), then checks
 //!   every reader's pin, and backs off (restoring the state) if the slot is pinned. All four
 //!   accesses are `SeqCst`, so either the writer sees the pin or the reader sees `BUSY`:
 //!   **the writer never writes a slot being read**, and the reader reads it in place, with
@@ -33,9 +34,13 @@
 //!   in `overruns`. Nothing is lost silently.
 //! - Waiting costs no CPU: readers sleep on the `new_frame` futex, the writer on `space`;
 //!   each side rings the other only when it is waiting.
-//! - Crashes: every wait is sliced (≤ 50 ms). A writer waiting for an `Every` reader checks
-//!   that the reader's process is alive (`kill(pid, 0)`, not a zombie); a dead reader is
-//!   detached (counted in [`WriterStats::dead_readers`]) and its pin released. A reader
+//! - Ends: the writer and each reader index can be taken once per ring ([`FrameRing::writer`],
+//!   [`FrameRing::reader`] return `NotAllowed` the second time, across processes and
+//!   clones): one writer and one process per reader is what makes the pins sound.
+//! - Crashes: every wait is sliced (≤ 50 ms). A writer waiting for an `Every` reader, and
+//!   any writer once a second, checks that the readers' processes are alive (`kill(pid, 0)`,
+//!   not a zombie); a dead reader is detached (counted in [`WriterStats::dead_readers`]) and
+//!   its pin released. A reader
 //!   whose writer died gets [`Next::WriterGone`].
 
 use super::{FrameFormat, FrameInfo, PixelFormat};
@@ -126,7 +131,13 @@ struct Header {
     writer_wait_ns: AtomicU64,
     aborted: AtomicU64,
     dead_readers: AtomicU64,
+    /// Ends taken: bit `i` for reader `i`, [`WRITER_CLAIM`] for the writer. Each end can be
+    /// taken once per ring, by one process (see [`FrameRing::writer`]).
+    claims: AtomicU32,
 }
+
+/// The writer's bit in [`Header::claims`] (readers use bits `0..MAX_READERS`).
+const WRITER_CLAIM: u32 = 1 << 31;
 
 #[repr(C, align(64))]
 struct ReaderRec {
@@ -220,7 +231,12 @@ impl FrameRing {
                 config.slots
             )));
         }
-        let slot_bytes = config.format.bytes();
+        let slot_bytes = config.format.checked_bytes().ok_or_else(|| {
+            Error::config(format!(
+                "frame format {}x{} {} is too large for the address space",
+                config.format.width, config.format.height, config.format.pixel
+            ))
+        })?;
         if slot_bytes == 0 {
             return Err(Error::config(format!(
                 "frame format {}x{} has no pixel",
@@ -233,11 +249,12 @@ impl FrameRing {
             slots_off + config.slots * std::mem::size_of::<SlotRec>(),
             PAGE,
         );
-        let stride = align_up(slot_bytes, PAGE);
-        let len = stride
-            .checked_mul(config.slots)
+        let len = slot_bytes
+            .checked_next_multiple_of(PAGE)
+            .and_then(|stride| stride.checked_mul(config.slots))
             .and_then(|d| d.checked_add(data_off))
             .ok_or_else(|| Error::config("frame ring too large for the address space"))?;
+        let stride = align_up(slot_bytes, PAGE);
         let region = SharedRegion::new(len, true).map_err(|e| {
             Error::io(
                 format!(
@@ -312,26 +329,58 @@ impl FrameRing {
         self.layout.slot_bytes
     }
 
-    /// The writing end, for the calling process (there must be only one writer).
-    pub fn writer(&self) -> Writer {
+    /// Takes `bit` in the shared claim word; false if some process (this one included)
+    /// already took it.
+    fn claim(&self, bit: u32) -> bool {
+        self.hdr().claims.fetch_or(bit, Ordering::SeqCst) & bit == 0
+    }
+
+    /// The writing end, for the calling process. The writer can be taken once per ring (the
+    /// claim is in the shared memory, so it holds across processes and clones): a second
+    /// call is a `NotAllowed` error, because two writers could fill the same slot.
+    pub fn writer(&self) -> Result<Writer> {
+        if !self.claim(WRITER_CLAIM) {
+            return Err(Error::new(
+                ErrorKind::NotAllowed,
+                "frame ring: the writer was already taken (a ring has one writer)",
+            ));
+        }
         self.hdr()
             .writer_pid
             .store(std::process::id(), Ordering::SeqCst);
-        Writer {
+        Ok(Writer {
             ring: self.clone(),
             next_seq: self.hdr().published.0.load(Ordering::SeqCst),
-        }
+            dead_check_ns: 0,
+        })
     }
 
-    /// Reader `i`'s end, for the process that reads (there must be one process per reader).
-    pub fn reader(&self, i: usize) -> Reader {
-        let _ = self.reader_rec(i);
-        Reader {
+    /// Reader `i`'s end, for the process that reads. Each reader index can be taken once
+    /// per ring (the claim is in the shared memory): a second call for the same `i` is a
+    /// `NotAllowed` error, because two readers sharing one pin could read a slot the writer
+    /// is filling. An index out of range is an `OutOfRange` error.
+    pub fn reader(&self, i: usize) -> Result<Reader> {
+        if i >= self.layout.n_readers {
+            return Err(Error::new(
+                ErrorKind::OutOfRange,
+                format!(
+                    "frame ring: reader {i} asked, the ring has {} readers",
+                    self.layout.n_readers
+                ),
+            ));
+        }
+        if !self.claim(1 << i) {
+            return Err(Error::new(
+                ErrorKind::NotAllowed,
+                format!("frame ring: reader {i} was already taken (one end per reader)"),
+            ));
+        }
+        Ok(Reader {
             ring: self.clone(),
             i,
             attached: false,
             mode: MODE_DETACHED,
-        }
+        })
     }
 
     /// Records the process id of reader `i` (the parent can do it right after fork, so a
@@ -405,14 +454,22 @@ fn process_alive(pid: u32) -> bool {
 pub struct Writer {
     ring: FrameRing,
     next_seq: u64,
+    /// When dead readers were last looked for (every second, whatever their mode).
+    dead_check_ns: u64,
 }
 
 /// A slot the writer holds: fill [`buf`](SlotMut::buf), then [`publish`](SlotMut::publish).
-/// Dropped without publishing, the slot is marked empty (its old frame is gone).
+/// Dropped without publishing: if [`buf`](SlotMut::buf) was never called, the slot gets its
+/// old frame back (nothing was written); otherwise it is marked empty (its old frame may be
+/// partly overwritten). [`SlotMut::abort_unwritten`] restores the old frame after `buf` was
+/// called, for a camera that wrote nothing.
 #[derive(Debug)]
 pub struct SlotMut<'a> {
     writer: &'a mut Writer,
     slot: usize,
+    /// The slot's state before the claim (restored by an abort that wrote nothing).
+    old_state: u64,
+    touched: bool,
     published: bool,
 }
 
@@ -424,7 +481,7 @@ impl Writer {
 
     /// Chooses the free slot holding the oldest frame (empty slots first), skipping
     /// `excluded` (a bit set of slots found pinned during this acquisition).
-    fn choose(&self, excluded: u64) -> Option<usize> {
+    fn choose(&self, excluded: u64) -> Option<(usize, u64)> {
         let r = &self.ring;
         let mut need = u64::MAX;
         for i in 0..r.layout.n_readers {
@@ -433,7 +490,7 @@ impl Writer {
                 need = need.min(rec.cursor.load(Ordering::SeqCst));
             }
         }
-        let mut best: Option<(usize, u64)> = None;
+        let mut best: Option<(usize, u64, u64)> = None;
         for i in 0..r.layout.n_slots {
             if i < 64 && excluded & (1 << i) != 0 {
                 continue;
@@ -448,11 +505,11 @@ impl Writer {
             if r.pinned(i) {
                 continue;
             }
-            if best.is_none_or(|(_, b)| rank < b) {
-                best = Some((i, rank));
+            if best.is_none_or(|(_, b, _)| rank < b) {
+                best = Some((i, rank, st));
             }
         }
-        best.map(|(i, _)| i)
+        best.map(|(i, _, st)| (i, st))
     }
 
     /// Detaches readers whose process died; returns how many.
@@ -487,22 +544,36 @@ impl Writer {
             ));
         }
         let start = sys::monotonic_ns();
+        if start.saturating_sub(self.dead_check_ns) >= 1_000_000_000 {
+            // A dead reader that never holds the writer back (Latest, EveryOrOverrun) would
+            // otherwise stay attached, and its last pin held, for ever.
+            self.dead_check_ns = start;
+            self.detach_dead_readers();
+        }
         let deadline = start.saturating_add(sys::ns(timeout));
         let mut excluded = 0u64;
         let mut waited = false;
         let slot = loop {
-            if let Some(i) = self.choose(excluded) {
+            if let Some((i, seen)) = self.choose(excluded) {
                 let rec = self.ring.slot_rec(i);
-                let old = rec.state.swap(BUSY, Ordering::SeqCst);
+                // Claim only the state `choose` judged free: never a slot that became BUSY
+                // or got another frame meanwhile.
+                if rec
+                    .state
+                    .compare_exchange(seen, BUSY, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+                {
+                    continue;
+                }
                 if self.ring.pinned(i) {
                     // A reader pinned it between `choose` and the claim: leave it alone.
-                    rec.state.store(old, Ordering::SeqCst);
+                    rec.state.store(seen, Ordering::SeqCst);
                     if i < 64 {
                         excluded |= 1 << i;
                     }
                     continue;
                 }
-                break Some(i);
+                break Some((i, seen));
             }
             if excluded != 0 {
                 excluded = 0;
@@ -531,9 +602,11 @@ impl Writer {
             h.writer_wait_ns
                 .fetch_add(sys::monotonic_ns() - start, Ordering::Relaxed);
         }
-        Ok(slot.map(move |slot| SlotMut {
+        Ok(slot.map(move |(slot, old_state)| SlotMut {
             writer: self,
             slot,
+            old_state,
+            touched: false,
             published: false,
         }))
     }
@@ -556,6 +629,7 @@ impl Writer {
 impl SlotMut<'_> {
     /// The slot's bytes (the size of the ring's largest frame).
     pub fn buf(&mut self) -> &mut [u8] {
+        self.touched = true;
         let ring = &self.writer.ring;
         // SAFETY: the slot's state is BUSY and no reader pinned it after we claimed it (a
         // reader re-checks the state after pinning and backs off on BUSY), so this process
@@ -600,12 +674,28 @@ impl SlotMut<'_> {
     }
 }
 
+impl SlotMut<'_> {
+    /// Gives the slot back untouched: its previous frame stays readable. Call it only when
+    /// nothing was written into [`buf`](SlotMut::buf) (e.g. a camera's `grab` returned
+    /// `Ok(None)`, which the [`Camera`](super::Camera) contract says leaves the buffer as it
+    /// was); otherwise drop the slot, which marks it empty.
+    pub fn abort_unwritten(mut self) {
+        self.touched = false;
+    }
+}
+
 impl Drop for SlotMut<'_> {
     fn drop(&mut self) {
         if !self.published {
             let ring = &self.writer.ring;
-            ring.slot_rec(self.slot).state.store(0, Ordering::SeqCst);
+            let back = if self.touched { 0 } else { self.old_state };
+            ring.slot_rec(self.slot).state.store(back, Ordering::SeqCst);
             ring.hdr().aborted.fetch_add(1, Ordering::Relaxed);
+            // A reader may have found its frame's slot BUSY and be waiting for it.
+            if back != 0 && ring.hdr().readers_waiting.load(Ordering::SeqCst) != 0 {
+                ring.hdr().new_frame.fetch_add(1, Ordering::SeqCst);
+                sys::futex_wake(&ring.hdr().new_frame);
+            }
         }
     }
 }
@@ -651,6 +741,10 @@ impl Reader {
 
     /// Registers the calling process as this reader and touches every slot once, so the
     /// first frames pay no page fault in this process. Called by the first `next`.
+    ///
+    /// Each slot is touched under a pin, as a frame is read: a slot the writer is filling
+    /// (BUSY) is skipped (it will fault at its first read instead), so no byte is ever read
+    /// while the writer may write it.
     pub fn attach(&mut self) {
         if self.attached {
             return;
@@ -661,14 +755,21 @@ impl Reader {
         let l = &self.ring.layout;
         let mut sum = 0u8;
         for s in 0..l.n_slots {
-            let p = self.ring.slot_ptr(s);
-            for off in (0..l.stride).step_by(PAGE) {
-                // SAFETY: `off < stride`, so the byte is inside slot `s` of the mapping; a
-                // volatile read of one byte racing with the writer reads some byte value and
-                // is used only to fault the page in.
-                sum = sum.wrapping_add(unsafe { std::ptr::read_volatile(p.add(off)) });
+            let rec = self.ring.reader_rec(self.i);
+            rec.pin.store(s as u32 + 1, Ordering::SeqCst);
+            if self.ring.slot_rec(s).state.load(Ordering::SeqCst) != BUSY {
+                let p = self.ring.slot_ptr(s);
+                for off in (0..l.stride).step_by(PAGE) {
+                    // SAFETY: `off < stride`, so the byte is inside slot `s` of the mapping.
+                    // The slot is pinned and was not BUSY after the pin, so the writer (which
+                    // claims a slot before checking pins) does not write it until the pin is
+                    // released below: the read races with nothing.
+                    sum = sum.wrapping_add(unsafe { std::ptr::read_volatile(p.add(off)) });
+                }
             }
+            rec.pin.store(0, Ordering::SeqCst);
         }
+        self.ring.wake_writer();
         std::hint::black_box(sum);
     }
 
@@ -691,6 +792,12 @@ impl Reader {
             .find(|&i| self.ring.slot_rec(i).state.load(Ordering::SeqCst) == seq + 1)
     }
 
+    /// Whether the writer holds a slot (filling it, or about to back off).
+    fn any_busy(&self) -> bool {
+        (0..self.ring.layout.n_slots)
+            .any(|i| self.ring.slot_rec(i).state.load(Ordering::SeqCst) == BUSY)
+    }
+
     /// The oldest frame still in the ring with a sequence number `>= from`.
     fn oldest_from(&self, from: u64) -> Option<u64> {
         (0..self.ring.layout.n_slots)
@@ -709,6 +816,7 @@ impl Reader {
         self.attach();
         let deadline = sys::monotonic_ns().saturating_add(sys::ns(timeout));
         let h = self.ring.hdr();
+        let mut busy_waited = false;
         loop {
             if self.rec().mode.load(Ordering::SeqCst) == MODE_DETACHED {
                 return Ok(Next::Detached);
@@ -757,6 +865,17 @@ impl Reader {
                     }));
                 }
                 if self.mode != MODE_LATEST {
+                    // A BUSY slot may still hold our frame: the writer claims a slot, then
+                    // backs off if a reader pinned it. Give it up to 1 ms to settle before
+                    // counting the frame as overwritten.
+                    if !busy_waited && self.any_busy() {
+                        busy_waited = true;
+                        let until = sys::monotonic_ns() + 1_000_000;
+                        while self.any_busy() && sys::monotonic_ns() < until {
+                            std::thread::sleep(Duration::from_micros(50));
+                        }
+                        continue;
+                    }
                     // Overwritten before we read it (only possible without back-pressure,
                     // or if this reader was detached meanwhile): jump to the oldest kept.
                     if let Some(oldest) = self.oldest_from(cursor) {
@@ -884,8 +1003,8 @@ mod tests {
     #[test]
     fn latest_reader_skips_and_counts() {
         let ring = FrameRing::new(&RingConfig::new(fmt(16), &[ReadMode::Latest])).unwrap();
-        let mut w = ring.writer();
-        let mut r = ring.reader(0);
+        let mut w = ring.writer().unwrap();
+        let mut r = ring.reader(0).unwrap();
         for v in 0..5 {
             put(&mut w, v, v as u64);
         }
@@ -912,8 +1031,8 @@ mod tests {
     fn every_reader_holds_the_writer_back_and_loses_nothing() {
         let cfg = RingConfig::new(fmt(16), &[ReadMode::Every]).slots(3);
         let ring = FrameRing::new(&cfg).unwrap();
-        let mut w = ring.writer();
-        let mut r = ring.reader(0);
+        let mut w = ring.writer().unwrap();
+        let mut r = ring.reader(0).unwrap();
         r.attach();
         for v in 0..3 {
             put(&mut w, v, v as u64);
@@ -935,8 +1054,8 @@ mod tests {
     fn overrun_reader_counts_lost_frames_and_never_blocks_the_writer() {
         let cfg = RingConfig::new(fmt(16), &[ReadMode::EveryOrOverrun]).slots(3);
         let ring = FrameRing::new(&cfg).unwrap();
-        let mut w = ring.writer();
-        let mut r = ring.reader(0);
+        let mut w = ring.writer().unwrap();
+        let mut r = ring.reader(0).unwrap();
         r.attach();
         for v in 0..10 {
             put(&mut w, v, v as u64);
@@ -954,8 +1073,8 @@ mod tests {
     fn a_pinned_slot_is_never_overwritten() {
         let cfg = RingConfig::new(fmt(16), &[ReadMode::Latest]).slots(3);
         let ring = FrameRing::new(&cfg).unwrap();
-        let mut w = ring.writer();
-        let mut r = ring.reader(0);
+        let mut w = ring.writer().unwrap();
+        let mut r = ring.reader(0).unwrap();
         put(&mut w, 1, 0);
         let Next::Frame(f) = r.next(Duration::ZERO).unwrap() else {
             panic!()
@@ -974,7 +1093,7 @@ mod tests {
     #[test]
     fn abort_marks_slot_empty() {
         let ring = FrameRing::new(&RingConfig::new(fmt(16), &[ReadMode::Every])).unwrap();
-        let mut w = ring.writer();
+        let mut w = ring.writer().unwrap();
         {
             let mut s = w.acquire(Duration::ZERO).unwrap().unwrap();
             s.buf()[0] = 9;
@@ -986,5 +1105,69 @@ mod tests {
         s.buf();
         let e = s.publish(too_big).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OutOfRange);
+    }
+
+    #[test]
+    fn a_dead_latest_reader_is_detached() {
+        let cfg = RingConfig::new(fmt(16), &[ReadMode::Latest]).slots(3);
+        let ring = FrameRing::new(&cfg).unwrap();
+        // A process that has exited and been reaped: its pid is dead.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        ring.set_reader_pid(0, pid);
+        let mut w = ring.writer().unwrap();
+        put(&mut w, 1, 0);
+        assert!(!ring.reader_stats(0).attached);
+        assert_eq!(ring.writer_stats().dead_readers, 1);
+    }
+
+    #[test]
+    fn each_end_can_be_taken_once() {
+        let cfg = RingConfig::new(fmt(16), &[ReadMode::Latest, ReadMode::Every]);
+        let ring = FrameRing::new(&cfg).unwrap();
+        let _w = ring.writer().unwrap();
+        // A clone shares the claims: a second writer would alias the slot being filled.
+        let e = ring.clone().writer().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotAllowed);
+        let _r0 = ring.reader(0).unwrap();
+        assert_eq!(ring.reader(0).unwrap_err().kind(), ErrorKind::NotAllowed);
+        let _r1 = ring.clone().reader(1).unwrap();
+        assert_eq!(ring.reader(1).unwrap_err().kind(), ErrorKind::NotAllowed);
+        assert_eq!(ring.reader(2).unwrap_err().kind(), ErrorKind::OutOfRange);
+    }
+
+    #[test]
+    fn an_unwritten_abort_keeps_the_old_frame() {
+        let cfg = RingConfig::new(fmt(16), &[ReadMode::EveryOrOverrun]).slots(3);
+        let ring = FrameRing::new(&cfg).unwrap();
+        let mut w = ring.writer().unwrap();
+        let mut r = ring.reader(0).unwrap();
+        r.attach();
+        for v in 0..3 {
+            put(&mut w, v, v as u64);
+        }
+        // The camera had no frame: the slot it took (frame 0's, the oldest) is given back.
+        let mut s = w.acquire(Duration::ZERO).unwrap().unwrap();
+        s.buf();
+        s.abort_unwritten();
+        // Dropped without touching the buffer: same.
+        drop(w.acquire(Duration::ZERO).unwrap().unwrap());
+        assert_eq!(ring.writer_stats().aborted, 2);
+        let mut got = Vec::new();
+        while let Next::Frame(f) = r.next(Duration::ZERO).unwrap() {
+            assert!(f.iter().all(|&b| u64::from(b) == f.seq()));
+            got.push(f.seq());
+        }
+        assert_eq!(got, vec![0, 1, 2]);
+        assert_eq!(r.stats().overruns, 0);
+        // A slot whose buffer was handed out and then dropped is emptied: frame 0 is gone.
+        let mut s = w.acquire(Duration::ZERO).unwrap().unwrap();
+        s.buf()[0] = 77;
+        drop(s);
+        assert!(r
+            .next(Duration::ZERO)
+            .map(|n| matches!(n, Next::Timeout))
+            .unwrap());
     }
 }

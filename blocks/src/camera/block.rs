@@ -18,6 +18,23 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// A child's error message, cut to fit a pipe's buffer (64 KiB on Linux): the parent reads
+/// the pipe only after the child ended, so a longer write would block the child forever.
+fn clip(msg: &str) -> &str {
+    const MAX: usize = 16 * 1024;
+    if msg.len() <= MAX {
+        return msg;
+    }
+    let mut end = MAX;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    &msg[..end]
+}
+
+/// `Child::exit` of a child that `waitpid` could not wait for.
+const WAIT_FAILED: i32 = i32::MIN;
+
 /// Which child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -65,7 +82,7 @@ struct Display {
 ///
 /// - **Acquisition** runs in the Block's own process at the Block's rate (default: free
 ///   run, the camera paces itself). With a [software trigger](CameraBlock::software_trigger),
-///   a frame is grabbed only in loops where the trigger label arrived. Every label received
+///   one frame is grabbed per received sample carrying the trigger label. Every label received
 ///   is latched and given to the camera ([`Camera::update_inputs`]).
 /// - **Recorder** ([`record`](CameraBlock::record)): every `save_period`-th frame as a file
 ///   `<index:06>_<t(s):.3>.<ext>` plus one `metadata.csv` row; reads every frame by default
@@ -92,9 +109,28 @@ pub struct CameraBlock {
     ring: Option<FrameRing>,
     writer: Option<Writer>,
     children: Vec<Child>,
+    /// Options given before the child they apply to (the builder is order-independent).
+    options: Options,
     latched: Sample,
+    triggers: Triggers,
     labels: [Label; 2],
     record_folder: Option<PathBuf>,
+}
+
+/// Children's options, kept so that they apply whichever of `record`/`save_period`, ...
+/// is called first.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    save_period: u64,
+    record_mode: ReadMode,
+    process_mode: ReadMode,
+}
+
+/// Software triggers received and served (one frame each).
+#[derive(Debug, Clone, Copy, Default)]
+struct Triggers {
+    received: u64,
+    served: u64,
 }
 
 impl std::fmt::Debug for CameraBlock {
@@ -118,7 +154,13 @@ impl CameraBlock {
             ring: None,
             writer: None,
             children: Vec::new(),
+            options: Options {
+                save_period: 1,
+                record_mode: ReadMode::Every,
+                process_mode: ReadMode::Every,
+            },
             latched: Sample::new(),
+            triggers: Triggers::default(),
             labels: [Label::new("t(s)"), Label::new("frame")],
             record_folder: None,
         }
@@ -130,7 +172,9 @@ impl CameraBlock {
         self
     }
 
-    /// Grabs a frame only in loops where `label` was received.
+    /// Grabs one frame per received sample carrying `label` (several triggers arrived
+    /// between two loops give as many frames, one per loop; none is merged). Triggers not
+    /// served when the test ends are logged.
     pub fn software_trigger(mut self, label: &str) -> Self {
         self.trigger = Some(Label::new(label));
         self
@@ -141,14 +185,15 @@ impl CameraBlock {
         self.recording = Some(Recording {
             folder: folder.into(),
             format,
-            period: 1,
-            mode: ReadMode::Every,
+            period: self.options.save_period,
+            mode: self.options.record_mode,
         });
         self
     }
 
-    /// Saves one frame out of `n` (default 1: every frame).
+    /// Saves one frame out of `n` (default 1: every frame). Before or after `record`.
     pub fn save_period(mut self, n: u64) -> Self {
+        self.options.save_period = n;
         if let Some(r) = &mut self.recording {
             r.period = n;
         }
@@ -157,8 +202,9 @@ impl CameraBlock {
 
     /// How the recorder reads the ring (default [`ReadMode::Every`]: no frame lost, the
     /// camera waits for the disk; [`ReadMode::EveryOrOverrun`]: the camera never waits and
-    /// lost frames are counted).
+    /// lost frames are counted). Before or after `record`.
     pub fn record_mode(mut self, mode: ReadMode) -> Self {
+        self.options.record_mode = mode;
         if let Some(r) = &mut self.recording {
             r.mode = mode;
         }
@@ -176,12 +222,14 @@ impl CameraBlock {
 
     /// Runs `processor` on the frames in a child process (every frame by default).
     pub fn process(mut self, processor: impl FrameProcessor) -> Self {
-        self.processor = Some((Box::new(processor), ReadMode::Every));
+        self.processor = Some((Box::new(processor), self.options.process_mode));
         self
     }
 
-    /// How the processing child reads the ring (default [`ReadMode::Every`]).
+    /// How the processing child reads the ring (default [`ReadMode::Every`]). Before or
+    /// after `process`.
     pub fn process_mode(mut self, mode: ReadMode) -> Self {
+        self.options.process_mode = mode;
         if let Some(p) = &mut self.processor {
             p.1 = mode;
         }
@@ -194,9 +242,11 @@ impl CameraBlock {
         self
     }
 
-    /// How long `finish` waits for the children to end before signalling them (default 1.5 s,
-    /// so that the whole ladder, 0.5 s after SIGTERM and 0.5 s after SIGKILL, ends within the
-    /// test's default 3 s finish grace).
+    /// How long `finish` waits for the children to end before signalling them (default
+    /// 1.5 s). The budget of the default: a step in progress when the test stops ends within
+    /// ~0.3 s (ring wait ≤ 0.1 s, drivers' grab ≤ ~0.2 s), then 1.5 s of grace, 0.4 s after
+    /// SIGTERM, 0.3 s after SIGKILL: 2.5 s, within the test's default 3 s finish grace with
+    /// room for the camera's `close`. A longer grace needs a longer test finish grace.
     pub fn child_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
@@ -217,9 +267,19 @@ impl CameraBlock {
                 Ok(WaitStatus::Exited(_, code)) => c.exit = Some(code),
                 Ok(WaitStatus::Signaled(_, s, _)) => c.exit = Some(-(s as i32)),
                 Ok(_) => continue,
-                Err(_) => c.exit = Some(-1),
+                Err(e) => {
+                    c.exit = Some(WAIT_FAILED);
+                    return Err(Error::new(
+                        ErrorKind::BlockFailed,
+                        format!(
+                            "camera {} child (pid {}): cannot wait for it: {e}",
+                            c.kind.name(),
+                            c.pid
+                        ),
+                    ));
+                }
             }
-            let code = c.exit.unwrap_or(-1);
+            let code = c.exit.unwrap_or(WAIT_FAILED);
             if code != 0 {
                 let mut msg = String::new();
                 let _ = c.errors.read_to_string(&mut msg);
@@ -247,13 +307,17 @@ impl CameraBlock {
         Ok(())
     }
 
-    /// Waits for every child up to the grace period, then SIGTERM (0.5 s), then SIGKILL;
-    /// reaps all. The first failure found is returned.
+    /// Waits for every child up to the grace period, then SIGTERM (0.4 s), then SIGKILL
+    /// (0.3 s); reaps all. The first failure found is returned.
     fn reap_children(&mut self) -> Result<()> {
         let mut first_err = None;
         let grace = self.grace;
         self.wait_children(Instant::now() + grace, &mut first_err);
-        for sig in [Signal::SIGTERM, Signal::SIGKILL] {
+        let ladder = [
+            (Signal::SIGTERM, Duration::from_millis(400)),
+            (Signal::SIGKILL, Duration::from_millis(300)),
+        ];
+        for (sig, wait) in ladder {
             if self.children.iter().all(|c| c.exit.is_some()) {
                 break;
             }
@@ -261,7 +325,7 @@ impl CameraBlock {
                 log::warn!("camera {} child did not end in time: {sig}", c.kind.name());
                 let _ = kill(c.pid, sig);
             }
-            self.wait_children(Instant::now() + Duration::from_millis(500), &mut first_err);
+            self.wait_children(Instant::now() + wait, &mut first_err);
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -322,10 +386,24 @@ impl CameraBlock {
         })?;
         let parent = nix::unistd::getpid();
         let ring = self.ring.clone().expect("ring made before forking");
-        // Fork rule: only from a single-threaded process (checked in prepare), before any
+        // The children are forked after the camera is opened and set (the ring is sized from
+        // its format), so a driver that started a thread in `open` or `set` would make this
+        // fork unsafe: checked right here, before each fork.
+        if crabby::sys::thread_count() != Some(1) {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "the camera Block's process has {} threads before forking its {} child; camera {} probably started a thread in open() or set(): drivers must not start threads (see crabby::camera::Camera)",
+                    crabby::sys::thread_count().map_or("unknown".into(), |n| n.to_string()),
+                    kind.name(),
+                    self.camera.name()
+                ),
+            ));
+        }
+        // Fork rule: only from a single-threaded process (checked just above), before any
         // thread exists; the child sets PR_SET_PDEATHSIG and checks getppid() right after,
         // and leaves with exit_now (no destructor of the state copied from this process).
-        // SAFETY: `prepare` checked that this process has a single thread.
+        // SAFETY: the thread count was 1 just above, and nothing since started a thread.
         match unsafe { crabby::sys::fork() } {
             Err(e) => Err(Error::io(
                 format!("cannot fork the camera {} child", kind.name()),
@@ -353,15 +431,18 @@ impl CameraBlock {
                 if nix::unistd::getppid() != parent {
                     crabby::sys::exit_now(1);
                 }
+                // The Block's SIGTERM handler (inherited) obeys only the coordinator; this
+                // child must obey the camera Block, whose reap ladder sends SIGTERM.
+                crabby::sys::terminate_only_from(parent);
                 drop(rd);
                 let mut wr = std::fs::File::from(wr);
-                let rd = ring.reader(reader);
-                let out =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(self, rd, ctx)));
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    body(self, ring.reader(reader)?, ctx)
+                }));
                 let code = match out {
                     Ok(Ok(())) => 0,
                     Ok(Err(e)) => {
-                        let _ = std::io::Write::write_all(&mut wr, e.to_string().as_bytes());
+                        let _ = std::io::Write::write_all(&mut wr, clip(&e.to_string()).as_bytes());
                         1
                     }
                     Err(p) => {
@@ -370,8 +451,10 @@ impl CameraBlock {
                             .map(|s| s.to_string())
                             .or_else(|| p.downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "unknown panic".into());
-                        let _ =
-                            std::io::Write::write_all(&mut wr, format!("panicked: {m}").as_bytes());
+                        let _ = std::io::Write::write_all(
+                            &mut wr,
+                            clip(&format!("panicked: {m}")).as_bytes(),
+                        );
                         2
                     }
                 };
@@ -398,8 +481,9 @@ impl CameraBlock {
             }
         })();
         reader.close();
-        saver.flush()?;
-        result
+        // The first error wins: a failed flush must not hide why saving stopped.
+        let flushed = saver.flush();
+        result.and(flushed)
     }
 
     fn display_body(&mut self, mut reader: Reader, ctx: &mut Context) -> Result<()> {
@@ -407,14 +491,21 @@ impl CameraBlock {
         let d = self.display.as_mut().expect("display configured");
         let mut last: Option<Instant> = None;
         let result = loop {
+            // Read only when a frame is to be shown, so the reader's counts tell the truth:
+            // `read` = shown, `skipped` = not shown. Slept in slices of 200 ms at most.
+            if let Some(l) = last {
+                let left = d.period.saturating_sub(l.elapsed());
+                if !left.is_zero() {
+                    std::thread::sleep(left.min(Duration::from_millis(200)));
+                    continue;
+                }
+            }
             match reader.next(Duration::from_millis(200))? {
                 Next::Frame(f) => {
-                    if last.is_none_or(|l| l.elapsed() >= d.period) {
-                        last = Some(Instant::now());
-                        let img = ImageView::of_frame(f.info(), &f)?;
-                        if let Err(e) = d.sink.show(f.info(), &img) {
-                            break Err(e);
-                        }
+                    last = Some(Instant::now());
+                    let img = ImageView::of_frame(f.info(), &f)?;
+                    if let Err(e) = d.sink.show(f.info(), &img) {
+                        break Err(e);
                     }
                 }
                 Next::Timeout => {}
@@ -544,12 +635,6 @@ impl Block for CameraBlock {
     }
 
     fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
-        if crabby::sys::thread_count() != Some(1) {
-            return Err(Error::new(
-                ErrorKind::Internal,
-                "the camera Block's process has threads before forking its children; a camera driver must not start threads in its constructor",
-            ));
-        }
         self.camera.open()?;
         for (name, value) in self.settings.clone() {
             apply_setting(&mut *self.camera, &name, &value)?;
@@ -576,7 +661,10 @@ impl Block for CameraBlock {
         if let Some(n) = self.slots {
             cfg = cfg.slots(n);
         }
-        self.ring = Some(FrameRing::new(&cfg)?);
+        let ring = FrameRing::new(&cfg)?;
+        // The writer is taken before forking (a child exits without using its copy).
+        self.writer = Some(ring.writer()?);
+        self.ring = Some(ring);
         for (i, kind) in kinds.into_iter().enumerate() {
             let body: fn(&mut CameraBlock, Reader, &mut Context) -> Result<()> = match kind {
                 Kind::Recorder => CameraBlock::recorder_body,
@@ -593,23 +681,27 @@ impl Block for CameraBlock {
                 return Err(e);
             }
         }
-        self.writer = self.ring.as_ref().map(|r| r.writer());
         Ok(())
     }
 
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         self.poll_children(false)?;
-        let new = ctx.recv_latest(false);
-        if !new.is_empty() {
-            self.latched.merge(&new);
+        // Every sample, in order: each one carrying the trigger label asks for one frame
+        // (N triggers between two loops give N frames, one per loop).
+        let (trigger, latched, pending) = (&self.trigger, &mut self.latched, &mut self.triggers);
+        let received = ctx.recv_each(|_, s| {
+            latched.merge(&s);
+            if trigger.as_ref().is_some_and(|l| s.contains(l)) {
+                pending.received += 1;
+            }
+        });
+        if received > 0 {
             self.camera.update_inputs(&self.latched);
         }
-        if let Some(l) = &self.trigger {
-            if !new.contains(l) {
-                // No trigger this loop: sleep until a sample arrives (no busy loop).
-                ctx.wait(Duration::from_millis(20));
-                return Ok(Flow::Continue);
-            }
+        if self.trigger.is_some() && self.triggers.received == self.triggers.served {
+            // No trigger waiting: sleep until a sample arrives (no busy loop).
+            ctx.wait(Duration::from_millis(20));
+            return Ok(Flow::Continue);
         }
         let Some(writer) = self.writer.as_mut() else {
             return Err(Error::new(
@@ -617,13 +709,25 @@ impl Block for CameraBlock {
                 "camera step before prepare",
             ));
         };
+        // Waits here are short (≤ 100 ms, and drivers return within ~200 ms), so a step in
+        // progress delays `finish` by at most ~0.3 s (see `child_grace` for the budget).
         let Some(mut slot) = writer.acquire(Duration::from_millis(100))? else {
             return Ok(Flow::Continue);
         };
+        let start = Instant::now();
         let Some(info) = self.camera.grab(slot.buf())? else {
+            // No frame: the slot keeps its old frame (grab wrote nothing, per the Camera
+            // contract), and a driver that answers "nothing" at once does not make us spin.
+            slot.abort_unwritten();
+            if start.elapsed() < Duration::from_millis(1) {
+                ctx.wait(Duration::from_millis(1));
+            }
             return Ok(Flow::Continue);
         };
         slot.publish(info)?;
+        if self.trigger.is_some() {
+            self.triggers.served += 1;
+        }
         if self.processor.is_none() && ctx.n_outputs() > 0 {
             let t = info.t_since(ctx.t0_ns().unwrap_or(info.timestamp_ns));
             ctx.send(
@@ -640,10 +744,77 @@ impl Block for CameraBlock {
         if let Some(w) = &self.writer {
             w.close();
         }
+        if self.trigger.is_some() {
+            let t = self.triggers;
+            if t.served < t.received {
+                log::warn!(
+                    "camera: {} software triggers received, {} frames grabbed: {} not served before the end",
+                    t.received,
+                    t.served,
+                    t.received - t.served
+                );
+            } else {
+                log::info!("camera: {} software triggers, as many frames", t.received);
+            }
+        }
         let reaped = self.reap_children();
         self.log_stats();
         let closed = self.camera.close();
         reaped?;
         closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crabby::camera::{FrameFormat, FrameInfo, PixelFormat};
+
+    struct Blank;
+    impl Camera for Blank {
+        fn format(&self) -> FrameFormat {
+            FrameFormat::new(4, 4, PixelFormat::Mono8)
+        }
+        fn grab(&mut self, _buf: &mut [u8]) -> Result<Option<FrameInfo>> {
+            Ok(None)
+        }
+    }
+
+    struct Nothing;
+    impl FrameProcessor for Nothing {
+        fn output_labels(&self) -> Vec<Label> {
+            vec![Label::new("t(s)")]
+        }
+        fn process(&mut self, _: &FrameInfo, _: &ImageView<'_>, _: f64) -> Result<Processed> {
+            Ok(Processed::Nothing)
+        }
+    }
+
+    #[test]
+    fn options_apply_whatever_the_order() {
+        let before = CameraBlock::new(Blank)
+            .save_period(3)
+            .record_mode(ReadMode::EveryOrOverrun)
+            .process_mode(ReadMode::Latest)
+            .record("imgs", ImageFormat::Raw)
+            .process(Nothing);
+        let after = CameraBlock::new(Blank)
+            .record("imgs", ImageFormat::Raw)
+            .process(Nothing)
+            .save_period(3)
+            .record_mode(ReadMode::EveryOrOverrun)
+            .process_mode(ReadMode::Latest);
+        let d = before.describe();
+        assert!(d.contains("every 3 frame(s) (EveryOrOverrun)"), "{d}");
+        assert!(d.contains("(Latest)"), "{d}");
+        assert_eq!(d, after.describe());
+    }
+
+    #[test]
+    fn long_child_errors_are_clipped_on_a_char_boundary() {
+        let long = "é".repeat(20_000);
+        let c = clip(&long);
+        assert!(c.len() <= 16 * 1024 && !c.is_empty());
+        assert_eq!(clip("short"), "short");
     }
 }

@@ -42,7 +42,9 @@ impl PreviewFile {
 }
 
 /// Downscales `img` by the smallest integer factor that fits `max_w × max_h` (mean of each
-/// block), to 8-bit grey (16-bit scaled to its maximum). Returns (width, height).
+/// block), to 8-bit grey (16-bit scaled to its maximum). Returns (width, height), never 0
+/// for a non-empty image (a side shorter than the factor gives one clipped block); a
+/// `max_w` or `max_h` of 0 counts as 1.
 pub fn downscale_mono8(
     img: &ImageView<'_>,
     max_w: usize,
@@ -51,10 +53,14 @@ pub fn downscale_mono8(
 ) -> (usize, usize) {
     let k = img
         .width
-        .div_ceil(max_w)
-        .max(img.height.div_ceil(max_h))
+        .div_ceil(max_w.max(1))
+        .max(img.height.div_ceil(max_h.max(1)))
         .max(1);
-    let (w, h) = (img.width / k, img.height / k);
+    if img.width == 0 || img.height == 0 {
+        out.clear();
+        return (0, 0);
+    }
+    let (w, h) = ((img.width / k).max(1), (img.height / k).max(1));
     out.clear();
     out.reserve(w * h);
     let scale = if img.pixel == PixelFormat::Mono16 {
@@ -75,13 +81,14 @@ pub fn downscale_mono8(
     };
     for by in 0..h {
         for bx in 0..w {
-            let mut s = 0.0;
-            for y in by * k..(by + 1) * k {
-                for x in bx * k..(bx + 1) * k {
+            let (mut s, mut n) = (0.0, 0usize);
+            for y in by * k..((by + 1) * k).min(img.height) {
+                for x in bx * k..((bx + 1) * k).min(img.width) {
                     s += img.get(x, y);
+                    n += 1;
                 }
             }
-            out.push((s / (k * k) as f32 * scale).round().clamp(0.0, 255.0) as u8);
+            out.push((s / n as f32 * scale).round().clamp(0.0, 255.0) as u8);
         }
     }
     (w, h)
@@ -90,7 +97,10 @@ pub fn downscale_mono8(
 impl PreviewSink for PreviewFile {
     fn show(&mut self, _info: &FrameInfo, img: &ImageView<'_>) -> Result<()> {
         let (w, h) = downscale_mono8(img, self.max.0, self.max.1, &mut self.buf);
-        let tmp = self.path.with_extension("tmp");
+        // `<full name>.tmp`: never a user's `<stem>.tmp`, and distinct for a.pgm and a.ppm.
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let io = |e| Error::io(format!("cannot write preview {}", self.path.display()), e);
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         write!(f, "P5\n{w} {h}\n255\n").map_err(io)?;
@@ -118,6 +128,14 @@ mod tests {
         assert_eq!(out[0], 67);
         assert_eq!(out[1], 133);
         assert!(out.iter().all(|&v| v == 67 || v == 133));
+        // A thin image: the short side gives one clipped block, not an empty preview.
+        let thin = vec![100u8; 2 * 2000];
+        let img = ImageView::new(&thin, 2, 2000, PixelFormat::Mono8).unwrap();
+        let (w, h) = downscale_mono8(&img, 640, 480, &mut out);
+        assert_eq!((w, h), (1, 400));
+        assert!(out.iter().all(|&v| v == 100));
+        // max 0 counts as 1 (no division by zero).
+        assert_eq!(downscale_mono8(&img, 0, 0, &mut out), (1, 1));
     }
 
     #[test]
@@ -131,7 +149,11 @@ mod tests {
             0,
             crabby::camera::FrameFormat::new(8, 4, PixelFormat::Mono8),
         );
+        // A user's file named like the old temporary (`<stem>.tmp`) is left alone.
+        std::fs::write(dir.join("preview.tmp"), b"mine").unwrap();
         p.show(&info, &img).unwrap();
+        assert_eq!(std::fs::read(dir.join("preview.tmp")).unwrap(), b"mine");
+        assert!(!dir.join("preview.pgm.tmp").exists());
         let f = std::fs::read(dir.join("preview.pgm")).unwrap();
         assert!(f.starts_with(b"P5\n8 4\n255\n"));
         assert_eq!(f.len(), 11 + 32);

@@ -59,13 +59,16 @@ pub struct ImageView<'a> {
 impl<'a> ImageView<'a> {
     /// A view of `data`; an error if it is shorter than the size says.
     pub fn new(data: &'a [u8], width: usize, height: usize, pixel: PixelFormat) -> Result<Self> {
-        let need = width * height * pixel.bytes_per_pixel();
-        if data.len() < need || width == 0 || height == 0 {
-            return Err(Error::config(format!(
-                "image of {width}x{height} {pixel} needs {need} bytes, got {}",
-                data.len()
-            )));
-        }
+        let need = width
+            .checked_mul(height)
+            .and_then(|n| n.checked_mul(pixel.bytes_per_pixel()))
+            .filter(|&n| n <= data.len() && width > 0 && height > 0)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "image of {width}x{height} {pixel} does not fit its {} bytes",
+                    data.len()
+                ))
+            })?;
         Ok(ImageView {
             data: &data[..need],
             width,
@@ -122,4 +125,21 @@ pub trait FrameProcessor: Send + 'static {
 
     /// Processes one frame; `t` is the frame's time in seconds since the test's start.
     fn process(&mut self, info: &FrameInfo, img: &ImageView<'_>, t: f64) -> Result<Processed>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_sizes_are_checked_without_overflow() {
+        let data = [0u8; 12];
+        assert!(ImageView::new(&data, 2, 2, PixelFormat::Rgb8).is_ok());
+        assert!(ImageView::new(&data, 4, 4, PixelFormat::Mono8).is_err());
+        assert!(ImageView::new(&data, 0, 4, PixelFormat::Mono8).is_err());
+        // width·height overflows usize: an error, not a panic or a wrapped small size.
+        let e = ImageView::new(&data, usize::MAX, 2, PixelFormat::Mono8).unwrap_err();
+        assert!(e.to_string().contains("does not fit"), "{e}");
+        assert!(ImageView::new(&data, 1 << 62, 4, PixelFormat::Mono8).is_err());
+    }
 }

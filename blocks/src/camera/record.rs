@@ -2,7 +2,7 @@
 //! (fast compression) and raw bytes, plus the never-overwrite folder rule.
 
 use crabby::camera::{FrameInfo, PixelFormat};
-use crabby::{Error, Result};
+use crabby::{Error, ErrorKind, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -64,7 +64,8 @@ pub fn unique_folder(path: &Path) -> Result<PathBuf> {
 }
 
 /// The header of an uncompressed TIFF for a frame (the pixels follow it as they are).
-pub fn encode_tiff(width: u32, height: u32, pixel: PixelFormat, out: &mut Vec<u8>) {
+/// A frame of 4 GiB or more does not fit a classic TIFF: `OutOfRange` error.
+pub fn encode_tiff(width: u32, height: u32, pixel: PixelFormat, out: &mut Vec<u8>) -> Result<()> {
     const SHORT: u16 = 3;
     const LONG: u16 = 4;
     let (bits, spp, photometric) = match pixel {
@@ -76,7 +77,16 @@ pub fn encode_tiff(width: u32, height: u32, pixel: PixelFormat, out: &mut Vec<u8
     let ifd_len = 2 + 12 * n_entries as usize + 4;
     let extra_off = 8 + ifd_len; // BitsPerSample array for RGB (3 shorts, padded to 8)
     let data_off = (extra_off + 8) as u32;
-    let bytes = width * height * pixel.bytes_per_pixel() as u32;
+    let bytes = u32::try_from(
+        u64::from(width) * u64::from(height) * pixel.bytes_per_pixel() as u64 + u64::from(data_off),
+    )
+    .map(|_| width * height * pixel.bytes_per_pixel() as u32)
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::OutOfRange,
+            format!("a {width}x{height} {pixel} frame is too large for a TIFF file (4 GiB); record as raw"),
+        )
+    })?;
     out.clear();
     out.extend_from_slice(b"II*\0");
     out.extend_from_slice(&8u32.to_le_bytes());
@@ -112,6 +122,7 @@ pub fn encode_tiff(width: u32, height: u32, pixel: PixelFormat, out: &mut Vec<u8
     }
     out.extend_from_slice(&[0, 0]);
     debug_assert_eq!(out.len(), data_off as usize);
+    Ok(())
 }
 
 /// Encodes a frame as PNG (fast compression) into `out`.
@@ -178,15 +189,38 @@ impl ImageSaver {
 
     /// Saves one frame; `t` is its time since the test's start.
     pub fn save(&mut self, info: &FrameInfo, data: &[u8], t: f64) -> Result<()> {
-        let name = format!("{:06}_{t:.3}.{}", info.index, self.format.extension());
+        let ext = self.format.extension();
+        let mut name = format!("{:06}_{t:.3}.{ext}", info.index);
+        // Never overwrite an image: a repeated index with the same rounded time (a camera
+        // whose counter restarted) gets a suffix.
+        let mut suffix = 0u32;
+        let mut file = loop {
+            let path = self.folder.join(&name);
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(f) => break f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && suffix < 9999 => {
+                    suffix += 1;
+                    name = format!("{:06}_{t:.3}_{suffix}.{ext}", info.index);
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("cannot write image {}", path.display()),
+                        e,
+                    ))
+                }
+            }
+        };
         let path = self.folder.join(&name);
         let io = |e| Error::io(format!("cannot write image {}", path.display()), e);
         let n = info.format.bytes();
-        let mut file = std::fs::File::create(&path).map_err(io)?;
         match self.format {
             ImageFormat::Tiff => {
                 let f = info.format;
-                encode_tiff(f.width, f.height, f.pixel, &mut self.scratch);
+                encode_tiff(f.width, f.height, f.pixel, &mut self.scratch)?;
                 file.write_all(&self.scratch).map_err(io)?;
                 file.write_all(&data[..n]).map_err(io)?;
             }
@@ -204,10 +238,9 @@ impl ImageSaver {
         )
         .map_err(|e| Error::io("cannot write metadata.csv", e))?;
         self.saved += 1;
-        if self.last_flush.elapsed().as_secs() >= 1 {
-            self.flush()?;
-        }
-        Ok(())
+        // Flushed per row: a recorder stopped by a signal leaves a metadata.csv that lists
+        // every image written.
+        self.flush()
     }
 
     pub fn flush(&mut self) -> Result<()> {
@@ -261,7 +294,7 @@ mod tests {
     #[test]
     fn tiff_header_describes_the_pixels() {
         let mut h = Vec::new();
-        encode_tiff(640, 480, PixelFormat::Mono16, &mut h);
+        encode_tiff(640, 480, PixelFormat::Mono16, &mut h).unwrap();
         assert_eq!(&h[..4], b"II*\0");
         assert_eq!(tiff_field(&h, 256), 640);
         assert_eq!(tiff_field(&h, 257), 480);
@@ -269,7 +302,9 @@ mod tests {
         assert_eq!(tiff_field(&h, 259), 1);
         assert_eq!(tiff_field(&h, 273) as usize, h.len());
         assert_eq!(tiff_field(&h, 279), 640 * 480 * 2);
-        encode_tiff(10, 10, PixelFormat::Rgb8, &mut h);
+        encode_tiff(10, 10, PixelFormat::Rgb8, &mut h).unwrap();
+        let e = encode_tiff(65536, 65536, PixelFormat::Mono8, &mut h).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfRange);
         assert_eq!(tiff_field(&h, 277), 3);
         assert_eq!(tiff_field(&h, 262), 2);
         let off = tiff_field(&h, 258) as usize;

@@ -19,10 +19,13 @@
 //! Measured on images of crabby-hardware's `StrainedSampleCamera` (spot radius 9 px,
 //! 640×480, Exx 0 to 5 %): the strain is within 0.002 % of the imposed one.
 //!
-//! **Tracking**: each spot is searched in its previous box grown by `border` px; the largest
-//! component there is the spot. If it touches the window's edge the window is doubled once.
-//! A spot not found, shrunk below a quarter of its area, or merged with another is a
-//! [`LostSpot`] error: never a silent wrong value.
+//! **Tracking**: each spot is searched in its previous box grown by `border` px; the spot is
+//! the component nearest its previous centre whose area is within a quarter and four times
+//! its area at detection (so a grip edge or a shadow entering the window is never taken
+//! for it). If that component touches the window's edge the window is doubled (up to 8
+//! times the border). A spot not found, out of that area range (shrunk, or merged with a
+//! larger dark region), or merged with another spot is a [`LostSpot`] error: never a
+//! silent wrong value.
 //!
 //! **Strain**: `Exx = ((max x − min x) / L0x − 1)·100`, `Eyy` likewise, with `L0` from the
 //! first frame. A direction the spots do not span (`L0 < 2 px`) gives `NaN`.
@@ -114,6 +117,8 @@ pub struct Strains {
 pub struct VideoExtensoTool {
     config: VideoExtensoConfig,
     spots: Vec<Spot>,
+    /// Each spot's area at detection: a tracked spot keeps within 1/4..4 times it.
+    areas0: Vec<usize>,
     threshold: f32,
     l0: (f64, f64),
 }
@@ -168,6 +173,7 @@ impl VideoExtensoTool {
         Ok(VideoExtensoTool {
             config,
             spots: Vec::new(),
+            areas0: Vec::new(),
             threshold: 0.0,
             l0: (0.0, 0.0),
         })
@@ -199,7 +205,8 @@ impl VideoExtensoTool {
     /// Detects the spots and sets `L0`.
     pub fn detect(&mut self, img: &ImageView<'_>) -> Result<&[Spot]> {
         let (rx, ry, rw, rh) = self.config.roi.unwrap_or((0, 0, img.width, img.height));
-        if rw < 3 || rh < 3 || rx + rw > img.width || ry + rh > img.height {
+        let fits = |x: usize, w: usize, max: usize| x.checked_add(w).is_some_and(|e| e <= max);
+        if rw < 3 || rh < 3 || !fits(rx, rw, img.width) || !fits(ry, rh, img.height) {
             return Err(Error::config(format!(
                 "VideoExtenso: region of interest {:?} does not fit the {}x{} image",
                 (rx, ry, rw, rh),
@@ -207,7 +214,11 @@ impl VideoExtensoTool {
                 img.height
             )));
         }
-        let thr = otsu(img, (rx, ry, rx + rw - 1, ry + rh - 1));
+        let thr = spot_threshold(
+            img,
+            (rx, ry, rx + rw - 1, ry + rh - 1),
+            self.config.white_spots,
+        );
         self.threshold = thr;
         let max_area = self.config.max_area.unwrap_or(rw * rh / 10);
         let comps = components(img, (rx, ry, rx + rw - 1, ry + rh - 1), |v| {
@@ -248,6 +259,7 @@ impl VideoExtensoTool {
             });
         }
         self.l0 = spread(&spots);
+        self.areas0 = spots.iter().map(|s| s.area).collect();
         self.spots = spots;
         Ok(&self.spots)
     }
@@ -308,16 +320,30 @@ impl VideoExtensoTool {
         }
         let mut new = Vec::with_capacity(self.spots.len());
         for (k, s) in self.spots.iter().enumerate() {
+            let a0 = self.areas0[k];
+            let (lo, hi) = (a0.div_ceil(4), a0.saturating_mul(4));
             let mut margin = self.config.border.max(2);
             let found = loop {
                 let win = grow(s.bbox, margin, img);
                 let thr = if self.config.update_threshold {
-                    otsu(img, win)
+                    spot_threshold(img, win, self.config.white_spots)
                 } else {
                     self.threshold
                 };
                 let comps = components(img, win, |v| self.dark(v, thr));
-                let best = comps.into_iter().max_by_key(|c| c.area);
+                // The spot is the component of a plausible area nearest its last centre: a
+                // larger dark region (a grip, a shadow) entering the window is never taken
+                // for it, and a spot merged with one is lost, not silently displaced.
+                let dist = |c: &Comp| {
+                    let n = c.area as f64;
+                    let (cx, cy) = (win.0 as f64 + c.sx / n, win.1 as f64 + c.sy / n);
+                    (cx - s.x).hypot(cy - s.y)
+                };
+                let best = comps
+                    .iter()
+                    .filter(|c| (lo..=hi).contains(&c.area))
+                    .min_by(|a, b| dist(a).total_cmp(&dist(b)))
+                    .copied();
                 match best {
                     Some(c) if c.touches_edge && margin < 8 * self.config.border.max(2) => {
                         let on_image_edge = c.bbox.0 == 0
@@ -332,17 +358,19 @@ impl VideoExtensoTool {
                     Some(c) if c.touches_edge => {
                         return Err(self.lost(k, "it moved too far between two frames".into()))
                     }
-                    Some(c) if c.area * 4 >= s.area => break c,
-                    Some(c) => {
-                        return Err(
-                            self.lost(k, format!("its area fell from {} to {} px", s.area, c.area))
-                        )
-                    }
+                    Some(c) => break c,
                     None => {
-                        return Err(self.lost(
-                            k,
-                            "nothing darker than the threshold near its last place".into(),
-                        ))
+                        let largest = comps.iter().map(|c| c.area).max();
+                        let why = match largest {
+                            Some(a) if a > hi => format!(
+                                "a dark region of {a} px (more than 4 times its area at detection, {a0} px) covers its place"
+                            ),
+                            Some(a) => format!(
+                                "its area fell from {a0} px at detection to {a} px"
+                            ),
+                            None => "nothing darker than the threshold near its last place".into(),
+                        };
+                        return Err(self.lost(k, why));
                     }
                 }
             };
@@ -409,8 +437,22 @@ fn grow(
     )
 }
 
-/// Otsu's threshold over the inclusive box `r` (256 bins between the box's min and max).
-pub fn otsu(img: &ImageView<'_>, r: (usize, usize, usize, usize)) -> f32 {
+/// The threshold for spots: only the tail away from the spots is clipped (the bright one
+/// for dark spots), so small spots, which may be under 0.1 % of the pixels, keep their bins.
+fn spot_threshold(img: &ImageView<'_>, r: (usize, usize, usize, usize), white: bool) -> f32 {
+    otsu_clipped(img, r, white, !white)
+}
+
+/// Otsu's threshold over the inclusive box `r`: 256 bins between the box's 0.1 percentile
+/// (with `clip_low`, else its minimum) and its 99.9 percentile (with `clip_high`, else its
+/// maximum); values beyond go to the end bins, so a few hot or dead pixels of a 16-bit
+/// image do not squeeze the data into a few bins.
+fn otsu_clipped(
+    img: &ImageView<'_>,
+    r: (usize, usize, usize, usize),
+    clip_low: bool,
+    clip_high: bool,
+) -> f32 {
     let (mut lo, mut hi) = (f32::MAX, f32::MIN);
     for y in r.1..=r.3 {
         for x in r.0..=r.2 {
@@ -422,11 +464,56 @@ pub fn otsu(img: &ImageView<'_>, r: (usize, usize, usize, usize)) -> f32 {
     if hi <= lo {
         return lo;
     }
+    // Percentiles from a fine histogram (4096 bins between min and max).
+    const FINE: usize = 4096;
+    let fine_scale = (FINE - 1) as f32 / (hi - lo);
+    let mut fine = vec![0u64; FINE];
+    for y in r.1..=r.3 {
+        for x in r.0..=r.2 {
+            fine[(((img.get(x, y) - lo) * fine_scale) as usize).min(FINE - 1)] += 1;
+        }
+    }
+    let n: u64 = fine.iter().sum();
+    let cut = n / 1000;
+    let mut acc = 0;
+    let first = fine
+        .iter()
+        .position(|&c| {
+            acc += c;
+            acc > cut
+        })
+        .unwrap_or(0);
+    acc = 0;
+    let last = FINE
+        - 1
+        - fine
+            .iter()
+            .rev()
+            .position(|&c| {
+                acc += c;
+                acc > cut
+            })
+            .unwrap_or(0);
+    let first = if clip_low { first } else { 0 };
+    let last = if clip_high { last } else { FINE - 1 };
+    let (plo, phi) = (
+        lo + first as f32 / fine_scale,
+        lo + (last + 1) as f32 / fine_scale,
+    );
+    let (lo, hi) = if phi > plo {
+        (plo, phi.min(hi))
+    } else {
+        (lo, hi)
+    };
+    if hi <= lo {
+        return lo;
+    }
     let scale = 255.0 / (hi - lo);
     let mut hist = [0u64; 256];
     for y in r.1..=r.3 {
         for x in r.0..=r.2 {
-            hist[((img.get(x, y) - lo) * scale) as usize] += 1;
+            let b = ((img.get(x, y) - lo) * scale).clamp(0.0, 255.0) as usize;
+            hist[b] += 1;
         }
     }
     let total: u64 = hist.iter().sum();
@@ -642,5 +729,127 @@ impl FrameProcessor for VideoExtenso {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crabby::camera::PixelFormat;
+
+    const W: usize = 200;
+
+    /// A light 200×200 image with four dark discs of radius 6 in a cross around (100, 100).
+    fn cross() -> Vec<u8> {
+        let mut img = vec![200u8; W * W];
+        for (cx, cy) in [(50, 100), (150, 100), (100, 50), (100, 150)] {
+            for y in cy - 6..=cy + 6 {
+                for x in cx - 6..=cx + 6 {
+                    let (dx, dy) = (x as i64 - cx as i64, y as i64 - cy as i64);
+                    if dx * dx + dy * dy <= 36 {
+                        img[y * W + x] = 20;
+                    }
+                }
+            }
+        }
+        img
+    }
+
+    fn dark_rect(
+        img: &mut [u8],
+        x: std::ops::RangeInclusive<usize>,
+        y: std::ops::RangeInclusive<usize>,
+    ) {
+        for j in y {
+            for i in x.clone() {
+                img[j * W + i] = 20;
+            }
+        }
+    }
+
+    fn view(img: &[u8]) -> ImageView<'_> {
+        ImageView::new(img, W, W, PixelFormat::Mono8).unwrap()
+    }
+
+    fn detected() -> VideoExtensoTool {
+        let mut tool = VideoExtensoTool::new(VideoExtensoConfig::default()).unwrap();
+        tool.detect(&view(&cross())).unwrap();
+        assert_eq!(tool.spots().len(), 4);
+        tool
+    }
+
+    fn left_spot(tool: &VideoExtensoTool) -> Spot {
+        *tool
+            .spots()
+            .iter()
+            .min_by(|a, b| a.x.total_cmp(&b.x))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_dark_region_beside_a_spot_does_not_capture_it() {
+        let mut tool = detected();
+        let before = left_spot(&tool);
+        // An L-shaped dark region (a grip's corner) entering the left spot's window, larger
+        // than the spot there (165 px against 113) and, once the window grows, whole in it
+        // (558 px): the spot is still tracked where it is.
+        let mut img = cross();
+        dark_rect(&mut img, 30..=38, 80..=115);
+        dark_rect(&mut img, 30..=64, 80..=88);
+        let s = tool.track(&view(&img)).unwrap();
+        let after = left_spot(&tool);
+        assert!(
+            (after.x - before.x).abs() < 1e-9 && (after.y - before.y).abs() < 1e-9,
+            "{before:?} -> {after:?}"
+        );
+        assert!(s.exx_pct.abs() < 1e-9 && s.eyy_pct.abs() < 1e-9, "{s:?}");
+    }
+
+    #[test]
+    fn a_spot_swallowed_by_a_dark_region_is_lost() {
+        let mut tool = detected();
+        let mut img = cross();
+        dark_rect(&mut img, 30..=70, 85..=115);
+        let e = tool.track(&view(&img)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Hardware);
+        assert!(e.to_string().contains("lost"), "{e}");
+        assert!(e.to_string().contains("dark region"), "{e}");
+    }
+
+    #[test]
+    fn otsu_ignores_a_hot_pixel() {
+        // 16-bit: half the pixels at 1000, half at 1100, and one hot pixel at 65535.
+        let (w, h) = (50usize, 40usize);
+        let mut data = Vec::with_capacity(w * h * 2);
+        for i in 0..w * h {
+            let v: u16 = if i == 7 {
+                65535
+            } else if i % 2 == 0 {
+                1000
+            } else {
+                1100
+            };
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        let img = ImageView::new(&data, w, h, PixelFormat::Mono16).unwrap();
+        let t = otsu_clipped(&img, (0, 0, w - 1, h - 1), true, true);
+        assert!((1000.0..1100.0).contains(&t), "threshold {t}");
+        let t = spot_threshold(&img, (0, 0, w - 1, h - 1), false);
+        assert!((1000.0..1100.0).contains(&t), "dark spots: threshold {t}");
+        // Mono8 with two levels: between them.
+        let img8 = cross();
+        let t = otsu_clipped(&view(&img8), (0, 0, W - 1, W - 1), true, true);
+        assert!((20.0..200.0).contains(&t), "threshold {t}");
+    }
+
+    #[test]
+    fn an_overflowing_roi_is_an_error() {
+        let cfg = VideoExtensoConfig {
+            roi: Some((usize::MAX, 0, 10, 10)),
+            ..VideoExtensoConfig::default()
+        };
+        let mut tool = VideoExtensoTool::new(cfg).unwrap();
+        let e = tool.detect(&view(&cross())).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Configuration);
     }
 }

@@ -12,7 +12,7 @@ pub enum SourceFormat {
     Grey,
     /// 16-bit grey, little-endian (`Y16 `).
     Y16,
-    /// Packed 4:2:2 Y0 U Y1 V (`YUYV`).
+    /// Packed 4:2:2 Y0 U Y1 V (`YUYV`), BT.601 limited range (as UVC cameras send it).
     Yuyv,
     /// 8-bit R, G, B (`RGB3`).
     Rgb24,
@@ -59,16 +59,134 @@ fn clamp_u8(v: f32) -> u8 {
 
 /// BT.601 (full range, as webcams send) YUV to RGB.
 fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
-    let (y, u, v) = (f32::from(y), f32::from(u) - 128.0, f32::from(v) - 128.0);
+    // BT.601 limited range (Y 16..=235, U and V 16..=240): what UVC cameras send as YUYV.
+    let y = 1.164_383 * (f32::from(y) - 16.0);
+    let (u, v) = (f32::from(u) - 128.0, f32::from(v) - 128.0);
     [
-        clamp_u8(y + 1.402 * v),
-        clamp_u8(y - 0.344_136 * u - 0.714_136 * v),
-        clamp_u8(y + 1.772 * u),
+        clamp_u8(y + 1.596_027 * v),
+        clamp_u8(y - 0.391_762 * u - 0.812_968 * v),
+        clamp_u8(y + 2.017_232 * u),
     ]
+}
+
+/// A limited-range luma (16..=235) stretched to 0..=255.
+fn full_range_luma(y: u8) -> u8 {
+    clamp_u8(1.164_383 * (f32::from(y) - 16.0))
 }
 
 fn luma(r: u8, g: u8, b: u8) -> u8 {
     clamp_u8(0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b))
+}
+
+/// Whether [`convert_frame`] converts `from` to `out`.
+pub fn can_convert(from: SourceFormat, out: PixelFormat) -> bool {
+    out == from.natural_output()
+        || out == PixelFormat::Mono8
+        || (from == SourceFormat::Grey && out == PixelFormat::Rgb8)
+}
+
+/// Bytes a source buffer must hold for a `width × height` frame with rows `stride` bytes
+/// apart (the last row needs only its pixels); `None` on overflow or an empty frame.
+pub fn bytes_needed(
+    from: SourceFormat,
+    stride: usize,
+    width: usize,
+    height: usize,
+) -> Option<usize> {
+    let row_in = width.checked_mul(from.bytes_per_pixel())?;
+    let stride = if stride == 0 { row_in } else { stride };
+    stride
+        .checked_mul(height.checked_sub(1)?)?
+        .checked_add(row_in)
+}
+
+/// V4L2 buffer flags (`V4L2_BUF_FLAG_*`, from the kernel's ABI) read by [`check_buffer`] and
+/// [`buffer_timestamp_ns`].
+pub mod buf_flags {
+    /// The driver says the buffer's data may be corrupt (e.g. a USB packet lost).
+    pub const ERROR: u32 = 0x0000_0040;
+    /// Mask of the timestamp's clock.
+    pub const TIMESTAMP_MASK: u32 = 0x0000_e000;
+    /// The timestamp is `CLOCK_MONOTONIC`.
+    pub const TIMESTAMP_MONOTONIC: u32 = 0x0000_2000;
+}
+
+/// Checks a dequeued V4L2 buffer: the number of its bytes holding the frame, or why it must
+/// be dropped (the driver flagged an error, or it holds fewer bytes than the frame needs: a
+/// torn frame).
+pub fn check_buffer(
+    flags: u32,
+    bytesused: u32,
+    mapped: usize,
+    from: SourceFormat,
+    stride: usize,
+    width: usize,
+    height: usize,
+) -> std::result::Result<usize, String> {
+    if flags & buf_flags::ERROR != 0 {
+        return Err("the driver flagged the buffer as corrupt (V4L2_BUF_FLAG_ERROR)".into());
+    }
+    // Some drivers leave bytesused at 0 for fixed-size formats: the whole buffer is used.
+    let used = if bytesused == 0 {
+        mapped
+    } else {
+        (bytesused as usize).min(mapped)
+    };
+    let needed = bytes_needed(from, stride, width, height)
+        .ok_or_else(|| format!("frame {width}x{height} (stride {stride}) is too large"))?;
+    if used < needed {
+        return Err(format!(
+            "{used} bytes in the buffer, the frame needs {needed} (torn frame)"
+        ));
+    }
+    Ok(used)
+}
+
+/// A buffer's timestamp on `CLOCK_MONOTONIC` (the clock of [`crabby::sys::monotonic_ns`]):
+/// the driver's when its flags say it is monotonic and it is set, else `now_ns` (the time
+/// of dequeue).
+pub fn buffer_timestamp_ns(flags: u32, sec: i64, usec: i64, now_ns: u64) -> u64 {
+    if flags & buf_flags::TIMESTAMP_MASK != buf_flags::TIMESTAMP_MONOTONIC {
+        return now_ns;
+    }
+    match (u64::try_from(sec), u64::try_from(usec)) {
+        (Ok(s), Ok(u)) if s > 0 || u > 0 => s
+            .checked_mul(1_000_000_000)
+            .and_then(|ns| ns.checked_add(u.checked_mul(1000)?))
+            .unwrap_or(now_ns),
+        _ => now_ns,
+    }
+}
+
+/// Frame numbers from the driver's 32-bit `sequence` counter, widened to 64 bits, with the
+/// frames the driver dropped (gaps in the sequence) counted.
+#[derive(Debug, Clone, Default)]
+pub struct Sequence {
+    last: Option<u64>,
+    /// Frames the driver dropped so far (gaps in the sequence).
+    pub dropped: u64,
+}
+
+impl Sequence {
+    /// The frame index of a buffer with driver sequence `seq`, and how many frames were
+    /// dropped just before it.
+    pub fn next(&mut self, seq: u32) -> (u64, u64) {
+        let index = match self.last {
+            None => u64::from(seq),
+            Some(last) => {
+                let high = last & !0xffff_ffff;
+                let mut i = high | u64::from(seq);
+                if i <= last {
+                    i += 1 << 32; // the 32-bit counter wrapped
+                }
+                i
+            }
+        };
+        let gap = self.last.map_or(0, |l| index - l - 1);
+        self.dropped += gap;
+        self.last = Some(index);
+        (index, gap)
+    }
 }
 
 /// Converts one frame of `width × height` pixels from `src` (rows `stride` bytes apart) to
@@ -84,16 +202,30 @@ pub fn convert_frame(
     out: PixelFormat,
     dst: &mut [u8],
 ) -> Result<()> {
+    if !can_convert(from, out) {
+        return Err(Error::config(format!(
+            "no conversion from {from:?} to {out}"
+        )));
+    }
     let row_in = width * from.bytes_per_pixel();
     let stride = if stride == 0 { row_in } else { stride };
     let row_out = width * out.bytes_per_pixel();
+    if width == 0 || height == 0 {
+        return Err(Error::new(
+            ErrorKind::Hardware,
+            format!("empty frame {width}x{height}"),
+        ));
+    }
     if from == SourceFormat::Yuyv && width % 2 != 0 {
         return Err(Error::new(
             ErrorKind::Hardware,
             format!("YUYV frame of odd width {width}"),
         ));
     }
-    if stride < row_in || src.len() < stride * (height - 1) + row_in || dst.len() < row_out * height
+    let needed = bytes_needed(from, stride, width, height);
+    if stride < row_in
+        || needed.is_none_or(|n| src.len() < n)
+        || row_out.checked_mul(height).is_none_or(|n| dst.len() < n)
     {
         return Err(Error::new(
             ErrorKind::Hardware,
@@ -138,7 +270,7 @@ pub fn convert_frame(
             }
             (SourceFormat::Yuyv, PixelFormat::Mono8) => {
                 for (o, p) in d.iter_mut().zip(s.chunks_exact(2)) {
-                    *o = p[0];
+                    *o = full_range_luma(p[0]);
                 }
             }
             (SourceFormat::Yuyv, PixelFormat::Rgb8) => {
@@ -329,7 +461,7 @@ mod tests {
 
     #[test]
     fn yuyv_to_mono_and_rgb() {
-        // Two pixels: Y0=16, Y1=235, neutral chroma (128) → greys.
+        // Two pixels: Y0=16, Y1=235 (black and white in limited range), neutral chroma.
         let src = [16u8, 128, 235, 128];
         let mut mono = [0u8; 2];
         convert_frame(
@@ -342,7 +474,7 @@ mod tests {
             &mut mono,
         )
         .unwrap();
-        assert_eq!(mono, [16, 235]);
+        assert_eq!(mono, [0, 255]);
         let mut rgb = [0u8; 6];
         convert_frame(
             &src,
@@ -354,9 +486,9 @@ mod tests {
             &mut rgb,
         )
         .unwrap();
-        assert_eq!(rgb, [16, 16, 16, 235, 235, 235]);
-        // Pure red in BT.601 full range: Y=76, U=85, V=255.
-        let red = [76u8, 85, 76, 255];
+        assert_eq!(rgb, [0, 0, 0, 255, 255, 255]);
+        // Pure red in BT.601 limited range: Y=81, U=90, V=240.
+        let red = [81u8, 90, 81, 240];
         convert_frame(
             &red,
             SourceFormat::Yuyv,
@@ -501,5 +633,60 @@ mod tests {
             ..exposure()
         };
         assert!(control_setting(&ro).is_none());
+    }
+
+    #[test]
+    fn torn_and_flagged_buffers_are_refused() {
+        let g = SourceFormat::Grey;
+        // 4x3 grey, stride 8: the last row needs 4 bytes, so 8·2 + 4 = 20.
+        assert_eq!(check_buffer(0, 20, 24, g, 8, 4, 3), Ok(20));
+        assert!(check_buffer(0, 19, 24, g, 8, 4, 3).is_err());
+        assert!(check_buffer(buf_flags::ERROR, 24, 24, g, 8, 4, 3).is_err());
+        // bytesused 0: the whole mapping; larger than the mapping: clipped to it.
+        assert_eq!(check_buffer(0, 0, 24, g, 8, 4, 3), Ok(24));
+        assert_eq!(check_buffer(0, 99, 24, g, 8, 4, 3), Ok(24));
+        assert!(check_buffer(0, 0, 24, g, 8, 4, 0).is_err());
+    }
+
+    #[test]
+    fn timestamps_only_from_the_monotonic_clock() {
+        let mono = buf_flags::TIMESTAMP_MONOTONIC;
+        assert_eq!(buffer_timestamp_ns(mono, 3, 5, 77), 3_000_005_000);
+        assert_eq!(buffer_timestamp_ns(0x4000, 3, 5, 77), 77); // COPY
+        assert_eq!(buffer_timestamp_ns(0, 3, 5, 77), 77); // UNKNOWN
+        assert_eq!(buffer_timestamp_ns(mono, 0, 0, 77), 77);
+        assert_eq!(buffer_timestamp_ns(mono, -1, 0, 77), 77);
+    }
+
+    #[test]
+    fn sequence_gaps_and_wraps() {
+        let mut s = Sequence::default();
+        assert_eq!(s.next(10), (10, 0));
+        assert_eq!(s.next(11), (11, 0));
+        assert_eq!(s.next(14), (14, 2));
+        assert_eq!(s.dropped, 2);
+        let mut s = Sequence::default();
+        assert_eq!(s.next(u32::MAX), (u64::from(u32::MAX), 0));
+        assert_eq!(s.next(0), (1 << 32, 0));
+        assert_eq!(s.next(2), ((1 << 32) + 2, 1));
+    }
+
+    #[test]
+    fn impossible_conversions_are_known_before_grabbing() {
+        assert!(can_convert(SourceFormat::Yuyv, PixelFormat::Rgb8));
+        assert!(can_convert(SourceFormat::Y16, PixelFormat::Mono8));
+        assert!(!can_convert(SourceFormat::Yuyv, PixelFormat::Mono16));
+        assert!(!can_convert(SourceFormat::Rgb24, PixelFormat::Mono16));
+        let mut dst = [0u8; 8];
+        assert!(convert_frame(
+            &[0; 8],
+            SourceFormat::Grey,
+            0,
+            4,
+            0,
+            PixelFormat::Mono8,
+            &mut dst
+        )
+        .is_err());
     }
 }

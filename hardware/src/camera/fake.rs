@@ -7,7 +7,8 @@ use crabby::{Error, Result};
 /// `speed` pixels per second, delivered at `fps` frames per second (as Crappy's FakeCamera).
 ///
 /// `grab` sleeps until the next frame is due (like a real camera waiting for its exposure),
-/// so a camera Block does not spin; `fps = 0` delivers frames as fast as they are asked for
+/// so a camera Block does not spin, but at most 0.2 s per call (then it returns `Ok(None)`
+/// and the Block calls again, so a slow rate never delays the end of a test); `fps = 0` delivers frames as fast as they are asked for
 /// (benchmarks). 8-bit grey.
 #[derive(Debug, Clone)]
 pub struct FakeCamera {
@@ -21,7 +22,8 @@ pub struct FakeCamera {
 }
 
 impl FakeCamera {
-    /// A `width × height` camera (1..=8192 each) at `fps` frames/s (0 = as fast as asked),
+    /// A `width × height` camera (1..=8192 each) at `fps` frames/s (0 = as fast as asked,
+    /// else 0.01..=100000),
     /// its pattern scrolling at `speed` px/s.
     pub fn new(width: u32, height: u32, fps: f64, speed: f64) -> Result<Self> {
         if !(1..=8192).contains(&width) || !(1..=8192).contains(&height) {
@@ -29,9 +31,10 @@ impl FakeCamera {
                 "FakeCamera: size {width}x{height} must be 1..=8192 on each side"
             )));
         }
-        if !(0.0..=100_000.0).contains(&fps) || !speed.is_finite() {
+        super::check_fps("FakeCamera", fps)?;
+        if !speed.is_finite() {
             return Err(Error::config(format!(
-                "FakeCamera: fps {fps} must be 0..=100000 (0 = free run) and speed finite"
+                "FakeCamera: speed {speed} must be finite"
             )));
         }
         let now = crabby::sys::monotonic_ns();
@@ -98,7 +101,10 @@ impl Camera for FakeCamera {
 
     fn set(&mut self, name: &str, value: &SettingValue) -> Result<()> {
         match (name, value) {
-            ("fps", SettingValue::Number(v)) => self.fps = *v,
+            ("fps", SettingValue::Number(v)) => {
+                super::check_fps("FakeCamera", *v)?;
+                self.fps = *v;
+            }
             ("speed", SettingValue::Number(v)) => self.speed = *v,
             _ => {
                 return Err(Error::config(format!(
@@ -114,19 +120,9 @@ impl Camera for FakeCamera {
     }
 
     fn grab(&mut self, buf: &mut [u8]) -> Result<Option<FrameInfo>> {
-        let mut now = crabby::sys::monotonic_ns();
-        if self.fps > 0.0 {
-            let period = (1e9 / self.fps) as u64;
-            if self.next_due_ns == 0 {
-                self.next_due_ns = now;
-            }
-            if now < self.next_due_ns {
-                std::thread::sleep(std::time::Duration::from_nanos(self.next_due_ns - now));
-                now = crabby::sys::monotonic_ns();
-            }
-            // Next frame one period later; after a long pause, restart from now (no burst).
-            self.next_due_ns = (self.next_due_ns + period).max(now.saturating_sub(period));
-        }
+        let Some(now) = super::pace(self.fps, &mut self.next_due_ns) else {
+            return Ok(None);
+        };
         self.render(now, buf);
         let info = FrameInfo {
             index: self.index,

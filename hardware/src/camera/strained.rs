@@ -77,15 +77,21 @@ impl StrainedSampleCamera {
         self
     }
 
-    /// Frames per second (`grab` sleeps until the next one is due; 0 = free run).
+    /// Frames per second (`grab` sleeps until the next one is due, at most 0.2 s per call;
+    /// 0 = free run). Clamped to 0.01..=100000; 0, negative or NaN means free run.
     pub fn fps(mut self, fps: f64) -> Self {
-        self.fps = fps.max(0.0);
+        self.fps = if fps > 0.0 {
+            fps.clamp(super::MIN_FPS, 100_000.0)
+        } else {
+            0.0
+        };
         self
     }
 
     /// Adds `n` speckle dots (radius 1.5 px) at pseudo-random places (from `seed`), away
-    /// from the markers; they move with the sample.
-    pub fn speckle(mut self, n: usize, seed: u64) -> Self {
+    /// from the markers; they move with the sample. A `Config` error if `n` places away from
+    /// the markers are not found in `1000 + 100·n` draws (markers too large for the image).
+    pub fn speckle(mut self, n: usize, seed: u64) -> Result<Self> {
         let mut s = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -97,7 +103,18 @@ impl StrainedSampleCamera {
         };
         let (hw, hh) = (f64::from(self.width) / 2.0, f64::from(self.height) / 2.0);
         let keep_out = 3.0 * self.radius + 12.0;
-        while self.speckle.len() < n {
+        let (start, mut tries) = (self.speckle.len(), 0usize);
+        let max_tries = n.saturating_mul(100).saturating_add(1000);
+        while self.speckle.len() - start < n {
+            if tries == max_tries {
+                return Err(Error::config(format!(
+                    "StrainedSampleCamera: only {} of {n} speckle dots fit at more than {keep_out:.1} px from the markers in a {}x{} image; use fewer dots, smaller spots or a larger image",
+                    self.speckle.len() - start,
+                    self.width,
+                    self.height
+                )));
+            }
+            tries += 1;
             let p = (
                 (next() * 2.0 - 1.0) * hw * 0.9,
                 (next() * 2.0 - 1.0) * hh * 0.9,
@@ -110,7 +127,7 @@ impl StrainedSampleCamera {
                 self.speckle.push(p);
             }
         }
-        self
+        Ok(self)
     }
 
     /// Light spots on a dark sample instead of dark spots on a light one.
@@ -236,7 +253,10 @@ impl Camera for StrainedSampleCamera {
 
     fn set(&mut self, name: &str, value: &SettingValue) -> Result<()> {
         match (name, value) {
-            ("fps", SettingValue::Number(v)) => self.fps = *v,
+            ("fps", SettingValue::Number(v)) => {
+                super::check_fps("StrainedSampleCamera", *v)?;
+                self.fps = *v;
+            }
             ("Exx", SettingValue::Number(v)) => self.exx_pct = *v,
             ("Eyy", SettingValue::Number(v)) => self.eyy_pct = *v,
             _ => {
@@ -262,18 +282,9 @@ impl Camera for StrainedSampleCamera {
     }
 
     fn grab(&mut self, buf: &mut [u8]) -> Result<Option<FrameInfo>> {
-        let mut now = crabby::sys::monotonic_ns();
-        if self.fps > 0.0 {
-            let period = (1e9 / self.fps) as u64;
-            if self.next_due_ns == 0 {
-                self.next_due_ns = now;
-            }
-            if now < self.next_due_ns {
-                std::thread::sleep(std::time::Duration::from_nanos(self.next_due_ns - now));
-                now = crabby::sys::monotonic_ns();
-            }
-            self.next_due_ns = (self.next_due_ns + period).max(now.saturating_sub(period));
-        }
+        let Some(now) = super::pace(self.fps, &mut self.next_due_ns) else {
+            return Ok(None);
+        };
         self.render(buf);
         let info = FrameInfo {
             index: self.index,
@@ -329,10 +340,22 @@ mod tests {
         let cam = StrainedSampleCamera::new(200, 200, 6.0)
             .unwrap()
             .speckle(50, 7)
+            .unwrap()
             .white_spots();
         let mut img = vec![0u8; 200 * 200];
         cam.render(&mut img);
         assert_eq!(img[0], 30);
         assert!(img.iter().filter(|&&p| p > 100).count() > 4 * 100);
+    }
+
+    #[test]
+    fn impossible_speckle_is_an_error_not_a_hang() {
+        // Spots of radius 20 keep speckle 72 px away: nowhere in a 64x64 image.
+        let e = StrainedSampleCamera::new(64, 64, 20.0)
+            .unwrap()
+            .speckle(1, 0)
+            .unwrap_err();
+        assert_eq!(e.kind(), crabby::ErrorKind::Configuration);
+        assert!(e.to_string().contains("speckle"), "{e}");
     }
 }

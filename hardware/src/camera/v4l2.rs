@@ -3,8 +3,8 @@
 //! of [`convert`](super::convert).
 
 use super::convert::{
-    control_setting, control_value, convert_frame, setting_value, ControlDesc, ControlKind,
-    SourceFormat,
+    buffer_timestamp_ns, can_convert, check_buffer, control_setting, control_value, convert_frame,
+    setting_value, ControlDesc, ControlKind, Sequence, SourceFormat,
 };
 use crabby::camera::{Camera, FrameFormat, FrameInfo, PixelFormat, SettingInfo, SettingValue};
 use crabby::{Error, ErrorKind, Result};
@@ -28,7 +28,8 @@ pub struct V4l2Camera {
     stream: Option<v4l::io::mmap::Stream<'static>>,
     source: Option<(SourceFormat, usize, u32, u32)>,
     controls: Vec<ControlDesc>,
-    index: u64,
+    sequence: Sequence,
+    torn: u64,
 }
 
 impl std::fmt::Debug for V4l2Camera {
@@ -53,7 +54,8 @@ impl V4l2Camera {
             stream: None,
             source: None,
             controls: Vec::new(),
-            index: 0,
+            sequence: Sequence::default(),
+            torn: 0,
         }
     }
 
@@ -107,12 +109,8 @@ fn kind_of(t: v4l::control::Type) -> ControlKind {
     }
 }
 
-impl Camera for V4l2Camera {
-    fn name(&self) -> &str {
-        "V4l2Camera"
-    }
-
-    fn open(&mut self) -> Result<()> {
+impl V4l2Camera {
+    fn open_device(&mut self) -> Result<()> {
         let dev = v4l::Device::with_path(&self.path).map_err(|e| self.io("cannot open", e))?;
         let mut fmt = dev
             .format()
@@ -149,39 +147,65 @@ impl Camera for V4l2Camera {
                 ),
             )
         })?;
+        if let Some(out) = self.output {
+            if !can_convert(source, out) {
+                return Err(Error::config(format!(
+                    "{}: the device gives {source:?} frames, which cannot be converted to {out}; choose another output() or fourcc()",
+                    self.path.display()
+                )));
+            }
+        }
         self.source = Some((source, fmt.stride as usize, fmt.width, fmt.height));
-        self.controls = dev
-            .query_controls()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| ControlDesc {
-                id: d.id,
-                kind: kind_of(d.typ),
-                name: d.name.clone(),
-                min: d.minimum,
-                max: d.maximum,
-                step: d.step,
-                default: d.default,
-                menu: d
-                    .items
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(i, item)| (i, item.to_string()))
-                    .collect(),
-                read_only: d.flags.intersects(
-                    v4l::control::Flags::READ_ONLY
-                        | v4l::control::Flags::DISABLED
-                        | v4l::control::Flags::INACTIVE,
-                ),
-            })
-            .collect();
+        self.controls = query_controls(&dev);
         let mut stream =
             v4l::io::mmap::Stream::with_buffers(&dev, v4l::buffer::Type::VideoCapture, 4)
                 .map_err(|e| self.io("cannot start streaming", e))?;
-        stream.set_timeout(std::time::Duration::from_secs(2));
+        // Short waits: `grab` returns Ok(None) after 200 ms without a frame and the camera
+        // Block calls again, so a test's end is never delayed by a long V4L2 wait.
+        stream.set_timeout(std::time::Duration::from_millis(200));
         self.stream = Some(stream);
         self.device = Some(dev);
+        self.sequence = Sequence::default();
+        self.torn = 0;
         Ok(())
+    }
+}
+
+/// The device's controls. Only read-only and disabled controls are left out: an INACTIVE
+/// control (e.g. `exposure` while `auto_exposure` is on) becomes settable once another
+/// setting changes, so it is listed (and the list is re-read after each `set`).
+fn query_controls(dev: &v4l::Device) -> Vec<ControlDesc> {
+    dev.query_controls()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| ControlDesc {
+            id: d.id,
+            kind: kind_of(d.typ),
+            name: d.name.clone(),
+            min: d.minimum,
+            max: d.maximum,
+            step: d.step,
+            default: d.default,
+            menu: d
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(i, item)| (i, item.to_string()))
+                .collect(),
+            read_only: d
+                .flags
+                .intersects(v4l::control::Flags::READ_ONLY | v4l::control::Flags::DISABLED),
+        })
+        .collect()
+}
+
+impl Camera for V4l2Camera {
+    fn name(&self) -> &str {
+        "V4l2Camera"
+    }
+
+    fn open(&mut self) -> Result<()> {
+        self.open_device()
     }
 
     fn settings(&self) -> Vec<SettingInfo> {
@@ -226,7 +250,10 @@ impl Camera for V4l2Camera {
             id: desc.id,
             value: v,
         })
-        .map_err(|e| self.io(&format!("cannot set {name} = {value}"), e))
+        .map_err(|e| self.io(&format!("cannot set {name} = {value}"), e))?;
+        // A control may change others' flags and ranges (auto_exposure → exposure).
+        self.controls = query_controls(dev);
+        Ok(())
     }
 
     fn format(&self) -> FrameFormat {
@@ -243,7 +270,7 @@ impl Camera for V4l2Camera {
             .stream
             .as_mut()
             .ok_or_else(|| Error::config("V4l2Camera: grab before open"))?;
-        let (data, meta) = match stream.next() {
+        let (mapped, meta) = match stream.next() {
             Ok(x) => x,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
             Err(e) => {
@@ -253,8 +280,41 @@ impl Camera for V4l2Camera {
                 ))
             }
         };
+        let now = crabby::sys::monotonic_ns();
+        let flags = u32::from(meta.flags);
+        // The driver's sequence numbers the frames, so frames it dropped leave a gap in the
+        // indices (and are counted), even if this buffer is itself refused below.
+        let (index, gap) = self.sequence.next(meta.sequence);
+        if gap > 0 {
+            log::warn!(
+                "{}: the driver dropped {gap} frame(s) before frame {index} ({} so far)",
+                self.path.display(),
+                self.sequence.dropped
+            );
+        }
+        // v4l's `next` gives the whole mapped buffer: only `bytesused` of it is the frame.
+        let used = match check_buffer(
+            flags,
+            meta.bytesused,
+            mapped.len(),
+            source,
+            stride,
+            w as usize,
+            h as usize,
+        ) {
+            Ok(n) => n,
+            Err(why) => {
+                self.torn += 1;
+                log::warn!(
+                    "{}: frame {index} dropped: {why} ({} so far)",
+                    self.path.display(),
+                    self.torn
+                );
+                return Ok(None);
+            }
+        };
         convert_frame(
-            data,
+            &mapped[..used],
             source,
             stride,
             w as usize,
@@ -262,20 +322,12 @@ impl Camera for V4l2Camera {
             format.pixel,
             buf,
         )?;
-        // uvcvideo and most drivers stamp buffers with CLOCK_MONOTONIC.
-        let ts = meta.timestamp.sec as u64 * 1_000_000_000 + meta.timestamp.usec as u64 * 1000;
-        let timestamp_ns = if ts > 0 {
-            ts
-        } else {
-            crabby::sys::monotonic_ns()
-        };
-        let info = FrameInfo {
-            index: self.index,
+        let timestamp_ns = buffer_timestamp_ns(flags, meta.timestamp.sec, meta.timestamp.usec, now);
+        Ok(Some(FrameInfo {
+            index,
             timestamp_ns,
             format,
-        };
-        self.index += 1;
-        Ok(Some(info))
+        }))
     }
 
     fn close(&mut self) -> Result<()> {
