@@ -1,6 +1,45 @@
 //! # crabby-blocks
 //!
-//! The Blocks of crabby.
+//! The Blocks of crabby, each a [`crabby::Block`] to add to a [`crabby::Test`]:
+//!
+//! - [`Generator`]: a command signal built from [`Path`]s (constant, ramp, sine, cycles,
+//!   conditional, integrator, custom file), each ending on a [`Condition`] such as
+//!   `"F(N) > 50"` or `"delay=10"`.
+//! - [`FakeMachine`]: a simulated tensile machine (elastic–plastic sample that breaks), around
+//!   the deterministic [`FakeMachineModel`].
+//! - [`Recorder`]: every sample of its input link to CSV, flushed at least every 0.5 s, with a
+//!   metadata file and the run report.
+//! - [`StopBlock`]: stops the test when a criterion holds.
+//! - [`IOBlock`] and [`Machine`]: drive sensors/DAQs ([`crabby::hardware::InOut`]) and motors
+//!   ([`crabby::hardware::Actuator`]); `Machine` stops every motor in `finish`.
+//! - [`camera`]: the camera Block with its recorder, preview and processing children, and
+//!   video extensometry.
+//!
+//! A tensile test in a few lines (see `examples/tensile_test.rs` for the full one):
+//!
+//! ```no_run
+//! use crabby::Test;
+//! use crabby_blocks::{FakeMachine, Generator, Path, Recorder, StopBlock};
+//!
+//! let mut test = Test::new("tensile");
+//! let gen = test.add(
+//!     Generator::new([
+//!         Path::constant(0.5).until("Exx(%) > 0.4"),  // load at 0.5 mm/s...
+//!         Path::constant(-0.5).until("F(N) <= 0"),    // ...unload...
+//!         Path::constant(0.5).until("Exx(%) > 1.6"), // ...then pull to rupture
+//!     ])?
+//!     .end_delay(Some(0.0)),
+//! );
+//! let machine = test.add(FakeMachine::new());
+//! let record = test.add(Recorder::new("results/machine.csv"));
+//! let safety = test.add(StopBlock::new(["t(s) > 120"])?);
+//! test.link(gen, machine);
+//! test.link(machine, gen); // the conditions read the machine's outputs
+//! test.link(machine, record);
+//! test.link(machine, safety);
+//! test.run()?;
+//! # Ok::<(), crabby::Error>(())
+//! ```
 
 pub mod camera;
 pub mod condition;
