@@ -247,7 +247,7 @@ fn wait_start(control: &Control) -> bool {
 
 fn run_loop(block: &mut dyn Block, ctx: &mut Context, pacer: &mut Pacer, name: &str) -> EndKind {
     if let Err(end) = guarded(name, || block.begin(ctx)) {
-        ctx.stop_test();
+        ctx.request_stop(true);
         return end;
     }
     let slot = ctx.index;
@@ -271,7 +271,7 @@ fn run_loop(block: &mut dyn Block, ctx: &mut Context, pacer: &mut Pacer, name: &
                 return EndKind::Ended;
             }
             Err(end) => {
-                ctx.stop_test();
+                ctx.request_stop(true);
                 loops.fetch_add(1, Ordering::Relaxed);
                 return end;
             }

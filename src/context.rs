@@ -339,10 +339,15 @@ impl Context {
 
     /// Asks the whole test to stop (this Block then finishes like the others).
     pub fn stop_test(&mut self) {
+        self.request_stop(false);
+    }
+
+    /// Asks the coordinator to stop the test, saying whether this Block failed.
+    pub(crate) fn request_stop(&mut self, failed: bool) {
         if !self.stop_requested {
             self.stop_requested = true;
             if let Some(ch) = &self.channel {
-                ch.send(&ChildMsg::StopRequest);
+                ch.send(&ChildMsg::StopRequest { failed });
             } else {
                 self.control.set_stop();
             }

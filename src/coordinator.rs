@@ -687,7 +687,10 @@ impl EventLoop {
                 self.children[i].prepare_error = Some(e);
                 self.begin_stop(StopCause::PrepareFailed(name));
             }
-            ChildMsg::StopRequest => {
+            ChildMsg::StopRequest { failed: true } => {
+                self.begin_stop(StopCause::BlockFailed(name));
+            }
+            ChildMsg::StopRequest { failed: false } => {
                 self.begin_stop(StopCause::Block(name));
             }
             ChildMsg::Final(f) => {

@@ -20,7 +20,10 @@ pub(crate) enum ChildMsg {
     /// `prepare` failed.
     PrepareFailed(WireError),
     /// This Block wants the test to stop (it ended, failed, or asked for it).
-    StopRequest,
+    StopRequest {
+        /// The Block failed (error, panic): the test stops because of it.
+        failed: bool,
+    },
     /// Append the run report to this file at the end (a recorder's metadata file).
     AppendReport(std::path::PathBuf),
     /// The Block's outcome and statistics, sent just before the process exits.

@@ -14,8 +14,108 @@ use crabby_hardware::serial::{ScpiInOut, SerialConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Plays a serial device on a pty master in its own process: answers each `R?` with
+/// `12.5,3`, then closes the port after `for_s` seconds of answering (the port vanishes).
+fn play_device(master: std::os::fd::OwnedFd, for_s: f64) -> nix::unistd::Pid {
+    use std::os::fd::AsFd;
+    // SAFETY: this case's process is single-threaded here (before the Test runs); the child
+    // only reads/writes the pty and leaves with exit_now.
+    match unsafe { crabby::sys::fork() }.expect("fork") {
+        Some(pid) => pid,
+        None => {
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            let mut first: Option<std::time::Instant> = None;
+            let mut pending = Vec::new();
+            let mut buf = [0u8; 256];
+            loop {
+                if first.is_some_and(|t| t.elapsed().as_secs_f64() > for_s) {
+                    drop(master); // the device vanishes
+                    crabby::sys::exit_now(0);
+                }
+                let mut fds = [nix::poll::PollFd::new(
+                    master.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u16)).unwrap_or(0) == 0
+                {
+                    continue;
+                }
+                let Ok(n) = nix::unistd::read(master.as_fd(), &mut buf) else {
+                    continue;
+                };
+                pending.extend_from_slice(&buf[..n]);
+                while let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
+                    let line: Vec<u8> = pending.drain(..i + 2).take(i).collect();
+                    if line == b"R?" {
+                        first.get_or_insert_with(std::time::Instant::now);
+                        let _ = nix::unistd::write(master.as_fd(), b"12.5,3\r\n");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(), String> {
+    use crabby_hardware::serial::LineInOut;
+    use std::os::fd::AsFd;
+    let dir = TempDir::new("hw-vanish");
+    let data = dir.path().join("data");
+    let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
+    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).map_err(|e| e.to_string())?;
+    nix::sys::termios::cfmakeraw(&mut t);
+    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
+        .map_err(|e| e.to_string())?;
+    let path = nix::unistd::ttyname(pty.slave.as_fd()).map_err(|e| e.to_string())?;
+    // The player gets the master; this process (and so every Block) keeps no copy of it.
+    let player = play_device(pty.master, 0.5);
+    let cell = LineInOut::new(
+        "load cell",
+        SerialConfig::new(path.to_string_lossy(), 115_200).timeout(Duration::from_millis(200)),
+        ["F(N)", "T(C)"],
+    )
+    .query("R?");
+    let mut test = Test::new("vanish");
+    quiet(&mut test);
+    let io = test.add_with(IOBlock::new(cell), Settings::new().name("cell").freq(50.0));
+    let col = test.add(Collector::new(&data));
+    test.link(io, col);
+    let e = test
+        .run()
+        .err()
+        .ok_or("the run should fail when the port vanishes")?;
+    drop(pty.slave);
+    let _ = nix::sys::wait::waitpid(player, None);
+    ensure!(
+        e.kind() == ErrorKind::BlockFailed && e.origin() == Some("cell"),
+        "{e}"
+    );
+    let text = e.report().ok_or("no report")?.to_string();
+    ensure!(
+        text.contains("load cell"),
+        "report lacks the device's error:\n{text}"
+    );
+    let r = rows(&data)?;
+    ensure!(
+        r.len() >= 10,
+        "readings before the fault lost: {} rows",
+        r.len()
+    );
+    ensure!(
+        r.iter()
+            .all(|row| get(row, "F(N)") == Some(12.5) && get(row, "T(C)") == Some(3.0)),
+        "wrong values recorded"
+    );
+    Ok(())
+}
+
 fn main() {
     common::main(&[
+        common::case(
+            "serial_port_vanishing_mid_test_faults_the_device",
+            30,
+            serial_port_vanishing_mid_test_faults_the_device,
+        ),
         common::case(
             "ioblock_furnace_zero_commands_and_exit_cmd",
             30,
