@@ -23,20 +23,7 @@ const W: u32 = 2048;
 const H: u32 = 2048;
 
 fn fork_child(f: impl FnOnce() -> i32) -> nix::unistd::Pid {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the bench binary has its own `main` and starts no thread before forking.
-    match unsafe { crabby::sys::fork() }.expect("fork") {
-        Some(pid) => pid,
-        None => {
-            // Fork rule: die with the parent, and check it did not die before the prctl.
-            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-            if nix::unistd::getppid() != parent {
-                crabby::sys::exit_now(3);
-            }
-            let code = f();
-            crabby::sys::exit_now(code)
-        }
-    }
+    nix::unistd::Pid::from_raw(crabby::process::fork_child(f).expect("fork"))
 }
 
 /// Plain memcpy of one frame into `bufs` pre-faulted buffers in turn (1: always the same

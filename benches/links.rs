@@ -19,7 +19,7 @@ struct Stamper {
 impl Block for Stamper {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         let label = self.label.clone(); // built once, cloned per sample: no allocation
-        ctx.send(&Sample::new().with(label, crabby::sys::monotonic_ns() as i64))?;
+        ctx.send(&Sample::new().with(label, crabby::time::monotonic_ns() as i64))?;
         Ok(if ctx.t() > self.secs {
             Flow::Stop
         } else {
@@ -43,7 +43,7 @@ impl Block for LatencyProbe {
     }
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         if ctx.wait(Duration::from_secs(1)) {
-            let now = crabby::sys::monotonic_ns();
+            let now = crabby::time::monotonic_ns();
             let lat = &mut self.lat_ns;
             ctx.recv_each(|_, s| {
                 if let Some(crabby::Value::Int(t)) = s.get("t_ns") {
@@ -200,66 +200,124 @@ fn throughput(dir: &Path, receiver: Settings, what: &str) {
     );
 }
 
-/// The floor under the same conditions: one process stamps a shared word and wakes a futex
-/// at 1 kHz (absolute deadlines), another waits on it, no crabby in between.
-fn futex_floor() {
-    use crabby::sys::{futex_wait, futex_wake, monotonic_ns, SharedRegion};
-    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-    let region = SharedRegion::new(4096, true).unwrap();
-    let base = region.as_ptr();
-    // The region is zeroed, page-aligned and shared: a u32 futex word and a u64 stamp.
-    let word = unsafe_ref::<AtomicU32>(base, 0);
-    let stamp = unsafe_ref::<AtomicU64>(base, 8);
-    let n = 5000;
-    // SAFETY: this bench's main thread is the only thread; the child only touches the region
-    // and leaves with exit_now.
-    match unsafe { crabby::sys::fork() }.unwrap() {
-        None => {
-            let _ = nix::sys::prctl::set_timerslack(1);
-            let start = monotonic_ns() + 10_000_000;
-            for k in 0..n as u64 {
-                let deadline = start + k * 1_000_000;
-                while monotonic_ns() < deadline {
-                    futex_wait(&AtomicU32::new(0), 0, Some(deadline));
-                }
-                stamp.store(monotonic_ns(), Ordering::SeqCst);
-                word.fetch_add(1, Ordering::SeqCst);
-                futex_wake(word);
-            }
-            crabby::sys::exit_now(0);
+/// Two atomics in an anonymous shared mapping made before fork, for the floor measurement.
+struct SharedWords {
+    ptr: std::ptr::NonNull<std::ffi::c_void>,
+}
+
+impl SharedWords {
+    fn new() -> SharedWords {
+        use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks aliases nothing;
+        // it is never unmapped (the bench process exits), so references into it stay valid.
+        let ptr = unsafe {
+            mmap_anonymous(
+                None,
+                std::num::NonZeroUsize::new(4096).unwrap(),
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
         }
-        Some(pid) => {
-            let mut lat = Vec::with_capacity(n);
-            let mut seen = 0;
-            // Until the last wake-up (a wake-up missed while this process was descheduled
-            // is simply not measured).
-            while seen < n as u32 {
-                let v = word.load(Ordering::SeqCst);
-                if v == seen {
-                    futex_wait(word, v, Some(monotonic_ns() + 1_000_000_000));
-                    continue;
-                }
-                seen = v;
-                lat.push(monotonic_ns().saturating_sub(stamp.load(Ordering::SeqCst)));
-            }
-            let _ = nix::sys::wait::waitpid(pid, None);
-            lat.sort_unstable();
-            let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1e3;
-            println!(
-                "floor, bare futex wake-up paced at 1 kHz (no crabby): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
-                q(0.5),
-                q(0.99),
-                *lat.last().unwrap() as f64 / 1e3
-            );
+        .expect("mmap");
+        SharedWords { ptr }
+    }
+
+    fn word(&self) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: offset 0 of a zeroed, page-aligned mapping that lives as long as `self`
+        // (never unmapped); zero is a valid AtomicU32; all access is atomic.
+        unsafe { &*(self.ptr.as_ptr() as *const std::sync::atomic::AtomicU32) }
+    }
+
+    fn stamp(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: offset 8 (aligned for u64) of the same mapping, as in `word`.
+        unsafe {
+            &*((self.ptr.as_ptr() as *const u8).add(8) as *const std::sync::atomic::AtomicU64)
         }
     }
 }
 
-/// A reference to a `T` at `offset` in a zeroed shared mapping.
-fn unsafe_ref<T>(base: *mut u8, offset: usize) -> &'static T {
-    // SAFETY: callers pass offsets inside the 4 KiB mapping, aligned for T; all-zero is a
-    // valid value of the atomics used; the mapping lives until the process exits.
-    unsafe { &*(base.add(offset) as *const T) }
+fn futex(word: &std::sync::atomic::AtomicU32, op: i32, val: u32, deadline_ns: Option<u64>) {
+    let ts = deadline_ns.map(|d| libc::timespec {
+        tv_sec: (d / 1_000_000_000) as libc::time_t,
+        tv_nsec: (d % 1_000_000_000) as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid aligned u32 for the call; `ts` outlives it; the bitset ops
+    // take an absolute CLOCK_MONOTONIC timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op,
+            val,
+            ts_ptr,
+            std::ptr::null::<u32>(),
+            libc::FUTEX_BITSET_MATCH_ANY,
+        );
+    }
+}
+
+/// The floor under the same conditions: one process stamps a shared word and wakes a futex
+/// at 1 kHz (absolute deadlines), another waits on it, no crabby in between.
+fn futex_floor() {
+    use crabby::time::monotonic_ns;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let shared = SharedWords::new();
+    let n = 5000;
+    let pid = crabby::process::fork_child(|| {
+        let _ = nix::sys::prctl::set_timerslack(1);
+        let start = monotonic_ns() + 10_000_000;
+        for k in 0..n as u64 {
+            let deadline = start + k * 1_000_000;
+            while monotonic_ns() < deadline {
+                futex(
+                    &AtomicU32::new(0),
+                    libc::FUTEX_WAIT_BITSET,
+                    0,
+                    Some(deadline),
+                );
+            }
+            shared.stamp().store(monotonic_ns(), Ordering::SeqCst);
+            shared.word().fetch_add(1, Ordering::SeqCst);
+            futex(
+                shared.word(),
+                libc::FUTEX_WAKE_BITSET,
+                i32::MAX as u32,
+                None,
+            );
+        }
+        0
+    })
+    .expect("fork");
+    let mut lat = Vec::with_capacity(n);
+    let mut seen = 0;
+    // Until the last wake-up (a wake-up missed while this process was descheduled is simply
+    // not measured).
+    while seen < n as u32 {
+        let v = shared.word().load(Ordering::SeqCst);
+        if v == seen {
+            futex(
+                shared.word(),
+                libc::FUTEX_WAIT_BITSET,
+                v,
+                Some(monotonic_ns() + 1_000_000_000),
+            );
+            continue;
+        }
+        seen = v;
+        lat.push(monotonic_ns().saturating_sub(shared.stamp().load(Ordering::SeqCst)));
+    }
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    lat.sort_unstable();
+    let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1e3;
+    println!(
+        "floor, bare futex wake-up paced at 1 kHz (no crabby): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        q(0.5),
+        q(0.99),
+        *lat.last().unwrap() as f64 / 1e3
+    );
 }
 
 fn main() {

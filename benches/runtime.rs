@@ -39,7 +39,7 @@ impl Block for Probe {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         if self.first {
             self.first = false;
-            let now = crabby::sys::monotonic_ns();
+            let now = crabby::time::monotonic_ns();
             std::fs::write(
                 self.dir.join(format!("{}.first", ctx.name())),
                 now.to_string(),
@@ -65,7 +65,7 @@ impl Block for Probe {
             if ctx.t() > s {
                 std::fs::write(
                     self.dir.join("stop_at"),
-                    crabby::sys::monotonic_ns().to_string(),
+                    crabby::time::monotonic_ns().to_string(),
                 )
                 .unwrap();
                 self.stop_after = None;
@@ -109,7 +109,7 @@ fn startup(n: usize) -> f64 {
         }
         t.add_with(p, Settings::new().freq(1000.0));
     }
-    let t_run = crabby::sys::monotonic_ns();
+    let t_run = crabby::time::monotonic_ns();
     t.run().expect("startup run");
     let last_first = std::fs::read_dir(&dir)
         .unwrap()
@@ -138,7 +138,7 @@ fn stop(n: usize, hang: bool) -> f64 {
         t.add_with(p, Settings::new().freq(100.0));
     }
     let r = t.run();
-    let end = crabby::sys::monotonic_ns();
+    let end = crabby::time::monotonic_ns();
     if !hang {
         r.expect("stop run");
     }

@@ -59,7 +59,7 @@ pub struct RunFiles {
 impl RunFiles {
     /// A new folder named by date and time under `parent` (numbered if it exists).
     pub fn new_in(parent: &FsPath) -> anyhow::Result<Self> {
-        let stamp = crabby::sys::file_stamp(crabby::sys::realtime_ns());
+        let stamp = crabby::time::file_stamp(crabby::time::realtime_ns());
         let dir = crabby_blocks::free_name(&parent.join(stamp));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;

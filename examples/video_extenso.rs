@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
         Some(i) => args.get(i + 1).context("--out needs a folder")?.into(),
         None => PathBuf::from("results").join(format!(
             "video_extenso-{}",
-            crabby::sys::file_stamp(crabby::sys::realtime_ns())
+            crabby::time::file_stamp(crabby::time::realtime_ns())
         )),
     };
     std::fs::create_dir_all(&out)?;

@@ -3,9 +3,9 @@
 use crate::block::{Flow, Rate};
 use crate::control::{Control, START_ABORT, START_GO, START_WAIT};
 use crate::pacing::Pacer;
-use crate::proto::{BlockFinal, Channel, ChildMsg, EndKind};
+use crate::proto::{BlockFinal, EndKind, Lifecycle};
 use crate::{logging, sys, Block, Context, Error, Result};
-use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{self, SigSet, SigmaskHow, Signal};
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -16,6 +16,8 @@ static CONTROL: OnceLock<Arc<Control>> = OnceLock::new();
 thread_local! {
     /// The last panic message on this thread (set by the panic hook, read by `guarded`).
     static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether a Block runs on this thread: only then does crabby's panic hook act.
+    static IN_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Threads runtime: the control region of the Block running on this thread.
     static THREAD_CONTROL: RefCell<Option<Arc<Control>>> = const { RefCell::new(None) };
 }
@@ -29,10 +31,27 @@ pub(crate) fn current_t() -> Option<f64> {
 }
 
 /// The panic hook of Blocks: log the message and keep it for the report.
-pub(crate) fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
+fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
     let msg = panic_text(info);
     log::error!("panicked: {msg}");
     PANIC_MESSAGE.with(|m| *m.borrow_mut() = Some(msg));
+}
+
+/// Installs crabby's panic hook once per process, chained to the one the program had: it
+/// acts only on threads that run a Block and hands every other panic to the previous hook.
+/// Never swapped back and forth, so overlapping runs (parallel tests) cannot mix them up.
+pub(crate) fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_BLOCK.with(|b| b.get()) {
+                panic_hook(info);
+            } else {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// The body of a Block's thread in the threads runtime.
@@ -47,9 +66,11 @@ pub(crate) fn thread_main(spec: ChildSpec) {
     } = spec;
     let channel = ctx.channel.clone().expect("a Block always has a channel");
     THREAD_CONTROL.with(|c| *c.borrow_mut() = Some(ctx.control.clone()));
+    IN_BLOCK.with(|b| b.set(true));
     logging::thread_mode(Some(channel.clone()));
-    run_and_report(block, ctx, rate, niceness, display_freq, &channel);
+    run_and_report(block, ctx, rate, niceness, display_freq);
     logging::thread_mode(None);
+    IN_BLOCK.with(|b| b.set(false));
     THREAD_CONTROL.with(|c| *c.borrow_mut() = None);
 }
 
@@ -63,46 +84,57 @@ pub(crate) struct ChildSpec {
     pub coordinator: nix::unistd::Pid,
 }
 
-/// Runs the Block's lifecycle and leaves the process. Never returns.
-pub(crate) fn child_main(spec: ChildSpec) -> ! {
-    // Die with the coordinator. The coordinator may already have died between fork and
-    // prctl: then our parent is no longer the coordinator, and we leave at once.
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    if nix::unistd::getppid() != spec.coordinator {
-        sys::exit_now(1);
+/// Environment variable carried by every Block process and everything it starts: the
+/// coordinator's sentinel finds them by it if the coordinator is killed.
+pub(crate) const RUN_MARKER_VAR: &str = "CRABBY_RUN";
+
+/// The body of a Block's process, run by `sys::fork_child` (which has already set the
+/// parent-death signal, checked the parent, and will `_exit` with the returned code).
+pub(crate) fn child_main(spec: ChildSpec, marker: &str) -> i32 {
+    // A terminal's Ctrl+C, Ctrl+\, Ctrl+Z or hang-up reaches the whole process group: only
+    // the coordinator handles them (Blocks are never frozen by job control, so no motor is
+    // left running on its last command while its Block sleeps). SIGTERM ends a Block only
+    // when the coordinator sends it (the cleanup ladder); a group-wide SIGTERM is the
+    // coordinator's to turn into a graceful stop. The mask inherited from the coordinator
+    // (which blocks these signals to read them from a signalfd) is cleared after the
+    // dispositions are set, so a pending SIGINT is discarded.
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGTSTP,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+    ] {
+        sys::set_signal(s, sys::Disposition::Ignore);
     }
-    // A terminal Ctrl+C or hang-up reaches the whole process group: only the coordinator
-    // handles it. SIGTERM ends a Block only when the coordinator sends it (the cleanup
-    // ladder); a group-wide SIGTERM is the coordinator's to turn into a graceful stop. The
-    // mask inherited from the coordinator (which blocks these signals to read them from a
-    // signalfd) is cleared after the dispositions are set, so a pending SIGINT is discarded.
-    // SAFETY: installing SIG_IGN / SIG_DFL runs no Rust code in a signal handler.
-    unsafe {
-        let _ = signal::signal(Signal::SIGINT, SigHandler::SigIgn);
-        let _ = signal::signal(Signal::SIGHUP, SigHandler::SigIgn);
-        let _ = signal::signal(Signal::SIGCHLD, SigHandler::SigDfl);
-    }
+    sys::set_signal(Signal::SIGCHLD, sys::Disposition::Default);
     sys::terminate_only_from(spec.coordinator);
     let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // Processes this Block starts inherit the marker (see RUN_MARKER_VAR). This process is
+    // single-threaded here, so changing the environment races with nothing.
+    std::env::set_var(RUN_MARKER_VAR, marker);
 
     let ChildSpec {
         block,
-        ctx,
+        mut ctx,
         rate,
         niceness,
         display_freq,
         log_level,
         ..
     } = spec;
+    ctx.owner = std::process::id();
     let _ = CONTROL.set(ctx.control.clone());
     let channel = ctx
         .channel
         .clone()
         .expect("a forked Block always has a channel");
-    logging::child_mode(channel.clone(), &ctx.control, log_level);
-    std::panic::set_hook(Box::new(panic_hook));
-    run_and_report(block, ctx, rate, niceness, display_freq, &channel);
-    sys::exit_now(0)
+    logging::child_mode(channel, log_level);
+    install_panic_hook();
+    IN_BLOCK.with(|b| b.set(true));
+    run_and_report(block, ctx, rate, niceness, display_freq);
+    0
 }
 
 /// The part both runtimes share: the lifecycle, the final report, then the Block's drop
@@ -113,12 +145,22 @@ fn run_and_report(
     rate: Rate,
     niceness: Option<i32>,
     display_freq: bool,
-    channel: &Channel,
 ) {
     sys::low_timer_slack();
-    let fin = run_lifecycle(&mut *block, &mut ctx, rate, niceness, display_freq, channel);
-    channel.send(&ChildMsg::Final(fin));
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(block)));
+    let fin = run_lifecycle(&mut *block, &mut ctx, rate, niceness, display_freq);
+    ctx.post(Lifecycle::Final(fin));
+    // The Block and its Context (with the link modifiers) are dropped here, in the Block's
+    // own process or thread, each under its own panic guard: a panicking destructor is
+    // logged and goes no further.
+    if catch_unwind(AssertUnwindSafe(move || drop(block))).is_err() {
+        log::error!("panicked while being dropped: {}", take_panic());
+    }
+    if catch_unwind(AssertUnwindSafe(move || drop(ctx))).is_err() {
+        log::error!(
+            "a link modifier panicked while being dropped: {}",
+            take_panic()
+        );
+    }
 }
 
 fn panic_text(info: &std::panic::PanicHookInfo<'_>) -> String {
@@ -145,7 +187,7 @@ fn guarded<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T, EndKind> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
-            let e = e.with_origin(name.to_owned());
+            let e = e.with_block(name.to_owned());
             log::error!("{e}");
             Err(EndKind::Failed(e.to_wire()))
         }
@@ -159,7 +201,6 @@ fn run_lifecycle(
     rate: Rate,
     niceness: Option<i32>,
     display_freq: bool,
-    channel: &Channel,
 ) -> BlockFinal {
     let name = ctx.name.clone();
     let mut pacer = Pacer::new(rate, display_freq);
@@ -171,15 +212,15 @@ fn run_lifecycle(
                     crate::ErrorKind::BlockFailed,
                     format!("panicked in prepare: {m}"),
                 )
-                .with_origin(name.clone())
+                .with_block(name.clone())
                 .to_wire(),
                 _ => unreachable!("prepare ends only by failure"),
             };
-            channel.send(&ChildMsg::PrepareFailed(wire));
+            ctx.post(Lifecycle::PrepareFailed(wire));
             Some(end)
         }
         Ok(()) => {
-            channel.send(&ChildMsg::Ready);
+            ctx.post(Lifecycle::Ready);
             if wait_start(&ctx.control) {
                 None
             } else {
@@ -195,8 +236,15 @@ fn run_lifecycle(
 
     let finish_error = match guarded(&name, || block.finish(ctx)) {
         Ok(()) => None,
-        Err(EndKind::Failed(w)) => Some(w.description),
-        Err(EndKind::Panicked(m)) => Some(format!("panicked: {m}")),
+        Err(EndKind::Failed(w)) => Some(w),
+        Err(EndKind::Panicked(m)) => Some(
+            Error::new(
+                crate::ErrorKind::BlockFailed,
+                format!("panicked in finish: {m}"),
+            )
+            .with_block(name.clone())
+            .to_wire(),
+        ),
         Err(_) => None,
     };
     for l in &ctx.outputs {

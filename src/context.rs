@@ -2,7 +2,7 @@
 
 use crate::control::Control;
 use crate::link::{codec, InputLink, OutputLink};
-use crate::proto::{Channel, ChildMsg};
+use crate::proto::{Channel, Lifecycle};
 use crate::{sys, Columns, Error, ErrorKind, Result, Sample};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,6 +19,9 @@ pub struct Context {
     pub(crate) outputs: Vec<OutputLink>,
     pub(crate) channel: Option<Arc<Channel>>,
     pub(crate) stop_requested: bool,
+    /// The process allowed to post lifecycle messages (the Block's own; 0 = not checked,
+    /// threads runtime).
+    pub(crate) owner: u32,
     test_name: String,
     graph: String,
     enc: Vec<u8>,
@@ -52,6 +55,7 @@ impl Context {
             outputs,
             channel,
             stop_requested: false,
+            owner: 0,
             test_name: String::new(),
             graph: String::new(),
             enc: Vec::with_capacity(256),
@@ -83,9 +87,45 @@ impl Context {
     /// Asks the coordinator to append the run report to `path` once every Block is done
     /// (a recorder's metadata file uses it).
     pub fn append_report_to(&self, path: impl Into<std::path::PathBuf>) {
-        if let Some(ch) = &self.channel {
-            ch.send(&ChildMsg::AppendReport(path.into()));
+        let path = path.into();
+        if !self.post(Lifecycle::AppendReport(path.clone())) {
+            log::warn!(
+                "the report will not be appended to {}: too many report files",
+                path.display()
+            );
         }
+    }
+
+    /// Posts a lifecycle message to this Block's mailbox and wakes the coordinator. Only the
+    /// Block's own process may post (its children, which share the slot, may not).
+    pub(crate) fn post(&self, msg: Lifecycle) -> bool {
+        if self.owner != 0 && self.owner != std::process::id() {
+            log::warn!("only the Block's own process can stop the test or add report files");
+            return false;
+        }
+        let is_final = matches!(msg, Lifecycle::Final(_));
+        let msg = match msg {
+            Lifecycle::PrepareFailed(e) => Lifecycle::PrepareFailed(e.clipped(2000)),
+            Lifecycle::Final(mut f) => {
+                if let crate::proto::EndKind::Failed(e) = &mut f.end {
+                    *e = e.clone().clipped(1000);
+                }
+                if let crate::proto::EndKind::Panicked(m) = &mut f.end {
+                    crate::error::clip(m, 1000);
+                }
+                f.finish_error = f.finish_error.map(|e| e.clipped(1000));
+                Lifecycle::Final(f)
+            }
+            m => m,
+        };
+        let Ok(bytes) = postcard::to_stdvec(&msg) else {
+            return false;
+        };
+        let ok = self.control.post(self.index, &bytes, is_final);
+        if let Some(ch) = &self.channel {
+            ch.nudge();
+        }
+        ok
     }
 
     /// The names of the Blocks sending to each input link, in link order.
@@ -346,9 +386,7 @@ impl Context {
     pub(crate) fn request_stop(&mut self, failed: bool) {
         if !self.stop_requested {
             self.stop_requested = true;
-            if let Some(ch) = &self.channel {
-                ch.send(&ChildMsg::StopRequest { failed });
-            } else {
+            if self.channel.is_none() || !self.post(Lifecycle::StopRequest { failed }) {
                 self.control.set_stop();
             }
         }

@@ -7,14 +7,17 @@
 use crate::child::{child_main, ChildSpec};
 use crate::control::{Control, START_ABORT, START_GO, START_WAIT};
 use crate::link::{codec::LabelCache, ring::Ring, InputLink, OutputLink};
-use crate::proto::{level_from_u8, BlockFinal, Channel, ChildMsg, EndKind, FrameReader};
+use crate::process::{ChildSet, Exit};
+use crate::proto::{
+    level_from_u8, BlockFinal, Channel, EndKind, FrameReader, Lifecycle, QueueItem,
+};
 use crate::report::{BlockReport, LinkReport, Outcome, Report, StopCause};
 use crate::test::{describe_graph, link_name, Resolved};
 use crate::{logging, sys, Context, Error, ErrorKind, Result, Sample, Test};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
@@ -24,18 +27,30 @@ use std::sync::Arc;
 struct Child {
     name: String,
     kind: String,
-    /// The Block's process (process runtime).
-    pid: Option<Pid>,
     /// The Block's thread (threads runtime).
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The read end of the Block's log pipe (process runtime).
     pipe: Option<std::fs::File>,
     frames: FrameReader,
+    /// Bytes of the Block's mailbox read so far.
+    mail_from: usize,
     ready: bool,
     fin: Option<BlockFinal>,
     prepare_error: Option<crate::error::WireError>,
-    status: Option<WaitStatus>,
-    signalled_by_us: bool,
+    status: Option<Exit>,
     report_files: Vec<std::path::PathBuf>,
+}
+
+impl Child {
+    fn signalled_by_us(&self) -> bool {
+        matches!(
+            self.status,
+            Some(Exit::Signal {
+                sent_by_us: true,
+                ..
+            })
+        )
+    }
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -66,6 +81,11 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
             "Test::run was called while this process runs {threads} threads; forking Blocks now could leave one deadlocked on a lock held by another thread. Call run() from main() before starting any thread (GUI, async runtime, logging or signal-handler threads); tests that run a Test use a test binary with `harness = false` (see CONTRIBUTING.md), or Test::run_in_threads"
         )));
     }
+    if !logging::install() {
+        return Err(Error::config(
+            "a logger was installed before Test::run (env_logger::init() or similar): crabby routes every Block's log records from its own process to the console and the log file through its own logger, and cannot while another one is installed. Remove that logger's init; log with the `log` macros as before (crabby writes them, also outside a run) and choose levels with Test::log_levels",
+        ));
+    }
     let graph = describe_graph(&test, &resolved);
     let Test {
         name: test_name,
@@ -78,7 +98,6 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
         ..
     } = test;
 
-    logging::install();
     let log_path = match &log_file {
         Some(p) => match logging::coordinator_mode(console_level, Some((p, file_level))) {
             Ok(()) => Some(p.clone()),
@@ -200,21 +219,32 @@ fn build(
     })
 }
 
-fn new_child(r: &Resolved, pid: Option<Pid>, pipe: Option<std::fs::File>) -> Child {
+fn new_child(r: &Resolved, pipe: Option<std::fs::File>) -> Child {
     Child {
         name: r.name.clone(),
         kind: r.kind.clone(),
-        pid,
         thread: None,
         pipe,
         frames: FrameReader::default(),
+        mail_from: 0,
         ready: false,
         fin: None,
         prepare_error: None,
         status: None,
-        signalled_by_us: false,
         report_files: Vec::new(),
     }
+}
+
+/// Forgets the parts of a Block's spec that hold the user's code (the Block, its links'
+/// modifiers): their destructors run only in the Block's own process. Crabby's own parts
+/// (link ends, labels) are freed here.
+fn forget_foreign(spec: ChildSpec) {
+    let ChildSpec { block, mut ctx, .. } = spec;
+    std::mem::forget(block);
+    for o in &mut ctx.outputs {
+        std::mem::forget(std::mem::take(&mut o.modifiers));
+    }
+    drop(ctx);
 }
 
 fn run_processes(
@@ -231,63 +261,84 @@ fn run_processes(
         mut specs,
     } = built;
     let n = specs.len();
+    let me = nix::unistd::getpid();
+    let marker = format!("{}-{}", me.as_raw(), sys::monotonic_ns());
 
-    // One pipe per Block for its log records and lifecycle messages.
+    // FORK RULE: the sentinel and every Block are forked below, from the coordinator's main
+    // thread, before any thread exists in this process (checked in `run`, and again by
+    // `sys::fork_child` before each fork). Nothing in the coordinator starts a thread.
+    //
+    // The sentinel first, so it holds none of the Blocks' pipes: it outlives a `kill -9` of
+    // this process just long enough to kill whatever the Blocks started.
+    let sentinel = match sys::fork_child(|| sentinel_main(me, &marker)) {
+        Ok(pid) => Some(pid),
+        Err(e) => {
+            log::warn!("cannot start the sentinel ({e}): processes started by Blocks could survive a kill -9 of this program");
+            None
+        }
+    };
+
+    // One pipe per Block for its log records (lifecycle messages go through its mailbox).
     let mut pipes: Vec<Option<(OwnedFd, OwnedFd)>> = Vec::with_capacity(n);
     for _ in 0..n {
-        let p = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| internal("create a pipe", e.into()))?;
-        pipes.push(Some(p));
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => pipes.push(Some(p)),
+            Err(e) => {
+                stop_sentinel(sentinel);
+                return Err(internal("create a pipe", e.into()));
+            }
+        }
     }
 
     // Signals: blocked here and read from a signalfd (made before the forks; each child
-    // closes its copy and resets its signals). The guard puts the mask, SIGCHLD's
-    // disposition and the subreaper flag back however this function returns.
+    // closes its copy and resets its signals). The guard puts the mask, the dispositions of
+    // SIGCHLD and SIGPIPE and the subreaper flag back however this function returns; it is
+    // dropped only after the report is written, so no Ctrl+C kills the program inside `run`.
     let sigs = coordinator_signals();
     let guard = SignalGuard::install(&sigs);
-    let mut sfd = Some(
-        SignalFd::with_flags(&sigs, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(|e| internal("create a signalfd", e.into()))?,
-    );
+    let mut sfd = match SignalFd::with_flags(&sigs, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            stop_sentinel(sentinel);
+            return Err(internal("create a signalfd", e.into()));
+        }
+    };
     // The user's own children (not ours to reap), to tell them from orphaned grandchildren.
     let theirs = children_of_me();
 
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    let _ = std::io::Write::flush(&mut std::io::stderr());
     log::info!("starting test '{test_name}' with {n} Blocks");
-
-    // FORK RULE: every Block is forked here, from the coordinator's main thread, before any
-    // thread exists in this process (checked in `run`). Nothing below starts a thread.
+    let mut blocks = ChildSet::new();
     let mut children: Vec<Child> = Vec::with_capacity(n);
     for i in 0..n {
-        // SAFETY: this process is single-threaded (checked in `run`; nothing since has
-        // started a thread), so the child inherits no lock held by another thread.
-        match unsafe { sys::fork() } {
-            Ok(None) => {
-                // In the child: keep only our pipe's write end; close every other fd we own.
-                let (_, w) = pipes[i].take().expect("pipe not yet used");
-                pipes.clear();
-                drop(sfd.take());
-                std::mem::forget(guard);
-                for c in children.iter_mut() {
-                    c.pipe = None;
-                }
-                let mut spec = specs[i].take().expect("spec not yet used");
-                spec.ctx.channel = Some(Arc::new(Channel::pipe(w)));
-                child_main(spec);
+        // The body runs only in the child. It takes what the child owns (its spec, its
+        // pipe's write end) and closes its copies of the coordinator's descriptors; in this
+        // process the closure only borrowed them.
+        let forked = sys::fork_child(|| {
+            let (_, wr) = pipes[i].take().expect("pipe not yet used");
+            pipes.clear();
+            drop(sfd.take());
+            for c in children.iter_mut() {
+                c.pipe = None;
             }
-            Ok(Some(pid)) => {
+            let mut spec = specs[i].take().expect("spec not yet used");
+            spec.ctx.channel = Some(Arc::new(Channel::pipe(wr, control.clone(), i)));
+            child_main(spec, &marker)
+        });
+        match forked {
+            Ok(pid) => {
                 let (rd, _w) = pipes[i].take().expect("pipe not yet used");
-                // `_w` (our copy of the write end) is closed here, so EOF means the child is gone.
+                // `_w` (our copy of the write end) is closed here, so EOF means the Block
+                // and every child of it are gone.
                 let _ = nix::fcntl::fcntl(
                     &rd,
                     nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
                 );
-                children.push(new_child(
-                    &resolved[i],
-                    Some(pid),
-                    Some(std::fs::File::from(rd)),
-                ));
+                blocks.adopt(resolved[i].name.clone(), pid);
+                children.push(new_child(&resolved[i], Some(std::fs::File::from(rd))));
+                // The Block now lives in its own process: its destructors run there, never
+                // here (a Block's Drop may talk to hardware).
+                forget_foreign(specs[i].take().expect("spec not yet used"));
             }
             Err(e) => {
                 // Could not fork: stop what was started.
@@ -295,9 +346,10 @@ fn run_processes(
                 control.header().start.store(START_ABORT, Ordering::SeqCst);
                 sys::futex_wake(&control.header().start);
                 control.set_stop();
-                for pid in children.iter().filter_map(|c| c.pid) {
-                    let _ = kill(pid, Signal::SIGKILL);
-                    let _ = waitpid(pid, None);
+                blocks.kill_all();
+                stop_sentinel(sentinel);
+                for spec in specs.into_iter().flatten() {
+                    forget_foreign(spec);
                 }
                 return Err(Error::new(
                     ErrorKind::Io,
@@ -306,22 +358,88 @@ fn run_processes(
             }
         }
     }
-    // The Blocks now live in their own processes: their destructors run there, never here
-    // (a Block's Drop may talk to hardware). Only the parent's copies of the contexts go.
-    for spec in specs.into_iter().flatten() {
-        std::mem::forget(spec.block);
-    }
 
     let sfd = sfd.take().expect("made above");
     let mut ev = EventLoop::new(children, rings, control.clone(), grace);
+    ev.procs = Some(blocks);
     ev.run(&sfd);
-    // Drain the signalfd so no blocked signal is delivered when the mask is restored.
+    stop_sentinel(sentinel);
+    reap_orphans(&theirs);
+    let result = ev.finish(test_name, &link_meta, log_path);
+    // Only now, with the report logged and appended: discard the signals that came during
+    // the end of the run (a late Ctrl+C was meant for the test), then give the program its
+    // signal state back.
     while let Ok(Some(_)) = sfd.read_signal() {}
     drop(sfd);
-    reap_orphans(&theirs);
     drop(guard);
+    result
+}
 
-    ev.finish(test_name, &link_meta, log_path)
+/// The sentinel: a small process that outlives a `kill -9` of the coordinator just long
+/// enough to kill every process the Blocks started (the Blocks themselves die with the
+/// coordinator by their parent-death signal, but what they start with `Command::spawn`
+/// does not). They are found by the run marker every Block puts in its environment
+/// (`child::RUN_MARKER_VAR`), which their children inherit.
+fn sentinel_main(coordinator: Pid, marker: &str) -> i32 {
+    let mut wait_for = SigSet::empty();
+    wait_for.add(Signal::SIGUSR1); // the coordinator died (parent-death signal)
+    wait_for.add(Signal::SIGUSR2); // the run ended normally
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&wait_for), None);
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGTSTP,
+        Signal::SIGTERM,
+    ] {
+        sys::set_signal(s, sys::Disposition::Ignore);
+    }
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGUSR1);
+    let died = if nix::unistd::getppid() != coordinator {
+        true
+    } else {
+        matches!(wait_for.wait(), Ok(Signal::SIGUSR1))
+    };
+    if died {
+        let needle = format!("{}={marker}", crate::child::RUN_MARKER_VAR);
+        // A few sweeps: a process may be between fork and exec when first seen.
+        for _ in 0..5 {
+            let found = marked_processes(&needle);
+            if found.is_empty() {
+                break;
+            }
+            for pid in found {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    0
+}
+
+/// Processes whose environment holds `needle` (`NAME=value`).
+fn marked_processes(needle: &str) -> Vec<Pid> {
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// Tells the sentinel the run ended normally, and reaps it.
+fn stop_sentinel(sentinel: Option<Pid>) {
+    if let Some(pid) = sentinel {
+        let _ = kill(pid, Signal::SIGUSR2);
+        let _ = waitpid(pid, None);
+    }
 }
 
 /// The threads runtime: each Block on a thread of this process, talking to this loop over
@@ -342,8 +460,7 @@ fn run_threads(
         specs,
     } = built;
     let (tx, rx) = std::sync::mpsc::channel();
-    let previous_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(crate::child::panic_hook));
+    crate::child::install_panic_hook();
     log::info!(
         "starting test '{test_name}' with {} Blocks on threads",
         specs.len()
@@ -351,8 +468,8 @@ fn run_threads(
     let mut children = Vec::with_capacity(specs.len());
     for (i, spec) in specs.into_iter().enumerate() {
         let mut spec = spec.expect("spec not yet used");
-        spec.ctx.channel = Some(Arc::new(Channel::queue(i, tx.clone())));
-        let mut c = new_child(&resolved[i], None, None);
+        spec.ctx.channel = Some(Arc::new(Channel::queue(i, tx.clone(), control.clone())));
+        let mut c = new_child(&resolved[i], None);
         let handle = std::thread::Builder::new()
             .name(resolved[i].name.clone())
             .spawn(move || crate::child::thread_main(spec))
@@ -363,7 +480,6 @@ fn run_threads(
     drop(tx);
     let mut ev = EventLoop::new(children, rings, control, grace);
     ev.run_threads(&rx);
-    std::panic::set_hook(previous_hook);
     ev.finish(test_name, &link_meta, log_path)
 }
 
@@ -388,6 +504,8 @@ fn coordinator_signals() -> SigSet {
         Signal::SIGINT,
         Signal::SIGTERM,
         Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGTSTP,
         Signal::SIGCHLD,
     ] {
         sigs.add(s);
@@ -396,28 +514,29 @@ fn coordinator_signals() -> SigSet {
 }
 
 /// The coordinator's signal state for a run, restored on drop: the mask, SIGCHLD's
-/// disposition (set to default, so an ignored SIGCHLD cannot make children vanish unreaped)
-/// and the child-subreaper flag.
+/// disposition (set to default, so an ignored SIGCHLD cannot make children vanish unreaped),
+/// SIGPIPE's (ignored, so a console closed under us is an error to note, never a death) and
+/// the child-subreaper flag.
 struct SignalGuard {
     old_mask: SigSet,
     old_chld: Option<nix::sys::signal::SigAction>,
+    old_pipe: Option<nix::sys::signal::SigAction>,
     old_subreaper: bool,
 }
 
 impl SignalGuard {
     fn install(sigs: &SigSet) -> Self {
-        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler};
         let mut old_mask = SigSet::empty();
         let _ =
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(sigs), Some(&mut old_mask));
-        let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-        // SAFETY: SIG_DFL installs no handler code.
-        let old_chld = unsafe { sigaction(Signal::SIGCHLD, &dfl) }.ok();
+        let old_chld = sys::set_signal(Signal::SIGCHLD, sys::Disposition::Default);
+        let old_pipe = sys::set_signal(Signal::SIGPIPE, sys::Disposition::Ignore);
         let old_subreaper = nix::sys::prctl::get_child_subreaper().unwrap_or(false);
         let _ = nix::sys::prctl::set_child_subreaper(true);
         SignalGuard {
             old_mask,
             old_chld,
+            old_pipe,
             old_subreaper,
         }
     }
@@ -427,8 +546,10 @@ impl Drop for SignalGuard {
     fn drop(&mut self) {
         let _ = nix::sys::prctl::set_child_subreaper(self.old_subreaper);
         if let Some(old) = &self.old_chld {
-            // SAFETY: restores the disposition the program had before the run.
-            let _ = unsafe { nix::sys::signal::sigaction(Signal::SIGCHLD, old) };
+            sys::restore_signal(Signal::SIGCHLD, old);
+        }
+        if let Some(old) = &self.old_pipe {
+            sys::restore_signal(Signal::SIGPIPE, old);
         }
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
     }
@@ -466,6 +587,8 @@ fn reap_orphans(theirs: &[i32]) {
 
 struct EventLoop {
     children: Vec<Child>,
+    /// The Blocks' processes (process runtime).
+    procs: Option<ChildSet>,
     rings: Vec<(Ring, usize, usize)>,
     control: Arc<Control>,
     phase: Phase,
@@ -475,7 +598,14 @@ struct EventLoop {
     deadline: Option<u64>,
     grace: crate::block::Grace,
     t0: Option<u64>,
+    /// Log records dropped by each Block, as last reported.
+    log_dropped_seen: Vec<u64>,
+    /// When dropped log records were last reported.
+    last_drop_note: u64,
 }
+
+/// Finish grace after Ctrl+\ (SIGQUIT): enough for `finish` to stop motors and close files.
+const QUIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl EventLoop {
     fn new(
@@ -484,8 +614,10 @@ impl EventLoop {
         control: Arc<Control>,
         grace: crate::block::Grace,
     ) -> Self {
+        let n = children.len();
         EventLoop {
             children,
+            procs: None,
             rings,
             control,
             phase: Phase::Preparing,
@@ -495,6 +627,8 @@ impl EventLoop {
             deadline: None,
             grace,
             t0: None,
+            log_dropped_seen: vec![0; n],
+            last_drop_note: 0,
         }
     }
 
@@ -502,10 +636,12 @@ impl EventLoop {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             if self.children.iter().all(|c| c.status.is_some()) {
-                // Every child reaped: read what is left in the pipes, then leave.
+                // Every child reaped: read what is left in the pipes and mailboxes, then leave.
                 for i in 0..self.children.len() {
                     self.read_pipe(i, &mut buf);
+                    self.read_mail(i);
                 }
+                self.note_dropped_logs(true);
                 return;
             }
             let now = sys::monotonic_ns();
@@ -515,10 +651,14 @@ impl EventLoop {
                     continue;
                 }
             }
+            // The coordinator never waits long: mailboxes are also checked at least every
+            // 100 ms, whatever wakes it (a nudge normally wakes it at once).
             let timeout_ms = match self.deadline {
-                Some(d) => ((d.saturating_sub(now)) / 1_000_000 + 1).min(1000) as u16,
-                None => 1000,
+                Some(d) => ((d.saturating_sub(now)) / 1_000_000 + 1).min(100) as u16,
+                None => 100,
             };
+            // The console's descriptor (a duplicate) while lines wait for it.
+            let console = logging::pump_console();
             let mut idx = Vec::with_capacity(self.children.len());
             let (sig_ready, ready_pipes) = {
                 let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -527,6 +667,9 @@ impl EventLoop {
                         fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
                         idx.push(i);
                     }
+                }
+                if let Some(fd) = &console {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
                 }
                 let _ = poll(&mut fds, PollTimeout::from(timeout_ms));
                 let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
@@ -542,21 +685,24 @@ impl EventLoop {
             for i in ready_pipes {
                 self.read_pipe(i, &mut buf);
             }
+            for i in 0..self.children.len() {
+                self.read_mail(i);
+            }
             if sig_ready {
                 while let Ok(Some(info)) = sfd.read_signal() {
                     match Signal::try_from(info.ssi_signo as i32) {
                         Ok(Signal::SIGCHLD) => self.reap(&mut buf),
-                        Ok(s) => self.on_interrupt(s),
+                        Ok(s) => self.on_signal(s),
                         Err(_) => {}
                     }
                 }
             }
             self.reap(&mut buf);
+            self.note_dropped_logs(false);
         }
     }
 
-    fn run_threads(&mut self, rx: &std::sync::mpsc::Receiver<(usize, ChildMsg)>) {
-        let zero = Pid::from_raw(0);
+    fn run_threads(&mut self, rx: &std::sync::mpsc::Receiver<QueueItem>) {
         loop {
             for i in 0..self.children.len() {
                 let done = self.children[i]
@@ -565,17 +711,21 @@ impl EventLoop {
                     .is_some_and(|h| h.is_finished());
                 if done && self.children[i].status.is_none() {
                     let h = self.children[i].thread.take().expect("checked");
-                    while let Ok((j, msg)) = rx.try_recv() {
-                        self.on_msg(j, msg);
+                    while let Ok(item) = rx.try_recv() {
+                        self.on_queue(item);
                     }
                     let _ = h.join();
-                    self.children[i].status = Some(WaitStatus::Exited(zero, 0));
+                    self.read_mail(i);
+                    self.children[i].status = Some(Exit::Code(0));
                     self.on_exit(i);
                 }
             }
             if self.children.iter().all(|c| c.status.is_some()) {
-                while let Ok((j, msg)) = rx.try_recv() {
-                    self.on_msg(j, msg);
+                while let Ok(item) = rx.try_recv() {
+                    self.on_queue(item);
+                }
+                for i in 0..self.children.len() {
+                    self.read_mail(i);
                 }
                 return;
             }
@@ -589,9 +739,10 @@ impl EventLoop {
                                 "{} did not finish within the grace period: abandoned",
                                 self.children[i].name
                             );
-                            self.children[i].signalled_by_us = true;
-                            self.children[i].status =
-                                Some(WaitStatus::Signaled(zero, Signal::SIGKILL, false));
+                            self.children[i].status = Some(Exit::Signal {
+                                signal: Signal::SIGKILL as i32,
+                                sent_by_us: true,
+                            });
                             self.children[i].thread = None;
                             self.on_exit(i);
                         }
@@ -602,8 +753,41 @@ impl EventLoop {
             let wait = self
                 .deadline
                 .map_or(5_000_000, |d| d.saturating_sub(now).min(5_000_000));
-            if let Ok((j, msg)) = rx.recv_timeout(std::time::Duration::from_nanos(wait)) {
-                self.on_msg(j, msg);
+            if let Ok(item) = rx.recv_timeout(std::time::Duration::from_nanos(wait)) {
+                self.on_queue(item);
+            }
+            for i in 0..self.children.len() {
+                self.read_mail(i);
+            }
+        }
+    }
+
+    fn on_queue(&mut self, (i, item): QueueItem) {
+        match item {
+            Some(rec) => {
+                let name = self.children[i].name.clone();
+                logging::forward(&name, level_from_u8(rec.level), rec.t, &rec.msg);
+            }
+            None => self.read_mail(i),
+        }
+    }
+
+    /// Says, at most once a second (and at the end), how many log records Blocks dropped.
+    fn note_dropped_logs(&mut self, last: bool) {
+        let now = sys::monotonic_ns();
+        if !last && now.saturating_sub(self.last_drop_note) < 1_000_000_000 {
+            return;
+        }
+        self.last_drop_note = now;
+        for i in 0..self.children.len() {
+            let total = self.control.slot(i).log_dropped.load(Ordering::Relaxed);
+            let new = total - self.log_dropped_seen[i].min(total);
+            if new > 0 {
+                self.log_dropped_seen[i] = total;
+                log::warn!(
+                    "{}: {new} log records dropped (it logs faster than they can be written; {total} in all)",
+                    self.children[i].name
+                );
             }
         }
     }
@@ -647,53 +831,67 @@ impl EventLoop {
     }
 
     fn read_pipe(&mut self, i: usize, buf: &mut [u8]) {
+        let name = self.children[i].name.clone();
         // At most 16 reads per call, so a Block flooding logs cannot starve signal handling.
         for _ in 0..16 {
-            let Some(p) = self.children[i].pipe.as_mut() else {
+            let c = &mut self.children[i];
+            let Some(p) = c.pipe.as_mut() else {
                 return;
             };
             match p.read(buf) {
                 Ok(0) => {
-                    self.children[i].pipe = None;
+                    c.pipe = None;
                     break;
                 }
-                Ok(k) => self.children[i].frames.feed(&buf[..k]),
+                Ok(k) => c.frames.feed(&buf[..k], |rec| {
+                    logging::forward(&name, level_from_u8(rec.level), rec.t, &rec.msg)
+                }),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    self.children[i].pipe = None;
+                    c.pipe = None;
                     break;
                 }
             }
         }
-        while let Some(msg) = self.children[i].frames.next_msg() {
-            self.on_msg(i, msg);
+    }
+
+    /// Reads the lifecycle messages Block `i` posted since the last call.
+    fn read_mail(&mut self, i: usize) {
+        let mut from = self.children[i].mail_from;
+        let msgs = self.control.read_mail(i, &mut from);
+        self.children[i].mail_from = from;
+        for bytes in msgs {
+            match postcard::from_bytes::<Lifecycle>(&bytes) {
+                Ok(msg) => self.on_lifecycle(i, msg),
+                Err(e) => log::error!(
+                    "{}: unreadable lifecycle message ({e}); its memory may be corrupted",
+                    self.children[i].name
+                ),
+            }
         }
     }
 
-    fn on_msg(&mut self, i: usize, msg: ChildMsg) {
+    fn on_lifecycle(&mut self, i: usize, msg: Lifecycle) {
         let name = self.children[i].name.clone();
         match msg {
-            ChildMsg::Log { level, t, msg } => {
-                logging::forward(&name, level_from_u8(level), t, &msg)
-            }
-            ChildMsg::Ready => {
+            Lifecycle::Ready => {
                 self.children[i].ready = true;
                 if self.phase == Phase::Preparing && self.children.iter().all(|c| c.ready) {
                     self.start();
                 }
             }
-            ChildMsg::PrepareFailed(e) => {
+            Lifecycle::PrepareFailed(e) => {
                 self.children[i].prepare_error = Some(e);
                 self.begin_stop(StopCause::PrepareFailed(name));
             }
-            ChildMsg::StopRequest { failed: true } => {
+            Lifecycle::StopRequest { failed: true } => {
                 self.begin_stop(StopCause::BlockFailed(name));
             }
-            ChildMsg::StopRequest { failed: false } => {
+            Lifecycle::StopRequest { failed: false } => {
                 self.begin_stop(StopCause::Block(name));
             }
-            ChildMsg::Final(f) => {
+            Lifecycle::Final(f) => {
                 if matches!(f.end, EndKind::Failed(_) | EndKind::Panicked(_)) {
                     // It asked for the stop before its final word: say it failed.
                     if self.cause == Some(StopCause::Block(name.clone())) {
@@ -703,7 +901,7 @@ impl EventLoop {
                 }
                 self.children[i].fin = Some(f);
             }
-            ChildMsg::AppendReport(path) => self.children[i].report_files.push(path),
+            Lifecycle::AppendReport(path) => self.children[i].report_files.push(path),
         }
     }
 
@@ -730,13 +928,19 @@ impl EventLoop {
             self.control.set_stop();
             let now = sys::monotonic_ns();
             self.stop_at = Some(now);
-            self.deadline = Some(now.saturating_add(sys::ns(self.grace.finish)));
+            let finish = if cause == StopCause::Quit {
+                self.grace.finish.min(QUIT_GRACE)
+            } else {
+                self.grace.finish
+            };
+            self.deadline = Some(now.saturating_add(sys::ns(finish)));
             self.phase = Phase::Stopping;
             let why = match &cause {
                 StopCause::Block(b) => format!("{b} ended the test"),
                 StopCause::PrepareFailed(b) => format!("{b} failed to prepare"),
                 StopCause::BlockFailed(b) => format!("{b} failed"),
                 StopCause::Interrupted => "interrupted".to_owned(),
+                StopCause::Quit => "quit (Ctrl+\\)".to_owned(),
             };
             log::info!("stopping: {why}");
             self.cause = Some(cause);
@@ -745,12 +949,36 @@ impl EventLoop {
         }
     }
 
-    fn on_interrupt(&mut self, s: Signal) {
+    fn on_signal(&mut self, s: Signal) {
+        match s {
+            Signal::SIGTSTP => {
+                log::warn!("Ctrl+Z is refused while a test runs: frozen Blocks would leave motors running on their last command. Press Ctrl+C to stop the test (Ctrl+\\ to stop it at once)");
+                return;
+            }
+            Signal::SIGQUIT => {
+                self.interrupted = true;
+                match self.phase {
+                    Phase::Preparing | Phase::Running => {
+                        log::warn!("Ctrl+\\ received: stopping at once ({} ms for the Blocks to finish, then they are terminated)", QUIT_GRACE.as_millis());
+                        self.begin_stop(StopCause::Quit);
+                        self.cause = Some(StopCause::Quit);
+                    }
+                    Phase::Stopping => {
+                        log::warn!("Ctrl+\\ received: terminating the Blocks now");
+                        self.deadline = Some(0);
+                    }
+                    Phase::Terminating => self.deadline = Some(0),
+                    Phase::Killing => {}
+                }
+                return;
+            }
+            _ => {}
+        }
         self.interrupted = true;
         match self.phase {
             Phase::Preparing | Phase::Running => {
                 log::warn!(
-                    "{s} received: stopping gracefully (press Ctrl+C again to kill the Blocks)"
+                    "{s} received: stopping gracefully (press Ctrl+C again to terminate the Blocks)"
                 );
                 self.begin_stop(StopCause::Interrupted);
                 self.cause = Some(StopCause::Interrupted);
@@ -764,24 +992,21 @@ impl EventLoop {
         }
     }
 
-    /// Next step of the cleanup ladder.
+    /// Next step of the cleanup ladder (the process runtime's, through its `ChildSet`).
     fn escalate(&mut self) {
-        let alive: Vec<usize> = (0..self.children.len())
-            .filter(|&i| self.children[i].status.is_none())
-            .collect();
         match self.phase {
             Phase::Stopping => {
-                self.signal(
-                    &alive,
-                    Signal::SIGTERM,
-                    "did not finish within the grace period",
-                );
+                if let Some(p) = self.procs.as_mut() {
+                    p.signal_alive(Signal::SIGTERM, "did not finish within the grace period");
+                }
                 self.phase = Phase::Terminating;
                 self.deadline =
                     Some(sys::monotonic_ns().saturating_add(sys::ns(self.grace.terminate)));
             }
             Phase::Terminating | Phase::Killing => {
-                self.signal(&alive, Signal::SIGKILL, "still alive after SIGTERM");
+                if let Some(p) = self.procs.as_mut() {
+                    p.signal_alive(Signal::SIGKILL, "still alive after SIGTERM");
+                }
                 self.phase = Phase::Killing;
                 // SIGKILL cannot be ignored: the next SIGCHLD reaps them. Re-send every 100 ms.
                 self.deadline = Some(sys::monotonic_ns() + 100_000_000);
@@ -790,53 +1015,42 @@ impl EventLoop {
         }
     }
 
-    /// One rung of the cleanup ladder: `sig` to each of these Blocks' processes.
-    fn signal(&mut self, which: &[usize], sig: Signal, why: &str) {
-        for &i in which {
-            log::warn!("{} {why}: {sig}", self.children[i].name);
-            self.children[i].signalled_by_us = true;
-            if let Some(pid) = self.children[i].pid {
-                let _ = kill(pid, sig);
-            }
-        }
-    }
-
     fn reap(&mut self, buf: &mut [u8]) {
-        // Each Block by its pid: the program's own children are not ours to reap, and a
-        // Block's orphaned children are reaped at the end (`reap_orphans`).
-        for i in 0..self.children.len() {
-            if self.children[i].status.is_some() {
-                continue;
-            }
-            let Some(pid) = self.children[i].pid else {
-                continue;
-            };
-            {
-                let status = match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) => continue,
-                    Ok(status) => status,
-                    // Reaped by someone else: gone, with no status to tell how.
-                    Err(nix::errno::Errno::ECHILD) => WaitStatus::Exited(pid, -1),
-                    Err(_) => continue,
-                };
-                {
-                    self.read_pipe(i, buf);
-                    self.children[i].status = Some(status);
-                    if !self.children[i].fin.as_ref().is_some_and(|f| {
-                        !matches!(f.end, EndKind::Failed(_) | EndKind::Panicked(_))
-                    }) {
-                        let name = &self.children[i].name;
-                        if let WaitStatus::Signaled(_, sig, _) = status {
-                            if !self.children[i].signalled_by_us {
-                                log::error!("{name} died of signal {sig}");
-                            }
-                        } else if self.children[i].fin.is_none() {
-                            log::error!("{name} exited without reporting ({status:?})");
-                        }
-                    }
-                    self.on_exit(i);
+        // Each Block by its pid (the `ChildSet`): the program's own children are not ours to
+        // reap, and a Block's orphaned children are reaped at the end (`reap_orphans`).
+        let done: Vec<(usize, Exit)> = match self.procs.as_mut() {
+            Some(p) => p
+                .reap()
+                .into_iter()
+                .map(|i| (i, p.exit(i).expect("just reaped")))
+                .collect(),
+            None => return,
+        };
+        for (i, status) in done {
+            self.read_pipe(i, buf);
+            self.read_mail(i);
+            let c = &mut self.children[i];
+            c.status = Some(status);
+            let finished_cleanly = c
+                .fin
+                .as_ref()
+                .is_some_and(|f| !matches!(f.end, EndKind::Failed(_) | EndKind::Panicked(_)));
+            if !finished_cleanly {
+                match status {
+                    Exit::Signal {
+                        signal,
+                        sent_by_us: false,
+                    } => log::error!(
+                        "{} died of signal {}",
+                        c.name,
+                        Signal::try_from(signal).map_or("?", |s| s.as_str())
+                    ),
+                    Exit::Signal { .. } => {}
+                    _ if c.fin.is_none() => log::error!("{}: {}", c.name, crash_sentence(status)),
+                    _ => {}
                 }
             }
+            self.on_exit(i);
         }
     }
 
@@ -853,20 +1067,24 @@ impl EventLoop {
                 .enumerate()
                 .map(|(i, c)| {
                     let outcome = match (&c.fin, c.status) {
-                        (
-                            _,
-                            Some(WaitStatus::Signaled(_, Signal::SIGTERM | Signal::SIGKILL, _)),
-                        ) if c.signalled_by_us => Outcome::Killed,
-                        (_, Some(WaitStatus::Signaled(_, s, _))) => Outcome::Signaled(s as i32),
+                        (_, Some(Exit::Signal { signal, .. }))
+                            if c.signalled_by_us()
+                                && (signal == Signal::SIGTERM as i32
+                                    || signal == Signal::SIGKILL as i32) =>
+                        {
+                            Outcome::Killed
+                        }
+                        (_, Some(Exit::Signal { signal, .. })) => Outcome::Signaled(signal),
                         (Some(f), _) => match &f.end {
                             EndKind::Ended => Outcome::Ended,
                             EndKind::StopRequested => Outcome::StopRequested,
                             EndKind::Stopped => Outcome::Stopped,
                             EndKind::NotStarted => Outcome::NotStarted,
-                            EndKind::Failed(e) => Outcome::Failed(e.description.clone()),
+                            EndKind::Failed(e) => Outcome::Failed(e.clone()),
                             EndKind::Panicked(m) => Outcome::Panicked(m.clone()),
                         },
-                        (None, s) => Outcome::Crashed(format!("{s:?}")),
+                        (None, Some(s)) => Outcome::Crashed(crash_sentence(s)),
+                        (None, None) => Outcome::Crashed("never reaped".to_owned()),
                     };
                     // A killed Block sent no final message: its loop counter is in its slot.
                     let loops = self.control.slot(i).loops.load(Ordering::Relaxed);
@@ -875,12 +1093,22 @@ impl EventLoop {
                         kind: c.kind.clone(),
                         outcome,
                         finish_ok: c.fin.as_ref().is_some_and(|f| f.finish_error.is_none()),
-                        finish_error: c.fin.as_ref().and_then(|f| f.finish_error.clone()),
+                        finish_error: c.fin.as_ref().and_then(|f| f.finish_error.as_ref()).map(
+                            |e| {
+                                crate::WireError {
+                                    block: None,
+                                    ..e.clone()
+                                }
+                                .to_string()
+                            },
+                        ),
                         loops: c.fin.as_ref().map_or(loops, |f| f.loops),
                         mean_freq: c.fin.as_ref().and_then(|f| f.mean_freq),
                         jitter_p99_us: c.fin.as_ref().and_then(|f| f.jitter_p99_us),
                         max_late_us: c.fin.as_ref().and_then(|f| f.max_late_us),
                         missed_deadlines: c.fin.as_ref().map_or(0, |f| f.missed_deadlines),
+                        log_dropped: self.control.slot(i).log_dropped.load(Ordering::Relaxed)
+                            + c.frames.malformed,
                     }
                 })
                 .collect();
@@ -902,6 +1130,7 @@ impl EventLoop {
             })
             .collect();
         let end = sys::monotonic_ns();
+        let (console_lines_dropped, console_closed) = logging::console_state();
         Report {
             test: test.to_owned(),
             cause: self.cause.clone(),
@@ -918,40 +1147,72 @@ impl EventLoop {
             blocks,
             links,
             log_file,
+            console_lines_dropped,
+            console_closed,
         }
     }
 
     fn result(&self, report: Report) -> Result<Report> {
         if let Some(c) = self.children.iter().find(|c| c.prepare_error.is_some()) {
             let e = c.prepare_error.clone().expect("checked");
-            let kind = e.kind;
-            let mut err = Error::new(kind, format!("prepare failed: {}", e.description))
-                .with_origin(c.name.clone());
-            if kind == ErrorKind::Internal {
-                err = Error::new(ErrorKind::BlockFailed, err.description().to_owned())
-                    .with_origin(c.name.clone());
-            }
+            let err = Error::from(e).with_block(c.name.clone());
             return Err(err.with_report(report));
         }
         if self.interrupted {
-            return Err(Error::new(
-                ErrorKind::Interrupted,
-                "the test was interrupted by the user (Ctrl+C or a termination signal)",
-            )
-            .with_report(report));
+            let how = if self.cause == Some(StopCause::Quit) {
+                "the test was stopped at once by the user (Ctrl+\\)"
+            } else {
+                "the test was interrupted by the user (Ctrl+C or a termination signal)"
+            };
+            return Err(Error::new(ErrorKind::Interrupted, how).with_report(report));
         }
-        if let Some(b) = report.blocks.iter().find(|b| b.outcome.is_failure()) {
-            let err = Error::new(ErrorKind::BlockFailed, b.outcome.to_string())
-                .with_origin(b.name.clone());
-            return Err(err.with_report(report));
+        if let Some((b, c)) = report
+            .blocks
+            .iter()
+            .zip(&self.children)
+            .find(|(b, _)| b.outcome.is_failure())
+        {
+            // A Block's own error keeps its kind (Timeout, Hardware, ...), device and sources.
+            let err = match c.fin.as_ref().map(|f| &f.end) {
+                Some(EndKind::Failed(e)) if !c.signalled_by_us() => Error::from(e.clone()),
+                _ => Error::new(ErrorKind::BlockFailed, b.outcome.to_string()),
+            };
+            return Err(err.with_block(b.name.clone()).with_report(report));
         }
         // A finish that failed (a motor not stopped, a file not written) fails the run too.
-        if let Some(b) = report.blocks.iter().find(|b| b.finish_error.is_some()) {
-            let e = b.finish_error.clone().unwrap_or_default();
-            let err = Error::new(ErrorKind::BlockFailed, format!("finish failed: {e}"))
-                .with_origin(b.name.clone());
+        if let Some(c) = self
+            .children
+            .iter()
+            .find(|c| c.fin.as_ref().is_some_and(|f| f.finish_error.is_some()))
+        {
+            let e = c
+                .fin
+                .as_ref()
+                .and_then(|f| f.finish_error.clone())
+                .expect("checked");
+            let kind = e.kind;
+            let err = Error::from(e);
+            let err = Error::new(kind, format!("finish failed: {}", err.description()))
+                .with_block(c.name.clone());
             return Err(err.with_report(report));
         }
         Ok(report)
+    }
+}
+
+/// What to say of a Block's process that ended without its final report.
+fn crash_sentence(status: Exit) -> String {
+    match status {
+        Exit::Code(101) => "its process panicked outside the Block's code (exit code 101)".to_owned(),
+        Exit::Code(code) => format!(
+            "its process exited (code {code}) without finishing: something in the Block called std::process::exit or similar. End the test with Ok(Flow::Stop) or an error instead, so every Block finishes"
+        ),
+        Exit::Signal { signal, .. } => format!(
+            "its process died of signal {signal} ({})",
+            Signal::try_from(signal).map_or("?", |s| s.as_str())
+        ),
+        Exit::Unknown => "its process was reaped by someone else".to_owned(),
+        #[allow(unreachable_patterns)]
+        _ => "its process ended without reporting".to_owned(),
     }
 }

@@ -56,29 +56,90 @@ impl fmt::Display for ErrorKind {
 
 /// The error type of every crabby crate.
 ///
-/// It carries a [`kind`](Error::kind), a human description and, when known, the Block or
-/// device it came from. A failed [`Test::run`](crate::Test::run) also carries the run
-/// [`Report`](crate::Report), so a program can still print a summary.
+/// It carries a [`kind`](Error::kind), a human description and, when known, the device (or
+/// other part) it came from ([`origin`](Error::origin)) and the Block it surfaced in
+/// ([`block`](Error::block)). A Block's error keeps all of these, and its chain of sources,
+/// when it crosses from the Block's process to [`Test::run`](crate::Test::run). A failed run
+/// also carries the run [`Report`](crate::Report), so a program can still print a summary.
 #[derive(Debug, thiserror::Error)]
 pub struct Error {
     kind: ErrorKind,
     description: String,
     origin: Option<String>,
+    block: Option<String>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     report: Option<Box<crate::Report>>,
 }
 
+/// Writes `block: origin: kind: description`, naming the origin only when it is not the
+/// Block itself, and the kind only when the description does not already start with it.
+fn write_error(
+    f: &mut fmt::Formatter<'_>,
+    block: Option<&str>,
+    origin: Option<&str>,
+    kind: ErrorKind,
+    description: &str,
+) -> fmt::Result {
+    if let Some(b) = block {
+        write!(f, "Block {b}: ")?;
+    }
+    if let Some(o) = origin.filter(|o| Some(*o) != block) {
+        write!(f, "{o}: ")?;
+    }
+    if description.starts_with(kind.as_str()) {
+        f.write_str(description)
+    } else {
+        write!(f, "{kind}: {description}")
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.origin {
-            Some(origin) => write!(f, "{origin}: {}: {}", self.kind, self.description)?,
-            None => write!(f, "{}: {}", self.kind, self.description)?,
-        }
+        write_error(
+            f,
+            self.block.as_deref(),
+            self.origin.as_deref(),
+            self.kind,
+            &self.description,
+        )?;
         if let Some(source) = &self.source {
             write!(f, " ({source})")?;
         }
         Ok(())
+    }
+}
+
+impl From<std::io::Error> for Error {
+    /// An OS error as an [`ErrorKind::Io`] error (timeouts as [`ErrorKind::Timeout`]), so `?`
+    /// works on file and device operations in `prepare`, `step` and `finish`.
+    fn from(e: std::io::Error) -> Self {
+        let kind = match e.kind() {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ErrorKind::Timeout,
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, e.to_string())
+    }
+}
+
+/// A source error carried across a process boundary as text.
+#[derive(Debug)]
+struct SourceText {
+    text: String,
+    next: Option<Box<SourceText>>,
+}
+
+impl fmt::Display for SourceText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for SourceText {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.next
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -89,6 +150,7 @@ impl Error {
             kind,
             description: description.into(),
             origin: None,
+            block: None,
             source: None,
             report: None,
         }
@@ -117,6 +179,15 @@ impl Error {
         self
     }
 
+    /// Names the Block the error surfaced in (kept if one is already set). The runtime sets
+    /// it on every error a Block returns.
+    pub fn with_block(mut self, block: impl Into<String>) -> Self {
+        if self.block.is_none() {
+            self.block = Some(block.into());
+        }
+        self
+    }
+
     /// Keeps the underlying error.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
@@ -138,9 +209,14 @@ impl Error {
         &self.description
     }
 
-    /// The Block or device the error came from.
+    /// The device (or other part) the error came from, as its maker named it.
     pub fn origin(&self) -> Option<&str> {
         self.origin.as_deref()
+    }
+
+    /// The Block the error surfaced in.
+    pub fn block(&self) -> Option<&str> {
+        self.block.as_deref()
     }
 
     /// The run report, when this error ends a [`Test::run`](crate::Test::run).
@@ -148,23 +224,29 @@ impl Error {
         self.report.as_deref()
     }
 
-    /// A serialisable copy (the source is folded into the description), used to carry an
-    /// error from a Block's process to the coordinator.
+    /// A serialisable copy (sources as text), used to carry an error from a Block's process
+    /// to the coordinator.
     pub(crate) fn to_wire(&self) -> WireError {
-        let mut description = self.description.clone();
-        if let Some(source) = &self.source {
-            description.push_str(&format!(" ({source})"));
+        let mut chain = Vec::new();
+        let mut next = std::error::Error::source(self);
+        while let Some(s) = next {
+            chain.push(s.to_string());
+            next = s.source();
         }
         WireError {
             kind: self.kind,
-            description,
+            description: self.description.clone(),
             origin: self.origin.clone(),
+            block: self.block.clone(),
+            chain,
         }
     }
 }
 
-/// An [`Error`] as it crosses a process boundary.
+/// An [`Error`] as it crosses a process boundary: everything but the typed source, whose
+/// chain is kept as text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct WireError {
     /// See [`Error::kind`].
     pub kind: ErrorKind,
@@ -172,15 +254,39 @@ pub struct WireError {
     pub description: String,
     /// See [`Error::origin`].
     pub origin: Option<String>,
+    /// See [`Error::block`].
+    pub block: Option<String>,
+    /// The sources, outermost first.
+    pub chain: Vec<String>,
+}
+
+impl WireError {
+    /// Clips every text to `max` bytes (on a character boundary), to fit a mailbox.
+    pub(crate) fn clipped(mut self, max: usize) -> Self {
+        clip(&mut self.description, max);
+        self.chain.truncate(4);
+        for c in &mut self.chain {
+            clip(c, max / 4);
+        }
+        self
+    }
 }
 
 impl From<WireError> for Error {
     fn from(w: WireError) -> Self {
+        let mut source: Option<SourceText> = None;
+        for text in w.chain.into_iter().rev() {
+            source = Some(SourceText {
+                text,
+                next: source.map(Box::new),
+            });
+        }
         Error {
             kind: w.kind,
             description: w.description,
             origin: w.origin,
-            source: None,
+            block: w.block,
+            source: source.map(|s| Box::new(s) as Box<dyn std::error::Error + Send + Sync>),
             report: None,
         }
     }
@@ -188,12 +294,76 @@ impl From<WireError> for Error {
 
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.origin {
-            Some(o) => write!(f, "{o}: {}: {}", self.kind, self.description),
-            None => write!(f, "{}: {}", self.kind, self.description),
+        write_error(
+            f,
+            self.block.as_deref(),
+            self.origin.as_deref(),
+            self.kind,
+            &self.description,
+        )?;
+        if let Some(s) = self.chain.first() {
+            write!(f, " ({s})")?;
         }
+        Ok(())
+    }
+}
+
+/// Clips `s` to at most `max` bytes on a character boundary, marking the cut.
+pub(crate) fn clip(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str(" […]");
     }
 }
 
 /// The `Result` of every crabby crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_block_device_and_sources_cross_the_wire() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 200 ms");
+        let e = Error::new(ErrorKind::Timeout, "reading the force")
+            .with_origin("load cell")
+            .with_source(io)
+            .with_block("machine");
+        let back = Error::from(e.to_wire());
+        assert_eq!(back.kind(), ErrorKind::Timeout);
+        assert_eq!(back.block(), Some("machine"));
+        assert_eq!(back.origin(), Some("load cell"));
+        let src = std::error::Error::source(&back).expect("source kept");
+        assert_eq!(src.to_string(), "no answer in 200 ms");
+        assert_eq!(
+            back.to_string(),
+            "Block machine: load cell: timeout: reading the force (no answer in 200 ms)"
+        );
+    }
+
+    #[test]
+    fn no_repeated_prefixes() {
+        let e = Error::config("configuration error: bad rate").with_block("gen");
+        assert_eq!(e.to_string(), "Block gen: configuration error: bad rate");
+        // A Block that names itself as origin is named once.
+        let e = Error::config("bad rate")
+            .with_origin("gen")
+            .with_block("gen");
+        assert_eq!(e.to_string(), "Block gen: configuration error: bad rate");
+    }
+
+    #[test]
+    fn io_errors_convert_with_question_mark() {
+        fn open() -> Result<std::fs::File> {
+            Ok(std::fs::File::open("/nonexistent/crabby/file")?)
+        }
+        let e = open().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(e.description().contains("No such file"), "{e}");
+    }
+}

@@ -99,7 +99,6 @@ mod block;
 pub mod camera;
 mod child;
 mod context;
-mod control;
 mod coordinator;
 mod error;
 pub mod hardware;
@@ -107,11 +106,15 @@ mod link;
 mod logging;
 pub mod modifier;
 mod pacing;
+pub mod process;
 mod proto;
 mod report;
 mod sample;
-pub mod sys;
+mod sys;
 mod test;
+pub mod time;
+
+pub(crate) use sys::control;
 
 pub use block::{
     Block, Flow, Grace, GraphView, InputView, LevelFilter, Rate, Settings, DEFAULT_RATE,

@@ -15,8 +15,8 @@ pub enum Outcome {
     Stopped,
     /// The test never started (another Block failed in `prepare`); `finish` ran.
     NotStarted,
-    /// The Block returned an error.
-    Failed(String),
+    /// The Block returned an error (its kind, description, device and sources kept).
+    Failed(crate::WireError),
     /// The Block panicked.
     Panicked(String),
     /// The Block did not finish within the grace period and was killed.
@@ -48,7 +48,14 @@ impl fmt::Display for Outcome {
             Outcome::StopRequested => f.write_str("stopped the test"),
             Outcome::Stopped => f.write_str("stopped"),
             Outcome::NotStarted => f.write_str("not started"),
-            Outcome::Failed(e) => write!(f, "failed: {e}"),
+            Outcome::Failed(e) => {
+                // The Block is named beside the outcome already.
+                let e = crate::WireError {
+                    block: None,
+                    ..e.clone()
+                };
+                write!(f, "failed: {e}")
+            }
             Outcome::Panicked(m) => write!(f, "panicked: {m}"),
             Outcome::Killed => f.write_str("killed after the grace period"),
             Outcome::Signaled(s) => write!(f, "died of signal {s} ({})", signal_name(*s)),
@@ -87,6 +94,8 @@ pub struct BlockReport {
     pub max_late_us: Option<f64>,
     /// Deadlines skipped because a loop took longer than a whole period.
     pub missed_deadlines: u64,
+    /// Log records the Block dropped because its log channel was full (a log flood).
+    pub log_dropped: u64,
 }
 
 /// One link in the report.
@@ -129,6 +138,8 @@ pub enum StopCause {
     BlockFailed(String),
     /// Ctrl+C (SIGINT), SIGTERM or SIGHUP reached the coordinator.
     Interrupted,
+    /// Ctrl+\\ (SIGQUIT): stopped at once, with a short grace for `finish`.
+    Quit,
 }
 
 /// The report of a run.
@@ -150,12 +161,16 @@ pub struct Report {
     pub links: Vec<LinkReport>,
     /// The log file, if one was written.
     pub log_file: Option<std::path::PathBuf>,
+    /// Log lines the console could not take in time (they are in the log file).
+    pub console_lines_dropped: u64,
+    /// Whether the console was closed (e.g. `prog 2>&1 | head -1`): lines went to the file.
+    pub console_closed: bool,
 }
 
 impl Report {
     /// Whether anything failed or the user interrupted.
     pub fn failed(&self) -> bool {
-        self.cause == Some(StopCause::Interrupted)
+        matches!(self.cause, Some(StopCause::Interrupted | StopCause::Quit))
             || self
                 .blocks
                 .iter()
@@ -183,6 +198,7 @@ impl fmt::Display for Report {
             Some(StopCause::PrepareFailed(b)) => format!("{b} failed to prepare"),
             Some(StopCause::BlockFailed(b)) => format!("{b} failed"),
             Some(StopCause::Interrupted) => "interrupted by the user".to_owned(),
+            Some(StopCause::Quit) => "stopped at once by the user (Ctrl+\\)".to_owned(),
             None => "never started".to_owned(),
         };
         writeln!(
@@ -209,6 +225,9 @@ impl fmt::Display for Report {
             if let Some(e) = &b.finish_error {
                 write!(f, "  finish error: {e}")?;
             }
+            if b.log_dropped > 0 {
+                write!(f, "  {} log records dropped (log flood)", b.log_dropped)?;
+            }
             writeln!(f)?;
         }
         for l in &self.links {
@@ -228,6 +247,18 @@ impl fmt::Display for Report {
         }
         if let Some(p) = &self.log_file {
             writeln!(f, "  log: {}", p.display())?;
+        }
+        if self.console_closed {
+            writeln!(
+                f,
+                "  the console was closed: log lines went to the log file only"
+            )?;
+        } else if self.console_lines_dropped > 0 {
+            writeln!(
+                f,
+                "  {} log lines dropped on the console (it could not keep up; the log file has them)",
+                self.console_lines_dropped
+            )?;
         }
         Ok(())
     }

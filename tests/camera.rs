@@ -117,20 +117,7 @@ fn check_frame(data: &[u8], seq: u64) -> bool {
 
 /// Forks a child running `f`; the child leaves with `f`'s exit code.
 fn fork_child(f: impl FnOnce() -> i32) -> nix::unistd::Pid {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the test harness runs each case in its own single-threaded process.
-    match unsafe { crabby::sys::fork() }.expect("fork") {
-        Some(pid) => pid,
-        None => {
-            // Fork rule: die with the parent, and check it did not die before the prctl.
-            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-            if nix::unistd::getppid() != parent {
-                crabby::sys::exit_now(3);
-            }
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(4);
-            crabby::sys::exit_now(code)
-        }
-    }
+    nix::unistd::Pid::from_raw(crabby::process::fork_child(f).expect("fork"))
 }
 
 fn wait_exit(pid: nix::unistd::Pid) -> Result<i32, String> {
@@ -885,7 +872,7 @@ fn camera_block_sigterm_ends_a_stuck_child() -> Result<(), String> {
     // The ladder: 0.2 s of grace, then SIGTERM, which the child must obey (it inherited the
     // Block's handler, which obeys only the coordinator, unless the child re-aims it).
     ensure!(
-        msg.contains("killed by signal 15"),
+        msg.contains("stopped by SIGTERM"),
         "the stuck child was not ended by the SIGTERM step: {msg}"
     );
     ensure!(

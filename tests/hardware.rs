@@ -18,42 +18,38 @@ use std::time::Duration;
 /// `12.5,3`, then closes the port after `for_s` seconds of answering (the port vanishes).
 fn play_device(master: std::os::fd::OwnedFd, for_s: f64) -> nix::unistd::Pid {
     use std::os::fd::AsFd;
-    // SAFETY: this case's process is single-threaded here (before the Test runs); the child
-    // only reads/writes the pty and leaves with exit_now.
-    match unsafe { crabby::sys::fork() }.expect("fork") {
-        Some(pid) => pid,
-        None => {
-            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-            let mut first: Option<std::time::Instant> = None;
-            let mut pending = Vec::new();
-            let mut buf = [0u8; 256];
-            loop {
-                if first.is_some_and(|t| t.elapsed().as_secs_f64() > for_s) {
-                    drop(master); // the device vanishes
-                    crabby::sys::exit_now(0);
-                }
-                let mut fds = [nix::poll::PollFd::new(
-                    master.as_fd(),
-                    nix::poll::PollFlags::POLLIN,
-                )];
-                if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u16)).unwrap_or(0) == 0
-                {
-                    continue;
-                }
-                let Ok(n) = nix::unistd::read(master.as_fd(), &mut buf) else {
-                    continue;
-                };
-                pending.extend_from_slice(&buf[..n]);
-                while let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
-                    let line: Vec<u8> = pending.drain(..i + 2).take(i).collect();
-                    if line == b"R?" {
-                        first.get_or_insert_with(std::time::Instant::now);
-                        let _ = nix::unistd::write(master.as_fd(), b"12.5,3\r\n");
-                    }
+    // This case's process is single-threaded here (before the Test runs).
+    let pid = crabby::process::fork_child(move || {
+        let mut first: Option<std::time::Instant> = None;
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            if first.is_some_and(|t| t.elapsed().as_secs_f64() > for_s) {
+                drop(master); // the device vanishes
+                return 0;
+            }
+            let mut fds = [nix::poll::PollFd::new(
+                master.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u16)).unwrap_or(0) == 0 {
+                continue;
+            }
+            let Ok(n) = nix::unistd::read(master.as_fd(), &mut buf) else {
+                continue;
+            };
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = pending.drain(..i + 2).take(i).collect();
+                if line == b"R?" {
+                    first.get_or_insert_with(std::time::Instant::now);
+                    let _ = nix::unistd::write(master.as_fd(), b"12.5,3\r\n");
                 }
             }
         }
-    }
+    })
+    .expect("fork");
+    nix::unistd::Pid::from_raw(pid)
 }
 
 fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(), String> {
@@ -87,7 +83,7 @@ fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(),
     drop(pty.slave);
     let _ = nix::sys::wait::waitpid(player, None);
     ensure!(
-        e.kind() == ErrorKind::BlockFailed && e.origin() == Some("cell"),
+        e.kind() != ErrorKind::BlockFailed && e.block() == Some("cell"),
         "{e}"
     );
     let text = e.report().ok_or("no report")?.to_string();
@@ -348,7 +344,7 @@ impl<A: Actuator> Watched<A> {
     }
     fn fail_check(&self) -> Result<()> {
         if let Some(f) = self.fail_after {
-            if (crabby::sys::monotonic_ns() - self.opened_at) as f64 * 1e-9 > f {
+            if (crabby::time::monotonic_ns() - self.opened_at) as f64 * 1e-9 > f {
                 return Err(crabby::hardware::device_error(
                     ErrorKind::Timeout,
                     "watched-motor",
@@ -371,7 +367,7 @@ impl<A: Actuator> Actuator for Watched<A> {
         self.inner.check()
     }
     fn open(&mut self) -> Result<()> {
-        self.opened_at = crabby::sys::monotonic_ns();
+        self.opened_at = crabby::time::monotonic_ns();
         self.inner.open()
     }
     fn set_speed(&mut self, v: f64) -> Result<()> {
@@ -791,7 +787,7 @@ fn motor_stopped_when_another_block_fails() -> std::result::Result<(), String> {
         .err()
         .ok_or("the run should fail")?;
     ensure!(
-        e.kind() == ErrorKind::BlockFailed && e.origin() == Some("cell"),
+        e.kind() != ErrorKind::BlockFailed && e.block() == Some("cell"),
         "{e}"
     );
     check_stopped(&log)
@@ -834,7 +830,7 @@ fn motor_stopped_when_its_own_device_faults() -> std::result::Result<(), String>
         .err()
         .ok_or("the run should fail")?;
     ensure!(
-        e.kind() == ErrorKind::BlockFailed && e.origin() == Some("machine"),
+        e.kind() != ErrorKind::BlockFailed && e.block() == Some("machine"),
         "{e}"
     );
     ensure!(
@@ -849,7 +845,7 @@ fn motor_stopped_when_its_own_device_faults() -> std::result::Result<(), String>
         .find(|b| b.name == "machine")
         .ok_or("no machine")?;
     ensure!(
-        matches!(&b.outcome, Outcome::Failed(d) if d.contains("watched-motor")),
+        matches!(&b.outcome, Outcome::Failed(d) if d.to_string().contains("watched-motor")),
         "{:?}",
         b.outcome
     );
@@ -1040,11 +1036,11 @@ impl InOut for Dying {
         self.inner.channels()
     }
     fn open(&mut self) -> Result<()> {
-        self.opened_at = crabby::sys::monotonic_ns();
+        self.opened_at = crabby::time::monotonic_ns();
         self.inner.open()
     }
     fn read(&mut self) -> Result<Reading> {
-        if (crabby::sys::monotonic_ns() - self.opened_at) as f64 * 1e-9 > self.after {
+        if (crabby::time::monotonic_ns() - self.opened_at) as f64 * 1e-9 > self.after {
             return Err(crabby::hardware::device_error(
                 ErrorKind::Timeout,
                 "thermocouple-amp",
@@ -1073,7 +1069,7 @@ fn device_fault_mid_test_is_reported_and_data_kept() -> std::result::Result<(), 
     test.link(io, col);
     let e = test.run().err().ok_or("the run should fail")?;
     ensure!(
-        e.kind() == ErrorKind::BlockFailed && e.origin() == Some("furnace"),
+        e.kind() != ErrorKind::BlockFailed && e.block() == Some("furnace"),
         "{e}"
     );
     let report = e.report().ok_or("no report")?;

@@ -220,9 +220,9 @@ fn prepare_failure_breaks_barrier() -> std::result::Result<(), String> {
         .err()
         .ok_or("run() succeeded although a Block failed in prepare")?;
     ensure!(
-        err.origin() == Some("broken"),
-        "error origin {:?}: {err}",
-        err.origin()
+        err.block() == Some("broken"),
+        "error Block {:?}: {err}",
+        err.block()
     );
     ensure!(err.kind() == ErrorKind::Hardware, "kind {:?}", err.kind());
     ensure!(err.to_string().contains("not plugged in"), "message: {err}");
@@ -250,8 +250,9 @@ fn loop_error_stops_others() -> std::result::Result<(), String> {
     add(&mut t, &dir, "faulty", Act::FailAfter(0.1));
     add(&mut t, &dir, "c", Act::Idle);
     let err = t.run().err().ok_or("run() succeeded")?;
+    // A Block's own error keeps its kind across the process boundary (issue 9, item 14).
     ensure!(
-        err.kind() == ErrorKind::BlockFailed && err.origin() == Some("faulty"),
+        err.kind() == ErrorKind::Hardware && err.block() == Some("faulty"),
         "{err}"
     );
     ensure!(err.to_string().contains("sensor overheated"), "{err}");
@@ -352,7 +353,7 @@ fn block_killed_from_outside() -> std::result::Result<(), String> {
     add(&mut t, &dir, "killer", Act::KillVictimAfter(0.1));
     add(&mut t, &dir, "bystander", Act::Idle);
     let err = t.run().err().ok_or("run() succeeded")?;
-    ensure!(err.origin() == Some("victim"), "{err}");
+    ensure!(err.block() == Some("victim"), "{err}");
     let r = err.report().unwrap();
     ensure!(
         outcome(r, "victim") == Outcome::Signaled(9),
@@ -554,7 +555,7 @@ fn child_logs_reach_the_log_file() -> std::result::Result<(), String> {
 struct NiceCheck(i32);
 impl Block for NiceCheck {
     fn prepare(&mut self, _ctx: &mut Context) -> Result<()> {
-        let now = crabby::sys::niceness();
+        let now = crabby::process::niceness();
         if now != self.0 {
             return Err(crabby::Error::config(format!(
                 "niceness is {now}, wanted {}",
@@ -571,7 +572,7 @@ impl Block for NiceCheck {
 fn niceness_is_applied_per_block() -> std::result::Result<(), String> {
     let dir = TempDir::new("nice");
     let mut t = new_test(&dir);
-    let base = crabby::sys::niceness();
+    let base = crabby::process::niceness();
     t.add_with(NiceCheck(base + 5), Settings::new().niceness(base + 5));
     t.add_with(NiceCheck(base), Settings::new());
     t.run().map_err(|e| e.to_string())?;
@@ -690,7 +691,7 @@ fn a_failed_finish_fails_the_run() -> std::result::Result<(), String> {
         .err()
         .ok_or("run() succeeded although finish failed")?;
     ensure!(
-        e.origin() == Some("motor") && e.to_string().contains("did not acknowledge"),
+        e.block() == Some("motor") && e.to_string().contains("did not acknowledge"),
         "{e}"
     );
     ensure!(e.report().unwrap().failed(), "report does not say failed");

@@ -423,7 +423,7 @@ impl<D: InOut> IOBlock<D> {
     fn do_make_zero(&mut self, ctx: &Context, seconds: f64) -> Result<bool> {
         let n = self.out_labels.len();
         let mut acc = ZeroAccumulator::new(n);
-        let start = crabby::sys::monotonic_ns();
+        let start = crabby::time::monotonic_ns();
         let end = start + (seconds * 1e9) as u64;
         let deadline = end + (MAKE_ZERO_MARGIN_S * 1e9) as u64;
         let use_stream = !self.device.capabilities().read;
@@ -449,7 +449,7 @@ impl<D: InOut> IOBlock<D> {
                 // At most 1 kHz: enough readings for a mean without spinning on a fast device.
                 std::thread::sleep(Duration::from_millis(1));
             }
-            let now = crabby::sys::monotonic_ns();
+            let now = crabby::time::monotonic_ns();
             if now >= end && acc.readings > 0 {
                 break;
             }
@@ -659,7 +659,7 @@ impl<D: InOut> Block for IOBlock<D> {
     }
 
     fn begin(&mut self, ctx: &mut Context) -> Result<()> {
-        self.t0_ns = ctx.t0_ns().unwrap_or_else(crabby::sys::monotonic_ns);
+        self.t0_ns = ctx.t0_ns().unwrap_or_else(crabby::time::monotonic_ns);
         if self.streaming {
             // Samples acquired before the start (during make_zero or the barrier) are not
             // part of the test: only those measured from t0 on are sent.

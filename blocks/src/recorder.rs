@@ -3,8 +3,10 @@
 //! - Header row: the labels given, or the labels of the first sample received.
 //! - One row per sample; a label missing from a sample is an empty cell (never an error).
 //! - An existing file is never overwritten: `data.csv` becomes `data_00001.csv`, ...
-//! - Rows are written in whole-row chunks at least every `flush_period` (0.5 s by default),
-//!   so a `kill -9` of the whole test leaves a valid CSV lacking at most that last period.
+//! - The rows received in a loop are written in one call at the end of that loop (or, with
+//!   `flush_period`, batched for at most that long), so whatever ends the processes — a
+//!   second Ctrl+C, SIGTERM, `kill -9` — every row the Recorder received is in the file,
+//!   as whole rows.
 //! - At the stop, everything still arriving on the link is written before the file closes:
 //!   the number of rows equals the number of samples the sender sent.
 //! - A metadata file `<stem>.meta.txt` next to the data holds the test name, the start date
@@ -51,7 +53,7 @@ impl Recorder {
         Recorder {
             requested: path.into(),
             labels: None,
-            flush_period: Duration::from_millis(500),
+            flush_period: Duration::ZERO,
             drain_timeout: Duration::from_secs(2),
             state: None,
         }
@@ -67,7 +69,9 @@ impl Recorder {
         self
     }
 
-    /// How often rows reach the file at the latest (default 0.5 s).
+    /// Batches rows for at most this long before writing them (default 0: the rows received
+    /// in a loop are written at the end of that loop). A longer period saves system calls at
+    /// high rates, at the price of that many seconds of rows if the Recorder is killed.
     pub fn flush_period(mut self, period: Duration) -> Self {
         self.flush_period = period;
         self
@@ -232,11 +236,6 @@ impl Block for Recorder {
                 graph.require_label(l, "parameter 'labels'")?;
             }
         }
-        if self.flush_period.is_zero() {
-            return Err(Error::config(
-                "parameter 'flush_period' is 0; use a period such as 500 ms",
-            ));
-        }
         Ok(())
     }
 
@@ -269,7 +268,7 @@ impl Block for Recorder {
         };
         let started = ctx
             .t0_epoch_ns()
-            .map(crabby::sys::iso8601)
+            .map(crabby::time::iso8601)
             .unwrap_or_default();
         let meta = format!(
             "test: {}\nstarted: {started}\ncrabby: {}\nrecorder: {}\ndata: {}\nsender: {}\n\n[graph]\n{}",

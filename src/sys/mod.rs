@@ -1,5 +1,12 @@
-//! The only module of the core runtime with `unsafe` (besides the frame ring): fork, futexes,
-//! shared mappings and a few libc calls. Each unsafe block says why it holds.
+//! The process and memory layer of the core: fork, futexes, shared mappings, the control
+//! region and a few libc calls. Private to the crate: users get the safe
+//! [`crate::process`] and [`crate::time`] APIs built on it.
+//!
+//! `unsafe` lives in three modules of the core only: here, the link ring
+//! (`link/ring.rs`) and the frame ring (`camera/ring.rs`). Each unsafe block says why it
+//! holds.
+
+pub(crate) mod control;
 
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -64,16 +71,6 @@ impl SharedRegion {
     /// The start of the mapping.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr().cast()
-    }
-
-    /// The length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the mapping is empty (never: at least one byte is mapped).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -159,23 +156,87 @@ pub fn terminate_only_from(pid: nix::unistd::Pid) {
     let _ = unsafe { sigaction(Signal::SIGTERM, &action) };
 }
 
-/// Forks. Returns `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
+/// What a signal should do.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Disposition {
+    Ignore,
+    Default,
+}
+
+/// Sets a signal's disposition to ignore or default; returns the previous one.
+pub(crate) fn set_signal(
+    sig: nix::sys::signal::Signal,
+    to: Disposition,
+) -> Option<nix::sys::signal::SigAction> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let handler = match to {
+        Disposition::Ignore => SigHandler::SigIgn,
+        Disposition::Default => SigHandler::SigDfl,
+    };
+    let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_IGN and SIG_DFL install no handler code.
+    unsafe { sigaction(sig, &action) }.ok()
+}
+
+/// Puts back a disposition saved by `set_signal`.
+pub(crate) fn restore_signal(sig: nix::sys::signal::Signal, old: &nix::sys::signal::SigAction) {
+    // SAFETY: `old` was the program's own disposition for `sig` (from sigaction), so
+    // reinstalling it is exactly as safe as it was before the run.
+    let _ = unsafe { nix::sys::signal::sigaction(sig, old) };
+}
+
+/// Forks a child process that runs `body` and leaves with `_exit(body's return value)`.
 ///
-/// # Safety
-/// The calling process must have a single thread (see `thread_count`): a lock held by
-/// another thread at fork time would stay locked forever in the child.
-pub unsafe fn fork() -> nix::Result<Option<nix::unistd::Pid>> {
-    // SAFETY: the caller guarantees the process is single-threaded, so the child inherits
-    // no lock held by a thread that does not exist in it.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => Ok(None),
-        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
+/// This is the only place the crate forks. It is safe because it checks first that the
+/// calling process has a single thread (a lock held by another thread at fork time would
+/// stay locked forever in the child) and because the child never returns into the caller:
+/// - it dies with its parent (`PR_SET_PDEATHSIG`), and leaves at once if the parent died
+///   between fork and that call;
+/// - `body` runs under `catch_unwind`: a panic (even one raised by a destructor while
+///   unwinding the body's own state) ends the child with code 101 and never unwinds into
+///   the caller's frames, which belong to the parent;
+/// - the child leaves with `_exit`: no destructor, `atexit` handler or stdio flush of state
+///   copied from the parent runs twice. Only what `body` owns is dropped, in the child.
+pub(crate) fn fork_child(body: impl FnOnce() -> i32) -> std::io::Result<nix::unistd::Pid> {
+    match thread_count() {
+        Some(1) => {}
+        Some(n) => {
+            return Err(std::io::Error::other(format!(
+                "this process runs {n} threads: forking now could leave the child deadlocked on a lock held by another thread; fork before starting any thread"
+            )))
+        }
+        None => {
+            return Err(std::io::Error::other(
+                "cannot read /proc/self/task to check that this process is single-threaded before forking",
+            ))
+        }
+    }
+    let parent = nix::unistd::getpid();
+    // SAFETY: the process has a single thread (checked just above, and this function starts
+    // none), so the child inherits no lock held by a thread that does not exist in it.
+    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        nix::unistd::ForkResult::Parent { child } => Ok(child),
+        nix::unistd::ForkResult::Child => {
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            if nix::unistd::getppid() != parent {
+                exit_now(1);
+            }
+            let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+                Ok(code) => code,
+                Err(payload) => {
+                    // Dropping the payload could run foreign code that panics again.
+                    std::mem::forget(payload);
+                    101
+                }
+            };
+            exit_now(code)
+        }
     }
 }
 
 /// Leaves the process at once, without running destructors or `atexit` handlers of state
 /// copied from the parent.
-pub fn exit_now(code: i32) -> ! {
+pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is async-signal-safe and has no memory-safety preconditions.
     unsafe { libc::_exit(code) }
 }

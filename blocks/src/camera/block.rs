@@ -1,6 +1,6 @@
 //! [`CameraBlock`]: acquisition into the frame ring, and the child processes that read it.
 //!
-//! This module forks (the camera Block's children), so it may hold `unsafe` blocks.
+//! This module forks the camera Block's children through the core's `crabby::process`.
 
 use super::display::PreviewSink;
 use super::record::{unique_folder, ImageFormat, ImageSaver};
@@ -8,12 +8,10 @@ use super::{FrameProcessor, ImageView, Processed};
 use crabby::camera::{
     apply_setting, Camera, FrameRing, Next, ReadMode, Reader, RingConfig, SettingValue, Writer,
 };
+use crabby::process::{ChildSet, Exit};
 use crabby::{
     Block, Context, Error, ErrorKind, Flow, GraphView, Label, Rate, Result, Sample, Settings,
 };
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,9 +29,6 @@ fn clip(msg: &str) -> &str {
     }
     &msg[..end]
 }
-
-/// `Child::exit` of a child that `waitpid` could not wait for.
-const WAIT_FAILED: i32 = i32::MIN;
 
 /// Which child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,14 +49,14 @@ impl Kind {
 }
 
 #[derive(Debug)]
+/// What the Block knows of one child beside its process (same index in `procs`).
 struct Child {
     kind: Kind,
-    pid: Pid,
     reader: usize,
     /// Read end of the pipe on which the child writes why it failed.
     errors: std::fs::File,
-    /// Exit code once reaped (negative: killed by that signal).
-    exit: Option<i32>,
+    /// Whether its end was already checked (and reported if it failed).
+    checked: bool,
 }
 
 struct Recording {
@@ -109,6 +104,8 @@ pub struct CameraBlock {
     ring: Option<FrameRing>,
     writer: Option<Writer>,
     children: Vec<Child>,
+    /// The children's processes: reaping and the stop ladder are the core's `ChildSet`.
+    procs: ChildSet,
     /// Options given before the child they apply to (the builder is order-independent).
     options: Options,
     latched: Sample,
@@ -154,6 +151,7 @@ impl CameraBlock {
             ring: None,
             writer: None,
             children: Vec::new(),
+            procs: ChildSet::new(),
             options: Options {
                 save_period: 1,
                 record_mode: ReadMode::Every,
@@ -259,89 +257,49 @@ impl CameraBlock {
 
     /// Checks the children: an error if one ended with a failure (its message included).
     fn poll_children(&mut self, stopping: bool) -> Result<()> {
-        for c in &mut self.children {
-            if c.exit.is_some() {
+        self.procs.reap();
+        let mut first = None;
+        for (i, c) in self.children.iter_mut().enumerate() {
+            let Some(exit) = self.procs.exit(i) else {
+                continue;
+            };
+            if c.checked {
                 continue;
             }
-            match waitpid(c.pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, code)) => c.exit = Some(code),
-                Ok(WaitStatus::Signaled(_, s, _)) => c.exit = Some(-(s as i32)),
-                Ok(_) => continue,
-                Err(e) => {
-                    c.exit = Some(WAIT_FAILED);
-                    return Err(Error::new(
-                        ErrorKind::BlockFailed,
-                        format!(
-                            "camera {} child (pid {}): cannot wait for it: {e}",
-                            c.kind.name(),
-                            c.pid
-                        ),
-                    ));
-                }
-            }
-            let code = c.exit.unwrap_or(WAIT_FAILED);
-            if code != 0 {
+            c.checked = true;
+            if exit != Exit::Code(0) {
                 let mut msg = String::new();
                 let _ = c.errors.read_to_string(&mut msg);
                 let why = if msg.is_empty() {
-                    if code < 0 {
-                        format!("killed by signal {}", -code)
-                    } else {
-                        format!("exit code {code}")
-                    }
+                    exit.to_string()
                 } else {
                     msg
                 };
-                return Err(Error::new(
+                let e = Error::new(
                     ErrorKind::BlockFailed,
                     format!(
                         "camera {} child (pid {}) failed: {why}",
                         c.kind.name(),
-                        c.pid
+                        self.procs.pid(i)
                     ),
-                ));
+                );
+                if first.is_none() {
+                    first = Some(e);
+                } else {
+                    log::error!("{e}");
+                }
             } else if !stopping && c.kind != Kind::Processing {
                 log::warn!("camera {} child ended early", c.kind.name());
             }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
-    /// Waits for every child up to the grace period, then SIGTERM (0.4 s), then SIGKILL
-    /// (0.3 s); reaps all. The first failure found is returned.
+    /// The core's stop ladder for the children: up to the grace period for them to end,
+    /// then SIGTERM, 0.4 s later SIGKILL until reaped. The first failure found is returned.
     fn reap_children(&mut self) -> Result<()> {
-        let mut first_err = None;
-        let grace = self.grace;
-        self.wait_children(Instant::now() + grace, &mut first_err);
-        let ladder = [
-            (Signal::SIGTERM, Duration::from_millis(400)),
-            (Signal::SIGKILL, Duration::from_millis(300)),
-        ];
-        for (sig, wait) in ladder {
-            if self.children.iter().all(|c| c.exit.is_some()) {
-                break;
-            }
-            for c in self.children.iter().filter(|c| c.exit.is_none()) {
-                log::warn!("camera {} child did not end in time: {sig}", c.kind.name());
-                let _ = kill(c.pid, sig);
-            }
-            self.wait_children(Instant::now() + wait, &mut first_err);
-        }
-        first_err.map_or(Ok(()), Err)
-    }
-
-    fn wait_children(&mut self, until: Instant, first_err: &mut Option<Error>) {
-        loop {
-            if let Err(e) = self.poll_children(true) {
-                log::error!("{e}");
-                first_err.get_or_insert(e);
-                continue;
-            }
-            if self.children.iter().all(|c| c.exit.is_some()) || Instant::now() >= until {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        self.procs.shutdown(self.grace, Duration::from_millis(400));
+        self.poll_children(true)
     }
 
     fn log_stats(&self) {
@@ -384,83 +342,65 @@ impl CameraBlock {
                 std::io::Error::from(e),
             )
         })?;
-        let parent = nix::unistd::getpid();
         let ring = self.ring.clone().expect("ring made before forking");
         // The children are forked after the camera is opened and set (the ring is sized from
-        // its format), so a driver that started a thread in `open` or `set` would make this
-        // fork unsafe: checked right here, before each fork.
-        if crabby::sys::thread_count() != Some(1) {
-            return Err(Error::new(
-                ErrorKind::Internal,
+        // its format): a driver that started a thread in `open` or `set` makes the fork
+        // unsafe, and the core's fork refuses it (checked before each fork).
+        // The closure runs only in the child, which takes the write end and closes its copy
+        // of the read end; here it only borrowed them.
+        let (mut rd, mut wr) = (Some(rd), Some(wr));
+        let mut procs = std::mem::take(&mut self.procs);
+        let spawned = procs.spawn(format!("camera {} child", kind.name()), || {
+            // The Block's SIGTERM handler (inherited) obeys only the coordinator; this child
+            // obeys the camera Block, whose stop ladder sends SIGTERM.
+            crabby::process::terminate_only_from_parent();
+            drop(rd.take());
+            let mut wr = std::fs::File::from(wr.take().expect("not yet taken"));
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                body(self, ring.reader(reader)?, ctx)
+            }));
+            match out {
+                Ok(Ok(())) => 0,
+                Ok(Err(e)) => {
+                    let _ = std::io::Write::write_all(&mut wr, clip(&e.to_string()).as_bytes());
+                    1
+                }
+                Err(p) => {
+                    let m = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    std::mem::forget(p);
+                    let _ = std::io::Write::write_all(
+                        &mut wr,
+                        clip(&format!("panicked: {m}")).as_bytes(),
+                    );
+                    2
+                }
+            }
+        });
+        self.procs = procs;
+        drop(wr);
+        let i = spawned.map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
                 format!(
-                    "the camera Block's process has {} threads before forking its {} child; camera {} probably started a thread in open() or set(): drivers must not start threads (see crabby::camera::Camera)",
-                    crabby::sys::thread_count().map_or("unknown".into(), |n| n.to_string()),
+                    "cannot fork the camera {} child: {} (camera {} may have started a thread in open() or set(): drivers must not start threads, see crabby::camera::Camera)",
                     kind.name(),
+                    std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string()),
                     self.camera.name()
                 ),
-            ));
-        }
-        // Fork rule: only from a single-threaded process (checked just above), before any
-        // thread exists; the child sets PR_SET_PDEATHSIG and checks getppid() right after,
-        // and leaves with exit_now (no destructor of the state copied from this process).
-        // SAFETY: the thread count was 1 just above, and nothing since started a thread.
-        match unsafe { crabby::sys::fork() } {
-            Err(e) => Err(Error::io(
-                format!("cannot fork the camera {} child", kind.name()),
-                std::io::Error::from(e),
-            )),
-            Ok(Some(pid)) => {
-                drop(wr);
-                let errors = std::fs::File::from(rd);
-                let _ = nix::fcntl::fcntl(
-                    &errors,
-                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-                );
-                ring.set_reader_pid(reader, pid.as_raw() as u32);
-                self.children.push(Child {
-                    kind,
-                    pid,
-                    reader,
-                    errors,
-                    exit: None,
-                });
-                Ok(())
-            }
-            Ok(None) => {
-                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-                if nix::unistd::getppid() != parent {
-                    crabby::sys::exit_now(1);
-                }
-                // The Block's SIGTERM handler (inherited) obeys only the coordinator; this
-                // child must obey the camera Block, whose reap ladder sends SIGTERM.
-                crabby::sys::terminate_only_from(parent);
-                drop(rd);
-                let mut wr = std::fs::File::from(wr);
-                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    body(self, ring.reader(reader)?, ctx)
-                }));
-                let code = match out {
-                    Ok(Ok(())) => 0,
-                    Ok(Err(e)) => {
-                        let _ = std::io::Write::write_all(&mut wr, clip(&e.to_string()).as_bytes());
-                        1
-                    }
-                    Err(p) => {
-                        let m = p
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| p.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".into());
-                        let _ = std::io::Write::write_all(
-                            &mut wr,
-                            clip(&format!("panicked: {m}")).as_bytes(),
-                        );
-                        2
-                    }
-                };
-                crabby::sys::exit_now(code)
-            }
-        }
+            )
+        })?;
+        ring.set_reader_pid(reader, self.procs.pid(i) as u32);
+        self.children.push(Child {
+            kind,
+            reader,
+            errors: std::fs::File::from(rd.take().expect("kept by the parent")),
+            checked: false,
+        });
+        Ok(())
     }
 
     fn recorder_body(&mut self, mut reader: Reader, ctx: &mut Context) -> Result<()> {
@@ -673,10 +613,8 @@ impl Block for CameraBlock {
             };
             if let Err(e) = self.fork_child(kind, i, ctx, body) {
                 // Kill what was already forked: nothing may outlive a failed prepare.
-                for c in &self.children {
-                    let _ = kill(c.pid, Signal::SIGKILL);
-                    let _ = waitpid(c.pid, None);
-                }
+                self.procs.kill_all();
+                self.procs = ChildSet::new();
                 self.children.clear();
                 return Err(e);
             }

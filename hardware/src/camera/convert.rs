@@ -142,7 +142,7 @@ pub fn check_buffer(
     Ok(used)
 }
 
-/// A buffer's timestamp on `CLOCK_MONOTONIC` (the clock of [`crabby::sys::monotonic_ns`]):
+/// A buffer's timestamp on `CLOCK_MONOTONIC` (the clock of [`crabby::time::monotonic_ns`]):
 /// the driver's when its flags say it is monotonic and it is set, else `now_ns` (the time
 /// of dequeue).
 pub fn buffer_timestamp_ns(flags: u32, sec: i64, usec: i64, now_ns: u64) -> u64 {

@@ -37,7 +37,7 @@ impl FakeCamera {
                 "FakeCamera: speed {speed} must be finite"
             )));
         }
-        let now = crabby::sys::monotonic_ns();
+        let now = crabby::time::monotonic_ns();
         Ok(FakeCamera {
             width,
             height,

@@ -35,7 +35,7 @@ fn check_fps(camera: &str, fps: f64) -> crabby::Result<()> {
 /// Frame pacing of the simulated cameras: `Some(now)` when a frame is due (after sleeping
 /// until it is), `None` after sleeping [`MAX_GRAB_WAIT_NS`] if it is due later than that.
 fn pace(fps: f64, next_due_ns: &mut u64) -> Option<u64> {
-    let now = crabby::sys::monotonic_ns();
+    let now = crabby::time::monotonic_ns();
     if fps <= 0.0 {
         return Some(now);
     }
@@ -51,7 +51,7 @@ fn pace(fps: f64, next_due_ns: &mut u64) -> Option<u64> {
             return None;
         }
         std::thread::sleep(std::time::Duration::from_nanos(wait));
-        now = crabby::sys::monotonic_ns();
+        now = crabby::time::monotonic_ns();
     }
     // Next frame one period later; after a long pause, restart from now (no burst).
     *next_due_ns = next_due_ns

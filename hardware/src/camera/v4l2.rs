@@ -280,7 +280,7 @@ impl Camera for V4l2Camera {
                 ))
             }
         };
-        let now = crabby::sys::monotonic_ns();
+        let now = crabby::time::monotonic_ns();
         let flags = u32::from(meta.flags);
         // The driver's sequence numbers the frames, so frames it dropped leave a gap in the
         // indices (and are counted), even if this buffer is itself refused below.
