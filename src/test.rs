@@ -198,7 +198,11 @@ impl Test {
                 rate: s.rate.unwrap_or(DEFAULT_RATE),
                 niceness: s.niceness,
                 display_freq: s.display_freq.unwrap_or(false),
-                log_level: s.log_level.unwrap_or(LevelFilter::Trace),
+                // By default a Block sends only the records someone will write (not every
+                // trace record through its log channel).
+                log_level: s
+                    .log_level
+                    .unwrap_or(self.console_level.max(self.file_level)),
             });
         }
         if resolved.is_empty() {

@@ -28,7 +28,11 @@ impl Block for Counter {
         Settings::new().freq(100.0)
     }
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        self.n += ctx.recv_all_per_link().iter().map(|v| v.len() as u64).sum::<u64>();
+        self.n += ctx
+            .recv_all_per_link()
+            .iter()
+            .map(|v| v.len() as u64)
+            .sum::<u64>();
         Ok(Flow::Continue)
     }
     fn finish(&mut self, ctx: &mut Context) -> Result<()> {
@@ -146,7 +150,10 @@ fn console_nobody_reads_never_blocks_the_test() -> std::result::Result<(), Strin
     );
     let sent = read_u64(&dir.path().join("sent"))?;
     let received = read_u64(&dir.path().join("received"))?;
-    ensure!(sent > 500 && received == sent, "sent {sent}, received {received}");
+    ensure!(
+        sent > 500 && received == sent,
+        "sent {sent}, received {received}"
+    );
     let lines = log_lines(&dir) as u64;
     let dropped_by_block = r.blocks[0].log_dropped;
     ensure!(
@@ -174,7 +181,10 @@ fn closed_console_is_noted_never_a_panic() -> std::result::Result<(), String> {
     ensure!(report.console_closed, "closed console not noted: {report}");
     let sent = read_u64(&dir.path().join("sent"))?;
     let received = read_u64(&dir.path().join("received"))?;
-    ensure!(sent > 200 && received == sent, "sent {sent}, received {received}");
+    ensure!(
+        sent > 200 && received == sent,
+        "sent {sent}, received {received}"
+    );
     ensure!(
         log_lines(&dir) as u64 + report.blocks[0].log_dropped >= sent,
         "log file incomplete"
@@ -197,7 +207,11 @@ impl Block for Garbler {
         self.loops += 1;
         if self.loops > 1 {
             log::info!("after the garbage");
-            return Ok(if ctx.t() > 0.2 { Flow::Stop } else { Flow::Continue });
+            return Ok(if ctx.t() > 0.2 {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            });
         }
         // Once: the log pipe: the only non-blocking write-only FIFO this process holds.
         for fd in 3..256 {
@@ -269,7 +283,11 @@ struct Ender(f64);
 impl Block for Ender {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         ctx.send(&Sample::new().with("x", 1.0))?;
-        Ok(if ctx.t() > self.0 { Flow::Stop } else { Flow::Continue })
+        Ok(if ctx.t() > self.0 {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
 }
 
@@ -297,7 +315,9 @@ fn panicking_drop_stays_in_its_process() -> std::result::Result<(), String> {
         .create(true)
         .append(true)
         .open(&mains)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{}\n", std::process::id()).as_bytes()))
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, format!("{}\n", std::process::id()).as_bytes())
+        })
         .map_err(|e| e.to_string())?;
     if std::process::id() != me {
         // An escaped child: leave without touching anything else of this case.
@@ -336,9 +356,7 @@ impl Block for Sink {
 /// Item 4: one stop ladder in the core, used by the coordinator and the camera Block alike.
 fn child_set_ladder_ends_every_child() -> std::result::Result<(), String> {
     let mut set = ChildSet::new();
-    let clean = set
-        .spawn("clean", || 7)
-        .map_err(|e| e.to_string())?;
+    let clean = set.spawn("clean", || 7).map_err(|e| e.to_string())?;
     let obeys = set
         .spawn("obeys SIGTERM", || loop {
             std::thread::sleep(Duration::from_millis(10));
@@ -358,14 +376,25 @@ fn child_set_ladder_ends_every_child() -> std::result::Result<(), String> {
     // The two that end by themselves first (a panic's backtrace can take a while to print).
     let deadline = Instant::now() + Duration::from_secs(10);
     while set.exit(clean).is_none() || set.exit(panics).is_none() {
-        ensure!(Instant::now() < deadline, "children did not end by themselves");
+        ensure!(
+            Instant::now() < deadline,
+            "children did not end by themselves"
+        );
         set.reap();
         std::thread::sleep(Duration::from_millis(1));
     }
     set.shutdown(Duration::from_millis(200), Duration::from_millis(200));
     ensure!(set.all_exited(), "not all reaped");
-    ensure!(set.exit(clean) == Some(Exit::Code(7)), "{:?}", set.exit(clean));
-    ensure!(set.exit(panics) == Some(Exit::Code(101)), "{:?}", set.exit(panics));
+    ensure!(
+        set.exit(clean) == Some(Exit::Code(7)),
+        "{:?}",
+        set.exit(clean)
+    );
+    ensure!(
+        set.exit(panics) == Some(Exit::Code(101)),
+        "{:?}",
+        set.exit(panics)
+    );
     ensure!(
         set.exit(obeys)
             == Some(Exit::Signal {
@@ -453,7 +482,10 @@ fn any_number_of_ctrl_c_returns_the_report() -> std::result::Result<(), String> 
         );
         let meta = std::fs::read_to_string(dir.path().join(format!("data{ms}.meta.txt")))
             .map_err(|e| e.to_string())?;
-        ensure!(meta.contains("[report]"), "{ms} ms: no report in the metadata");
+        ensure!(
+            meta.contains("[report]"),
+            "{ms} ms: no report in the metadata"
+        );
     }
     Ok(())
 }
@@ -523,7 +555,9 @@ fn spawned_process_dies_with_the_coordinator() -> std::result::Result<(), String
     while alive(pid) {
         if killed.elapsed() > Duration::from_secs(1) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            return Err(format!("the process started by a Block (pid {pid}) outlived the coordinator by 1 s"));
+            return Err(format!(
+                "the process started by a Block (pid {pid}) outlived the coordinator by 1 s"
+            ));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -576,7 +610,11 @@ impl Block for Looper {
     }
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         self.loops += 1;
-        Ok(if ctx.t() > self.secs { Flow::Stop } else { Flow::Continue })
+        Ok(if ctx.t() > self.secs {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
     fn finish(&mut self, ctx: &mut Context) -> Result<()> {
         std::fs::write(self.dir.join(ctx.name()), self.loops.to_string())?;
@@ -633,7 +671,10 @@ fn ctrl_z_is_refused_and_freezes_nothing() -> std::result::Result<(), String> {
         r.cause
     );
     let loops = read_u64(&dir.path().join("looper"))?;
-    ensure!(loops >= 110, "the looper was frozen: {loops} loops in 0.6 s at 200 Hz");
+    ensure!(
+        loops >= 110,
+        "the looper was frozen: {loops} loops in 0.6 s at 200 Hz"
+    );
     let log = std::fs::read_to_string(dir.path().join("z.log")).map_err(|e| e.to_string())?;
     ensure!(log.contains("Ctrl+Z is refused"), "no message:\n{log}");
     Ok(())
@@ -752,6 +793,10 @@ fn main() {
             20,
             ctrl_backslash_is_an_immediate_safe_stop,
         ),
-        case("process_exit_gets_a_sentence", 20, process_exit_gets_a_sentence),
+        case(
+            "process_exit_gets_a_sentence",
+            20,
+            process_exit_gets_a_sentence,
+        ),
     ]);
 }

@@ -76,8 +76,9 @@ fn an_error_stops_the_others_and_names_the_block() {
     );
     t.link(i, s);
     let e = t.run_in_threads().unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::BlockFailed);
-    assert_eq!(e.origin(), Some("probe"));
+    // The Block's own kind, and the Block, reach run()'s error.
+    assert_eq!(e.kind(), ErrorKind::Hardware);
+    assert_eq!(e.block(), Some("probe"));
     let r = e.report().unwrap();
     assert_eq!(r.block("idle").unwrap().outcome, Outcome::Stopped);
     assert!(r.links[0].lossless() || r.links[0].unread > 0);
@@ -136,4 +137,56 @@ fn a_hung_block_is_abandoned_after_the_grace() {
     let r = e.report().unwrap();
     assert_eq!(r.block("hangs").unwrap().outcome, Outcome::Killed);
     assert_eq!(r.block("ends").unwrap().outcome, Outcome::Ended);
+}
+
+/// Panics once t > the given time.
+struct PanicsAt(f64, &'static str);
+impl Block for PanicsAt {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        if ctx.t() > self.0 {
+            panic!("{}", self.1);
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// Ends once t > the given time.
+struct EndsAt(f64);
+impl Block for EndsAt {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        Ok(if ctx.t() > self.0 {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+/// Issue 9, item 10: two overlapping runs (libtest runs tests in parallel). Before, each run
+/// swapped the process-wide panic hook and put back the one it found: the short run ended
+/// first and restored the default hook while the long one still ran, so the long run's
+/// panic was reported as "unknown panic".
+#[test]
+fn overlapping_runs_keep_their_panic_messages() {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let b = barrier.clone();
+    let short = std::thread::spawn(move || {
+        let mut t = quiet("short");
+        t.add(EndsAt(0.05));
+        b.wait();
+        t.run_in_threads()
+    });
+    let mut t = quiet("long");
+    t.add_with(
+        PanicsAt(0.4, "the long run's own panic"),
+        Settings::new().name("panicker"),
+    );
+    barrier.wait();
+    let e = t.run_in_threads().expect_err("the panic fails the run");
+    short.join().unwrap().expect("the short run ends cleanly");
+    let r = e.report().unwrap();
+    match &r.block("panicker").unwrap().outcome {
+        Outcome::Panicked(m) => assert!(m.contains("the long run's own panic"), "{m}"),
+        o => panic!("outcome {o:?}"),
+    }
 }

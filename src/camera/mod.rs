@@ -172,6 +172,7 @@ impl FrameInfo {
 
 /// The kind and limits of a camera setting, so a user or a UI can list and validate it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum SettingKind {
     /// On or off.
     Bool,
@@ -190,6 +191,7 @@ pub enum SettingKind {
 
 /// A value of a camera setting.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum SettingValue {
     /// For [`SettingKind::Bool`].
     Bool(bool),

@@ -64,6 +64,7 @@ const MODE_EVERY_OVERRUN: u32 = 3;
 
 /// How a reader reads the ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReadMode {
     /// The newest frame each time (a display): older frames are skipped, and counted.
     Latest,

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 /// What a link does when its receiver falls behind and the buffer is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Overflow {
     /// The sender waits for room: no sample is ever lost (default).
     #[default]
