@@ -459,11 +459,10 @@ fn liveness(
     stat: impl FnOnce() -> std::io::Result<String>,
     kill_again: impl FnOnce() -> nix::Result<()>,
 ) -> bool {
-    match kill {
-        Err(nix::errno::Errno::ESRCH) => return false,
-        // Ok, EPERM (exists, not ours) or anything else: not proven dead, look closer.
-        _ => {}
+    if kill == Err(nix::errno::Errno::ESRCH) {
+        return false;
     }
+    // Ok, EPERM (exists, not ours) or anything else: not proven dead, look closer.
     match stat() {
         Ok(stat) => {
             let state = stat

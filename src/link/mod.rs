@@ -67,6 +67,11 @@ impl Default for LinkOptions {
 }
 
 impl LinkOptions {
+    /// The largest accepted buffer, 1 GiB: the ring is one mapping made before fork for each
+    /// link; far beyond what any link needs (the default 1 MiB holds ~25 000 samples), and a
+    /// larger request is almost surely a unit mistake.
+    pub const MAX_CAPACITY_BYTES: usize = 1 << 30;
+
     /// Defaults: blocking, 1 MiB, 65 536 samples, no modifier.
     pub fn new() -> Self {
         Self::default()
@@ -81,7 +86,8 @@ impl LinkOptions {
         self.overflow = overflow;
         self
     }
-    /// Sets the buffer size in bytes (rounded up to a power of two, at least 4 KiB).
+    /// Sets the buffer size in bytes (rounded up to a power of two, at least 4 KiB, at most
+    /// [`MAX_CAPACITY_BYTES`](Self::MAX_CAPACITY_BYTES)).
     pub fn capacity_bytes(mut self, bytes: usize) -> Self {
         self.capacity_bytes = bytes;
         self

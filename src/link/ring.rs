@@ -92,7 +92,17 @@ impl Ring {
         control: Arc<Control>,
         receiver: usize,
     ) -> std::io::Result<Self> {
-        let cap = cap_bytes.next_power_of_two().max(4096);
+        // `Test::check` caps `cap_bytes` at 1 GiB; refuse (not wrap) anything that slips past.
+        let cap = cap_bytes
+            .checked_next_power_of_two()
+            .filter(|&c| c <= 1 << 40)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("link buffer of {cap_bytes} bytes is too large"),
+                )
+            })?
+            .max(4096);
         let region = SharedRegion::new(std::mem::size_of::<RingHeader>() + cap, false)?;
         Ok(Ring {
             region: Arc::new(region),
