@@ -206,10 +206,9 @@ fn futex_floor() {
     use crabby::sys::{futex_wait, futex_wake, monotonic_ns, SharedRegion};
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     let region = SharedRegion::new(4096, true).unwrap();
-    let base = region.as_ptr();
     // The region is zeroed, page-aligned and shared: a u32 futex word and a u64 stamp.
-    let word = unsafe_ref::<AtomicU32>(base, 0);
-    let stamp = unsafe_ref::<AtomicU64>(base, 8);
+    let word = shared_atomic::<AtomicU32>(&region, 0);
+    let stamp = shared_atomic::<AtomicU64>(&region, 8);
     let n = 5000;
     // SAFETY: this bench's main thread is the only thread; the child only touches the region
     // and leaves with exit_now.
@@ -255,12 +254,34 @@ fn futex_floor() {
     }
 }
 
-/// A reference to a `T` at `offset` in a zeroed shared mapping.
-fn unsafe_ref<T>(base: *mut u8, offset: usize) -> &'static T {
-    // SAFETY: callers pass offsets inside the 4 KiB mapping, aligned for T; all-zero is a
-    // valid value of the atomics used; the mapping lives until the process exits.
-    unsafe { &*(base.add(offset) as *const T) }
+/// An atomic integer at `offset` in a zeroed shared mapping, borrowed from the mapping (so
+/// it cannot outlive it). Only atomic integers: for them all-zero bytes are a valid value and
+/// shared access from several processes is what they are for.
+fn shared_atomic<T: SharedAtomic>(region: &crabby::sys::SharedRegion, offset: usize) -> &T {
+    let size = std::mem::size_of::<T>();
+    assert!(
+        offset
+            .checked_add(size)
+            .is_some_and(|end| end <= region.len()),
+        "offset {offset} + {size} outside the {}-byte region",
+        region.len()
+    );
+    assert!(
+        offset % std::mem::align_of::<T>() == 0,
+        "misaligned offset {offset}"
+    );
+    // SAFETY: checked above: `offset..offset + size` lies inside the mapping, and the mapping
+    // is page-aligned so `base + offset` is aligned for T. T is an atomic integer (the sealed
+    // trait below), for which all-zero bytes (a fresh mapping) are valid and concurrent
+    // access through shared references is sound. The reference borrows `region`, so it
+    // cannot outlive the mapping.
+    unsafe { &*(region.as_ptr().add(offset) as *const T) }
 }
+
+/// The types `shared_atomic` may hand out.
+trait SharedAtomic: Sync {}
+impl SharedAtomic for std::sync::atomic::AtomicU32 {}
+impl SharedAtomic for std::sync::atomic::AtomicU64 {}
 
 fn main() {
     let dir = tmp();
