@@ -9,7 +9,8 @@ mod common;
 
 use common::{case, TempDir};
 use crabby::{Block, Context, Error, ErrorKind, Flow, Label, LinkOptions, Result, Settings, Test};
-use crabby_blocks::{IOBlock, Recorder};
+use crabby_blocks::{ActuatorConfig, IOBlock, Machine, Recorder};
+use crabby_hardware::motor::FakeDCMotor;
 use crabby_hardware::sensor::FakeFurnace;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -202,6 +203,20 @@ fn ioblock_label_count_must_match_channels() -> Outcome {
     refused(t, &dir, &["furnace", "'labels'", "2 labels", "1 channels"])
 }
 
+fn machine_zero_stop_timeout_is_refused() -> Outcome {
+    let dir = TempDir::new("stop-timeout");
+    let mut t = new_test(&dir);
+    let src = marker(&mut t, &dir, "src");
+    let m = t.add_with(
+        Machine::new()
+            .actuator(ActuatorConfig::speed(FakeDCMotor::new(), "x"))
+            .stop_timeout(Duration::ZERO),
+        Settings::new().name("press"),
+    );
+    t.link(src, m);
+    refused(t, &dir, &["press", "'stop_timeout'", "1 s"])
+}
+
 fn main() {
     common::main(&[
         case("zero_grace_is_refused", 20, zero_grace_is_refused),
@@ -221,6 +236,11 @@ fn main() {
             "recorder_bad_paths_are_refused",
             20,
             recorder_bad_paths_are_refused,
+        ),
+        case(
+            "machine_zero_stop_timeout_is_refused",
+            20,
+            machine_zero_stop_timeout_is_refused,
         ),
         case(
             "ioblock_label_count_must_match_channels",
