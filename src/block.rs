@@ -89,6 +89,17 @@ pub enum Rate {
     Hz(f64),
 }
 
+impl Rate {
+    /// The slowest accepted frequency, 1e-5 Hz: a period of 100 000 s (about 28 h). A slower
+    /// rate is almost surely a typo, and its period in nanoseconds would overflow the pacing
+    /// arithmetic (1e-300 Hz is 1e309 ns); a Block that acts that rarely should loop faster
+    /// and check the time itself.
+    pub const MIN_HZ: f64 = 1e-5;
+    /// The fastest accepted frequency, 1 MHz (one loop per microsecond); use
+    /// [`Settings::free_run`] for no pacing at all.
+    pub const MAX_HZ: f64 = 1e6;
+}
+
 /// A Block's log verbosity.
 pub use log::LevelFilter;
 
@@ -231,6 +242,16 @@ pub struct Grace {
     pub finish: Duration,
     /// After SIGTERM, how long before SIGKILL (default 0.5 s).
     pub terminate: Duration,
+}
+
+impl Grace {
+    /// The shortest accepted finish grace, 50 ms: the time every Block has after the stop to
+    /// run `finish` (stop the motors, drain links, flush files) before SIGTERM. Shorter, and
+    /// Blocks are terminated while stopping their hardware.
+    pub const MIN_FINISH: Duration = Duration::from_millis(50);
+    /// The shortest accepted terminate grace, 10 ms: between SIGTERM and SIGKILL a Block may
+    /// still flush its data; zero would make the SIGTERM pointless (a SIGKILL at once).
+    pub const MIN_TERMINATE: Duration = Duration::from_millis(10);
 }
 
 impl Default for Grace {

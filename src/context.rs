@@ -173,33 +173,60 @@ impl Context {
     /// With the default [`Overflow::Block`](crate::Overflow::Block) policy this waits while a
     /// receiver's buffer is full, so nothing is lost. A receiver that has finished does not
     /// make this fail: its link counts the sample as undelivered and logs it once.
+    ///
+    /// A sample that cannot be sent as is (a label longer than 255 bytes, too large for a
+    /// link without modifiers) is refused with an error before any link's modifiers run, so
+    /// stateful modifiers (averages, counters) do not advance for a sample no link got. A
+    /// link whose modifiers turn the sample into one it cannot take refuses it alone: the
+    /// other links still get theirs, and the error is returned after.
     pub fn send(&mut self, sample: &Sample) -> Result<()> {
-        // First encode and check for every link, then push: a sample too big for one link is
-        // an error before any link got it.
-        let mut plain: Option<usize> = None;
-        for i in 0..self.outputs.len() {
-            let link = &mut self.outputs[i];
+        // 1. The sample as is: encoded once, checked against every link that sends it
+        //    unmodified. Nothing has changed yet if this fails.
+        let plain_links = self.outputs.iter().any(|l| l.modifiers.is_empty());
+        if plain_links {
+            let first_plain = self
+                .outputs
+                .iter()
+                .position(|l| l.modifiers.is_empty())
+                .unwrap_or(0);
+            encode(
+                sample,
+                &mut self.enc,
+                &self.name,
+                &self.outputs[first_plain],
+            )?;
+        }
+        for link in &mut self.outputs {
             link.ready = false;
             if link.modifiers.is_empty() {
-                if plain.is_none() {
-                    encode(sample, &mut self.enc, &self.name, link)?;
-                    plain = Some(self.enc.len());
-                }
                 check_size(self.enc.len(), &self.name, link)?;
-            } else {
-                let mut s = Some(sample.clone());
-                for m in link.modifiers.iter_mut() {
-                    s = s.and_then(|s| m.apply(s));
-                }
-                let Some(s) = s else { continue };
-                let mut buf = std::mem::take(&mut link.buf);
-                let checked = encode(&s, &mut buf, &self.name, link)
-                    .and_then(|()| check_size(buf.len(), &self.name, link));
-                link.buf = buf;
-                checked?;
+                link.ready = true;
             }
-            link.ready = true;
         }
+        // 2. Links with modifiers: run them (they advance), encode, check. A refusal here
+        //    concerns this link only.
+        let mut refused: Option<Error> = None;
+        for link in &mut self.outputs {
+            if link.modifiers.is_empty() {
+                continue;
+            }
+            let mut s = Some(sample.clone());
+            for m in link.modifiers.iter_mut() {
+                s = s.and_then(|s| m.apply(s));
+            }
+            let Some(s) = s else { continue };
+            let mut buf = std::mem::take(&mut link.buf);
+            let checked = encode(&s, &mut buf, &self.name, link)
+                .and_then(|()| check_size(buf.len(), &self.name, link));
+            link.buf = buf;
+            match checked {
+                Ok(()) => link.ready = true,
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        // 3. Push.
         for link in &mut self.outputs {
             if link.ready {
                 if link.modifiers.is_empty() {
@@ -211,7 +238,10 @@ impl Context {
                 }
             }
         }
-        Ok(())
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Receives the oldest pending sample of each input link, merged into one (a later link

@@ -130,7 +130,9 @@ impl Test {
     }
 
     /// Sets the grace periods of the cleanup ladder (default: 3 s to finish after the stop,
-    /// then 0.5 s after SIGTERM before SIGKILL).
+    /// then 0.5 s after SIGTERM before SIGKILL). `finish` must be at least
+    /// [`Grace::MIN_FINISH`] and `terminate` at least [`Grace::MIN_TERMINATE`] (checked by
+    /// `run`).
     pub fn grace(&mut self, finish: Duration, terminate: Duration) -> &mut Self {
         self.grace = Grace { finish, terminate };
         self
@@ -226,9 +228,10 @@ impl Test {
                 .with_origin(r.name.clone()));
             }
             if let Rate::Hz(hz) = r.rate {
-                if !(hz.is_finite() && hz > 0.0 && hz <= 1e6) {
+                if !(hz.is_finite() && (Rate::MIN_HZ..=Rate::MAX_HZ).contains(&hz)) {
                     return Err(Error::config(format!(
-                        "setting 'freq' is {hz}; it must be a finite frequency in Hz, above 0 and at most 1 MHz (use Settings::free_run for no pacing)"
+                        "setting 'freq' is {hz}; it must be a finite frequency in Hz from {} (a period of about 28 h; slower cannot be paced and is surely a typo) to 1 MHz (use Settings::free_run for no pacing)",
+                        Rate::MIN_HZ
                     ))
                     .with_origin(r.name.clone()));
                 }
@@ -253,6 +256,28 @@ impl Test {
                 }
             }
         }
+        if self.grace.finish < Grace::MIN_FINISH {
+            return Err(Error::config(format!(
+                "test '{}': Test::grace finish is {:?}; it must be at least {:?} so every Block can run `finish` (stop its motors, drain its links, flush its files) before SIGTERM",
+                self.name,
+                self.grace.finish,
+                Grace::MIN_FINISH
+            )));
+        }
+        if self.grace.terminate < Grace::MIN_TERMINATE {
+            return Err(Error::config(format!(
+                "test '{}': Test::grace terminate is {:?}; it must be at least {:?} so a Block can flush its data after SIGTERM before SIGKILL",
+                self.name,
+                self.grace.terminate,
+                Grace::MIN_TERMINATE
+            )));
+        }
+        for (e, r) in self.blocks.iter().zip(&resolved) {
+            check_labels(e.block.output_labels().as_deref(), || {
+                format!("{}'s output_labels", r.name)
+            })
+            .map_err(|err| err.with_origin(r.name.clone()))?;
+        }
         let mut link_names: Vec<String> = Vec::new();
         for (i, l) in self.links.iter().enumerate() {
             let name = l
@@ -272,6 +297,23 @@ impl Test {
                 return Err(Error::config(format!(
                     "two links are named '{name}'; link names must be unique"
                 )));
+            }
+            if l.from.index == l.to.index {
+                return Err(Error::config(format!(
+                    "link '{name}' goes from Block '{0}' to itself; a Block cannot read what it sends (it would wait on itself when the link is full); keep the state inside the Block instead",
+                    resolved[l.from.index].name
+                ))
+                .with_origin(resolved[l.from.index].name.clone()));
+            }
+            if l.opts.capacity_bytes > LinkOptions::MAX_CAPACITY_BYTES {
+                return Err(Error::config(format!(
+                    "link '{name}' from {} to {}: capacity_bytes is {} bytes; at most {} (1 GiB) is accepted: each link's buffer is mapped in full before the test starts. Use LinkOptions::capacity_bytes with a smaller size (the default 1 MiB holds ~25 000 samples)",
+                    resolved[l.from.index].name,
+                    resolved[l.to.index].name,
+                    l.opts.capacity_bytes,
+                    LinkOptions::MAX_CAPACITY_BYTES
+                ))
+                .with_origin(resolved[l.from.index].name.clone()));
             }
             if l.opts.capacity_samples == 0 {
                 return Err(Error::config(format!(
@@ -294,6 +336,13 @@ impl Test {
                     .with_origin(resolved[l.from.index].name.clone())
                 },
             )?;
+            check_labels(labels.as_deref(), || {
+                format!(
+                    "link '{}' from {} (after its modifiers)",
+                    link_names[i], resolved[l.from.index].name
+                )
+            })
+            .map_err(|err| err.with_origin(resolved[l.from.index].name.clone()))?;
             link_labels.push(labels);
         }
         for (bi, e) in self.blocks.iter().enumerate() {
@@ -326,6 +375,21 @@ impl Test {
         let resolved = self.check()?;
         Ok(describe_graph(self, &resolved))
     }
+}
+
+/// Refuses a declared label that cannot be sent (longer than 255 bytes, the wire format's limit).
+fn check_labels(labels: Option<&[Label]>, what: impl Fn() -> String) -> Result<()> {
+    for l in labels.unwrap_or_default() {
+        if l.as_str().len() > 255 {
+            let start: String = l.as_str().chars().take(40).collect();
+            return Err(Error::config(format!(
+                "{}: label '{start}…' is {} bytes long; a label is at most 255 bytes (the link's wire format stores its length in one byte); use a shorter label",
+                what(),
+                l.as_str().len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn link_name(opts: &LinkOptions, i: usize) -> String {

@@ -144,6 +144,11 @@ fn main() {
         ),
         common::case("motor_stopped_on_ctrl_c", 30, motor_stopped_on_ctrl_c),
         common::case(
+            "every_actuator_stopped_when_one_stop_hangs",
+            30,
+            every_actuator_stopped_when_one_stop_hangs,
+        ),
+        common::case(
             "motor_stopped_when_its_own_device_faults",
             30,
             motor_stopped_when_its_own_device_faults,
@@ -931,6 +936,106 @@ fn other_actuators_stopped_when_one_stop_panics() -> std::result::Result<(), Str
         "the panic is not reported:\n{text}"
     );
     check_stopped(&log)
+}
+
+/// An actuator whose `stop` never returns (a driver stuck on a lock or a silent device
+/// without timeout).
+struct HangsOnStop;
+
+impl Actuator for HangsOnStop {
+    fn name(&self) -> &str {
+        "stuck-motor"
+    }
+    fn set_speed(&mut self, _: f64) -> Result<()> {
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<()> {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// An actuator whose `stop` fails.
+struct FailsOnStop;
+
+impl Actuator for FailsOnStop {
+    fn name(&self) -> &str {
+        "faulty-motor"
+    }
+    fn set_speed(&mut self, _: f64) -> Result<()> {
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<()> {
+        Err(crabby::hardware::device_error(
+            ErrorKind::Communication,
+            "faulty-motor",
+            "no answer to the stop command",
+        ))
+    }
+}
+
+/// Item 7 of issue 9: a hung, a panicking and a failing `stop` before two good actuators;
+/// both good ones are still stopped and closed, within the stop timeout, and every bad one
+/// is reported by name.
+fn every_actuator_stopped_when_one_stop_hangs() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-stop-hang");
+    let (log1, log2) = (dir.path().join("motor1"), dir.path().join("motor2"));
+    let mut test = Test::new("motor-hang");
+    quiet(&mut test);
+    let src = test.add_with(
+        Source {
+            label: Label::new("v"),
+            value: |_| 5.0,
+            stop_at: Some(0.3),
+        },
+        Settings::new().freq(50.0),
+    );
+    let m = test.add_with(
+        Machine::new()
+            .actuator(ActuatorConfig::speed(HangsOnStop, "v"))
+            .actuator(ActuatorConfig::speed(PanicsOnStop, "v"))
+            .actuator(ActuatorConfig::speed(
+                Watched::new(FakeStepperMotor::new(), &log1),
+                "v",
+            ))
+            .actuator(ActuatorConfig::speed(FailsOnStop, "v"))
+            .actuator(ActuatorConfig::speed(
+                Watched::new(FakeStepperMotor::new(), &log2),
+                "v",
+            )),
+        Settings::new().name("machine").freq(100.0),
+    );
+    test.link(src, m);
+    // The Machine's finish must end on its own (stop timeout 1 s), well before the finish
+    // grace (5 s here) after which it would be terminated.
+    test.grace(Duration::from_secs(5), Duration::from_millis(500));
+    let e = test
+        .run()
+        .err()
+        .ok_or("the run should fail: three actuators could not be stopped")?;
+    let report = e.report().ok_or("no report")?;
+    let text = format!("{e}\n{report}");
+    let machine = report
+        .blocks
+        .iter()
+        .find(|b| b.name == "machine")
+        .ok_or("no machine in the report")?;
+    ensure!(
+        !matches!(
+            machine.outcome,
+            Outcome::Killed | Outcome::Signaled(_) | Outcome::Crashed(_)
+        ) && machine.finish_error.is_some(),
+        "the Machine's finish should have ended on its own with an error, not {:?} / {:?}:\n{text}",
+        machine.outcome,
+        machine.finish_error
+    );
+    ensure!(
+        text.contains("stuck-motor") && text.contains("did not return within 1s"),
+        "the hung actuator is not reported:\n{text}"
+    );
+    check_stop_log(&log1, true)?;
+    check_stop_log(&log2, true)
 }
 
 fn make_zero_interrupted_when_another_block_fails_prepare() -> std::result::Result<(), String> {

@@ -190,3 +190,75 @@ fn overlapping_runs_keep_their_panic_messages() {
         o => panic!("outcome {o:?}"),
     }
 }
+
+/// Sends one sample too large for its plain link (refused), then one small sample.
+struct BigThenSmall {
+    refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+impl Block for BigThenSmall {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let big = Sample::new().with("note", "x".repeat(3000));
+        if ctx.send(&big).is_err() {
+            self.refused
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        ctx.send(&Sample::new().with("note", "small"))?;
+        Ok(Flow::Stop)
+    }
+}
+
+/// Drains its inputs until its senders have finished.
+struct Drains;
+impl Block for Drains {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        ctx.recv_all();
+        Ok(Flow::Continue)
+    }
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        ctx.drain_until_ended(Duration::from_secs(2));
+        Ok(())
+    }
+}
+
+/// A stateful modifier on one link must not advance for a sample another link refused
+/// (issue 9, small finding): the modified link comes first, the refusing plain link second.
+#[test]
+fn a_refused_sample_does_not_advance_other_links_modifiers() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let applied = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicBool::new(false));
+    let mut t = quiet("threads-modifier-refused");
+    let src = t.add_with(
+        BigThenSmall {
+            refused: refused.clone(),
+        },
+        Settings::new().name("src"),
+    );
+    let a = t.add_with(Drains, Settings::new().name("modified"));
+    let b = t.add_with(Drains, Settings::new().name("small"));
+    let count = applied.clone();
+    t.link_with(
+        src,
+        a,
+        crabby::LinkOptions::new()
+            .name("counted")
+            .modifier(crabby::modifier::from_fn(move |s| {
+                count.fetch_add(1, Ordering::SeqCst);
+                Some(s)
+            })),
+    );
+    t.link_with(src, b, crabby::LinkOptions::new().capacity_bytes(4096));
+    let report = t.run_in_threads().expect("run");
+    assert!(
+        refused.load(Ordering::SeqCst),
+        "the big sample was not refused"
+    );
+    let counted = report.links.iter().find(|l| l.name == "counted").unwrap();
+    assert_eq!(counted.sent, 1, "{report}");
+    assert_eq!(
+        applied.load(Ordering::SeqCst),
+        1,
+        "the modifier ran for the refused sample"
+    );
+}

@@ -560,6 +560,16 @@ impl<D: InOut> Block for IOBlock<D> {
                     "device '{dev}' declares no channel labels; give them with IOBlock::labels([...])"
                 )));
             }
+            let channels = self.device.channels();
+            if let Some(given) = &self.labels {
+                if !channels.is_empty() && given.len() != channels.len() {
+                    return Err(self.cfg_err(format!(
+                        "parameter 'labels' gives {} labels {given:?} but device '{dev}' has {} channels {channels:?}; give one label per channel",
+                        given.len(),
+                        channels.len()
+                    )));
+                }
+            }
             if labels.contains(&self.time_label) {
                 return Err(self.cfg_err(format!(
                     "label '{}' is both the time label and a channel label",

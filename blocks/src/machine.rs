@@ -4,16 +4,24 @@
 //!
 //! Safety first: in `finish`, which runs whatever ended the test (normal end, an error,
 //! Ctrl+C, another Block failing), every opened actuator is stopped, then closed. A stop
-//! that fails, or panics, is logged and the others are still stopped.
+//! that fails, panics or hangs is logged and the others are still stopped.
+//!
+//! Each actuator is stopped on a thread of its own (threads are fine here: the Block's
+//! process was forked long before), all at once, and `finish` waits for them at most
+//! [`Machine::stop_timeout`] (1 s by default). A driver whose `stop` has not returned by then
+//! is reported as an error naming the actuator and abandoned (its thread is left to the
+//! process's exit; it is not closed, its driver being still in use); the others are
+//! stopped and closed whatever it does. `close` is bounded the same way.
 //!
 //! `finish` has the test's finish grace (3 s by default) before the Block is killed: keep
-//! the drivers' I/O timeouts (e.g. the timeout of `crabby_hardware::serial::SerialConfig`,
-//! 1 s by default) well below it, or raise the grace with `Test::grace`, so that a silent
-//! device does not keep the others from being stopped.
+//! twice the stop timeout below it (stop, then close), and the drivers' I/O timeouts (e.g.
+//! the timeout of `crabby_hardware::serial::SerialConfig`, 1 s by default) below the stop
+//! timeout, or raise the grace with `Test::grace`.
 
 use crate::io_block::StatusTracker;
 use crabby::hardware::{Actuator, Status};
 use crabby::{Block, Context, Error, ErrorKind, Flow, GraphView, Label, Result, Sample};
+use std::time::{Duration, Instant};
 
 /// How an actuator follows its command label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +124,10 @@ struct Running {
 /// from `speed_cmd_label`, and if `cmd_label` arrived calls `set_speed(cmd)` or
 /// `set_position(cmd, speed)`; then reads the configured position and speed labels and
 /// sends them with `t(s)`, the middle of the reads (serial reads take milliseconds). In
-/// `finish`, every opened actuator is stopped then closed; a stop or close that fails or
-/// panics is logged and does not keep the others from being stopped.
+/// `finish`, every opened actuator is stopped then closed, all at once on threads of their
+/// own, each bounded by [`stop_timeout`](Machine::stop_timeout); a stop or close that fails,
+/// panics or hangs is reported naming the actuator and does not keep the others from being
+/// stopped.
 ///
 /// ```no_run
 /// use crabby::Test;
@@ -133,6 +143,7 @@ pub struct Machine {
     actuators: Vec<ActuatorConfig>,
     time_label: Option<Label>,
     spam: bool,
+    stop_timeout: Option<Duration>,
     run: Vec<Running>,
 }
 
@@ -149,6 +160,17 @@ impl Machine {
     /// The time label (default `t(s)`).
     pub fn time_label(mut self, l: impl Into<Label>) -> Self {
         self.time_label = Some(l.into());
+        self
+    }
+    /// The default of [`stop_timeout`](Machine::stop_timeout): 1 s.
+    pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// How long `finish` waits for the actuators' `stop` (all stopped at once), and then
+    /// for their `close`, before it reports the ones that have not returned and abandons them
+    /// (default [`DEFAULT_STOP_TIMEOUT`](Machine::DEFAULT_STOP_TIMEOUT)). Above 0; keep twice
+    /// it below the test's finish grace.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = Some(timeout);
         self
     }
     /// Re-applies the latest command every loop, not only when a new one arrives.
@@ -247,6 +269,13 @@ impl Block for Machine {
             return Err(Error::config(
                 "no actuator; add one with Machine::actuator(ActuatorConfig::speed(...))",
             ));
+        }
+        if let Some(t) = self.stop_timeout {
+            if t.is_zero() {
+                return Err(Error::config(
+                    "parameter 'stop_timeout' is 0, so no actuator could be stopped; use a timeout such as 1 s (Machine::stop_timeout)",
+                ));
+            }
         }
         let mut seen: Vec<&Label> = vec![];
         for a in &self.actuators {
@@ -388,31 +417,47 @@ impl Block for Machine {
 
     fn finish(&mut self, _ctx: &mut Context) -> Result<()> {
         let mut first: Option<Error> = None;
-        // Stop every opened actuator first (all of them, even if one fails), then close.
-        for i in 0..self.actuators.len() {
-            if !self.run.get(i).is_some_and(|r| r.opened) {
-                continue;
-            }
+        let timeout = self.stop_timeout.unwrap_or(Self::DEFAULT_STOP_TIMEOUT);
+        let opened: Vec<usize> = (0..self.actuators.len())
+            .filter(|&i| self.run.get(i).is_some_and(|r| r.opened))
+            .collect();
+        // Stop every opened actuator at once, each bounded (see the module docs), then close
+        // those whose stop returned.
+        let mut closable = Vec::with_capacity(opened.len());
+        for (i, outcome) in self.call_each(&opened, "stop", timeout, |a| a.stop()) {
             let dev = self.actuators[i].actuator.name().to_owned();
-            let a = &mut self.actuators[i].actuator;
-            match guarded(&dev, "stop", || a.stop()) {
-                Err(e) => {
+            if outcome.is_some() {
+                closable.push(i);
+            }
+            match outcome {
+                Some(Ok(())) => log::info!("actuator '{dev}' stopped"),
+                Some(Err(e)) => {
                     log::error!("could not stop actuator '{dev}': {e}; CHECK THE MACHINE BY HAND");
                     first.get_or_insert_with(|| crate::io_block::device_failure(&e, &dev));
                 }
-                Ok(()) => log::info!("actuator '{dev}' stopped"),
+                None => {
+                    let e = hung(&dev, "stop", timeout);
+                    log::error!("{e}; CHECK THE MACHINE BY HAND");
+                    first.get_or_insert(e);
+                }
             }
         }
-        for i in 0..self.actuators.len() {
-            if !self.run.get(i).is_some_and(|r| r.opened) {
-                continue;
-            }
+        for (i, outcome) in self.call_each(&closable, "close", timeout, |a| a.close()) {
             let dev = self.actuators[i].actuator.name().to_owned();
-            let a = &mut self.actuators[i].actuator;
-            if let Err(e) = guarded(&dev, "close", || a.close()) {
-                log::error!("closing actuator '{dev}': {e}");
-                first.get_or_insert_with(|| crate::io_block::device_failure(&e, &dev));
+            match outcome {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    log::error!("closing actuator '{dev}': {e}");
+                    first.get_or_insert_with(|| crate::io_block::device_failure(&e, &dev));
+                }
+                None => {
+                    let e = hung(&dev, "close", timeout);
+                    log::error!("{e}");
+                    first.get_or_insert(e);
+                }
             }
+        }
+        for &i in &opened {
             self.run[i].opened = false;
             let st = self.actuators[i].actuator.status();
             self.run[i].tracker.report(st);
@@ -421,6 +466,130 @@ impl Block for Machine {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// The error for a driver call that did not return in time.
+fn hung(dev: &str, what: &str, timeout: Duration) -> Error {
+    crabby::hardware::device_error(
+        ErrorKind::Timeout,
+        dev,
+        format!(
+            "actuator '{dev}': {what}() did not return within {timeout:?}; abandoned (its thread is left running)"
+        ),
+    )
+}
+
+impl Machine {
+    /// Calls `call` on the actuators `which`, each on a thread of its own, all at once, and
+    /// waits for them until `timeout` has passed. Returns, per actuator in the order given,
+    /// `Some(result)` (a panic becomes an error) or `None` if it has not returned: that
+    /// actuator is then replaced by an [`Abandoned`] placeholder, its thread keeps the
+    /// driver. If a thread cannot be started, the call is made on this thread instead.
+    fn call_each(
+        &mut self,
+        which: &[usize],
+        what: &'static str,
+        timeout: Duration,
+        call: fn(&mut dyn Actuator) -> Result<()>,
+    ) -> Vec<(usize, Option<Result<()>>)> {
+        type Back = (usize, Result<()>, Box<dyn Actuator>);
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = std::sync::mpsc::channel::<Back>();
+        let mut results: Vec<(usize, Option<Result<()>>)> = Vec::with_capacity(which.len());
+        let mut waiting = 0;
+        for &i in which {
+            let dev = self.actuators[i].actuator.name().to_owned();
+            let placeholder = Box::new(Abandoned::new(&dev, what));
+            let mut a = std::mem::replace(&mut self.actuators[i].actuator, placeholder);
+            let tx = tx.clone();
+            let (slot_tx, slot_rx) = std::sync::mpsc::channel::<Box<dyn Actuator>>();
+            let thread_dev = dev.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{what} {dev}"))
+                .spawn(move || {
+                    let dev = thread_dev;
+                    // The actuator comes through a channel so that, if spawning fails, it
+                    // is still here (not consumed by the closure) to be called inline.
+                    if let Ok(mut a) = slot_rx.recv() {
+                        let r = guarded(&dev, what, || call(a.as_mut()));
+                        let _ = tx.send((i, r, a));
+                    }
+                });
+            match spawned {
+                Ok(_) => {
+                    // The receiver is alive (the thread holds it) until it gets the actuator.
+                    if let Err(back) = slot_tx.send(a) {
+                        a = back.0;
+                        let dev = a.name().to_owned();
+                        let r = guarded(&dev, what, || call(a.as_mut()));
+                        self.actuators[i].actuator = a;
+                        results.push((i, Some(r)));
+                        continue;
+                    }
+                    results.push((i, None));
+                    waiting += 1;
+                }
+                Err(e) => {
+                    log::warn!("cannot start a thread to {what} actuator '{dev}' ({e}); calling it here, unbounded");
+                    let r = guarded(&dev, what, || call(a.as_mut()));
+                    self.actuators[i].actuator = a;
+                    results.push((i, Some(r)));
+                }
+            }
+        }
+        drop(tx);
+        while waiting > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((i, r, a)) => {
+                    self.actuators[i].actuator = a;
+                    if let Some(slot) = results.iter_mut().find(|(j, _)| *j == i) {
+                        slot.1 = Some(r);
+                    }
+                    waiting -= 1;
+                }
+                Err(_) => break, // timed out: the rest are abandoned
+            }
+        }
+        results
+    }
+}
+
+/// Stands in for an actuator whose driver call hung (its thread still holds the driver).
+struct Abandoned {
+    name: String,
+    what: &'static str,
+}
+
+impl Abandoned {
+    fn new(name: &str, what: &'static str) -> Self {
+        Abandoned {
+            name: name.to_owned(),
+            what,
+        }
+    }
+}
+
+impl Actuator for Abandoned {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_speed(&mut self, _: f64) -> Result<()> {
+        Err(crabby::hardware::device_error(
+            ErrorKind::NotAllowed,
+            &self.name,
+            format!("abandoned after its {}() hung", self.what),
+        ))
+    }
+    fn stop(&mut self) -> Result<()> {
+        self.set_speed(0.0)
+    }
+    fn status(&self) -> Status {
+        Status::fault(format!(
+            "{}() hung; abandoned, state unknown: check the machine by hand",
+            self.what
+        ))
     }
 }
 

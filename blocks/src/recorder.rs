@@ -84,6 +84,65 @@ impl Recorder {
         self
     }
 
+    /// Refuses, before anything is forked, a path `prepare` could not create: empty, a
+    /// folder, or under a file or a folder this process may not write in. Creates nothing.
+    fn check_path(&self) -> Result<()> {
+        let p = &self.requested;
+        let shown = p.display();
+        if p.as_os_str().is_empty() {
+            return Err(Error::config(
+                "parameter 'path' is empty; give the CSV file to write, e.g. Recorder::new(\"results/data.csv\")",
+            ));
+        }
+        let trailing_slash = p.as_os_str().as_encoded_bytes().ends_with(b"/");
+        if trailing_slash || p.is_dir() || p.file_name().is_none() {
+            return Err(Error::config(format!(
+                "parameter 'path' is '{shown}', a folder; give a file name in it, e.g. '{}'",
+                p.join("data.csv").display()
+            )));
+        }
+        // The nearest existing ancestor: `prepare` creates the folders below it.
+        let mut dir = p.parent().unwrap_or(Path::new(""));
+        loop {
+            let shown_dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            match std::fs::metadata(shown_dir) {
+                Ok(m) if m.is_dir() => {
+                    use nix::unistd::{access, AccessFlags};
+                    return access(shown_dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+                        Error::config(format!(
+                            "parameter 'path' is '{shown}', but this process may not create files in folder '{}' ({e}); choose a folder you can write to",
+                            shown_dir.display()
+                        ))
+                    });
+                }
+                Ok(_) => {
+                    return Err(Error::config(format!(
+                        "parameter 'path' is '{shown}', but '{}' is a file, not a folder, so the file cannot be created under it; choose another path",
+                        shown_dir.display()
+                    )));
+                }
+                // Missing, or under a file (ENOTDIR): look one level up.
+                Err(e)
+                    if (e.kind() == std::io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(nix::errno::Errno::ENOTDIR as i32))
+                        && !dir.as_os_str().is_empty() =>
+                {
+                    dir = dir.parent().unwrap_or(Path::new(""));
+                }
+                Err(e) => {
+                    return Err(Error::config(format!(
+                        "parameter 'path' is '{shown}', but folder '{}' cannot be inspected ({e}); choose another path",
+                        shown_dir.display()
+                    )));
+                }
+            }
+        }
+    }
+
     fn open(&self) -> Result<Open> {
         if let Some(dir) = self
             .requested
@@ -236,7 +295,7 @@ impl Block for Recorder {
                 graph.require_label(l, "parameter 'labels'")?;
             }
         }
-        Ok(())
+        self.check_path()
     }
 
     fn describe(&self) -> String {

@@ -428,25 +428,57 @@ impl FrameRing {
     }
 }
 
-/// Whether process `pid` exists and is not a zombie.
+/// Whether process `pid` may still be alive. Fails closed: only a proven death counts as dead.
+///
+/// A reader (or writer) declared dead loses its pins, and the writer may then overwrite a slot
+/// it is reading, so "dead" must mean dead: `kill(pid, 0)` failing with `ESRCH`, or a zombie
+/// (`Z`/`X` in `/proc/<pid>/stat`: it will never touch the ring again). `EPERM` (the process
+/// exists but belongs to someone else, e.g. a child that changed its user) and an unreadable
+/// `/proc` entry (`hidepid`, no `/proc` mounted, out of file descriptors) mean "alive".
 fn process_alive(pid: u32) -> bool {
     if pid == 0 {
         return true; // not known yet: assume alive
     }
     let Ok(p) = i32::try_from(pid) else {
+        // Written by the peer from its own getpid(), so it cannot happen; no process can have
+        // this pid, so it cannot be holding a pin either.
         return false;
     };
-    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_err() {
+    let probe = || nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None);
+    liveness(
+        probe(),
+        || std::fs::read_to_string(format!("/proc/{pid}/stat")),
+        probe,
+    )
+}
+
+/// The decision of [`process_alive`], apart from the system calls so it can be tested:
+/// `kill` is the result of `kill(pid, 0)`, `stat` reads `/proc/<pid>/stat`, `kill_again`
+/// repeats the `kill` (to tell "it died meanwhile" from "not visible in this `/proc`").
+fn liveness(
+    kill: nix::Result<()>,
+    stat: impl FnOnce() -> std::io::Result<String>,
+    kill_again: impl FnOnce() -> nix::Result<()>,
+) -> bool {
+    if kill == Err(nix::errno::Errno::ESRCH) {
         return false;
     }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    // Ok, EPERM (exists, not ours) or anything else: not proven dead, look closer.
+    match stat() {
         Ok(stat) => {
             let state = stat
                 .rsplit_once(')')
                 .and_then(|(_, r)| r.split_whitespace().next());
+            // A line we cannot parse proves nothing: alive.
             !matches!(state, Some("Z") | Some("X") | Some("x"))
         }
-        Err(_) => false,
+        // Gone from /proc after kill found it: it died in between, unless this /proc belongs to
+        // another pid namespace; ask the kernel again.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            kill_again() != Err(nix::errno::Errno::ESRCH)
+        }
+        // Permission denied (hidepid), too many open files, ...: unknown, so alive.
+        Err(_) => true,
     }
 }
 
@@ -991,6 +1023,69 @@ mod tests {
             .expect("a free slot");
         s.buf().fill(value);
         s.publish(FrameInfo::now(index, fmt(16))).unwrap()
+    }
+
+    fn io(kind: std::io::ErrorKind) -> std::io::Result<String> {
+        Err(std::io::Error::from(kind))
+    }
+
+    const RUNNING: &str = "1234 (cam (child)) S 1 1234 1234 0 -1";
+    const ZOMBIE: &str = "1234 (cam (child)) Z 1 1234 1234 0 -1";
+
+    /// Item 8 of issue 9: a pin must never be released for a process that may be alive.
+    #[test]
+    fn only_a_proven_death_is_dead() {
+        use nix::errno::Errno;
+        use std::io::ErrorKind;
+        let ok = || Ok(());
+        // Proven deaths.
+        assert!(!liveness(Err(Errno::ESRCH), || Ok(RUNNING.into()), ok));
+        assert!(!liveness(Ok(()), || Ok(ZOMBIE.into()), ok));
+        assert!(!liveness(Err(Errno::EPERM), || Ok(ZOMBIE.into()), ok));
+        assert!(!liveness(
+            Ok(()),
+            || io(ErrorKind::NotFound),
+            || Err(Errno::ESRCH)
+        ));
+        // Exists but not ours (EPERM): alive.
+        assert!(liveness(Err(Errno::EPERM), || Ok(RUNNING.into()), ok));
+        // /proc unreadable (hidepid, EMFILE, ...): alive, whatever kill said short of ESRCH.
+        assert!(liveness(
+            Err(Errno::EPERM),
+            || io(ErrorKind::PermissionDenied),
+            ok
+        ));
+        assert!(liveness(Ok(()), || io(ErrorKind::PermissionDenied), ok));
+        assert!(liveness(Ok(()), || io(ErrorKind::Other), ok));
+        // Not in this /proc (another pid namespace) but the kernel still knows it: alive.
+        assert!(liveness(Ok(()), || io(ErrorKind::NotFound), ok));
+        assert!(liveness(
+            Err(Errno::EPERM),
+            || io(ErrorKind::NotFound),
+            || Err(Errno::EPERM)
+        ));
+        // A stat line we cannot parse proves nothing.
+        assert!(liveness(Ok(()), || Ok(String::new()), ok));
+    }
+
+    #[test]
+    fn real_processes_alive_zombie_and_reaped() {
+        assert!(process_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Wait (bounded) until it is a zombie: exited, not reaped yet.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            if stat.rsplit_once(')').unwrap().1.split_whitespace().next() == Some("Z") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "child never exited");
+            std::thread::yield_now();
+        }
+        assert!(!process_alive(pid), "a zombie is dead");
+        child.wait().unwrap();
+        assert!(!process_alive(pid), "a reaped process is dead");
     }
 
     #[test]

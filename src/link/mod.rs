@@ -4,7 +4,9 @@
 //! one sender and one receiver. The sender applies the link's modifiers, encodes the sample
 //! and appends it; when the ring is full the sender waits ([`Overflow::Block`], the default:
 //! nothing is ever lost) or drops the oldest sample ([`Overflow::DropOldest`], for
-//! display-only consumers; every drop is counted in the report and logged).
+//! display-only consumers; every drop is counted in the report and logged). A drop-oldest
+//! sender never drops the record the receiver is reading: if the receiver holds it for more
+//! than a few microseconds, the new sample is dropped instead (counted the same way).
 
 pub(crate) mod codec;
 pub(crate) mod ring;
@@ -68,6 +70,11 @@ impl Default for LinkOptions {
 }
 
 impl LinkOptions {
+    /// The largest accepted buffer, 1 GiB: the ring is one mapping made before fork for each
+    /// link; far beyond what any link needs (the default 1 MiB holds ~25 000 samples), and a
+    /// larger request is almost surely a unit mistake.
+    pub const MAX_CAPACITY_BYTES: usize = 1 << 30;
+
     /// Defaults: blocking, 1 MiB, 65 536 samples, no modifier.
     pub fn new() -> Self {
         Self::default()
@@ -82,7 +89,8 @@ impl LinkOptions {
         self.overflow = overflow;
         self
     }
-    /// Sets the buffer size in bytes (rounded up to a power of two, at least 4 KiB).
+    /// Sets the buffer size in bytes (rounded up to a power of two, at least 4 KiB, at most
+    /// [`MAX_CAPACITY_BYTES`](Self::MAX_CAPACITY_BYTES)).
     pub fn capacity_bytes(mut self, bytes: usize) -> Self {
         self.capacity_bytes = bytes;
         self
@@ -147,20 +155,21 @@ impl OutputLink {
             self.ring.count_undelivered();
             return;
         }
-        match self
+        let pushed = self
             .ring
-            .push(payload, self.overflow == Overflow::DropOldest, control)
-        {
+            .push(payload, self.overflow == Overflow::DropOldest, control);
+        match pushed {
             Pushed::Ok => {}
-            Pushed::DroppedOldest(n) => {
-                self.drops_unlogged += n;
+            Pushed::DroppedOldest(n) | Pushed::DroppedNewest(n) => {
+                // The newest is dropped (rarely) when the oldest was being read.
+                self.drops_unlogged += n + u64::from(matches!(pushed, Pushed::DroppedNewest(_)));
                 let now = Instant::now();
                 let due = self
                     .last_drop_log
                     .is_none_or(|t| now.duration_since(t).as_secs() >= 1);
                 if due {
                     log::warn!(
-                        "link {} to {}: receiver too slow, dropped {} oldest sample(s) (policy DropOldest)",
+                        "link {} to {}: receiver too slow, dropped {} sample(s) (policy DropOldest)",
                         self.name,
                         self.to,
                         self.drops_unlogged
@@ -176,6 +185,16 @@ impl OutputLink {
                     self.name,
                     self.to,
                     ring::GIVE_UP_AFTER_STOP.as_secs_f64()
+                );
+            }
+            Pushed::TooLarge => {
+                // `Context::send` checks the size first: this is a bug, not a slow receiver.
+                log::error!(
+                    "{sender}: link {} to {}: a sample of {} bytes is larger than the link can hold ({} bytes); not sent, counted as undelivered (bug: it should have been refused by send)",
+                    self.name,
+                    self.to,
+                    payload.len(),
+                    self.ring.max_payload()
                 );
             }
             Pushed::ReceiverGone => {

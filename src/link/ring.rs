@@ -11,10 +11,31 @@
 //! 8-byte header (`u32` length, `u32` kind) and its payload padded to 8 bytes. A record never
 //! wraps: when it does not fit before the end, a padding record fills the end.
 //!
-//! `write` and `read` count bytes since creation (never wrap). Only the sender stores `write`;
-//! `read` is advanced by the receiver, and also by the sender when it drops the oldest record
-//! (drop-oldest links), so both advance it with compare-and-swap; a receiver whose record was
-//! dropped under it sees its CAS fail and discards the copy it made.
+//! `write` and `read` count bytes since creation (never wrap). Only the sender stores
+//! `write`. `read` is advanced by the receiver, and also by the sender when it drops the
+//! oldest record (drop-oldest links), so the two must never touch the same bytes at once:
+//!
+//! - **The receiver claims before it reads.** It sets the `CLAIMED` bit of `read` with a
+//!   compare-and-swap (`r` → `r | CLAIMED`) *before* it reads the record's header or payload,
+//!   copies the record, then releases it by storing `r + size` (clearing the bit). If the
+//!   sender dropped the record first, the CAS fails (`read` moved on) and the receiver starts
+//!   again from the new `read`, having read nothing.
+//! - **The sender never drops a claimed record.** Its drop is a CAS from an unclaimed `read`,
+//!   so it fails while the bit is set. Then it spins for at most `CLAIM_SPIN` (a record copy
+//!   takes well under a microsecond; the bound only matters if the receiver is descheduled
+//!   mid-copy); if the claim is still held and the ring still full, it drops the *newest*
+//!   sample (the one being pushed) instead, counted in `dropped` like any other drop.
+//! - **The sender writes only free bytes**: `[write, read + cap)` with `read` taken without
+//!   the bit. A claimed record lies at or after `read`, so it is never overwritten; every
+//!   byte the receiver reads was written before the sender's release store of `write` that
+//!   the receiver observed with acquire.
+//!
+//! So no byte is ever read while it is written: the receiver reads only records it has
+//! claimed (or, on a lossless link, that only it can release), and the sender reuses only
+//! bytes that `read` has moved past. Counters add up: every push is counted in `pushed`, and
+//! ends in `consumed`, `dropped` (oldest or newest) or pending. On a lossless link the sender
+//! never touches `read`, the claim always succeeds at the first try, and a pop costs what it
+//! did before (one compare-and-swap and one store).
 
 use crate::control::Control;
 use crate::sys::{self, SharedRegion};
@@ -22,6 +43,11 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 const REC_HDR: usize = 8;
+/// Set in `read` while the receiver is reading the record at `read` (see the module docs).
+const CLAIMED: u64 = 1 << 63;
+/// How long a drop-oldest sender waits for a claimed oldest record before it drops the sample
+/// it is pushing instead.
+const CLAIM_SPIN_NS: u64 = 5_000;
 const KIND_DATA: u32 = 1;
 const KIND_PAD: u32 = 2;
 
@@ -58,6 +84,11 @@ pub(crate) enum Pushed {
     Ok,
     /// In the ring, after dropping this many of the oldest records.
     DroppedOldest(u64),
+    /// Not in the ring: the ring was full and its oldest record was being read, so this
+    /// sample was dropped (counted), after this many of the oldest records.
+    DroppedNewest(u64),
+    /// Not delivered: larger than the ring can ever hold (`max_payload`).
+    TooLarge,
     /// Not delivered: the receiver has finished or died.
     ReceiverGone,
     /// Not delivered: the ring stayed full for `GIVE_UP_AFTER_STOP` after the stop event.
@@ -92,7 +123,17 @@ impl Ring {
         control: Arc<Control>,
         receiver: usize,
     ) -> std::io::Result<Self> {
-        let cap = cap_bytes.next_power_of_two().max(4096);
+        // `Test::check` caps `cap_bytes` at 1 GiB; refuse (not wrap) anything that slips past.
+        let cap = cap_bytes
+            .checked_next_power_of_two()
+            .filter(|&c| c <= 1 << 40)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("link buffer of {cap_bytes} bytes is too large"),
+                )
+            })?
+            .max(4096);
         let region = SharedRegion::new(std::mem::size_of::<RingHeader>() + cap, false)?;
         Ok(Ring {
             region: Arc::new(region),
@@ -127,15 +168,21 @@ impl Ring {
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data().add(off), bytes.len()) }
     }
 
+    /// Reads a `u32` of a record header. Callers: the receiver for a record it has claimed,
+    /// the sender for the oldest record (which it wrote itself) before it tries to drop it.
     fn read_u32(&self, pos: u64) -> u32 {
         let off = (pos % self.cap) as usize;
         let mut b = [0u8; 4];
-        // SAFETY: `off` is 8-aligned and `off + 4 <= cap`; the bytes were published by the
-        // sender's release store of `write`, observed with acquire before calling this.
+        // SAFETY: `off` is 8-aligned and `off + 4 <= cap`, inside the data area. No one
+        // writes these bytes meanwhile: they belong to a published record (the receiver saw
+        // `write` past it with acquire; the sender wrote it itself), which the sender
+        // overwrites only after `read` has moved past it, and `read` cannot move past it
+        // while the receiver holds its claim (module docs).
         unsafe { std::ptr::copy_nonoverlapping(self.data().add(off), b.as_mut_ptr(), 4) };
         u32::from_le_bytes(b)
     }
 
+    /// Size in the ring, kind and payload length of the record at `pos`.
     fn record_len(&self, pos: u64) -> (u64, u32, usize) {
         let len = self.read_u32(pos) as usize;
         let kind = self.read_u32(pos + 4);
@@ -143,8 +190,8 @@ impl Ring {
             let to_end = self.cap - pos % self.cap;
             return (to_end, kind, 0);
         }
-        // Clamped so the record ends inside the data area even when the bytes were torn by a
-        // concurrent drop-oldest (the receiver's compare-and-swap then discards the copy).
+        // Clamped so the record ends inside the data area whatever the bytes say (they were
+        // written by our own sender, so this only guards against a bug).
         let len = len.min(self.cap as usize - (pos % self.cap) as usize - REC_HDR);
         (REC_HDR as u64 + pad8(len) as u64, kind, len)
     }
@@ -160,21 +207,26 @@ impl Ring {
         }
         if payload.len() > self.max_payload() {
             h.undeliverable.fetch_add(1, Ordering::Relaxed);
-            return Pushed::ReceiverGone;
+            return Pushed::TooLarge;
         }
         let need = (REC_HDR + pad8(payload.len())) as u64;
         let w = h.write.0.load(Ordering::Relaxed);
         let to_end = self.cap - w % self.cap;
         let total = if to_end < need { to_end + need } else { need };
+        // `r` is `read` as stored (with the CLAIMED bit when the receiver is reading).
         let fits = || {
             let r = h.read.0.load(Ordering::SeqCst);
             let records = h.pushed.load(Ordering::Relaxed)
                 - h.consumed.load(Ordering::SeqCst)
                 - h.dropped.load(Ordering::Relaxed);
-            (self.cap - (w - r) >= total && records < self.max_records, r)
+            (
+                self.cap - (w - (r & !CLAIMED)) >= total && records < self.max_records,
+                r,
+            )
         };
         let mut dropped = 0;
         let mut stop_seen: Option<u64> = None;
+        let mut claim_seen: Option<u64> = None;
         loop {
             let (ok, r) = fits();
             if ok {
@@ -185,10 +237,22 @@ impl Ring {
                 return Pushed::ReceiverGone;
             }
             if drop_oldest {
-                if self.drop_one(r) {
-                    dropped += 1;
+                if r & CLAIMED == 0 {
+                    if self.drop_one(r) {
+                        dropped += 1;
+                    }
+                    continue;
                 }
-                continue;
+                // The receiver is reading the oldest record: it cannot be dropped. Wait a few
+                // microseconds for the copy to end, then drop this sample instead.
+                let now = sys::monotonic_ns();
+                if now - *claim_seen.get_or_insert(now) < CLAIM_SPIN_NS {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                h.pushed.fetch_add(1, Ordering::Relaxed);
+                h.dropped.fetch_add(1, Ordering::Relaxed);
+                return Pushed::DroppedNewest(dropped);
             }
             if control.stopping() {
                 let now = sys::monotonic_ns();
@@ -229,13 +293,17 @@ impl Ring {
         }
     }
 
-    /// Sender, drop-oldest: advances `read` past the oldest data record. Returns whether a
-    /// data record was dropped (false if the receiver consumed it meanwhile).
+    /// Sender, drop-oldest: advances `read` past the oldest record, `r` (unclaimed). Returns
+    /// whether a data record was dropped (false if the receiver claimed or consumed it
+    /// meanwhile: the compare-and-swap fails and nothing changes).
     fn drop_one(&self, r: u64) -> bool {
         let h = self.hdr();
+        debug_assert!(r & CLAIMED == 0);
         if r >= h.write.0.load(Ordering::Relaxed) {
             return false;
         }
+        // The sender wrote this record itself and is the only writer: reading its header
+        // races with nothing (the receiver only reads).
         let (size, kind, _) = self.record_len(r);
         let ok = h
             .read
@@ -251,33 +319,49 @@ impl Ring {
 
     /// Receiver: copies the oldest record into `out` and consumes it. `false` if empty.
     pub fn pop(&self, out: &mut Vec<u8>) -> bool {
+        self.pop_with(out, || {})
+    }
+
+    /// `pop`, calling `while_claimed` once a record is claimed, before its bytes are read
+    /// (tests use it to push concurrently at the worst moment).
+    fn pop_with(&self, out: &mut Vec<u8>, mut while_claimed: impl FnMut()) -> bool {
         let h = self.hdr();
         loop {
+            // Only this process sets CLAIMED, and it clears it before returning: `r` has no
+            // claim bit here.
             let r = h.read.0.load(Ordering::Acquire);
             let w = h.write.0.load(Ordering::Acquire);
+            debug_assert!(r & CLAIMED == 0);
             if r >= w {
                 return false;
             }
+            // Claim the record before reading any of its bytes. A failure means the sender
+            // dropped it: nothing was read, start again from the new `read`.
+            if h.read
+                .0
+                .compare_exchange(r, r | CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            while_claimed();
             let (size, kind, len) = self.record_len(r);
             if kind == KIND_DATA {
                 out.clear();
                 out.resize(len, 0);
                 let off = ((r + REC_HDR as u64) % self.cap) as usize;
-                // SAFETY: `off + len <= cap`: `record_len` clamps `len` to the space left before
-                // the end of the data area, so even bytes torn by a concurrent drop-oldest
-                // cannot make the copy leave the mapping (such a copy is then discarded by the
-                // failed compare-and-swap below).
+                // SAFETY: `off + len <= cap` (`record_len` clamps `len` to the space left
+                // before the end of the data area), so the source lies in the mapping and the
+                // destination holds `len` bytes. The record was published by the sender's
+                // release store of `write`, observed above with acquire (`w > r`), and it
+                // cannot be dropped or overwritten while claimed: the sender's drop needs an
+                // unclaimed `read` and it writes only before `read + cap` (module docs).
                 unsafe {
                     std::ptr::copy_nonoverlapping(self.data().add(off), out.as_mut_ptr(), len)
                 };
             }
-            if h.read
-                .0
-                .compare_exchange(r, r + size, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                continue; // the sender dropped this record meanwhile: the copy is discarded
-            }
+            // Release the claim and the bytes: only this process changes a claimed `read`.
+            h.read.0.store(r + size, Ordering::Release);
             if kind != KIND_DATA {
                 continue;
             }
@@ -299,7 +383,7 @@ impl Ring {
     /// Receiver: whether a record is pending.
     pub fn has_data(&self) -> bool {
         let h = self.hdr();
-        h.read.0.load(Ordering::Acquire) < h.write.0.load(Ordering::Acquire)
+        (h.read.0.load(Ordering::Acquire) & !CLAIMED) < h.write.0.load(Ordering::Acquire)
     }
 
     /// Whether the sender has finished (or died) and nothing is pending any more.
@@ -348,6 +432,7 @@ fn pad8(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn ring(cap: usize, max: u64) -> Ring {
         let control = Arc::new(Control::new(1).unwrap());
@@ -457,6 +542,106 @@ mod tests {
             last = Some(seq);
         }
         assert_eq!(last, Some(999));
+    }
+
+    /// Item 9 of issue 9: while the receiver reads the oldest record, a drop-oldest sender
+    /// must neither drop nor overwrite it; it drops its own new samples instead, counted.
+    #[test]
+    fn a_record_being_read_is_never_dropped_or_overwritten() {
+        // 9 records of 448 bytes fill the 4 KiB ring: any further push must reuse the bytes
+        // of record 0 unless it is protected.
+        let r = ring(4096, u64::MAX);
+        for i in 0..9u64 {
+            assert_eq!(r.push_t(&payload(i, 440), true), Pushed::Ok);
+        }
+        let mut buf = Vec::new();
+        let mut during = Vec::new();
+        let got = r.pop_with(&mut buf, || {
+            if during.is_empty() {
+                for i in 9..60u64 {
+                    during.push(r.push_t(&payload(i, 440), true));
+                }
+            }
+        });
+        assert!(got);
+        assert_eq!(seq_of(&buf), 0, "the record being read was dropped");
+        assert_eq!(
+            buf,
+            payload(0, 440),
+            "the record being read was overwritten"
+        );
+        assert!(
+            during.iter().all(|p| *p == Pushed::DroppedNewest(0)),
+            "{during:?}"
+        );
+        let s = r.stats();
+        assert_eq!((s.pushed, s.consumed, s.dropped, s.pending), (60, 1, 51, 8));
+        // The rest come out intact and in order.
+        for want in 1..9u64 {
+            assert!(r.pop(&mut buf));
+            assert_eq!(buf, payload(want, 440));
+        }
+        assert!(!r.pop(&mut buf));
+    }
+
+    /// A sample larger than the ring can ever hold is refused as such, not as "receiver gone".
+    #[test]
+    fn an_oversize_sample_is_too_large_not_receiver_gone() {
+        let r = ring(4096, 16);
+        let big = vec![0u8; r.max_payload() + 1];
+        assert_eq!(r.push_t(&big, false), Pushed::TooLarge);
+        assert_eq!(r.push_t(&big, true), Pushed::TooLarge);
+        assert_eq!(r.stats().undeliverable, 2);
+    }
+
+    /// The drop-oldest path under real concurrency: a sender thread pushing millions of
+    /// records of varying sizes into a small ring, a receiver thread reading them. Every
+    /// record received is intact and newer than the previous one, and the counts add up.
+    #[test]
+    fn drop_oldest_stress_every_received_record_is_intact() {
+        const N: u64 = 2_000_000;
+        let r = ring(4096, 32);
+        let len_of = |seq: u64| 8 + ((seq.wrapping_mul(0x9e3779b97f4a7c15) >> 57) as usize) * 3;
+        let tx = r.clone();
+        let sender = std::thread::spawn(move || {
+            let mut newest = 0u64;
+            let mut buf = Vec::with_capacity(512);
+            for seq in 0..N {
+                buf.clear();
+                buf.extend_from_slice(&seq.to_le_bytes());
+                buf.extend((8..len_of(seq)).map(|i| (seq as usize * 31 + i) as u8));
+                if let Pushed::DroppedNewest(_) = tx.push_t(&buf, true) {
+                    newest += 1;
+                }
+            }
+            tx.close_writer();
+            newest
+        });
+        let mut buf = Vec::new();
+        let (mut received, mut last) = (0u64, None::<u64>);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !r.ended() {
+            assert!(std::time::Instant::now() < deadline, "stress test stuck");
+            if !r.pop(&mut buf) {
+                std::hint::spin_loop();
+                continue;
+            }
+            let seq = seq_of(&buf);
+            assert_eq!(buf, payload(seq, len_of(seq)), "record {seq} torn");
+            assert!(last.is_none_or(|l| seq > l), "{seq} after {last:?}");
+            last = Some(seq);
+            received += 1;
+        }
+        let newest_dropped = sender.join().unwrap();
+        let s = r.stats();
+        assert_eq!(s.pushed, N);
+        assert_eq!(s.consumed, received);
+        assert_eq!(received + s.dropped, N, "received + dropped != sent: {s:?}");
+        assert!(received > 0 && s.dropped > 0, "no contention: {s:?}");
+        eprintln!(
+            "{N} pushed, {received} received, {} dropped ({newest_dropped} of them newest)",
+            s.dropped
+        );
     }
 
     #[test]

@@ -5,10 +5,28 @@
 //! runs in a fresh process (this binary re-executed with `--crabby-case NAME`), single-threaded,
 //! under a timeout. A hung case is killed (its Blocks die with it through their parent-death
 //! signal) and counted as failed. The last line is libtest's summary, which CI reads.
+//!
+//! **Nothing may survive a case.** The harness process is a child subreaper
+//! (`PR_SET_CHILD_SUBREAPER`), so every process a case leaves behind (an orphaned Block, a
+//! program a Block spawned, a daemonised grandchild) becomes the harness's child instead of
+//! init's. Each case runs with `CRABBY_CASE_TOKEN=<unique>` in its environment, inherited by
+//! everything it starts, so the harness knows whose orphan a process is. Once a case has
+//! exited, its orphans have 2 s to die (Blocks die of their parent-death signal at once);
+//! those still alive fail the case and are killed. A live orphan with no token (it cleared
+//! its environment) fails the whole run. `tests/harness.rs` proves this with a case that
+//! leaves a process behind on purpose.
+//!
+//! **Cases run in parallel**, one per available core (`--test-threads=N` or
+//! `RUST_TEST_THREADS` to change it), each in its own process group so that a case signalling
+//! its group (`kill(0, SIGINT)`) reaches only itself. A case that measures timing and must not
+//! share the machine is declared with [`case_alone`]: those run first, one at a time.
 #![allow(dead_code)]
 
+use std::collections::HashSet;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One test case.
@@ -16,6 +34,8 @@ pub struct Case {
     pub name: &'static str,
     pub timeout: Duration,
     pub run: fn() -> Result<(), String>,
+    /// Runs with no other case at the same time (it measures timing).
+    pub alone: bool,
 }
 
 /// Shorthand for a case with a timeout in seconds.
@@ -24,13 +44,37 @@ pub const fn case(name: &'static str, timeout_s: u64, run: fn() -> Result<(), St
         name,
         timeout: Duration::from_secs(timeout_s),
         run,
+        alone: false,
     }
 }
+
+/// A case that runs alone (no other case at the same time), for cases that measure timing.
+pub const fn case_alone(
+    name: &'static str,
+    timeout_s: u64,
+    run: fn() -> Result<(), String>,
+) -> Case {
+    Case {
+        name,
+        timeout: Duration::from_secs(timeout_s),
+        run,
+        alone: true,
+    }
+}
+
+/// The environment variable that marks every process of a case.
+const TOKEN_VAR: &str = "CRABBY_CASE_TOKEN";
 
 /// Runs the cases (or the one named by `--crabby-case`) and exits.
 pub fn main(cases: &[Case]) -> ! {
     let args: Vec<String> = std::env::args().collect();
     if let Some(p) = args.iter().position(|a| a == "--crabby-case") {
+        // A case dies with the harness (Ctrl+C on `cargo test`): it runs in a process group
+        // of its own, so the terminal's SIGINT does not reach it.
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+        if std::os::unix::process::parent_id() == 1 {
+            std::process::exit(1);
+        }
         let name = args.get(p + 1).expect("--crabby-case NAME");
         let case = cases.iter().find(|c| c.name == name).expect("unknown case");
         match (case.run)() {
@@ -57,27 +101,57 @@ pub fn main(cases: &[Case]) -> ! {
             None => true,
         })
         .collect();
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        eprintln!("cannot become a child subreaper ({e}): orphans of the cases cannot be checked");
+        std::process::exit(101);
+    }
+    let workers = test_threads(&args);
     let start = Instant::now();
-    println!("\nrunning {} tests", selected.len());
-    let (mut passed, mut failed) = (0, Vec::new());
-    for c in &selected {
-        let t = Instant::now();
-        let (ok, output) = run_isolated(c);
-        if ok {
-            passed += 1;
-            println!(
-                "test {} ... ok ({:.2} s)",
-                c.name,
-                t.elapsed().as_secs_f64()
-            );
-        } else {
-            println!(
-                "test {} ... FAILED ({:.2} s)",
-                c.name,
-                t.elapsed().as_secs_f64()
-            );
-            failed.push((c.name, output));
+    println!("\nrunning {} tests ({} at a time)", selected.len(), workers);
+    let harness = Harness {
+        active: Mutex::new(HashSet::new()),
+        token_base: format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ),
+        results: Mutex::new((0, Vec::new())),
+    };
+    // Cases that must run alone first, one by one; then the others, `workers` at a time.
+    for c in selected.iter().filter(|c| c.alone) {
+        harness.run_and_record(c);
+    }
+    let queue: Mutex<Vec<&Case>> = Mutex::new(
+        selected
+            .iter()
+            .rev()
+            .filter(|c| !c.alone)
+            .copied()
+            .collect(),
+    );
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let Some(c) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                harness.run_and_record(c);
+            });
         }
+    });
+    // Anything still attached to the harness belongs to no running case: a process that
+    // escaped the token (cleared its environment). Fail the run rather than leave it.
+    let unknown = harness.strays(None, Duration::from_secs(2));
+    let (passed, mut failed) = harness.results.into_inner().unwrap();
+    if !unknown.is_empty() {
+        kill_and_reap(&unknown);
+        failed.push((
+            "(harness)",
+            format!("stray processes of an unknown case (no {TOKEN_VAR}): {unknown:?}"),
+        ));
     }
     if !failed.is_empty() {
         println!("\nfailures:");
@@ -96,50 +170,203 @@ pub fn main(cases: &[Case]) -> ! {
     std::process::exit(if failed.is_empty() { 0 } else { 101 })
 }
 
-fn run_isolated(c: &Case) -> (bool, String) {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = TempDir::new("case-out");
-    let out_path = dir.path().join("output");
-    let out = std::fs::File::create(&out_path).expect("output file");
-    let mut child = Command::new(exe)
-        .args(["--crabby-case", c.name])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("dup"))
-        .stderr(out)
-        .spawn()
-        .expect("spawn case");
-    let deadline = Instant::now() + c.timeout;
-    let status = loop {
-        match child.try_wait().expect("wait") {
-            Some(s) => break Some(s),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(5)),
+/// How many cases run at once: `--test-threads=N`, `RUST_TEST_THREADS`, or the cores.
+fn test_threads(args: &[String]) -> usize {
+    let from_arg = args
+        .iter()
+        .position(|a| a == "--test-threads")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--test-threads=").map(str::to_owned))
+        });
+    from_arg
+        .or_else(|| std::env::var("RUST_TEST_THREADS").ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+struct Harness {
+    /// Pids of the case processes running now (not orphans: std's `Child` reaps them).
+    active: Mutex<HashSet<i32>>,
+    token_base: String,
+    /// Passed count, and (name, output) of each failed case.
+    results: Mutex<(usize, Vec<(&'static str, String)>)>,
+}
+
+impl Harness {
+    fn run_and_record(&self, c: &Case) {
+        let t = Instant::now();
+        let (ok, output) = self.run_isolated(c);
+        let mut r = self.results.lock().unwrap();
+        let verdict = if ok { "ok" } else { "FAILED" };
+        println!(
+            "test {} ... {verdict} ({:.2} s)",
+            c.name,
+            t.elapsed().as_secs_f64()
+        );
+        if ok {
+            r.0 += 1;
+        } else {
+            r.1.push((c.name, output));
         }
-    };
-    let mut output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let ok = match status {
-        Some(s) => s.success(),
-        None => {
-            output.push_str(&format!("\ntimed out after {:?}", c.timeout));
-            false
-        }
-    };
-    // Whatever happened, nothing of the case may survive it: its processes, and the temp
-    // folders a killed case could not remove (`TempDir` names carry the case's pid).
-    let strays = wait_no_children_of(child.id() as i32, Duration::from_secs(2));
-    remove_temp_dirs_of(child.id());
-    if !strays.is_empty() {
-        output.push_str(&format!("\nstray processes left by the case: {strays:?}"));
-        for p in &strays {
-            let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
-        }
-        return (false, output);
     }
-    (ok, output)
+
+    fn run_isolated(&self, c: &Case) -> (bool, String) {
+        let exe = std::env::current_exe().expect("current exe");
+        let dir = TempDir::new("case-out");
+        let out_path = dir.path().join("output");
+        let out = std::fs::File::create(&out_path).expect("output file");
+        let token = format!("{}-{}", self.token_base, c.name);
+        let mut child = {
+            // Registered before anyone can see it as an orphan (see `strays`).
+            let mut active = self.active.lock().unwrap();
+            let child = Command::new(exe)
+                .args(["--crabby-case", c.name])
+                .env(TOKEN_VAR, &token)
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().expect("dup"))
+                .stderr(out)
+                .spawn()
+                .expect("spawn case");
+            active.insert(child.id() as i32);
+            child
+        };
+        let deadline = Instant::now() + c.timeout;
+        let status = loop {
+            match child.try_wait().expect("wait") {
+                Some(s) => break Some(s),
+                None if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        self.active.lock().unwrap().remove(&(child.id() as i32));
+        let mut output = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let ok = match status {
+            Some(s) => s.success(),
+            None => {
+                output.push_str(&format!("\ntimed out after {:?}", c.timeout));
+                false
+            }
+        };
+        // Whatever happened, nothing of the case may survive it: its processes (now the
+        // harness's children, see the module docs), and the temp folders a killed case could
+        // not remove (`TempDir` names carry the case's pid).
+        let strays = self.strays(Some(&token), Duration::from_secs(2));
+        remove_temp_dirs_of(child.id());
+        if !strays.is_empty() {
+            output.push_str(&format!(
+                "\nstray processes left by the case (killed): {}",
+                describe(&strays)
+            ));
+            // Killing them may orphan their own children (to us, with the same token).
+            let mut left = strays;
+            for _ in 0..10 {
+                kill_and_reap(&left);
+                left = self.strays(Some(&token), Duration::from_millis(200));
+                if left.is_empty() {
+                    break;
+                }
+                output.push_str(&format!(", then {}", describe(&left)));
+            }
+            return (false, output);
+        }
+        (ok, output)
+    }
+
+    /// Waits (up to `limit`) until no live orphan carries `token` (any orphan if `None`),
+    /// reaping the orphans that die meanwhile; returns those still alive.
+    fn strays(&self, token: Option<&str>, limit: Duration) -> Vec<i32> {
+        let end = Instant::now() + limit;
+        loop {
+            let live: Vec<i32> = {
+                // Under the lock: no case process is being spawned or reaped meanwhile, so
+                // every child of ours outside `active` is an orphan.
+                let active = self.active.lock().unwrap();
+                let me = std::process::id() as i32;
+                children_of(me)
+                    .into_iter()
+                    .filter(|p| !active.contains(p))
+                    .filter(|&p| {
+                        if is_zombie(p) {
+                            // Died after its case: reap it (never a case process, see above).
+                            let _ = nix::sys::wait::waitpid(
+                                nix::unistd::Pid::from_raw(p),
+                                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                            );
+                            return false;
+                        }
+                        match token {
+                            Some(t) => has_token(p, t),
+                            None => true,
+                        }
+                    })
+                    .collect()
+            };
+            if live.is_empty() || Instant::now() >= end {
+                return live;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// SIGKILLs these orphans (children of the harness) and reaps them.
+fn kill_and_reap(pids: &[i32]) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for &p in pids {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    for &p in pids {
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(p), None);
+    }
+}
+
+/// `pid (command line)` of each process, for the failure message.
+fn describe(pids: &[i32]) -> String {
+    pids.iter()
+        .map(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_owned()
+                })
+                .unwrap_or_default();
+            format!("{p} ({cmd})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(|st| st == "Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether process `pid` has `CRABBY_CASE_TOKEN=token` in its environment.
+fn has_token(pid: i32, token: &str) -> bool {
+    let want = format!("{TOKEN_VAR}={token}");
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|&b| b == 0).any(|kv| kv == want.as_bytes()))
+        .unwrap_or(false)
 }
 
 /// Removes the `TempDir`s made by process `pid`.

@@ -354,9 +354,8 @@ mod tests {
         d.open().unwrap();
         // An answer nobody asked for (a late one, or an unconfigured ack) is waiting.
         p.send(b"1,2\r\n");
-        // Let the pty deliver it to the driver's side before the query (it is what the
-        // test is about, not a race being hidden).
-        std::thread::sleep(Duration::from_millis(20));
+        // It must be on the driver's side before the query: that is what the test is about.
+        p.wait_delivered();
         let h = std::thread::spawn(move || {
             let q = p.recv_line(b"\r\n", Duration::from_secs(2));
             p.send(b"3,4\r\n");
@@ -374,7 +373,7 @@ mod tests {
         let mut d = device(&p).parse(Parse::Regex(r"F=(\S+) N x=(\S+)".into()));
         d.open().unwrap();
         p.send(b"F=1 N x=2\r\nF=3 N x=4\r\n");
-        std::thread::sleep(Duration::from_millis(20));
+        p.wait_delivered();
         // No query: the latest line wins.
         assert_eq!(d.read().unwrap().values, [3.0, 4.0]);
         p.send(b"HELLO\r\n");

@@ -493,6 +493,18 @@ pub(crate) mod testing {
             }
         }
 
+        /// Waits (at most 5 s) until bytes sent with [`send`](Self::send) are readable on the
+        /// driver's side of the pseudo-terminal (the kernel moves them from the master to the
+        /// slave asynchronously). Polls our own slave descriptor, which shares the terminal's
+        /// input queue with the driver's, without reading from it. One `send` is delivered as
+        /// one chunk, so once it is readable it is all there.
+        pub fn wait_delivered(&self) {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            let mut fds = [PollFd::new(self._slave.as_fd(), PollFlags::POLLIN)];
+            let n = poll(&mut fds, PollTimeout::from(5000u16)).expect("poll the pty slave");
+            assert!(n > 0, "bytes sent to the pty were not delivered within 5 s");
+        }
+
         /// The device vanishes: the master is closed.
         pub fn vanish(&mut self) {
             self.master = None;
@@ -546,7 +558,7 @@ mod tests {
             Some("MEAS?")
         );
         p.send(b"a\nb\nc\npart");
-        std::thread::sleep(Duration::from_millis(20));
+        p.wait_delivered();
         assert_eq!(link.read_latest_line(LineEnding::Lf).unwrap(), "c");
         p.vanish();
         let e = link.read_exact(10).unwrap_err();

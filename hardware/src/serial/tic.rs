@@ -636,12 +636,10 @@ mod tests {
     /// motor stopped) until an exit-safe-start command arrives with no other error active;
     /// while an error or safe start is active, motion commands are ignored. Stops when
     /// `stop` is set.
-    fn fake_tic(
-        mut p: FakePort,
-        cfg: FakeCfg,
-        stop: Arc<AtomicBool>,
-    ) -> std::thread::JoinHandle<(FakePort, Seen)> {
-        std::thread::spawn(move || {
+    fn fake_tic(mut p: FakePort, cfg: FakeCfg, stop: Arc<AtomicBool>) -> FakeTic {
+        let commands = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let published = commands.clone();
+        let handle = std::thread::spawn(move || {
             let mut s = Seen::default();
             let mut pos: f64 = 0.0;
             let mut vel: i32 = 0;
@@ -671,6 +669,7 @@ mod tests {
                 }
                 let Some(&cmd) = b.first() else { continue };
                 s.commands.push(cmd);
+                published.lock().unwrap().push(cmd);
                 // Commands that reset the command timeout.
                 if matches!(cmd, 0xE0 | 0xE3 | 0x89 | 0x8C) {
                     last_cmd = Instant::now();
@@ -728,7 +727,34 @@ mod tests {
                 }
             }
             (p, s)
-        })
+        });
+        FakeTic { handle, commands }
+    }
+
+    /// A running fake Tic: its thread, and the command bytes it has handled so far.
+    struct FakeTic {
+        handle: std::thread::JoinHandle<(FakePort, Seen)>,
+        commands: Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl FakeTic {
+        /// Waits (at most 5 s) until the last command the fake handled is `cmd`: what the
+        /// driver sent last has then been played, and the fake can be stopped.
+        fn wait_last_command(&self, cmd: u8) {
+            let end = Instant::now() + Duration::from_secs(5);
+            while self.commands.lock().unwrap().last() != Some(&cmd) {
+                assert!(
+                    Instant::now() < end,
+                    "the fake Tic never handled command {cmd:#x}: {:x?}",
+                    self.commands.lock().unwrap()
+                );
+                std::thread::yield_now();
+            }
+        }
+
+        fn join(self) -> std::thread::Result<(FakePort, Seen)> {
+            self.handle.join()
+        }
     }
 
     fn tic(p: &FakePort) -> PololuTic {
@@ -765,7 +791,8 @@ mod tests {
         t.set_position(3.0, Some(1.0)).unwrap();
         t.stop().unwrap();
         t.close().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        // Close ends with "enter safe start": stop the fake once it has played it.
+        h.wait_last_command(0x8F);
         stop.store(true, Ordering::Relaxed);
         let (_p, s) = h.join().unwrap();
         assert_eq!(s.target_velocity, Some(-2_500_000)); // −2.5 mm/s · 100 µsteps/mm · 10 000
@@ -840,7 +867,7 @@ mod tests {
         std::thread::sleep(TIC_TIMEOUT + Duration::from_millis(200));
         t.poll().unwrap(); // what Machine::begin does
         t.set_speed(2.0).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        // The read-back follows the command on the same ordered byte stream: no wait needed.
         assert_eq!(
             t.speed().unwrap(),
             2.0,
@@ -910,7 +937,8 @@ mod tests {
         let h = fake_tic(p, cfg, stop.clone());
         let e = t.open().unwrap_err();
         assert!(e.description().contains("motor driver error"), "{e}");
-        std::thread::sleep(Duration::from_millis(50));
+        // Close ends with "enter safe start": stop the fake once it has played it.
+        h.wait_last_command(0x8F);
         stop.store(true, Ordering::Relaxed);
         let (_p, s) = h.join().unwrap();
         let i_energize = s.commands.iter().position(|&c| c == 0x85).unwrap();
@@ -936,7 +964,8 @@ mod tests {
         let e = t.set_position(3.0, Some(0.0)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
         t.close().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        // Close ends with "enter safe start": stop the fake once it has played it.
+        h.wait_last_command(0x8F);
         stop.store(true, Ordering::Relaxed);
         let (_p, s) = h.join().unwrap();
         // 10 mm/s · 100 µsteps/mm · 10 000: the speed command is not limited to 1 mm/s.
