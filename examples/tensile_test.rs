@@ -176,7 +176,7 @@ impl Block for Progress {
 
     fn finish(&mut self, _ctx: &mut Context) -> CResult<()> {
         if self.tty {
-            println!();
+            let _ = writeln!(std::io::stdout());
         }
         Ok(())
     }
@@ -270,6 +270,14 @@ pub fn plot(summary: &Summary, png: &FsPath, title: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A line on stdout that never panics: with `tensile_test | head -1` stdout closes early,
+/// and the test must still finish and write its results.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn main() -> anyhow::Result<()> {
     let mut out = PathBuf::from("results");
     let mut quiet = false;
@@ -279,7 +287,7 @@ fn main() -> anyhow::Result<()> {
             "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
             "--quiet" => quiet = true,
             "-h" | "--help" => {
-                println!("usage: tensile_test [--out DIR] [--quiet]");
+                say!("usage: tensile_test [--out DIR] [--quiet]");
                 return Ok(());
             }
             other => bail!("unknown argument '{other}' (try --help)"),
@@ -287,27 +295,27 @@ fn main() -> anyhow::Result<()> {
     }
     let files = RunFiles::new_in(&out)?;
     let procedure = Procedure::default();
-    println!("tensile test: results in {}", files.dir.display());
+    say!("tensile test: results in {}", files.dir.display());
     let test = build(&procedure, &files, !quiet)?;
     let result = test.run();
     let summary = summarize(&files.machine_csv);
     if let Ok(s) = &summary {
         plot(s, &files.plot_png, "tensile_test: force vs strain")?;
-        println!("\nsummary");
-        println!("  max force          {:.0} N", s.max_force_n);
+        say!("\nsummary");
+        say!("  max force          {:.0} N", s.max_force_n);
         match s.rupture_strain_pct {
-            Some(e) => println!("  strain at rupture  {e:.3} %"),
-            None => println!("  strain at rupture  (no rupture in the data)"),
+            Some(e) => say!("  strain at rupture  {e:.3} %"),
+            None => say!("  strain at rupture  (no rupture in the data)"),
         }
-        println!("  samples recorded   {}", s.rows);
-        println!("  data               {}", files.machine_csv.display());
-        println!("  command            {}", files.command_csv.display());
-        println!("  plot               {}", files.plot_png.display());
-        println!(
+        say!("  samples recorded   {}", s.rows);
+        say!("  data               {}", files.machine_csv.display());
+        say!("  command            {}", files.command_csv.display());
+        say!("  plot               {}", files.plot_png.display());
+        say!(
             "  metadata + report  {}",
             files.machine_csv.with_extension("meta.txt").display()
         );
-        println!("  log                {}", files.log.display());
+        say!("  log                {}", files.log.display());
     }
     // The run report is already in the log (console and file) and in the metadata file.
     result?;
