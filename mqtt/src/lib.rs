@@ -143,8 +143,8 @@ impl From<Qos> for rumqttc::QoS {
 }
 
 /// A client id unique to this Block's process: `crabby-<test>-<block>-<pid>`.
-fn client_id(namespace: &str, block: &str) -> String {
-    format!("crabby-{namespace}-{block}-{}", std::process::id())
+fn client_id(test: &str, block: &str) -> String {
+    format!("crabby-{test}-{block}-{}", std::process::id())
 }
 
 /// Waits for the first connection (and subscriptions) of `net`; a clear error otherwise.

@@ -114,7 +114,10 @@ impl Shared {
         if let Some(o) = self.on_connect.get_mut(i) {
             o.payload = payload;
             match o.state {
-                OutState::Done => o.state = OutState::Queued,
+                OutState::Done => {
+                    o.state = OutState::Queued;
+                    o.sends = 0;
+                }
                 OutState::Submitted => o.resend = true,
                 OutState::Queued => {}
             }

@@ -331,7 +331,7 @@ impl Block for MqttPublish {
             batch_max: self.batch_max,
             t0: None,
         };
-        let id = client_id(&namespace, &name);
+        let id = client_id(ctx.test_name(), &name);
         let mut options = self.broker.options(&id, &name)?;
         options.set_last_will(rumqttc::LastWill::new(
             topics.status.clone(),
@@ -370,7 +370,7 @@ impl Block for MqttPublish {
         .map_err(|e| {
             Error::io("cannot start the MQTT client thread", e).with_origin(name.as_str())
         })?;
-        crate::wait_connected(&net, &self.broker, &name, !self.remote_stop)?;
+        crate::wait_connected(&net, &self.broker, &name, true)?;
         log::info!(
             "connected to {}; publishing {:?} on {}",
             self.broker.url,

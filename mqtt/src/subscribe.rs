@@ -387,7 +387,7 @@ impl Block for MqttSubscribe {
         check_topic_level("test", &namespace)
             .map_err(|m| Error::config(m).with_origin(name.as_str()))?;
         let topics = Topics::new(&namespace, &stream);
-        let id = client_id(&namespace, &name);
+        let id = client_id(ctx.test_name(), &name);
         let mut options = self.broker.options(&id, &name)?;
         // A persistent session: the broker keeps our subscriptions and queues the stream for
         // us while we reconnect (and across its own restart, if it persists sessions).
