@@ -197,7 +197,11 @@ impl Net {
         // Every message not acknowledged is re-sent by us after a reconnection; a persistent
         // session would make the client replay it as well.
         options.set_inflight(cfg.window.max(1));
-        let (client, eventloop) = AsyncClient::new(options, cfg.window as usize + 16);
+        let (client, mut eventloop) = AsyncClient::new(options, cfg.window as usize + 16);
+        // Small messages must leave at once (Nagle would hold them for the previous ack).
+        let mut net_options = eventloop.network_options();
+        net_options.set_tcp_nodelay(true);
+        eventloop.set_network_options(net_options);
         let mut on_connect = cfg.on_connect;
         for (i, o) in on_connect.iter_mut().enumerate() {
             o.id = u64::MAX - i as u64;

@@ -343,7 +343,54 @@ pub struct BinBatch {
     /// See [`Batch::t`].
     pub t: Vec<f64>,
     /// Label and values.
-    pub columns: Vec<(String, Vec<Option<Value>>)>,
+    pub columns: Vec<(String, BinColumn)>,
+}
+
+/// A column of a [`BinBatch`]: typed when every value has the same type (the usual case,
+/// 8 bytes per float, a varint per integer), else value by value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum BinColumn {
+    /// Every value a float.
+    F64(Vec<f64>),
+    /// Every value an integer.
+    I64(Vec<i64>),
+    /// Anything else (`None`: the sample lacked the label).
+    Any(Vec<Option<Value>>),
+}
+
+impl BinColumn {
+    fn from_values(c: &[Option<Value>]) -> BinColumn {
+        if c.iter().all(|v| matches!(v, Some(Value::Float(_)))) {
+            BinColumn::F64(c.iter().filter_map(|v| v.as_ref()?.as_f64()).collect())
+        } else if c.iter().all(|v| matches!(v, Some(Value::Int(_)))) {
+            BinColumn::I64(
+                c.iter()
+                    .filter_map(|v| match v {
+                        Some(Value::Int(i)) => Some(*i),
+                        _ => None,
+                    })
+                    .collect(),
+            )
+        } else {
+            BinColumn::Any(c.to_vec())
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            BinColumn::F64(v) => v.len(),
+            BinColumn::I64(v) => v.len(),
+            BinColumn::Any(v) => v.len(),
+        }
+    }
+
+    fn into_values(self) -> Vec<Option<Value>> {
+        match self {
+            BinColumn::F64(v) => v.into_iter().map(|x| Some(Value::Float(x))).collect(),
+            BinColumn::I64(v) => v.into_iter().map(|x| Some(Value::Int(x))).collect(),
+            BinColumn::Any(v) => v,
+        }
+    }
 }
 
 impl From<&Batch> for BinBatch {
@@ -356,7 +403,7 @@ impl From<&Batch> for BinBatch {
             columns: b
                 .columns
                 .iter()
-                .map(|(l, c)| (l.to_string(), c.clone()))
+                .map(|(l, c)| (l.to_string(), BinColumn::from_values(c)))
                 .collect(),
         }
     }
@@ -381,7 +428,7 @@ impl TryFrom<BinBatch> for Batch {
             columns: b
                 .columns
                 .into_iter()
-                .map(|(l, c)| (Label::from(l), c))
+                .map(|(l, c)| (Label::from(l), c.into_values()))
                 .collect(),
         })
     }
