@@ -26,8 +26,6 @@ pub(crate) struct Out {
     pub samples: u64,
     id: u64,
     state: OutState,
-    /// Times it was handed to the client.
-    sends: u32,
     /// Changed while in flight: send again once acknowledged.
     resend: bool,
 }
@@ -49,7 +47,6 @@ impl Out {
             samples,
             id: 0,
             state: OutState::Queued,
-            sends: 0,
             resend: false,
         }
     }
@@ -116,7 +113,6 @@ impl Shared {
             match o.state {
                 OutState::Done => {
                     o.state = OutState::Queued;
-                    o.sends = 0;
                 }
                 OutState::Submitted => o.resend = true,
                 OutState::Queued => {}
@@ -428,10 +424,6 @@ impl Thread {
             {
                 Ok(()) => {
                     o.state = OutState::Submitted;
-                    if o.sends > 0 {
-                        g.stats.resent += 1;
-                    }
-                    o.sends += 1;
                     self.order.push_back(o.id);
                     self.submitted += 1;
                 }
@@ -483,7 +475,6 @@ impl Thread {
         g.first = First::Connected;
         for o in g.on_connect.iter_mut() {
             o.state = OutState::Queued;
-            o.sends = 0;
         }
         if !self.subscriptions.is_empty() {
             g.subscribed = false;
@@ -528,6 +519,7 @@ impl Thread {
         for o in g.on_connect.iter_mut().chain(g.outbox.iter_mut()) {
             if o.state == OutState::Submitted {
                 o.state = OutState::Queued;
+                g.stats.resent += 1;
             }
         }
         self.order.clear();
