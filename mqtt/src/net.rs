@@ -28,6 +28,8 @@ pub(crate) struct Out {
     state: OutState,
     /// Changed while in flight: send again once acknowledged.
     resend: bool,
+    /// Handed to the client at least once (it may have reached the broker).
+    sent_once: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +50,18 @@ impl Out {
             id: 0,
             state: OutState::Queued,
             resend: false,
+            sent_once: false,
         }
     }
+}
+
+/// What [`Shared::trim`] dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Trimmed {
+    pub messages: u64,
+    pub samples: u64,
+    /// Samples in dropped messages that had been sent once (unacknowledged).
+    pub maybe_delivered_samples: u64,
 }
 
 /// State of the first connection, which `prepare` waits for.
@@ -125,26 +137,30 @@ impl Shared {
         self.outbox.iter().map(|o| o.samples).sum()
     }
 
-    /// Drops the oldest data messages not yet handed to the client until at most
-    /// `limit` samples are pending; returns (messages, samples) dropped.
-    pub fn trim(&mut self, limit: u64) -> (u64, u64) {
+    /// Drops data messages waiting to be (re)sent until at most `limit` samples are
+    /// pending: first the oldest never sent, then the oldest sent once without an
+    /// acknowledgement (those may have reached the broker). Returns what was dropped.
+    pub fn trim(&mut self, limit: u64) -> Trimmed {
         let mut pending = self.pending_samples();
-        let (mut msgs, mut samples) = (0, 0);
-        while pending > limit {
-            let Some(i) = self
-                .outbox
-                .iter()
-                .position(|o| o.samples > 0 && o.state == OutState::Queued)
-            else {
-                break;
-            };
-            if let Some(o) = self.outbox.remove(i) {
-                pending -= o.samples;
-                msgs += 1;
-                samples += o.samples;
+        let mut t = Trimmed::default();
+        for sent_before in [false, true] {
+            while pending > limit {
+                let Some(i) = self.outbox.iter().position(|o| {
+                    o.samples > 0 && o.state == OutState::Queued && o.sent_once == sent_before
+                }) else {
+                    break;
+                };
+                if let Some(o) = self.outbox.remove(i) {
+                    pending -= o.samples;
+                    t.messages += 1;
+                    t.samples += o.samples;
+                    if sent_before {
+                        t.maybe_delivered_samples += o.samples;
+                    }
+                }
             }
         }
-        (msgs, samples)
+        t
     }
 
     /// Whether everything queued was delivered.
@@ -424,6 +440,7 @@ impl Thread {
             {
                 Ok(()) => {
                     o.state = OutState::Submitted;
+                    o.sent_once = true;
                     self.order.push_back(o.id);
                     self.submitted += 1;
                 }

@@ -57,6 +57,7 @@ struct Run {
     received: u64,
     dropped_samples: u64,
     dropped_batches: u64,
+    dropped_maybe_delivered: u64,
     max_pending: u64,
     typed: bool,
     descriptor: Descriptor,
@@ -78,6 +79,9 @@ pub struct PublishStats {
     pub dropped_samples: u64,
     /// Batches dropped for the same reason.
     pub dropped_batches: u64,
+    /// Of the dropped samples, those sent once before the connection dropped without an
+    /// acknowledgement: they may have reached the broker (the subscriber's count is exact).
+    pub dropped_maybe_delivered: u64,
     /// Samples still undelivered when the Block ended (broker unreachable at the end).
     pub undelivered_samples: u64,
     /// Most samples buffered at once.
@@ -202,6 +206,7 @@ impl MqttPublish {
             batches: r.map_or(0, |r| r.next_seq),
             dropped_samples: r.map_or(0, |r| r.dropped_samples),
             dropped_batches: r.map_or(0, |r| r.dropped_batches),
+            dropped_maybe_delivered: r.map_or(0, |r| r.dropped_maybe_delivered),
             undelivered_samples: undelivered,
             max_buffered_samples: r.map_or(0, |r| r.max_pending),
             net: netstats,
@@ -387,6 +392,7 @@ impl Block for MqttPublish {
             received: 0,
             dropped_samples: 0,
             dropped_batches: 0,
+            dropped_maybe_delivered: 0,
             max_pending: 0,
             typed: false,
             descriptor,
@@ -547,20 +553,21 @@ impl MqttPublish {
             let Some(net) = self.net.as_ref() else { return };
             let mut g = net.lock();
             g.push(out);
-            let (msgs, samples) = g.trim(self.buffer_samples);
+            let dropped = g.trim(self.buffer_samples);
             let pending = g.pending_samples();
             drop(g);
             net.wake();
             r.max_pending = r.max_pending.max(pending);
-            if msgs > 0 {
+            if dropped.messages > 0 {
                 if r.dropped_batches == 0 {
                     log::warn!(
                         "buffer full ({} samples) while the broker is unreachable: dropping the oldest batches (counted)",
                         self.buffer_samples
                     );
                 }
-                r.dropped_batches += msgs;
-                r.dropped_samples += samples;
+                r.dropped_batches += dropped.messages;
+                r.dropped_samples += dropped.samples;
+                r.dropped_maybe_delivered += dropped.maybe_delivered_samples;
             }
         }
     }
