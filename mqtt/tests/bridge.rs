@@ -53,6 +53,7 @@ fn main() {
             90,
             small_buffer_outage,
         ),
+        case("broker_killed_losses_counted", 90, broker_killed),
         case("remote_stop_stops_the_other_test", 60, remote_stop),
         case("source_killed_subscriber_says_silent", 60, source_killed),
         case("wrong_credentials_unreachable_broker", 60, bad_connections),
@@ -508,8 +509,8 @@ fn mosquitto_pub_command() -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// The broker stops mid-test and comes back on the same port.
-fn outage(buffer: u64, n: u64) -> std::result::Result<(TempDir, J, J), String> {
+/// The broker stops mid-test (by `signal`) and comes back on the same port.
+fn outage(buffer: u64, n: u64, signal: Signal) -> std::result::Result<(TempDir, J, J), String> {
     let dir = TempDir::new("mqtt");
     let d = dir.path().to_path_buf();
     let mut broker = Mosquitto::start(&d, Auth::Anonymous)?;
@@ -524,8 +525,9 @@ fn outage(buffer: u64, n: u64) -> std::result::Result<(TempDir, J, J), String> {
         "no data before the outage: {}",
         read(&d, "sub.log")
     );
-    // SIGTERM: mosquitto saves the sessions (the subscriber's queue) before it exits.
-    broker.stop(Signal::SIGTERM)?;
+    // SIGTERM: mosquitto saves the sessions (the subscriber's queue) before it exits;
+    // SIGKILL: it loses them, and whatever it held.
+    broker.stop(signal)?;
     // The outage lasts long enough for the publisher to buffer ~500 samples (the scenario,
     // not a wait for a condition).
     std::thread::sleep(Duration::from_secs(1));
@@ -555,7 +557,7 @@ fn outage(buffer: u64, n: u64) -> std::result::Result<(TempDir, J, J), String> {
 
 fn broker_restart() -> std::result::Result<(), String> {
     let n = 2000;
-    let (dir, ps, ss) = outage(1_000_000, n)?;
+    let (dir, ps, ss) = outage(1_000_000, n, Signal::SIGTERM)?;
     ensure!(ps["dropped_samples"] == 0, "publisher dropped: {ps}");
     ensure!(
         ps["max_buffered_samples"].as_u64() >= Some(300),
@@ -578,7 +580,7 @@ fn broker_restart() -> std::result::Result<(), String> {
 
 fn small_buffer_outage() -> std::result::Result<(), String> {
     let n = 2000;
-    let (dir, ps, ss) = outage(200, n)?;
+    let (dir, ps, ss) = outage(200, n, Signal::SIGTERM)?;
     let dropped = ps["dropped_samples"].as_u64().unwrap_or(0);
     ensure!(
         dropped > 0,
@@ -603,6 +605,39 @@ fn small_buffer_outage() -> std::result::Result<(), String> {
     ensure!(slog.contains("gap in stream crabby/rigA/s"), "{slog}");
     let plog = read(dir.path(), "pub.log");
     ensure!(plog.contains("dropping the oldest batches"), "{plog}");
+    Ok(())
+}
+
+/// A broker killed outright forgets the subscriber's session and what it had not forwarded:
+/// the subscriber resubscribes, and what it misses is counted, not silent.
+fn broker_killed() -> std::result::Result<(), String> {
+    let n = 2000;
+    let (dir, ps, ss) = outage(1_000_000, n, Signal::SIGKILL)?;
+    ensure!(ps["dropped_samples"] == 0, "publisher dropped: {ps}");
+    let got = ss["samples"].as_u64().unwrap_or(0);
+    let lost = ss["lost_samples"].as_u64().unwrap_or(0);
+    ensure!(
+        got + lost == n,
+        "received {got} + lost {lost} != sent {n}: {ss}"
+    );
+    let rows = received(dir.path());
+    ensure!(
+        rows.len() as u64 == got,
+        "collector has {} rows",
+        rows.len()
+    );
+    ensure!(
+        rows.windows(2).all(|w| w[1][0] > w[0][0]),
+        "out of order or duplicated"
+    );
+    ensure!(
+        rows.last().map(|r| r[0]) == Some((n - 1) as f64),
+        "the end is missing"
+    );
+    if lost > 0 {
+        let slog = read(dir.path(), "sub.log");
+        ensure!(slog.contains("gap in stream"), "{slog}");
+    }
     Ok(())
 }
 
