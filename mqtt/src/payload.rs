@@ -457,7 +457,8 @@ pub struct Descriptor {
     /// The type of each label (`float`, `int`, `bool`, `text`, `array`), once known from
     /// the first sample (`null` until then).
     pub types: Option<Vec<String>>,
-    /// The publisher's loop rate in Hz (`null`: free-running).
+    /// The stream's sample rate in Hz, measured over its first samples (at least 100 or
+    /// 1 s; `null` until then).
     pub rate_hz: Option<f64>,
     /// `json` or `binary`.
     pub encoding: String,

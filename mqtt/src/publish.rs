@@ -60,6 +60,9 @@ struct Run {
     dropped_maybe_delivered: u64,
     max_pending: u64,
     typed: bool,
+    /// Time of the first sample, until the rate is known.
+    first_t: Option<f64>,
+    rated: bool,
     descriptor: Descriptor,
     id: String,
     remote_stopped: Option<String>,
@@ -395,6 +398,8 @@ impl Block for MqttPublish {
             dropped_maybe_delivered: 0,
             max_pending: 0,
             typed: false,
+            first_t: None,
+            rated: false,
             descriptor,
             id,
             remote_stopped: None,
@@ -536,6 +541,21 @@ impl MqttPublish {
             return;
         }
         let n = r.batch.len() as u64;
+        if !r.rated {
+            // The stream's rate, measured over its first samples (at least 100 or 1 s).
+            let first = *r.first_t.get_or_insert(r.batch.t[0]);
+            let last = r.batch.t[r.batch.len() - 1];
+            let count = r.next_sample + n;
+            if (count >= 100 || last - first >= 1.0) && last > first {
+                let hz = (count - 1) as f64 / (last - first);
+                r.descriptor.rate_hz = Some((hz * 1000.0).round() / 1000.0);
+                r.rated = true;
+                if let Some(net) = &self.net {
+                    net.lock()
+                        .set_on_connect(0, serde_json::to_vec(&r.descriptor).unwrap_or_default());
+                }
+            }
+        }
         let next = Batch::new(r.next_seq + 1, r.next_sample + n, r.batch.t0, &r.labels);
         let batch = std::mem::replace(&mut r.batch, next);
         r.next_seq += 1;
