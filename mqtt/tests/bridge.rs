@@ -57,6 +57,8 @@ fn main() {
         case("remote_stop_stops_the_other_test", 60, remote_stop),
         case("source_killed_subscriber_says_silent", 60, source_killed),
         case("wrong_credentials_unreachable_broker", 60, bad_connections),
+        #[cfg(feature = "tls")]
+        case("tls_with_credentials_and_a_wrong_ca", 60, tls),
     ]);
 }
 
@@ -186,6 +188,9 @@ fn run_role(spec: &J) -> std::result::Result<(), String> {
                 Some((u, pw)) => p.credentials(u, pw),
                 None => p.anonymous(),
             };
+            if let Some(ca) = spec["ca"].as_str() {
+                p = p.tls_ca_file(ca);
+            }
             let publ = test.add_with(p, Settings::new().name("mqtt-pub"));
             test.link(src, publ);
         }
@@ -202,6 +207,9 @@ fn run_role(spec: &J) -> std::result::Result<(), String> {
                 Some((u, pw)) => s.credentials(u, pw),
                 None => s.anonymous(),
             };
+            if let Some(ca) = spec["ca"].as_str() {
+                s = s.tls_ca_file(ca);
+            }
             let sub = test.add_with(s, Settings::new().name("mqtt-sub"));
             let col = test.add_with(
                 Collector {
@@ -801,6 +809,54 @@ fn bad_connections() -> std::result::Result<(), String> {
     t.link(src, pb);
     // Source declares no labels, so a missing one cannot be proven: the graph is accepted.
     ensure!(t.describe().is_ok(), "undeclared labels are not an error");
+    Ok(())
+}
+
+/// Two programs over TLS with a password; a client that trusts another CA is refused.
+#[cfg(feature = "tls")]
+fn tls() -> std::result::Result<(), String> {
+    let dir = TempDir::new("mqtt");
+    let d = dir.path();
+    let broker = Mosquitto::start(d, Auth::PasswordTls)?;
+    let ca = d.join("ca.crt");
+    let base =
+        json!({"url": broker.tls_url(), "dir": d, "user": USER, "password": PASSWORD, "ca": ca});
+    let mut sub = start_sub(d, merge(&base, json!({"role": "sub"})))?;
+    let n = 300;
+    let mut publ = spawn_role(merge(&base, json!({"role": "pub", "n": n, "hz": 500.0})))?;
+    ended_ok(&mut publ, d, "pub")?;
+    ended_ok(&mut sub, d, "sub")?;
+    let rows = received(d);
+    ensure!(rows.len() == n, "received {} of {n} over TLS", rows.len());
+    let ss = read_json(&d.join("sub.json"))?;
+    ensure!(ss["lost_samples"] == 0, "{ss}");
+    // A CA that did not sign the broker's certificate: no connection, said before the start.
+    broker::make_ca(d, "other")?;
+    let mut t = Test::new("wrong-ca");
+    t.log_file(Some(d.join("wrong.log")));
+    let src = t.add(Source {
+        n: 1,
+        sent: 0,
+        forever: false,
+        ready: d.join("z.ready"),
+    });
+    let p = t.add(
+        MqttPublish::new(&broker.tls_url())
+            .stream("s", ["F(N)"])
+            .credentials(USER, PASSWORD)
+            .tls_ca_file(d.join("other.crt"))
+            .connect_timeout(Duration::from_secs(2)),
+    );
+    t.link(src, p);
+    let e = t
+        .run()
+        .err()
+        .ok_or("connected with a CA that did not sign the broker")?;
+    let text = e.to_string();
+    ensure!(
+        text.contains("cannot reach the broker") && text.contains("TLS"),
+        "{text}"
+    );
     Ok(())
 }
 

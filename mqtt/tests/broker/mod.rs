@@ -21,6 +21,8 @@ pub enum Auth {
     Anonymous,
     /// `user` / `password` only.
     Password,
+    /// `user` / `password` over TLS, the certificate signed by `ca.crt` in the folder.
+    PasswordTls,
 }
 
 pub const USER: &str = "lab";
@@ -41,7 +43,7 @@ impl Mosquitto {
         }
         match auth {
             Auth::Anonymous => conf.push_str("allow_anonymous true\n"),
-            Auth::Password => {
+            Auth::Password | Auth::PasswordTls => {
                 let pw = dir.join("passwd");
                 let st = Command::new("mosquitto_passwd")
                     .args(["-b", "-c"])
@@ -59,6 +61,13 @@ impl Mosquitto {
                     pw.display()
                 ));
             }
+        }
+        if let Auth::PasswordTls = auth {
+            make_certs(dir)?;
+            conf.push_str(&format!(
+                "cafile {0}/ca.crt\ncertfile {0}/server.crt\nkeyfile {0}/server.key\n",
+                dir.display()
+            ));
         }
         std::fs::write(dir.join("mosquitto.conf"), conf).map_err(|e| e.to_string())?;
         let mut m = Mosquitto {
@@ -131,6 +140,10 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
+    pub fn tls_url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.port)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
     }
@@ -189,4 +202,89 @@ pub fn wait_child(c: &mut Child, limit: Duration) -> Result<std::process::ExitSt
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A CA (`ca.crt`) and the broker's key and certificate for 127.0.0.1, signed by it, made
+/// with the openssl command (EC keys: fast).
+pub fn make_certs(dir: &Path) -> Result<(), String> {
+    make_ca(dir, "ca")?;
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")
+        .map_err(|e| e.to_string())?;
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    )?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+        ],
+    )
+}
+
+/// A self-signed CA: `<name>.crt` and `<name>.key` in `dir`.
+pub fn make_ca(dir: &Path, name: &str) -> Result<(), String> {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN=crabby test {name}"),
+        ],
+    )
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
 }
