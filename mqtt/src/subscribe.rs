@@ -54,6 +54,8 @@ struct Run {
     next_sample: Option<u64>,
     src_t0: Option<f64>,
     stats: SubscribeStats,
+    /// The client options, to end the persistent session in `finish`.
+    options: rumqttc::MqttOptions,
     remote_stopped: bool,
     source_ended: bool,
 }
@@ -319,6 +321,32 @@ impl MqttSubscribe {
     }
 }
 
+/// Ends the persistent session on the broker (a clean-session connection with the same
+/// client id), so nothing of this run stays queued there. Best effort, at most 1 s.
+fn end_session(options: &rumqttc::MqttOptions) {
+    let mut o = options.clone();
+    o.set_clean_session(true);
+    let net = Net::start(NetConfig {
+        options: o,
+        backoff: (Duration::from_millis(100), Duration::from_millis(100)),
+        window: 1,
+        subscriptions: Vec::new(),
+        on_connect: Vec::new(),
+        name: "end-session".into(),
+    });
+    match net {
+        Ok(net) => {
+            if !net.wait_for(Duration::from_secs(1), |s| {
+                s.first != crate::net::First::Pending
+            }) {
+                log::debug!("could not end the persistent session on the broker");
+            }
+            net.shutdown(Duration::from_millis(300));
+        }
+        Err(e) => log::debug!("could not end the persistent session: {e}"),
+    }
+}
+
 impl Block for MqttSubscribe {
     fn kind(&self) -> &str {
         "MqttSubscribe"
@@ -401,7 +429,7 @@ impl Block for MqttSubscribe {
             subscriptions.push((topics.stop.clone(), rumqttc::QoS::AtLeastOnce));
         }
         let net = Net::start(NetConfig {
-            options,
+            options: options.clone(),
             backoff: self.broker.backoff,
             window: 16,
             subscriptions,
@@ -425,6 +453,7 @@ impl Block for MqttSubscribe {
             next_sample: None,
             src_t0: None,
             stats: SubscribeStats::default(),
+            options,
             remote_stopped: false,
             source_ended: false,
         });
@@ -469,6 +498,7 @@ impl Block for MqttSubscribe {
         }
         r.stats.net = net.lock().stats_now();
         net.shutdown(Duration::from_millis(500));
+        end_session(&r.options);
         let s = &r.stats;
         log::info!(
             "received {} samples in {} batches; lost {} batches ({} samples); {} joined late; {} duplicates and {} rejected payloads dropped; source went silent {} times; {} outages ({:.2} s without broker){}",

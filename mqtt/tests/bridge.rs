@@ -347,6 +347,24 @@ fn zero_loss() -> std::result::Result<(), String> {
         ss["descriptor"]["labels"] == json!(["F(N)", "i"]),
         "descriptor: {ss}"
     );
+    // The subscriber's persistent session was ended: nothing of this run stays queued.
+    // $SYS values are republished every second: read the count once the broker's uptime
+    // shows a publication made after both programs ended.
+    let uptime = || {
+        broker
+            .sys("uptime", Auth::Password)
+            .and_then(|u| u.split(' ').next()?.parse::<u64>().ok())
+    };
+    let u0 = uptime().ok_or("no $SYS/broker/uptime")?;
+    ensure!(
+        wait_until(Duration::from_secs(10), || uptime() >= Some(u0 + 2)),
+        "$SYS not republished"
+    );
+    let left = broker.sys("clients/disconnected", Auth::Password);
+    ensure!(
+        left.as_deref() == Some("0"),
+        "sessions left on the broker: {left:?}"
+    );
     Ok(())
 }
 
