@@ -161,12 +161,16 @@ fn role(spec: &J) -> std::result::Result<(), String> {
                 .end_with_source(true)
                 .stats_file(dir.join("sub.json")),
         );
-        let k = test.add(Sink {
-            out: dir.join("sink.json"),
-            lat: Vec::new(),
-            first: None,
-            last: 0.0,
-        });
+        // Event-driven (free-running on `wait`): a paced loop would add up to its period.
+        let k = test.add_with(
+            Sink {
+                out: dir.join("sink.json"),
+                lat: Vec::new(),
+                first: None,
+                last: 0.0,
+            },
+            Settings::new().free_run(),
+        );
         test.link(s, k);
         // Marks the subscriber ready once everything is started.
         std::fs::write(dir.join("sub.starting"), "").map_err(|e| e.to_string())?;

@@ -63,6 +63,8 @@ struct Run {
 /// What the subscriber counts (written as JSON to its stats file at the end).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SubscribeStats {
+    /// The MQTT client id it used (`crabby-<test>-<block>-<pid>`).
+    pub client_id: String,
     /// Batches received and accepted.
     pub batches: u64,
     /// Samples sent on the links.
@@ -448,11 +450,14 @@ impl Block for MqttSubscribe {
         self.net = Some(net);
         self.run = Some(Run {
             topics,
-            id,
+            id: id.clone(),
             next_seq: None,
             next_sample: None,
             src_t0: None,
-            stats: SubscribeStats::default(),
+            stats: SubscribeStats {
+                client_id: id,
+                ..SubscribeStats::default()
+            },
             options,
             remote_stopped: false,
             source_ended: false,

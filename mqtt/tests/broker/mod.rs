@@ -33,7 +33,7 @@ impl Mosquitto {
     pub fn start(dir: &Path, auth: Auth) -> Result<Mosquitto, String> {
         let port = free_port()?;
         let mut conf = format!(
-            "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\nmax_queued_messages 100000\nsys_interval 1\nlog_dest file {}\nlog_type error\nlog_type warning\nlog_type notice\n",
+            "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\nmax_queued_messages 100000\nlog_dest file {}\nlog_type error\nlog_type warning\nlog_type notice\n",
             dir.display(),
             dir.join("mosquitto.log").display()
         );
@@ -142,20 +142,6 @@ impl Mosquitto {
 
     pub fn tls_url(&self) -> String {
         format!("mqtts://127.0.0.1:{}", self.port)
-    }
-
-    /// A `$SYS/broker/<name>` value (published every second), as the broker gives it.
-    pub fn sys(&self, name: &str, auth: Auth) -> Option<String> {
-        let mut c = Command::new("mosquitto_sub");
-        c.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-t", &format!("$SYS/broker/{name}"), "-C", "1", "-W", "3"]);
-        if !matches!(auth, Auth::Anonymous) {
-            c.args(["-u", USER, "-P", PASSWORD]);
-        }
-        let out = c.stderr(Stdio::null()).output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     pub fn log(&self) -> String {
