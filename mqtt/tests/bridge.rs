@@ -681,7 +681,14 @@ fn remote_stop() -> std::result::Result<(), String> {
         "{plog}"
     );
     let report = read(d, "pub.report");
-    ensure!(report.contains("mqtt-pub"), "{report}");
+    // The report names the bridge Block as the one that stopped the test.
+    let line = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("mqtt-pub"));
+    ensure!(
+        line.is_some_and(|l| l.contains("stopped the test")),
+        "{report}"
+    );
     let slog = read(d, "sub.log");
     ensure!(
         !slog.contains("remote stop from"),
