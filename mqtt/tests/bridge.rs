@@ -509,13 +509,17 @@ fn mosquitto_pub_command() -> std::result::Result<(), String> {
     publish("crabby/rigA/cmd", "pickle me")?;
     publish("crabby/rigA/cmd", r#"{"seq":1,"t":[0.6,0.7],"cmd":[6.5]}"#)?;
     publish("crabby/rigA/cmd", r#"{"seq":1,"t":[0.6],"cmd":[6.5]}"#)?;
+    publish("crabby/rigA/cmd", r#"{"seq":1,"t":[0.6],"cmd":[7.5]}"#)?; // a duplicate
     publish("crabby/rigA/cmd/status", "ended")?;
     ended_ok(&mut sub, d, "sub")?;
     let rows = received(d);
     let cmds: Vec<f64> = rows.iter().map(|r| r[4]).collect();
     ensure!(cmds == [5.5, 6.5], "commands received: {cmds:?}");
     let ss = read_json(&d.join("sub.json"))?;
-    ensure!(ss["rejected"] == 2 && ss["lost_batches"] == 0, "{ss}");
+    ensure!(
+        ss["rejected"] == 2 && ss["duplicates"] == 1 && ss["lost_batches"] == 0,
+        "{ss}"
+    );
     let log = read(d, "sub.log");
     ensure!(
         log.contains("rejected a payload") && log.contains("pickle me"),
