@@ -74,7 +74,8 @@
 //! ## No silent loss
 //!
 //! - Data goes with QoS 1 by default (configurable, [`Qos`]); control messages (descriptor,
-//!   status, stop) always with QoS 1.
+//!   status, stop) always with QoS 1. Commands are a stream like any other: keep them at the
+//!   default QoS 1.
 //! - The publisher keeps each batch until the broker acknowledges it. When the broker is
 //!   lost, the test goes on: batches are buffered (at most
 //!   [`MqttPublish::buffer_samples`]; beyond, the oldest are dropped and counted), the
