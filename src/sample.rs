@@ -89,7 +89,6 @@ impl<'de> Deserialize<'de> for Label {
 
 /// One value of a sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum Value {
     /// A float: most measurements and commands.
     Float(f64),
