@@ -41,19 +41,29 @@
 //! # Ok::<(), crabby::Error>(())
 //! ```
 
+pub mod button;
 pub mod camera;
 pub mod condition;
 pub mod fake_machine;
 pub mod generator;
 pub mod io_block;
 pub mod machine;
+pub mod mean;
+pub mod multiplexer;
+pub mod pid;
 pub mod recorder;
+pub mod sink;
 pub mod stop_block;
 
+pub use button::*;
 pub use condition::*;
 pub use fake_machine::*;
 pub use generator::*;
 pub use io_block::*;
 pub use machine::*;
+pub use mean::*;
+pub use multiplexer::*;
+pub use pid::*;
 pub use recorder::*;
+pub use sink::*;
 pub use stop_block::*;
