@@ -19,6 +19,8 @@ pub struct Context {
     pub(crate) outputs: Vec<OutputLink>,
     pub(crate) channel: Option<Arc<Channel>>,
     pub(crate) stop_requested: bool,
+    /// Whether a pause of the test pauses this Block (its `pausable` setting).
+    pub(crate) pausable: bool,
     test_name: String,
     graph: String,
     enc: Vec<u8>,
@@ -52,6 +54,7 @@ impl Context {
             outputs,
             channel,
             stop_requested: false,
+            pausable: true,
             test_name: String::new(),
             graph: String::new(),
             enc: Vec::with_capacity(256),

@@ -40,7 +40,9 @@ pub(crate) struct Control {
 
 impl Control {
     pub fn new(n_blocks: usize) -> std::io::Result<Self> {
-        let len = std::mem::size_of::<Header>() + n_blocks * std::mem::size_of::<Slot>();
+        let len = std::mem::size_of::<Header>()
+            + n_blocks * std::mem::size_of::<Slot>()
+            + std::mem::size_of::<crate::pause::PauseArea>();
         Ok(Control {
             region: SharedRegion::new(len, false)?,
             n: n_blocks,
@@ -59,6 +61,20 @@ impl Control {
         // SAFETY: slots follow the header; `i < n` keeps the reference inside the region,
         // Header's size is a multiple of 64 so each Slot is aligned, and zero is a valid Slot.
         unsafe { &*(self.region.as_ptr().add(std::mem::size_of::<Header>()) as *const Slot).add(i) }
+    }
+
+    /// The pause state and the incident records, after the slots (issue 12).
+    pub fn pause_area(&self) -> &crate::pause::PauseArea {
+        // SAFETY: the region was sized for the header, `n` slots and one PauseArea; the
+        // area starts at a multiple of 64 (Header and Slot sizes are), PauseArea needs 64-byte
+        // alignment at most, and all-zero is a valid PauseArea (atomics only).
+        unsafe {
+            &*(self
+                .region
+                .as_ptr()
+                .add(std::mem::size_of::<Header>() + self.n * std::mem::size_of::<Slot>())
+                as *const crate::pause::PauseArea)
+        }
     }
 
     pub fn stopping(&self) -> bool {

@@ -107,6 +107,7 @@ mod link;
 mod logging;
 pub mod modifier;
 mod pacing;
+mod pause;
 mod proto;
 mod report;
 mod sample;
@@ -119,7 +120,7 @@ pub use block::{
 pub use context::Context;
 pub use error::{Error, ErrorKind, Result, WireError};
 pub use link::{LinkOptions, Overflow, DEFAULT_CAPACITY_BYTES, DEFAULT_CAPACITY_SAMPLES};
-pub use report::{BlockReport, LinkReport, Outcome, Report, StopCause};
+pub use report::{BlockReport, Incident, IncidentKind, LinkReport, Outcome, Report, StopCause};
 pub use sample::{Columns, Label, Sample, Value};
 pub use test::{BlockId, LinkId, Test};
 

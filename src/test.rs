@@ -77,6 +77,7 @@ pub(crate) struct Resolved {
     pub niceness: Option<i32>,
     pub display_freq: bool,
     pub log_level: LevelFilter,
+    pub pausable: bool,
 }
 
 impl Test {
@@ -199,6 +200,7 @@ impl Test {
                 niceness: s.niceness,
                 display_freq: s.display_freq.unwrap_or(false),
                 log_level: s.log_level.unwrap_or(LevelFilter::Trace),
+                pausable: s.pausable.unwrap_or(true),
             });
         }
         if resolved.is_empty() {

@@ -115,7 +115,10 @@ struct Running {
 /// actuator, calls [`Actuator::poll`] (keep-alive, fault check), updates its move speed
 /// from `speed_cmd_label`, and if `cmd_label` arrived calls `set_speed(cmd)` or
 /// `set_position(cmd, speed)`; then reads the configured position and speed labels and
-/// sends them with `t(s)`, the middle of the reads (serial reads take milliseconds). In
+/// sends them with `t(s)`, the middle of the reads (serial reads take milliseconds).
+/// While the test is paused ([`Context::paused`]), every actuator is stopped once and held
+/// stopped (commands arriving meanwhile are not applied, positions keep being sent); at the
+/// resume, the latest command of each actuator is applied again. In
 /// `finish`, every opened actuator is stopped then closed; a stop or close that fails or
 /// panics is logged and does not keep the others from being stopped.
 ///
@@ -134,6 +137,7 @@ pub struct Machine {
     time_label: Option<Label>,
     spam: bool,
     run: Vec<Running>,
+    holding: bool,
 }
 
 impl Machine {
@@ -355,13 +359,31 @@ impl Block for Machine {
     }
 
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let received = ctx.recv_latest(self.spam);
+        let mut received = ctx.recv_latest(self.spam);
+        let paused = ctx.paused();
+        if paused && !self.holding {
+            self.holding = true;
+            for i in 0..self.actuators.len() {
+                if let Err(e) = self.actuators[i].actuator.stop() {
+                    return Err(self.fail(i, e));
+                }
+            }
+            log::info!("test paused: every actuator stopped and held");
+        } else if !paused && self.holding {
+            self.holding = false;
+            // The latest command of every actuator, applied again.
+            received = ctx.recv_latest(true);
+            log::info!("test resumed: latest commands applied again");
+        }
         for i in 0..self.actuators.len() {
-            if let Err(e) = self.actuators[i]
-                .actuator
-                .poll()
-                .and_then(|()| self.apply(i, &received))
-            {
+            let r = self.actuators[i].actuator.poll().and_then(|()| {
+                if self.holding {
+                    Ok(())
+                } else {
+                    self.apply(i, &received)
+                }
+            });
+            if let Err(e) = r {
                 return Err(self.fail(i, e));
             }
         }
