@@ -175,6 +175,26 @@ impl Block for Mean {
         }
         Ok(Flow::Continue)
     }
+    /// The senders' last samples are averaged too (the last, partial window is not sent).
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        let Some(core) = self.core.as_mut() else {
+            return Ok(());
+        };
+        let now = ctx.t();
+        let mut out = Vec::new();
+        for s in ctx
+            .drain_until_ended(std::time::Duration::from_secs(1))
+            .into_iter()
+            .flatten()
+        {
+            let t = s.get_f64(&self.time).unwrap_or(now);
+            out.extend(core.push(t, &s));
+        }
+        for s in &out {
+            ctx.send(s)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

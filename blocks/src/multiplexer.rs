@@ -24,6 +24,10 @@
 
 use crabby::{Block, Context, Error, Flow, GraphView, Label, Result, Sample, Settings, Value};
 use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long `finish` waits for the senders' last samples.
+const DRAIN: Duration = Duration::from_secs(1);
 
 /// One label's buffered points, sorted by time.
 #[derive(Debug, Default, Clone)]
@@ -371,6 +375,19 @@ impl Block for Multiplexer {
         }
         Ok(Flow::Continue)
     }
+    /// What the senders sent until they finished is merged and sent too.
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        let Some(core) = self.core.as_mut() else {
+            return Ok(());
+        };
+        for link in ctx.drain_until_ended(DRAIN) {
+            core.push(&link);
+        }
+        for s in core.resample() {
+            ctx.send(&s)?;
+        }
+        Ok(())
+    }
 }
 
 /// The Synchronizer's algorithm, without a `Context`. See the [module docs](self).
@@ -564,7 +581,15 @@ impl Block for Synchronizer {
         }
         Ok(Flow::Continue)
     }
-    fn finish(&mut self, _ctx: &mut Context) -> Result<()> {
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        if let Some(core) = self.core.as_mut() {
+            for link in ctx.drain_until_ended(DRAIN) {
+                core.push(&link);
+            }
+            for s in core.resample() {
+                ctx.send(&s)?;
+            }
+        }
         if let Some(c) = &self.core {
             if c.dropped() > 0 {
                 log::info!(

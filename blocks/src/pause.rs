@@ -94,6 +94,11 @@ impl Block for Pause {
         }
         Ok(Flow::Continue)
     }
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        // Leave nothing unread in the links (the test is stopping: no decision is taken).
+        ctx.drain_until_ended(std::time::Duration::from_millis(500));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -209,6 +209,67 @@ impl PidCore {
     }
 }
 
+/// Figures of a step response, measured on recorded `(t, y)` points (for reports and tests).
+///
+/// ```
+/// use crabby_blocks::StepResponse;
+/// let pts: Vec<(f64, f64)> = (0..400).map(|i| {
+///     let t = i as f64 * 0.01;
+///     (t, 100.0 * (1.0 - (-t / 0.5).exp()))
+/// }).collect();
+/// let r = StepResponse::measure(&pts, 0.0, 0.0, 100.0, 0.5).unwrap();
+/// assert!(r.overshoot.abs() < 1e-9);
+/// assert!((r.settling_time - 0.5 * (200.0f64).ln()).abs() < 0.02); // within 0.5 of 100
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepResponse {
+    /// Largest excursion past the setpoint, in the direction of the step (units of y).
+    pub overshoot: f64,
+    /// Time from the step until y stays within the band for good (s).
+    pub settling_time: f64,
+    /// Mean of `setpoint − y` over the last quarter of the points after the step.
+    pub steady_error: f64,
+    /// Largest `|setpoint − y|` over that last quarter.
+    pub steady_max_error: f64,
+}
+
+impl StepResponse {
+    /// Measures the response to a step from `from` to `setpoint` at `t_step`, with a
+    /// settling band of ±`band`. `None` if no point follows the step or y never settles.
+    pub fn measure(
+        pts: &[(f64, f64)],
+        t_step: f64,
+        from: f64,
+        setpoint: f64,
+        band: f64,
+    ) -> Option<StepResponse> {
+        let after: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.0 >= t_step).collect();
+        if after.len() < 4 {
+            return None;
+        }
+        let dir = if setpoint >= from { 1.0 } else { -1.0 };
+        let overshoot = after
+            .iter()
+            .map(|p| dir * (p.1 - setpoint))
+            .fold(f64::NEG_INFINITY, f64::max)
+            .max(0.0);
+        let last_out = after.iter().rposition(|p| (p.1 - setpoint).abs() > band);
+        let settling_time = match last_out {
+            None => 0.0,
+            Some(i) if i + 1 < after.len() => after[i + 1].0 - t_step,
+            Some(_) => return None,
+        };
+        let tail = &after[after.len() * 3 / 4..];
+        let errs: Vec<f64> = tail.iter().map(|p| setpoint - p.1).collect();
+        Some(StepResponse {
+            overshoot,
+            settling_time,
+            steady_error: errs.iter().sum::<f64>() / errs.len() as f64,
+            steady_max_error: errs.iter().fold(0.0, |m, e| m.max(e.abs())),
+        })
+    }
+}
+
 /// The PID Block. See the [module docs](self).
 #[derive(Debug)]
 pub struct Pid {

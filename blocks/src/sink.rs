@@ -104,7 +104,11 @@ impl Block for LinkReader {
         }
         Ok(Flow::Continue)
     }
-    fn finish(&mut self, _ctx: &mut Context) -> Result<()> {
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        // What the senders sent until they finished is counted, not left in the links.
+        for link in ctx.drain_until_ended(Duration::from_millis(500)) {
+            self.received += link.len() as u64;
+        }
         log::info!("{} samples received", self.received);
         Ok(())
     }
