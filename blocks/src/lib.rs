@@ -46,6 +46,8 @@ pub mod camera;
 pub mod condition;
 pub mod fake_machine;
 pub mod generator;
+#[cfg(feature = "hdf5")]
+pub mod hdf5_recorder;
 pub mod io_block;
 pub mod limits;
 pub mod machine;
@@ -61,6 +63,8 @@ pub use button::*;
 pub use condition::*;
 pub use fake_machine::*;
 pub use generator::*;
+#[cfg(feature = "hdf5")]
+pub use hdf5_recorder::Hdf5Recorder;
 pub use io_block::*;
 pub use limits::*;
 pub use machine::*;
