@@ -183,7 +183,6 @@ fn build(
         )
         .with_meta(test_name, graph);
         ctx.pausable = r.pausable; // issue 12: pause
-
         specs.push(Some(ChildSpec {
             block: e.block,
             ctx,

@@ -14,6 +14,20 @@
 //!   ([`crabby::hardware::Actuator`]); `Machine` stops every motor in `finish`.
 //! - [`camera`]: the camera Block with its recorder, preview and processing children, and
 //!   video extensometry.
+//! - [`Pid`]: a PID controller (anti-windup, derivative on the measurement, bumpless start,
+//!   live retuning), with [`StepResponse`] to measure it.
+//! - [`Multiplexer`], [`Synchronizer`], [`Mean`]: merge labels sent at different rates onto
+//!   one time base; average over windows.
+//! - [`Pause`] and [`Limits`]: pause the test on a criterion; warning and alarm thresholds
+//!   that stop or pause the test. Pausing is a runtime feature
+//!   ([`crabby::Context::paused`]): the Machine holds its actuators stopped, the IOBlock
+//!   writes no command change, the Generator's path clock skips paused time.
+//! - [`Button`] (a key press sends a count), [`LinkReader`] (logs, rate-limited), [`Sink`].
+//! - `Hdf5Recorder` (cargo feature `hdf5`): an HDF5 file that survives a `kill -9`.
+//!
+//! The examples `furnace_pid` (a furnace under a PID with a safety limit) and
+//! `fatigue_test` (button-started cycles, a door pause, two sensors multiplexed) show them
+//! together.
 //!
 //! A tensile test in a few lines (see `examples/tensile_test.rs` for the full one):
 //!
