@@ -10,8 +10,8 @@ use crabby::{
     Block, Context, Flow, IncidentKind, Label, Result, Sample, Settings, StopCause, Test,
 };
 use crabby_blocks::{
-    ActuatorConfig, Button, Generator, IOBlock, Limit, Limits, LinkReader, Machine, Mean,
-    Multiplexer, Path, Pause, Pid, Recorder, Setpoint, Sink, StepResponse,
+    ActuatorConfig, Button, Generator, IOBlock, Limit, LimitAction, Limits, LinkReader, Machine,
+    Mean, Multiplexer, Path, Pause, Pid, Recorder, Setpoint, Sink, StepResponse, Synchronizer,
 };
 use crabby_hardware::motor::FakeStepperMotor;
 use crabby_hardware::sensor::FakeFurnace;
@@ -459,8 +459,121 @@ fn button_press_moves_the_generator_on() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A camera-like source: an image index at 20 Hz.
+struct Frames {
+    n: i64,
+}
+impl Block for Frames {
+    fn output_labels(&self) -> Option<Vec<Label>> {
+        Some(vec![Label::new("t(s)"), Label::new("img")])
+    }
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        ctx.send(&Sample::new().with("t(s)", ctx.t()).with("img", self.n))?;
+        self.n += 1;
+        Ok(Flow::Continue)
+    }
+}
+
+fn synchronizer_interpolates_at_each_image() -> std::result::Result<(), String> {
+    let dir = TempDir::new("blocks-sync");
+    let csv = dir.path().join("sync.csv");
+    let mut test = Test::new("sync");
+    quiet(&mut test);
+    let force = test.add_with(
+        Source {
+            label: "F(N)",
+            f: |t| 3.0 * t + 1.0,
+            stop_at: Some(1.0),
+        },
+        Settings::new().name("force").freq(500.0),
+    );
+    let frames = test.add_with(Frames { n: 0 }, Settings::new().name("camera").freq(20.0));
+    let sync = test.add_with(Synchronizer::new("img"), Settings::new().name("sync"));
+    let rec = test.add_with(Recorder::new(&csv), Settings::new().name("rec"));
+    test.link(frames, sync);
+    test.link(force, sync);
+    test.link(sync, rec);
+    let report = test.run().map_err(|e| format!("run: {e}"))?;
+    ensure!(!report.failed(), "{report}");
+    let r = rows(&csv)?;
+    ensure!(r.len() >= 15, "{} rows ({report})", r.len());
+    let mut prev = -1.0;
+    for row in &r {
+        let (t, img, f) = (row["t(s)"], row["img"], row["F(N)"]);
+        ensure!(
+            img == img.round() && img > prev,
+            "image index {img} after {prev}"
+        );
+        prev = img;
+        ensure!(
+            (f - (3.0 * t + 1.0)).abs() < 1e-6,
+            "F at image {img} (t = {t}): {f}"
+        );
+    }
+    Ok(())
+}
+
+fn limit_alarm_can_pause_instead() -> std::result::Result<(), String> {
+    let mut test = Test::new("limits-pause");
+    quiet(&mut test);
+    let door = test.add_with(Door, Settings::new().name("door").freq(100.0));
+    let limits = test.add_with(
+        Limits::new([Limit::new("door")
+            .alarm_max(0.5)
+            .action(LimitAction::Pause)
+            .name("door open")]),
+        Settings::new().name("limits"),
+    );
+    let gen = test.add_with(
+        Generator::new([Path::constant(1.0).until("delay=1.0")])
+            .map_err(|e| e.to_string())?
+            .end_delay(Some(0.0)),
+        Settings::new().name("gen").freq(100.0),
+    );
+    let sink = test.add_with(Sink::new(), Settings::new().name("sink"));
+    test.link(door, limits);
+    test.link(gen, sink);
+    let report = test.run().map_err(|e| format!("run: {e}"))?;
+    ensure!(!report.failed(), "{report}");
+    let pauses: Vec<_> = report.pauses().collect();
+    ensure!(pauses.len() == 1, "{report}");
+    let p = pauses[0];
+    ensure!(
+        p.cause.contains("door open") && p.block == "limits",
+        "{p:?}"
+    );
+    let end = p.end_s.ok_or("the pause never ended")?;
+    ensure!(
+        (p.start_s - 0.3).abs() < 0.1 && (end - 0.8).abs() < 0.1,
+        "{p:?}"
+    );
+    ensure!(
+        report
+            .incidents
+            .iter()
+            .any(|i| i.kind == IncidentKind::Alarm && i.cause.contains("door = 1")),
+        "{report}"
+    );
+    // The Generator's 1 s path lasted 1 s of unpaused time.
+    ensure!(
+        (report.duration_s - (1.0 + end - p.start_s)).abs() < 0.1,
+        "{report}"
+    );
+    Ok(())
+}
+
 fn main() {
     common::main(&[
+        common::case(
+            "synchronizer_interpolates_at_each_image",
+            30,
+            synchronizer_interpolates_at_each_image,
+        ),
+        common::case(
+            "limit_alarm_can_pause_instead",
+            30,
+            limit_alarm_can_pause_instead,
+        ),
         common::case(
             "pid_settles_the_furnace_on_a_step",
             30,

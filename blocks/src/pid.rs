@@ -643,6 +643,22 @@ mod tests {
     }
 
     #[test]
+    fn retuning_the_gains_live_does_not_bump_the_output() {
+        let mut p = PidCore::new(1.0, 2.0, 0.0);
+        p.set_setpoint(10.0);
+        p.update(0.0, 8.0);
+        let before = p.update(1.0, 8.0); // i = 2·2·1 = 4
+        p.set_gains(1.0, 20.0, 0.0);
+        let after = p.update(1.0, 8.0); // same time: nothing integrated
+        assert_eq!(before.out, after.out, "ki multiplies before accumulating");
+        let next = p.update(1.1, 8.0);
+        assert!(
+            (next.i - (4.0 + 20.0 * 2.0 * 0.1)).abs() < 1e-12,
+            "{next:?}"
+        );
+    }
+
+    #[test]
     fn integral_limits_and_filter() {
         let mut p = PidCore::new(0.0, 1.0, 0.0);
         p.set_i_limits(-1.0, 2.0);
