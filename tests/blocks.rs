@@ -562,8 +562,71 @@ fn limit_alarm_can_pause_instead() -> std::result::Result<(), String> {
     Ok(())
 }
 
+fn ioblock_writes_no_command_change_while_paused() -> std::result::Result<(), String> {
+    let dir = TempDir::new("blocks-io-pause");
+    let csv = dir.path().join("furnace.csv");
+    let mut test = Test::new("io-pause");
+    quiet(&mut test);
+    // Heater 0 % until 0.4 s, then 100 %, from a Block that ignores pauses; the door pauses
+    // the test from 0.3 s to 0.8 s: the furnace must not heat before the resume.
+    let power = test.add_with(
+        Source {
+            label: "power",
+            f: |t| if t < 0.4 { 0.0 } else { 100.0 },
+            stop_at: Some(1.2),
+        },
+        Settings::new().name("power").freq(100.0).pausable(false),
+    );
+    let furnace = test.add_with(
+        IOBlock::new(FakeFurnace::new().noise(0.0, 0).simulation_speed(10.0))
+            .cmd_labels(["power"])
+            .exit_cmd(vec![0.0]),
+        Settings::new().name("furnace").freq(100.0),
+    );
+    let door = test.add_with(Door, Settings::new().name("door").freq(100.0));
+    let pause = test.add_with(
+        Pause::new(["door > 0.5"]).map_err(|e| e.to_string())?,
+        Settings::new().name("pause"),
+    );
+    let rec = test.add_with(Recorder::new(&csv), Settings::new().name("rec"));
+    test.link(power, furnace);
+    test.link(furnace, rec);
+    test.link(door, pause);
+    let report = test.run().map_err(|e| format!("run: {e}"))?;
+    ensure!(!report.failed(), "{report}");
+    let p = report.pauses().next().ok_or("no pause")?;
+    let end = p.end_s.ok_or("the pause never ended")?;
+    let temps = col(&rows(&csv)?, "t(s)", "T(C)");
+    let before: Vec<f64> = temps
+        .iter()
+        .filter(|x| x.0 < end - 0.02)
+        .map(|x| x.1)
+        .collect();
+    ensure!(
+        before.len() > 30,
+        "{} readings before the resume",
+        before.len()
+    );
+    ensure!(
+        before.iter().all(|&t| (t - 20.0).abs() < 1e-6),
+        "the furnace heated during the pause: max {}",
+        before.iter().cloned().fold(0.0, f64::max)
+    );
+    let last = temps.last().ok_or("no readings")?;
+    ensure!(
+        last.1 > 100.0,
+        "the command was not written after the resume: {last:?}"
+    );
+    Ok(())
+}
+
 fn main() {
     common::main(&[
+        common::case(
+            "ioblock_writes_no_command_change_while_paused",
+            30,
+            ioblock_writes_no_command_change_while_paused,
+        ),
         common::case(
             "synchronizer_interpolates_at_each_image",
             30,
