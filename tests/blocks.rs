@@ -199,6 +199,11 @@ fn multiplexer_and_mean_in_a_graph() -> std::result::Result<(), String> {
         Settings::new().name("mux"),
     );
     let mean = test.add_with(Mean::new(0.25), Settings::new().name("mean"));
+    let merged_csv = dir.path().join("merged.csv");
+    let merged = test.add_with(
+        Recorder::new(&merged_csv).merge_on_time(100.0),
+        Settings::new().name("rec-merged"),
+    );
     let rec = test.add_with(Recorder::new(&mux_csv), Settings::new().name("rec"));
     let rec_mean = test.add_with(Recorder::new(&mean_csv), Settings::new().name("rec-mean"));
     let reader = test.add_with(
@@ -213,8 +218,30 @@ fn multiplexer_and_mean_in_a_graph() -> std::result::Result<(), String> {
     test.link(mean, rec_mean);
     test.link(slow, reader);
     test.link(fast, sink);
+    test.link(fast, merged);
+    test.link(slow, merged);
     let report = test.run().map_err(|e| format!("run: {e}"))?;
     ensure!(!report.failed() && report.samples_lost() == 0, "{report}");
+    // The Recorder merging on time wrote the same rows as Multiplexer → Recorder.
+    let a = std::fs::read_to_string(&mux_csv).map_err(|e| e.to_string())?;
+    let b = std::fs::read_to_string(&merged_csv).map_err(|e| e.to_string())?;
+    let sorted = |t: &str| {
+        let mut l: Vec<String> = t
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let mut c: Vec<&str> = l.split(',').collect();
+                c[1..].sort();
+                c.join(",")
+            })
+            .collect();
+        l.sort();
+        l
+    };
+    ensure!(
+        sorted(&a) == sorted(&b) && !b.is_empty(),
+        "merged file differs:\n{a}\n---\n{b}"
+    );
     let r = rows(&mux_csv)?;
     ensure!(r.len() > 100, "{} rows", r.len());
     let mut prev: Option<f64> = None;

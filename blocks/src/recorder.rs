@@ -5,8 +5,9 @@
 //!   extensometer): one row per sample received, with empty cells for the labels that
 //!   sample lacks. Without [`labels`](Recorder::labels), the columns are the union of the
 //!   first sample of each link, in link order (`t(s)` first), fixed once every link has sent
-//!   one (or after 1 s). For rows merged on a common time grid, put a
-//!   [`Multiplexer`](crate::Multiplexer) before the Recorder.
+//!   one (or after 1 s). Or, with [`merge_on_time`](Recorder::merge_on_time), rows merged
+//!   on a common time column: the inputs resampled onto a grid by the
+//!   [`Multiplexer`](crate::Multiplexer)'s algorithm, every cell filled.
 //! - One row per sample; a label missing from a sample is an empty cell (never an error).
 //! - An existing file is never overwritten: `data.csv` becomes `data_00001.csv`, ...
 //! - Rows are written in whole-row chunks at least every `flush_period` (0.5 s by default),
@@ -35,6 +36,8 @@ pub struct Recorder {
     labels: Option<Vec<Label>>,
     flush_period: Duration,
     drain_timeout: Duration,
+    merge: Option<f64>,
+    mux: Option<crate::MultiplexerCore>,
     state: Option<Open>,
 }
 
@@ -64,8 +67,19 @@ impl Recorder {
             labels: None,
             flush_period: Duration::from_millis(500),
             drain_timeout: Duration::from_secs(2),
+            merge: None,
+            mux: None,
             state: None,
         }
+    }
+
+    /// Merges the inputs on a common time column: every label resampled at `interp_freq` Hz
+    /// onto the multiples of its period, one row per grid time with every cell filled (the
+    /// [`Multiplexer`](crate::Multiplexer)'s algorithm, run inside the Recorder). Default:
+    /// one row per sample received.
+    pub fn merge_on_time(mut self, interp_freq: f64) -> Self {
+        self.merge = Some(interp_freq);
+        self
     }
 
     /// Records only these labels, in this order (default: the labels of the first sample).
@@ -293,17 +307,27 @@ impl Block for Recorder {
                 "parameter 'flush_period' is 0; use a period such as 500 ms",
             ));
         }
+        if let Some(f) = self.merge {
+            if !(f.is_finite() && f > 0.0) {
+                return Err(Error::config(format!(
+                    "parameter 'merge_on_time' is {f} Hz; give a grid frequency above 0"
+                )));
+            }
+            graph.require_label("t(s)", "merge_on_time")?;
+        }
         Ok(())
     }
 
     fn describe(&self) -> String {
         format!(
-            "file {}, labels {}, flush every {:?}",
+            "file {}, labels {}, flush every {:?}{}",
             self.requested.display(),
             self.labels
                 .as_ref()
                 .map_or("all".to_owned(), |l| format!("{l:?}")),
-            self.flush_period
+            self.flush_period,
+            self.merge
+                .map_or(String::new(), |f| format!(", merged on time at {f} Hz"))
         )
     }
 
@@ -316,6 +340,15 @@ impl Block for Recorder {
         log::info!("recording to {}", open.path.display());
         let _ = ctx;
         self.state = Some(open);
+        if let Some(f) = self.merge {
+            let wanted = self.labels.as_ref().map(|ls| {
+                ls.iter()
+                    .filter(|l| l.as_str() != "t(s)")
+                    .cloned()
+                    .collect()
+            });
+            self.mux = Some(crate::MultiplexerCore::new(f, "t(s)", wanted));
+        }
         Ok(())
     }
 
@@ -347,8 +380,17 @@ impl Block for Recorder {
         let Some(open) = self.state.as_mut() else {
             return Ok(Flow::Continue);
         };
-        let n = ctx.n_inputs();
-        ctx.recv_each(|i, s| open.push_from(i, n, s, &name));
+        if let Some(mux) = self.mux.as_mut() {
+            for link in ctx.recv_all_per_link() {
+                mux.push(&link);
+            }
+            for s in mux.resample() {
+                open.push_from(0, 1, s, &name);
+            }
+        } else {
+            let n = ctx.n_inputs();
+            ctx.recv_each(|i, s| open.push_from(i, n, s, &name));
+        }
         if open
             .first_at
             .is_some_and(|t| t.elapsed() >= Duration::from_secs(1))
@@ -367,13 +409,19 @@ impl Block for Recorder {
             return Ok(());
         };
         let n = ctx.n_inputs();
-        for (i, samples) in ctx
-            .drain_until_ended(self.drain_timeout)
-            .into_iter()
-            .enumerate()
-        {
-            for s in samples {
-                open.push_from(i, n, s, &name);
+        let drained = ctx.drain_until_ended(self.drain_timeout);
+        if let Some(mux) = self.mux.as_mut() {
+            for link in drained {
+                mux.push(&link);
+            }
+            for s in mux.resample() {
+                open.push_from(0, 1, s, &name);
+            }
+        } else {
+            for (i, samples) in drained.into_iter().enumerate() {
+                for s in samples {
+                    open.push_from(i, n, s, &name);
+                }
             }
         }
         open.fix_columns(&name);
