@@ -311,9 +311,21 @@ fn limit_alarm_stops_the_test_and_is_reported() -> std::result::Result<(), Strin
             .name("furnace overheat")]),
         Settings::new().name("limits"),
     );
+    let dir = TempDir::new("blocks-limits");
+    let levels = dir.path().join("levels.csv");
+    let rec = test.add_with(Recorder::new(&levels), Settings::new().name("rec"));
     test.link(heat, furnace);
     test.link(furnace, limits);
+    test.link(limits, rec);
     let report = test.run().map_err(|e| format!("run: {e}"))?;
+    // The level changes as they happened, for a display: warning, then alarm.
+    let text = std::fs::read_to_string(&levels).map_err(|e| e.to_string())?;
+    let kinds: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2))
+        .collect();
+    ensure!(kinds == ["warning", "alarm"], "level rows: {text}");
     ensure!(
         report.cause == Some(StopCause::Block("limits".into())),
         "{report}"

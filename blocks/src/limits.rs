@@ -13,7 +13,9 @@
 //!
 //! Times are the samples' `t(s)` when they carry it, else the arrival time. The Block is
 //! not pausable (it keeps watching during a pause), and its labels and thresholds are
-//! checked before anything is forked.
+//! checked before anything is forked. Linked to a display or recorder, it sends each level
+//! change as it happens: `t(s)`, `limit` (the name), `level` (`normal`, `warning`, `alarm`)
+//! and `value`.
 //!
 //! ```
 //! use crabby_blocks::{Limit, LimitAction, Limits};
@@ -281,7 +283,7 @@ impl Block for Limits {
         Settings::new().freq(100.0).pausable(false)
     }
     fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(Vec::new())
+        Some(["t(s)", "limit", "level", "value"].map(Label::new).to_vec())
     }
     fn check(&self, graph: &GraphView<'_>) -> Result<()> {
         if self.limits.is_empty() {
@@ -337,6 +339,20 @@ impl Block for Limits {
             }
         });
         for (i, tr) in changes {
+            if ctx.n_outputs() > 0 {
+                let level = match tr.level {
+                    Level::Normal => "normal",
+                    Level::Warning => "warning",
+                    Level::Alarm => "alarm",
+                };
+                ctx.send(
+                    &crabby::Sample::new()
+                        .with("t(s)", tr.t)
+                        .with("limit", self.limits[i].display_name())
+                        .with("level", level)
+                        .with("value", tr.value),
+                )?;
+            }
             match tr.level {
                 Level::Warning => log::warn!("{}", tr.text),
                 Level::Normal => log::info!("{}", tr.text),
