@@ -1,7 +1,10 @@
 //! [`Button`]: each press of Enter in the terminal sends an incrementing count.
 //!
 //! The count (label `button` by default, an integer) goes up by one per line read from the
-//! terminal (each Enter), optionally starting with 0 at the start of the test. A Generator
+//! terminal (each Enter), optionally starting with 0 at the start of the test. With
+//! [`any_key`](Button::any_key) and a terminal as input, every key counts (the terminal is
+//! put in non-canonical mode without echo for the test, Ctrl+C still works, and its
+//! settings are restored in `finish`). A Generator
 //! can use it in a condition: `"button > 0"` ends a path when the technician presses Enter.
 //! The input is the test's standard input by default, or any readable file descriptor
 //! ([`Button::from_fd`]: a pipe, a FIFO); it is read without blocking, and its end (EOF) just
@@ -28,6 +31,8 @@ pub struct Button {
     fd: Option<OwnedFd>,
     count: i64,
     eof: bool,
+    any_key: bool,
+    saved: Option<nix::sys::termios::Termios>,
 }
 
 impl Default for Button {
@@ -45,14 +50,48 @@ impl Button {
             fd: None,
             count: 0,
             eof: false,
+            any_key: false,
+            saved: None,
+        }
+    }
+    /// Every key counts, not only Enter, when the input is a terminal (default no).
+    pub fn any_key(mut self, yes: bool) -> Self {
+        self.any_key = yes;
+        self
+    }
+
+    /// Single-key mode: the terminal without line buffering nor echo (settings saved).
+    fn enter_key_mode(&mut self) -> Result<()> {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        let Some(fd) = self.fd.as_ref() else {
+            return Ok(());
+        };
+        if !self.any_key || !nix::unistd::isatty(fd).unwrap_or(false) {
+            return Ok(());
+        }
+        let saved = tcgetattr(fd).map_err(|e| {
+            Error::communication(format!("cannot read the terminal's settings: {e}"))
+        })?;
+        let mut keys = saved.clone();
+        keys.local_flags
+            .remove(LocalFlags::ICANON | LocalFlags::ECHO);
+        tcsetattr(fd, SetArg::TCSANOW, &keys)
+            .map_err(|e| Error::communication(format!("cannot set the terminal's mode: {e}")))?;
+        self.saved = Some(saved);
+        Ok(())
+    }
+
+    /// Gives the terminal its settings back.
+    fn restore_terminal(&mut self) {
+        if let (Some(saved), Some(fd)) = (self.saved.take(), self.fd.as_ref()) {
+            let _ = nix::sys::termios::tcsetattr(fd, nix::sys::termios::SetArg::TCSANOW, &saved);
         }
     }
     /// A button read from `fd` (a pipe, a FIFO, a terminal) instead of standard input.
     pub fn from_fd(fd: OwnedFd) -> Self {
-        Button {
-            fd: Some(fd),
-            ..Self::new()
-        }
+        let mut b = Self::new();
+        b.fd = Some(fd);
+        b
     }
     /// The label of the count (default `button`).
     pub fn label(mut self, l: impl Into<Label>) -> Self {
@@ -89,6 +128,7 @@ impl Button {
                     log::info!("the button's input was closed; no more presses");
                     self.eof = true;
                 }
+                Ok(n) if self.saved.is_some() => presses += n as u64,
                 Ok(n) => presses += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
                 Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => break,
                 Err(e) => {
@@ -142,8 +182,13 @@ impl Block for Button {
                 .try_clone_to_owned()
                 .map_err(|e| Error::io("cannot open standard input for the button", e))?;
             self.fd = Some(fd);
-            log::info!("press Enter to send '{}'", self.label);
+            if self.any_key {
+                log::info!("press any key to send '{}'", self.label);
+            } else {
+                log::info!("press Enter to send '{}'", self.label);
+            }
         }
+        self.enter_key_mode()?;
         // Presses typed before the start do not count.
         let _ = self.read_presses()?;
         Ok(())
@@ -169,5 +214,57 @@ impl Block for Button {
             )?;
         }
         Ok(Flow::Continue)
+    }
+    fn finish(&mut self, _ctx: &mut Context) -> Result<()> {
+        self.restore_terminal();
+        Ok(())
+    }
+}
+
+impl Drop for Button {
+    fn drop(&mut self) {
+        self.restore_terminal();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pseudo-terminal plays the technician's terminal.
+    fn pty() -> (OwnedFd, OwnedFd) {
+        let p = nix::pty::openpty(None, None).unwrap();
+        (p.master, p.slave)
+    }
+
+    /// Reads until `want` presses came or 1 s passed (the pty delivers asynchronously).
+    fn presses(b: &mut Button, want: u64) -> u64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut n = 0;
+        while n < want && std::time::Instant::now() < deadline {
+            n += b.read_presses().unwrap();
+            std::thread::yield_now();
+        }
+        n + b.read_presses().unwrap()
+    }
+
+    #[test]
+    fn enter_counts_lines_and_any_key_counts_keys() {
+        let (master, slave) = pty();
+        let mut b = Button::from_fd(slave);
+        nix::unistd::write(&master, b"ab\n").unwrap();
+        assert_eq!(presses(&mut b, 1), 1, "one Enter");
+
+        let (master, slave) = pty();
+        let mut b = Button::from_fd(slave).any_key(true);
+        b.enter_key_mode().unwrap();
+        assert!(b.saved.is_some(), "a terminal: single-key mode");
+        nix::unistd::write(&master, b"xy").unwrap();
+        assert_eq!(presses(&mut b, 2), 2, "two keys, no Enter");
+        b.restore_terminal();
+        let t = nix::sys::termios::tcgetattr(b.fd.as_ref().unwrap()).unwrap();
+        assert!(t
+            .local_flags
+            .contains(nix::sys::termios::LocalFlags::ICANON));
     }
 }
