@@ -1,6 +1,7 @@
 //! The HDF5 recorder (feature `hdf5`) in real graphs, its files read back by the
 //! distribution's `h5dump`: a recorded graph with a scalar sender and a streaming sender,
-//! and a file that stays readable after a `kill -9` of the whole test.
+//! an IOBlock's streamed chunks, and a file that stays readable after a `kill -9` of the
+//! whole test.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -137,6 +138,77 @@ fn records_a_graph_read_back_by_h5dump() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A DAQ board streaming one channel at 2 kHz: sample k has the value k.
+struct Daq {
+    next_ns: u64,
+    k: u64,
+}
+impl crabby::hardware::InOut for Daq {
+    fn capabilities(&self) -> crabby::hardware::InOutCaps {
+        crabby::hardware::InOutCaps {
+            read: false,
+            write: false,
+            stream: true,
+        }
+    }
+    fn channels(&self) -> Vec<String> {
+        vec!["V(V)".into()]
+    }
+    fn start_stream(&mut self) -> Result<()> {
+        self.next_ns = crabby::hardware::now_ns();
+        Ok(())
+    }
+    fn read_stream(&mut self) -> Result<crabby::hardware::Chunk> {
+        let now = crabby::hardware::now_ns();
+        let mut c = crabby::hardware::Chunk::default();
+        c.channels.push(Vec::new());
+        while self.next_ns <= now {
+            c.t_ns.push(self.next_ns);
+            c.channels[0].push(self.k as f64);
+            self.k += 1;
+            self.next_ns += 500_000;
+        }
+        Ok(c)
+    }
+}
+
+fn ioblock_stream_becomes_columns() -> std::result::Result<(), String> {
+    let dir = TempDir::new("h5-stream");
+    let file = dir.path().join("daq.h5");
+    let mut test = Test::new("h5-stream");
+    test.log_file(None);
+    let daq = test.add_with(
+        crabby_blocks::IOBlock::new(Daq { next_ns: 0, k: 0 }).streamer(true),
+        Settings::new().name("daq").freq(20.0),
+    );
+    let r = test.add_with(Hdf5Recorder::new(&file), Settings::new().name("h5"));
+    let stop = test.add(crabby_blocks::StopBlock::new(["t(s) > 0.6"]).map_err(|e| e.to_string())?);
+    test.link(daq, r);
+    let _ = stop;
+    let report = test.run().map_err(|e| e.to_string())?;
+    ensure!(!report.failed() && report.samples_lost() == 0, "{report}");
+    let n = rows(&file, "/data/V(V)")?;
+    ensure!(
+        n > 1000 && rows(&file, "/data/t(s)")? == n,
+        "{n} rows ({report})"
+    );
+    // Every streamed sample, in order, none lost or repeated: consecutive indices.
+    let dump = h5dump(&["-d", "/data/V(V)", "-y", "-w", "0"], &file)?;
+    let body = &dump[dump.find("DATA {").ok_or("no data")? + 6..];
+    let vals: Vec<f64> = body
+        .split([',', '\n', ' ', '}'])
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    ensure!(vals.len() == n, "{} values for {n} rows", vals.len());
+    ensure!(
+        vals.windows(2).all(|w| w[1] == w[0] + 1.0),
+        "a gap or a repeat in the stream"
+    );
+    let units = h5dump(&["-A", "-d", "/data/V(V)"], &file)?;
+    ensure!(units.contains("\"V\""), "unit attribute missing: {units}");
+    Ok(())
+}
+
 /// Runs a test that records forever into `dir` (killed by the case below).
 fn h5_forever(dir: &str) {
     let mut test = Test::new("h5-forever");
@@ -210,5 +282,10 @@ fn main() {
             records_a_graph_read_back_by_h5dump,
         ),
         common::case("readable_after_kill9", 40, readable_after_kill9),
+        common::case(
+            "ioblock_stream_becomes_columns",
+            30,
+            ioblock_stream_becomes_columns,
+        ),
     ]);
 }
