@@ -116,6 +116,9 @@ pub struct Settings {
     pub display_freq: Option<bool>,
     /// Most verbose level logged by this Block (default: the test's level).
     pub log_level: Option<LevelFilter>,
+    /// Whether a pause of the test pauses this Block (default: yes); see
+    /// [`Context::paused`](crate::Context::paused).
+    pub pausable: Option<bool>,
 }
 
 impl Settings {
@@ -153,6 +156,12 @@ impl Settings {
         self.log_level = Some(level);
         self
     }
+    /// Whether a pause of the test pauses this Block (StopBlock, limits and Pause Blocks say
+    /// no: they keep watching during a pause).
+    pub fn pausable(mut self, yes: bool) -> Self {
+        self.pausable = Some(yes);
+        self
+    }
     /// `self` where set, else `fallback`.
     pub(crate) fn or(self, fallback: Settings) -> Settings {
         Settings {
@@ -161,6 +170,7 @@ impl Settings {
             niceness: self.niceness.or(fallback.niceness),
             display_freq: self.display_freq.or(fallback.display_freq),
             log_level: self.log_level.or(fallback.log_level),
+            pausable: self.pausable.or(fallback.pausable),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The body of a Block's process, from just after fork to `_exit`.
 
 use crate::block::{Flow, Rate};
-use crate::control::{Control, START_ABORT, START_GO, START_WAIT};
+use crate::control::{state, Control, START_ABORT, START_GO, START_WAIT};
 use crate::pacing::Pacer;
 use crate::proto::{BlockFinal, EndKind, Lifecycle};
 use crate::{logging, sys, Block, Context, Error, Result};
@@ -204,6 +204,12 @@ fn run_lifecycle(
 ) -> BlockFinal {
     let name = ctx.name.clone();
     let mut pacer = Pacer::new(rate, display_freq);
+    if let Rate::Hz(hz) = rate {
+        ctx.control
+            .slot(ctx.index)
+            .period_ns
+            .store((1e9 / hz).round() as u64, Ordering::Relaxed);
+    }
     let mut end = match prepare(block, ctx, niceness, &name) {
         Err(end) => {
             let wire = match &end {
@@ -220,6 +226,10 @@ fn run_lifecycle(
             Some(end)
         }
         Ok(()) => {
+            ctx.control
+                .slot(ctx.index)
+                .state
+                .store(state::READY, Ordering::Relaxed);
             ctx.post(Lifecycle::Ready);
             if wait_start(&ctx.control) {
                 None
@@ -234,6 +244,9 @@ fn run_lifecycle(
     }
     let end = end.expect("set above");
 
+    let control = ctx.control.clone();
+    let slot = control.slot(ctx.index);
+    slot.state.store(state::FINISHING, Ordering::Relaxed);
     let finish_error = match guarded(&name, || block.finish(ctx)) {
         Ok(()) => None,
         Err(EndKind::Failed(w)) => Some(w),
@@ -253,6 +266,11 @@ fn run_lifecycle(
     for l in &ctx.inputs {
         l.ring.close_reader();
     }
+    let failed = finish_error.is_some() || matches!(end, EndKind::Failed(_) | EndKind::Panicked(_));
+    slot.state.store(
+        if failed { state::FAILED } else { state::DONE },
+        Ordering::Relaxed,
+    );
     let s = pacer.stats();
     BlockFinal {
         end,
@@ -300,7 +318,9 @@ fn run_loop(block: &mut dyn Block, ctx: &mut Context, pacer: &mut Pacer, name: &
     }
     let slot = ctx.index;
     let control = ctx.control.clone();
-    let loops = &control.slot(slot).loops;
+    let health = control.slot(slot);
+    health.state.store(state::RUNNING, Ordering::Relaxed);
+    let mut first = true;
     loop {
         if control.stopping() {
             return if ctx.stop_requested {
@@ -309,22 +329,37 @@ fn run_loop(block: &mut dyn Block, ctx: &mut Context, pacer: &mut Pacer, name: &
                 EndKind::Stopped
             };
         }
-        pacer.loop_started();
-        match guarded(name, || block.step(ctx)) {
+        // The health figures: a few relaxed stores into this Block's slot per loop, no
+        // system call (the clock is read through the vDSO).
+        let start = pacer.loop_started();
+        if first {
+            first = false;
+            health.first_loop.store(start, Ordering::Relaxed);
+        }
+        health.step_since.store(start, Ordering::Relaxed);
+        let out = guarded(name, || block.step(ctx));
+        let end = sys::monotonic_ns();
+        pacer.loop_ended(end);
+        health.step_since.store(0, Ordering::Relaxed);
+        let took = end.saturating_sub(start);
+        health.step_last.store(took, Ordering::Relaxed);
+        if took > health.step_max.load(Ordering::Relaxed) {
+            health.step_max.store(took, Ordering::Relaxed);
+        }
+        health.last_loop_end.store(end, Ordering::Relaxed);
+        health.loops.fetch_add(1, Ordering::Relaxed);
+        match out {
             Ok(Flow::Continue) => {}
             Ok(Flow::Stop) => {
                 log::info!("ended; stopping the test");
                 ctx.stop_test();
-                loops.fetch_add(1, Ordering::Relaxed);
                 return EndKind::Ended;
             }
             Err(end) => {
                 ctx.request_stop(true);
-                loops.fetch_add(1, Ordering::Relaxed);
                 return end;
             }
         }
-        loops.fetch_add(1, Ordering::Relaxed);
         pacer.wait_next(&control, slot);
     }
 }

@@ -22,6 +22,8 @@ pub struct Context {
     /// The process allowed to post lifecycle messages (the Block's own; 0 = not checked,
     /// threads runtime).
     pub(crate) owner: u32,
+    /// Whether a pause of the test pauses this Block (its `pausable` setting).
+    pub(crate) pausable: bool,
     test_name: String,
     graph: String,
     enc: Vec<u8>,
@@ -56,6 +58,7 @@ impl Context {
             channel,
             stop_requested: false,
             owner: 0,
+            pausable: true,
             test_name: String::new(),
             graph: String::new(),
             enc: Vec::with_capacity(256),

@@ -192,7 +192,7 @@ fn build(
     let me = nix::unistd::getpid();
     let mut specs = Vec::with_capacity(n);
     for (i, (e, r)) in blocks.into_iter().zip(resolved).enumerate() {
-        let ctx = Context::new(
+        let mut ctx = Context::new(
             r.name.clone(),
             i,
             control.clone(),
@@ -201,6 +201,7 @@ fn build(
             None,
         )
         .with_meta(test_name, graph);
+        ctx.pausable = r.pausable; // issue 12: pause
         specs.push(Some(ChildSpec {
             block: e.block,
             ctx,
@@ -1144,6 +1145,14 @@ impl EventLoop {
             cleanup_s: self
                 .stop_at
                 .map_or(0.0, |s| end.saturating_sub(s) as f64 * 1e-9),
+            incidents: crate::pause::incidents(
+                &self.control,
+                &self
+                    .children
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>(),
+            ), // issue 12: pause
             blocks,
             links,
             log_file,

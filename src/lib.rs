@@ -106,6 +106,7 @@ mod link;
 mod logging;
 pub mod modifier;
 mod pacing;
+mod pause;
 pub mod process;
 mod proto;
 mod report;
@@ -122,7 +123,7 @@ pub use block::{
 pub use context::Context;
 pub use error::{Error, ErrorKind, Result, WireError};
 pub use link::{LinkOptions, Overflow, DEFAULT_CAPACITY_BYTES, DEFAULT_CAPACITY_SAMPLES};
-pub use report::{BlockReport, LinkReport, Outcome, Report, StopCause};
+pub use report::{BlockReport, Incident, IncidentKind, LinkReport, Outcome, Report, StopCause};
 pub use sample::{Columns, Label, Sample, Value};
 pub use test::{BlockId, LinkId, Test};
 

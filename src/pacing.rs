@@ -54,6 +54,7 @@ pub(crate) struct Pacer {
     next: u64,
     first: u64,
     last_start: u64,
+    last_end: u64,
     loops: u64,
     missed: u64,
     max_late_ns: u64,
@@ -83,6 +84,7 @@ impl Pacer {
             next: 0,
             first: 0,
             last_start: 0,
+            last_end: 0,
             loops: 0,
             missed: 0,
             max_late_ns: 0,
@@ -93,8 +95,8 @@ impl Pacer {
         }
     }
 
-    /// Call right before each `step`.
-    pub fn loop_started(&mut self) {
+    /// Call right before each `step`; returns the time it read.
+    pub fn loop_started(&mut self) -> u64 {
         let now = sys::monotonic_ns();
         if self.loops == 0 {
             self.first = now;
@@ -117,6 +119,12 @@ impl Pacer {
             self.last_display = now;
             self.loops_at_display = self.loops;
         }
+        now
+    }
+
+    /// Call right after each `step`, with the time it ended.
+    pub fn loop_ended(&mut self, now: u64) {
+        self.last_end = now;
     }
 
     /// Call after each `step`: sleeps until the next deadline, or returns at once when the
@@ -154,9 +162,15 @@ impl Pacer {
     }
 
     pub fn stats(&self) -> LoopStats {
-        let span = self.last_start.saturating_sub(self.first);
-        let mean_freq =
-            (self.loops >= 2 && span > 0).then(|| (self.loops - 1) as f64 * 1e9 / span as f64);
+        // Loops over the time the Block ran, from the start of its first loop to the end of
+        // its last: a Block that stalled (blocked on a full link, stuck in `step`) shows its
+        // real rate, not the rate of the loops it managed before the stall.
+        let span = self.last_end.saturating_sub(self.first);
+        let mean_freq = (self.loops >= 2 && span > 0).then(|| {
+            let period = self.period_ns.unwrap_or(0) as f64;
+            // A paced loop's last period ends at its next deadline, not when its step ends.
+            self.loops as f64 * 1e9 / (span as f64 + period.min(span as f64 / (self.loops - 1) as f64))
+        });
         LoopStats {
             loops: self.loops,
             mean_freq,

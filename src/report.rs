@@ -126,6 +126,32 @@ impl LinkReport {
     }
 }
 
+/// What an [`Incident`] was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum IncidentKind {
+    /// The test was paused (see `Context::pause`).
+    Pause,
+    /// A Block recorded an alarm (a safety limit exceeded, ...).
+    Alarm,
+}
+
+/// A pause or an alarm during the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    /// Pause or alarm.
+    pub kind: IncidentKind,
+    /// The Block that paused the test or recorded the alarm.
+    pub block: String,
+    /// Seconds since `t0` when it started.
+    pub start_s: f64,
+    /// Seconds since `t0` when the pause ended (`None`: still paused at the stop); the
+    /// start for an alarm.
+    pub end_s: Option<f64>,
+    /// Why: the criterion met, or the limit with its value.
+    pub cause: String,
+}
+
 /// Why the test stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -159,6 +185,8 @@ pub struct Report {
     pub blocks: Vec<BlockReport>,
     /// Every link, in the order they were made.
     pub links: Vec<LinkReport>,
+    /// Pauses and alarms, in the order they started.
+    pub incidents: Vec<Incident>,
     /// The log file, if one was written.
     pub log_file: Option<std::path::PathBuf>,
     /// Log lines the console could not take in time (they are in the log file).
@@ -180,6 +208,13 @@ impl Report {
     /// The report of a Block by name.
     pub fn block(&self, name: &str) -> Option<&BlockReport> {
         self.blocks.iter().find(|b| b.name == name)
+    }
+
+    /// The pauses, in the order they started.
+    pub fn pauses(&self) -> impl Iterator<Item = &Incident> {
+        self.incidents
+            .iter()
+            .filter(|i| i.kind == IncidentKind::Pause)
     }
 
     /// Total samples lost on all links (dropped by policy, undelivered, left unread).
@@ -244,6 +279,25 @@ impl fmt::Display for Report {
                 )?;
             }
             writeln!(f)?;
+        }
+        for i in &self.incidents {
+            match (i.kind, i.end_s) {
+                (IncidentKind::Pause, Some(e)) => writeln!(
+                    f,
+                    "  paused {:.3} s → {e:.3} s by {}: {}",
+                    i.start_s, i.block, i.cause
+                )?,
+                (IncidentKind::Pause, None) => writeln!(
+                    f,
+                    "  paused {:.3} s → the stop, by {}: {}",
+                    i.start_s, i.block, i.cause
+                )?,
+                _ => writeln!(
+                    f,
+                    "  alarm at {:.3} s from {}: {}",
+                    i.start_s, i.block, i.cause
+                )?,
+            }
         }
         if let Some(p) = &self.log_file {
             writeln!(f, "  log: {}", p.display())?;

@@ -77,6 +77,7 @@ pub(crate) struct Resolved {
     pub niceness: Option<i32>,
     pub display_freq: bool,
     pub log_level: LevelFilter,
+    pub pausable: bool,
 }
 
 impl Test {
@@ -205,6 +206,7 @@ impl Test {
                 log_level: s
                     .log_level
                     .unwrap_or(self.console_level.max(self.file_level)),
+                pausable: s.pausable.unwrap_or(true),
             });
         }
         if resolved.is_empty() {

@@ -7,6 +7,7 @@
 //! - [`FakeMachine`]: the Block around the model: it reads the command (label `cmd`),
 //!   integrates over the wall time between its loops, and sends `t(s)`, `F(N)`, `x(mm)`,
 //!   `Exx(%)` and `Eyy(%)`, optionally with seeded Gaussian noise. Default rate 100 Hz.
+//!   While the test is paused the crosshead holds still (speed 0, or its current position).
 //!
 //! The model is Crappy's `FakeMachine` (same parameters, defaults and equations):
 //! - the crosshead moves at the commanded speed (`speed` mode) or towards the commanded
@@ -526,6 +527,15 @@ impl Block for FakeMachine {
             return Ok(Flow::Continue);
         }
         self.prev_t = Some(now);
+        // Paused: the crosshead holds still (pause-aware, like the Machine).
+        let cmd = if ctx.paused() {
+            match self.model.mode {
+                FakeMachineMode::Speed => 0.0,
+                FakeMachineMode::Position => self.model.position_mm(),
+            }
+        } else {
+            cmd
+        };
         let out = self.model.step(dt, cmd);
         if self.model.is_broken() && !self.broke_logged {
             self.broke_logged = true;

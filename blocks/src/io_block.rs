@@ -171,6 +171,8 @@ impl ZeroAccumulator {
 ///   and subtracts that from every later reading, for any device (non-finite values left
 ///   out; a test stopped meanwhile interrupts it; a device silent for the delay plus
 ///   [`MAKE_ZERO_MARGIN_S`] is a timeout). It needs output links (checked).
+/// - While the test is paused ([`Context::paused`]) no command change is written: the
+///   device keeps its last command; readings go on.
 /// - [`initial_cmd`](Self::initial_cmd) is written in `prepare`, [`exit_cmd`](Self::exit_cmd)
 ///   in `finish` (whatever ended the test), before closing.
 ///
@@ -491,7 +493,9 @@ impl<D: InOut> IOBlock<D> {
             }
             if self.known.iter().all(Option::is_some) {
                 let cmd: Vec<f64> = self.known.iter().map(|v| v.unwrap_or(0.0)).collect();
-                if self.spam || self.last_cmd.as_ref() != Some(&cmd) {
+                // Paused: the device keeps its last command (written again after the resume
+                // if it changed meanwhile).
+                if !ctx.paused() && (self.spam || self.last_cmd.as_ref() != Some(&cmd)) {
                     self.device.write(&cmd)?;
                     self.last_cmd = Some(cmd);
                 }

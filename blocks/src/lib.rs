@@ -14,6 +14,20 @@
 //!   ([`crabby::hardware::Actuator`]); `Machine` stops every motor in `finish`.
 //! - [`camera`]: the camera Block with its recorder, preview and processing children, and
 //!   video extensometry.
+//! - [`Pid`]: a PID controller (anti-windup, derivative on the measurement, bumpless start,
+//!   live retuning), with [`StepResponse`] to measure it.
+//! - [`Multiplexer`], [`Synchronizer`], [`Mean`]: merge labels sent at different rates onto
+//!   one time base; average over windows.
+//! - [`Pause`] and [`Limits`]: pause the test on a criterion; warning and alarm thresholds
+//!   that stop or pause the test. Pausing is a runtime feature
+//!   ([`crabby::Context::paused`]): the Machine holds its actuators stopped, the IOBlock
+//!   writes no command change, the Generator's path clock skips paused time.
+//! - [`Button`] (a key press sends a count), [`LinkReader`] (logs, rate-limited), [`Sink`].
+//! - `Hdf5Recorder` (cargo feature `hdf5`): an HDF5 file that survives a `kill -9`.
+//!
+//! The examples `furnace_pid` (a furnace under a PID with a safety limit) and
+//! `fatigue_test` (button-started cycles, a door pause, two sensors multiplexed) show them
+//! together.
 //!
 //! A tensile test in a few lines (see `examples/tensile_test.rs` for the full one):
 //!
@@ -41,19 +55,37 @@
 //! # Ok::<(), crabby::Error>(())
 //! ```
 
+pub mod button;
 pub mod camera;
 pub mod condition;
 pub mod fake_machine;
 pub mod generator;
+#[cfg(feature = "hdf5")]
+pub mod hdf5_recorder;
 pub mod io_block;
+pub mod limits;
 pub mod machine;
+pub mod mean;
+pub mod multiplexer;
+pub mod pause;
+pub mod pid;
 pub mod recorder;
+pub mod sink;
 pub mod stop_block;
 
+pub use button::*;
 pub use condition::*;
 pub use fake_machine::*;
 pub use generator::*;
+#[cfg(feature = "hdf5")]
+pub use hdf5_recorder::Hdf5Recorder;
 pub use io_block::*;
+pub use limits::*;
 pub use machine::*;
+pub use mean::*;
+pub use multiplexer::*;
+pub use pause::*;
+pub use pid::*;
 pub use recorder::*;
+pub use sink::*;
 pub use stop_block::*;

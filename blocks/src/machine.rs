@@ -123,11 +123,13 @@ struct Running {
 /// actuator, calls [`Actuator::poll`] (keep-alive, fault check), updates its move speed
 /// from `speed_cmd_label`, and if `cmd_label` arrived calls `set_speed(cmd)` or
 /// `set_position(cmd, speed)`; then reads the configured position and speed labels and
-/// sends them with `t(s)`, the middle of the reads (serial reads take milliseconds). In
-/// `finish`, every opened actuator is stopped then closed, all at once on threads of their
-/// own, each bounded by [`stop_timeout`](Machine::stop_timeout); a stop or close that fails,
-/// panics or hangs is reported naming the actuator and does not keep the others from being
-/// stopped.
+/// sends them with `t(s)`, the middle of the reads (serial reads take milliseconds).
+/// While the test is paused ([`Context::paused`]), every actuator is stopped once and held
+/// stopped (commands arriving meanwhile are not applied, positions keep being sent); at the
+/// resume, the latest command of each actuator is applied again. In `finish`, every opened
+/// actuator is stopped then closed, all at once on threads of their own, each bounded by
+/// [`stop_timeout`](Machine::stop_timeout); a stop or close that fails, panics or hangs is
+/// reported naming the actuator and does not keep the others from being stopped.
 ///
 /// ```no_run
 /// use crabby::Test;
@@ -145,6 +147,7 @@ pub struct Machine {
     spam: bool,
     stop_timeout: Option<Duration>,
     run: Vec<Running>,
+    holding: bool,
 }
 
 impl Machine {
@@ -384,13 +387,31 @@ impl Block for Machine {
     }
 
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let received = ctx.recv_latest(self.spam);
+        let mut received = ctx.recv_latest(self.spam);
+        let paused = ctx.paused();
+        if paused && !self.holding {
+            self.holding = true;
+            for i in 0..self.actuators.len() {
+                if let Err(e) = self.actuators[i].actuator.stop() {
+                    return Err(self.fail(i, e));
+                }
+            }
+            log::info!("test paused: every actuator stopped and held");
+        } else if !paused && self.holding {
+            self.holding = false;
+            // The latest command of every actuator, applied again.
+            received = ctx.recv_latest(true);
+            log::info!("test resumed: latest commands applied again");
+        }
         for i in 0..self.actuators.len() {
-            if let Err(e) = self.actuators[i]
-                .actuator
-                .poll()
-                .and_then(|()| self.apply(i, &received))
-            {
+            let r = self.actuators[i].actuator.poll().and_then(|()| {
+                if self.holding {
+                    Ok(())
+                } else {
+                    self.apply(i, &received)
+                }
+            });
+            if let Err(e) = r {
                 return Err(self.fail(i, e));
             }
         }

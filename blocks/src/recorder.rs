@@ -1,6 +1,13 @@
 //! [`Recorder`]: writes every sample of its input link to a CSV file.
 //!
 //! - Header row: the labels given, or the labels of the first sample received.
+//! - **Several inputs** (one file from several senders, e.g. a load cell and an
+//!   extensometer): one row per sample received, with empty cells for the labels that
+//!   sample lacks. Without [`labels`](Recorder::labels), the columns are the union of the
+//!   first sample of each link, in link order (`t(s)` first), fixed once every link has sent
+//!   one (or after 1 s). Or, with [`merge_on_time`](Recorder::merge_on_time), rows merged
+//!   on a common time column: the inputs resampled onto a grid by the
+//!   [`Multiplexer`](crate::Multiplexer)'s algorithm, every cell filled.
 //! - One row per sample; a label missing from a sample is an empty cell (never an error).
 //! - An existing file is never overwritten: `data.csv` becomes `data_00001.csv`, ...
 //! - The rows received in a loop are written in one call at the end of that loop (or, with
@@ -31,6 +38,8 @@ pub struct Recorder {
     labels: Option<Vec<Label>>,
     flush_period: Duration,
     drain_timeout: Duration,
+    merge: Option<f64>,
+    mux: Option<crate::MultiplexerCore>,
     state: Option<Open>,
 }
 
@@ -44,6 +53,11 @@ struct Open {
     rows: u64,
     extra_warned: bool,
     last_flush: std::time::Instant,
+    /// Several inputs, columns not fixed yet: links that sent, samples held, first arrival.
+    seen: Vec<bool>,
+    held: Vec<Sample>,
+    union: Vec<Label>,
+    first_at: Option<std::time::Instant>,
 }
 
 impl Recorder {
@@ -55,8 +69,19 @@ impl Recorder {
             labels: None,
             flush_period: Duration::ZERO,
             drain_timeout: Duration::from_secs(2),
+            merge: None,
+            mux: None,
             state: None,
         }
+    }
+
+    /// Merges the inputs on a common time column: every label resampled at `interp_freq` Hz
+    /// onto the multiples of its period, one row per grid time with every cell filled (the
+    /// [`Multiplexer`](crate::Multiplexer)'s algorithm, run inside the Recorder). Default:
+    /// one row per sample received.
+    pub fn merge_on_time(mut self, interp_freq: f64) -> Self {
+        self.merge = Some(interp_freq);
+        self
     }
 
     /// Records only these labels, in this order (default: the labels of the first sample).
@@ -174,6 +199,10 @@ impl Recorder {
             rows: 0,
             extra_warned: false,
             last_flush: std::time::Instant::now(),
+            seen: Vec::new(),
+            held: Vec::new(),
+            union: Vec::new(),
+            first_at: None,
         })
     }
 }
@@ -203,6 +232,48 @@ impl Open {
         let line: Vec<String> = cols.iter().map(|l| csv_cell(l.as_str())).collect();
         self.buf.push_str(&line.join(","));
         self.buf.push('\n');
+    }
+
+    /// A sample from input link `link` of `n_links`.
+    fn push_from(&mut self, link: usize, n_links: usize, s: Sample, name: &str) {
+        if self.columns.is_some() || n_links < 2 {
+            self.push(&s, name);
+            return;
+        }
+        if self.seen.len() != n_links {
+            self.seen = vec![false; n_links];
+        }
+        self.first_at.get_or_insert_with(std::time::Instant::now);
+        if !self.seen[link] {
+            self.seen[link] = true;
+            for l in s.labels() {
+                if !self.union.contains(l) {
+                    self.union.push(l.clone());
+                }
+            }
+        }
+        self.held.push(s);
+        if self.seen.iter().all(|&b| b) {
+            self.fix_columns(name);
+        }
+    }
+
+    /// Several inputs: fixes the columns (the union so far, `t(s)` first) and writes the
+    /// held samples. Called once every link has sent, after 1 s, or at the end.
+    fn fix_columns(&mut self, name: &str) {
+        if self.columns.is_some() || self.held.is_empty() {
+            return;
+        }
+        let mut cols = std::mem::take(&mut self.union);
+        if let Some(i) = cols.iter().position(|l| l.as_str() == "t(s)") {
+            let t = cols.remove(i);
+            cols.insert(0, t);
+        }
+        self.columns = Some(cols);
+        self.header();
+        for s in std::mem::take(&mut self.held) {
+            self.push(&s, name);
+        }
     }
 
     fn push(&mut self, s: &Sample, name: &str) {
@@ -281,11 +352,10 @@ impl Block for Recorder {
     }
 
     fn check(&self, graph: &GraphView<'_>) -> Result<()> {
-        if graph.inputs().len() != 1 {
-            return Err(Error::config(format!(
-                "a Recorder needs exactly one input link, it has {}; use one Recorder per sending Block",
-                graph.inputs().len()
-            )));
+        if graph.inputs().is_empty() {
+            return Err(Error::config(
+                "a Recorder needs an input link; link the Block(s) whose data it records",
+            ));
         }
         if let Some(labels) = &self.labels {
             if labels.is_empty() {
@@ -295,17 +365,27 @@ impl Block for Recorder {
                 graph.require_label(l, "parameter 'labels'")?;
             }
         }
+        if let Some(f) = self.merge {
+            if !(f.is_finite() && f > 0.0) {
+                return Err(Error::config(format!(
+                    "parameter 'merge_on_time' is {f} Hz; give a grid frequency above 0"
+                )));
+            }
+            graph.require_label("t(s)", "merge_on_time")?;
+        }
         self.check_path()
     }
 
     fn describe(&self) -> String {
         format!(
-            "file {}, labels {}, flush every {:?}",
+            "file {}, labels {}, flush every {:?}{}",
             self.requested.display(),
             self.labels
                 .as_ref()
                 .map_or("all".to_owned(), |l| format!("{l:?}")),
-            self.flush_period
+            self.flush_period,
+            self.merge
+                .map_or(String::new(), |f| format!(", merged on time at {f} Hz"))
         )
     }
 
@@ -318,6 +398,15 @@ impl Block for Recorder {
         log::info!("recording to {}", open.path.display());
         let _ = ctx;
         self.state = Some(open);
+        if let Some(f) = self.merge {
+            let wanted = self.labels.as_ref().map(|ls| {
+                ls.iter()
+                    .filter(|l| l.as_str() != "t(s)")
+                    .cloned()
+                    .collect()
+            });
+            self.mux = Some(crate::MultiplexerCore::new(f, "t(s)", wanted));
+        }
         Ok(())
     }
 
@@ -349,7 +438,23 @@ impl Block for Recorder {
         let Some(open) = self.state.as_mut() else {
             return Ok(Flow::Continue);
         };
-        ctx.recv_each(|_, s| open.push(&s, &name));
+        if let Some(mux) = self.mux.as_mut() {
+            for link in ctx.recv_all_per_link() {
+                mux.push(&link);
+            }
+            for s in mux.resample() {
+                open.push_from(0, 1, s, &name);
+            }
+        } else {
+            let n = ctx.n_inputs();
+            ctx.recv_each(|i, s| open.push_from(i, n, s, &name));
+        }
+        if open
+            .first_at
+            .is_some_and(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            open.fix_columns(&name);
+        }
         if open.last_flush.elapsed() >= self.flush_period {
             open.flush()?;
         }
@@ -361,11 +466,23 @@ impl Block for Recorder {
         let Some(mut open) = self.state.take() else {
             return Ok(());
         };
-        for samples in ctx.drain_until_ended(self.drain_timeout) {
-            for s in samples {
-                open.push(&s, &name);
+        let n = ctx.n_inputs();
+        let drained = ctx.drain_until_ended(self.drain_timeout);
+        if let Some(mux) = self.mux.as_mut() {
+            for link in drained {
+                mux.push(&link);
+            }
+            for s in mux.resample() {
+                open.push_from(0, 1, s, &name);
+            }
+        } else {
+            for (i, samples) in drained.into_iter().enumerate() {
+                for s in samples {
+                    open.push_from(i, n, s, &name);
+                }
             }
         }
+        open.fix_columns(&name);
         open.flush()?;
         open.file
             .sync_all()
@@ -411,6 +528,45 @@ mod tests {
         let text = std::fs::read_to_string(&open.path).unwrap();
         assert_eq!(text, "t(s),F(N),note\n0.5,12,\n1,,\"a,b\"\n");
         assert_eq!(open.rows, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn several_inputs_share_one_file_with_the_union_of_columns() {
+        let dir = std::env::temp_dir().join(format!("crabby-rec3-{}", std::process::id()));
+        let rec = Recorder::new(dir.join("m.csv"));
+        let mut open = rec.open().unwrap();
+        open.push_from(
+            0,
+            2,
+            Sample::new().with("F(N)", 1.0).with("t(s)", 0.1),
+            "rec",
+        );
+        open.push_from(
+            0,
+            2,
+            Sample::new().with("F(N)", 2.0).with("t(s)", 0.2),
+            "rec",
+        );
+        assert!(open.columns.is_none(), "waits for the other link");
+        open.push_from(
+            1,
+            2,
+            Sample::new().with("t(s)", 0.15).with("Exx(%)", 0.5),
+            "rec",
+        );
+        open.push_from(
+            0,
+            2,
+            Sample::new().with("t(s)", 0.3).with("F(N)", 3.0),
+            "rec",
+        );
+        open.flush().unwrap();
+        let text = std::fs::read_to_string(&open.path).unwrap();
+        assert_eq!(
+            text,
+            "t(s),F(N),Exx(%)\n0.1,1,\n0.2,2,\n0.15,,0.5\n0.3,3,\n"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

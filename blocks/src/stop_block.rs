@@ -61,7 +61,8 @@ impl StopBlock {
 
 impl Block for StopBlock {
     fn default_settings(&self) -> Settings {
-        Settings::new().freq(30.0)
+        // It keeps watching during a pause.
+        Settings::new().freq(30.0).pausable(false)
     }
 
     fn output_labels(&self) -> Option<Vec<Label>> {

@@ -69,6 +69,10 @@ struct RingHeader {
     dropped: AtomicU64,
     /// Samples the sender could not deliver because the receiver was gone.
     undeliverable: AtomicU64,
+    /// Time the sender spent blocked on this full link (ns), and when its current wait began
+    /// (0 when not blocked): written by the sender on the slow path only.
+    blocked_ns: AtomicU64,
+    blocked_since: AtomicU64,
 }
 
 /// After the stop event, how long a sender blocked on a full link waits for its receiver
@@ -255,12 +259,25 @@ impl Ring {
                 return Pushed::DroppedNewest(dropped);
             }
             if control.stopping() {
+                // One deadline for all links, counted from the stop event (not from this
+                // push): a sender blocked on several receivers that no longer read is
+                // released once, so it still reaches the receivers that drain.
                 let now = sys::monotonic_ns();
-                let since = *stop_seen.get_or_insert(now);
-                if now - since >= sys::ns(GIVE_UP_AFTER_STOP) {
+                let stop = control.header().stop_ns.load(Ordering::Acquire);
+                let since = if stop == 0 {
+                    *stop_seen.get_or_insert(now)
+                } else {
+                    stop
+                };
+                if now.saturating_sub(since) >= sys::ns(GIVE_UP_AFTER_STOP) {
+                    self.end_blocked(now);
                     h.undeliverable.fetch_add(1, Ordering::Relaxed);
                     return Pushed::GaveUpAfterStop;
                 }
+            }
+            if h.blocked_since.load(Ordering::Relaxed) == 0 {
+                h.blocked_since
+                    .store(sys::monotonic_ns().max(1), Ordering::Relaxed);
             }
             // Full: sleep until the receiver frees space (it rings `space` when it sees
             // `sender_waiting`), re-checking every 50 ms in case the receiver died. The whole
@@ -273,6 +290,9 @@ impl Ring {
                 sys::futex_wait(&h.space, seen, Some(sys::monotonic_ns() + 50_000_000));
             }
             h.sender_waiting.store(0, Ordering::Relaxed);
+        }
+        if h.blocked_since.load(Ordering::Relaxed) != 0 {
+            self.end_blocked(sys::monotonic_ns());
         }
         let mut pos = w;
         if to_end < need {
@@ -291,6 +311,35 @@ impl Ring {
         } else {
             Pushed::Ok
         }
+    }
+
+    /// Sender: the current wait on a full link is over; adds it to the blocked time.
+    fn end_blocked(&self, now: u64) {
+        let h = self.hdr();
+        let since = h.blocked_since.swap(0, Ordering::Relaxed);
+        if since != 0 {
+            h.blocked_ns
+                .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
+        }
+    }
+
+    /// Time the sender has spent blocked on this link (ns), and since when it is blocked now.
+    pub fn blocked(&self) -> (u64, Option<u64>) {
+        let h = self.hdr();
+        let since = h.blocked_since.load(Ordering::Relaxed);
+        (h.blocked_ns.load(Ordering::Relaxed), (since != 0).then_some(since))
+    }
+
+    /// Samples and bytes waiting in the link now, and its capacity in samples and bytes.
+    pub fn fill(&self) -> (u64, u64, u64, u64) {
+        let h = self.hdr();
+        let w = h.write.0.load(Ordering::Relaxed);
+        let r = h.read.0.load(Ordering::Relaxed) & !CLAIMED;
+        let records = h
+            .pushed
+            .load(Ordering::Relaxed)
+            .saturating_sub(h.consumed.load(Ordering::Relaxed) + h.dropped.load(Ordering::Relaxed));
+        (records, w.saturating_sub(r), self.max_records, self.cap)
     }
 
     /// Sender, drop-oldest: advances `read` past the oldest record, `r` (unclaimed). Returns

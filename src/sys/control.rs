@@ -34,6 +34,103 @@ pub(crate) struct Header {
     pub t0_mono: AtomicU64,
     /// `t0` on the wall clock, in ns since the epoch.
     pub t0_real: AtomicU64,
+    /// When the stop event was set (CLOCK_MONOTONIC ns; 0 before).
+    pub stop_ns: AtomicU64,
+    /// Warnings published by the coordinator, for every process to read (`health`).
+    pub board: WarningBoard,
+}
+
+/// Slots of the warning board.
+pub(crate) const BOARD_SLOTS: usize = 16;
+/// Words (8 bytes) of text per warning.
+pub(crate) const BOARD_WORDS: usize = 40;
+
+/// A small ring of recent warnings, written by the coordinator only and read by any
+/// process (the health snapshot). Each entry is guarded by a sequence number (odd while it
+/// is written); everything is atomic, so readers race with nothing and retry on a torn read.
+#[repr(C)]
+pub(crate) struct WarningBoard {
+    /// Warnings written so far; entry `k` lives in slot `k % BOARD_SLOTS`.
+    pub count: AtomicU64,
+    pub entries: [BoardEntry; BOARD_SLOTS],
+}
+
+#[repr(C)]
+pub(crate) struct BoardEntry {
+    pub seq: AtomicU64,
+    /// Time since t0 (f64 bits), kind, text length.
+    pub t_bits: AtomicU64,
+    pub kind: AtomicU32,
+    pub len: AtomicU32,
+    pub text: [AtomicU64; BOARD_WORDS],
+}
+
+impl WarningBoard {
+    /// Writes a warning (coordinator only: a single writer).
+    pub fn post(&self, t: f64, kind: u32, text: &str) {
+        let k = self.count.load(Ordering::Relaxed);
+        let e = &self.entries[(k as usize) % BOARD_SLOTS];
+        let seq = e.seq.load(Ordering::Relaxed);
+        e.seq.store(seq + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let bytes = text.as_bytes();
+        let n = bytes.len().min(BOARD_WORDS * 8);
+        for (w, word) in e.text.iter().enumerate() {
+            let mut b = [0u8; 8];
+            for (j, x) in b.iter_mut().enumerate() {
+                if let Some(&c) = bytes.get(w * 8 + j).filter(|_| w * 8 + j < n) {
+                    *x = c;
+                }
+            }
+            word.store(u64::from_le_bytes(b), Ordering::Relaxed);
+        }
+        e.t_bits.store(t.to_bits(), Ordering::Relaxed);
+        e.kind.store(kind, Ordering::Relaxed);
+        e.len.store(n as u32, Ordering::Relaxed);
+        e.seq.store(seq + 2, Ordering::Release);
+        self.count.store(k + 1, Ordering::Release);
+    }
+
+    /// The last `BOARD_SLOTS` warnings, oldest first: (time, kind, text).
+    pub fn read(&self) -> Vec<(f64, u32, String)> {
+        let count = self.count.load(Ordering::Acquire);
+        let first = count.saturating_sub(BOARD_SLOTS as u64);
+        let mut out = Vec::new();
+        for k in first..count {
+            let e = &self.entries[(k as usize) % BOARD_SLOTS];
+            for _ in 0..4 {
+                let s1 = e.seq.load(Ordering::Acquire);
+                if s1 % 2 == 1 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                let t = f64::from_bits(e.t_bits.load(Ordering::Relaxed));
+                let kind = e.kind.load(Ordering::Relaxed);
+                let n = (e.len.load(Ordering::Relaxed) as usize).min(BOARD_WORDS * 8);
+                let mut bytes = Vec::with_capacity(BOARD_WORDS * 8);
+                for w in &e.text {
+                    bytes.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+                }
+                fence(Ordering::Acquire);
+                if e.seq.load(Ordering::Relaxed) == s1 {
+                    bytes.truncate(n);
+                    out.push((t, kind, String::from_utf8_lossy(&bytes).into_owned()));
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A Block's lifecycle state, as published in its slot.
+pub(crate) mod state {
+    pub const PREPARING: u32 = 0;
+    pub const READY: u32 = 1;
+    pub const RUNNING: u32 = 2;
+    pub const FINISHING: u32 = 3;
+    pub const DONE: u32 = 4;
+    pub const FAILED: u32 = 5;
 }
 
 #[repr(C, align(64))]
@@ -46,6 +143,25 @@ pub(crate) struct Slot {
     pub loops: AtomicU64,
     /// Log records the Block (or its children) dropped because its log pipe was full.
     pub log_dropped: AtomicU64,
+    /// The health figures the Block publishes as it runs (plain atomic stores on the loop
+    /// path, no system call), read by the coordinator's watchdogs and by `health` snapshots.
+    /// Lifecycle state (`state::*`).
+    pub state: AtomicU32,
+    /// Requested period in ns (0: free-running).
+    pub period_ns: AtomicU64,
+    /// Start of the `step` in progress (CLOCK_MONOTONIC ns), 0 when not in `step`.
+    pub step_since: AtomicU64,
+    /// Duration of the last and of the longest `step` (ns).
+    pub step_last: AtomicU64,
+    pub step_max: AtomicU64,
+    /// Start of the first loop and end of the last one (ns), for the achieved rate.
+    pub first_loop: AtomicU64,
+    pub last_loop_end: AtomicU64,
+    /// Achieved rate over the last second in mHz, published by the coordinator (u64::MAX:
+    /// not known yet).
+    pub achieved_mhz: AtomicU64,
+    /// Rows (or samples) the Block reports as durable, plus one (0: it reports none).
+    pub durable: AtomicU64,
     /// Bytes of `mail` published (see the module docs).
     mail_len: AtomicU32,
     /// Length-prefixed messages, append-only.
@@ -61,7 +177,9 @@ pub(crate) struct Control {
 
 impl Control {
     pub fn new(n_blocks: usize) -> std::io::Result<Self> {
-        let len = std::mem::size_of::<Header>() + n_blocks * std::mem::size_of::<Slot>();
+        let len = std::mem::size_of::<Header>()
+            + n_blocks * std::mem::size_of::<Slot>()
+            + std::mem::size_of::<crate::pause::PauseArea>();
         Ok(Control {
             region: SharedRegion::new(len, false)?,
             n: n_blocks,
@@ -81,6 +199,20 @@ impl Control {
         // Header's size is a multiple of 64 so each Slot is aligned, and zero is a valid Slot
         // (atomics at zero, an empty mailbox).
         unsafe { &*(self.region.as_ptr().add(std::mem::size_of::<Header>()) as *const Slot).add(i) }
+    }
+
+    /// The pause state and the incident records, after the slots.
+    pub fn pause_area(&self) -> &crate::pause::PauseArea {
+        // SAFETY: the region was sized for the header, `n` slots and one PauseArea; the
+        // area starts at a multiple of 64 (Header and Slot sizes are), PauseArea needs 64-byte
+        // alignment at most, and all-zero is a valid PauseArea (atomics only).
+        unsafe {
+            &*(self
+                .region
+                .as_ptr()
+                .add(std::mem::size_of::<Header>() + self.n * std::mem::size_of::<Slot>())
+                as *const crate::pause::PauseArea)
+        }
     }
 
     pub fn stopping(&self) -> bool {
@@ -104,6 +236,12 @@ impl Control {
 
     /// Sets the stop event and wakes every Block.
     pub fn set_stop(&self) {
+        let _ = self.header().stop_ns.compare_exchange(
+            0,
+            sys::monotonic_ns(),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
         self.header().stop.store(1, Ordering::SeqCst);
         for i in 0..self.n {
             self.ring(i);

@@ -24,6 +24,10 @@
 //!   [`end_delay`](Generator::end_delay) seconds later (2 s by default) by returning
 //!   [`Flow::Stop`], a clean end. Unlike Crappy it does not sleep: it keeps draining its
 //!   inputs so upstream Blocks are never held up. With `end_delay(None)` it stays idle.
+//! - While the test is paused ([`Context::paused`](crabby::Context::paused)) the Generator
+//!   sends nothing and its path clock stops: conditions such as `delay=60` and ramps count
+//!   unpaused time only (`t(s)` sent stays the test's time). Data received during a pause is
+//!   drained and not evaluated.
 //! - With [`safe_start`](Generator::safe_start), nothing happens until the first data
 //!   arrives, and the first path starts then (Crappy keeps the test's start as the first
 //!   path's start, so a ramp would jump).
@@ -251,6 +255,8 @@ pub struct Generator {
     cmd_label: Label,
     index_label: Label,
     ended_logged: bool,
+    paused_since: Option<f64>,
+    paused_total: f64,
 }
 
 impl Generator {
@@ -264,6 +270,8 @@ impl Generator {
             cmd_label: Label::new("cmd"),
             index_label: Label::new("index"),
             ended_logged: false,
+            paused_since: None,
+            paused_total: 0.0,
         })
     }
 
@@ -387,11 +395,24 @@ impl Block for Generator {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         // Always drain the inputs (also when waiting or finished) so senders never wait.
         let data = ctx.recv_all();
-        let now = ctx.t();
+        let real = ctx.t();
+        // The path clock excludes paused time: a 60 s hold is 60 s of unpaused test.
+        if ctx.paused() {
+            self.paused_since.get_or_insert(real);
+            return Ok(Flow::Continue);
+        }
+        if let Some(p) = self.paused_since.take() {
+            self.paused_total += real - p;
+            log::info!(
+                "resumed; path clock {:.3} s behind the test's",
+                self.paused_total
+            );
+        }
+        let now = real - self.paused_total;
         match self.core.update(now, &data) {
             GeneratorUpdate::Send { cmd, index } => {
                 let mut s = Sample::with_capacity(3);
-                s.insert(self.t_label.clone(), now);
+                s.insert(self.t_label.clone(), real);
                 s.insert(self.cmd_label.clone(), cmd);
                 s.insert(self.index_label.clone(), index);
                 ctx.send(&s)?;
