@@ -119,6 +119,9 @@ pub struct Settings {
     /// Whether a pause of the test pauses this Block (default: yes); see
     /// [`Context::paused`](crate::Context::paused).
     pub pausable: Option<bool>,
+    /// Stop the test (as a failure of this Block) when its `step` has not returned for this
+    /// long (default: never; a warning is logged after max(1 s, 10 periods) in any case).
+    pub step_timeout: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -162,6 +165,13 @@ impl Settings {
         self.pausable = Some(yes);
         self
     }
+    /// Stops the test when this Block's `step` has not returned for `limit` (a hung driver
+    /// call, a deadlock): the test then ends as a failure of this Block, naming it, instead
+    /// of running on without it.
+    pub fn step_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.step_timeout = Some(limit);
+        self
+    }
     /// `self` where set, else `fallback`.
     pub(crate) fn or(self, fallback: Settings) -> Settings {
         Settings {
@@ -171,6 +181,7 @@ impl Settings {
             display_freq: self.display_freq.or(fallback.display_freq),
             log_level: self.log_level.or(fallback.log_level),
             pausable: self.pausable.or(fallback.pausable),
+            step_timeout: self.step_timeout.or(fallback.step_timeout),
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Context {
     pub(crate) outputs: Vec<OutputLink>,
     pub(crate) channel: Option<Arc<Channel>>,
     pub(crate) stop_requested: bool,
+    /// Every Block's and link's live figures (the health plane).
+    pub(crate) health: Option<Arc<crate::health::HealthView>>,
     /// The process allowed to post lifecycle messages (the Block's own; 0 = not checked,
     /// threads runtime).
     pub(crate) owner: u32,
@@ -58,6 +60,7 @@ impl Context {
             channel,
             stop_requested: false,
             owner: 0,
+            health: None,
             pausable: true,
             test_name: String::new(),
             graph: String::new(),
@@ -129,6 +132,32 @@ impl Context {
             ch.nudge();
         }
         ok
+    }
+
+    /// Every Block's and link's live figures now, and the recent warnings (see
+    /// [`health`](crate::health)). Reading it costs a few hundred atomic loads: fine for a
+    /// display at a few hertz, not for every loop of a 10 kHz Block.
+    pub fn health(&self) -> crate::health::HealthSnapshot {
+        match &self.health {
+            Some(h) => h.snapshot(),
+            None => crate::health::HealthSnapshot {
+                t: None,
+                blocks: Vec::new(),
+                links: Vec::new(),
+                warnings: Vec::new(),
+            },
+        }
+    }
+
+    /// Tells the runtime how many rows (or samples) this Block has made durable (written to
+    /// the operating system, where a crash of this process cannot lose them). A Recorder
+    /// calls it after each write; the report then says what was really kept, even when the
+    /// Block is killed, and counts the rest as lost.
+    pub fn report_durable(&self, rows: u64) {
+        self.control
+            .slot(self.index)
+            .durable
+            .store(rows.saturating_add(1), Ordering::Relaxed);
     }
 
     /// The names of the Blocks sending to each input link, in link order.

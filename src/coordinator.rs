@@ -95,8 +95,15 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
         log_file,
         console_level,
         file_level,
+        prepare_timeout,
+        fail_on_loss,
         ..
     } = test;
+    let limits = Limits {
+        prepare_timeout,
+        fail_on_loss,
+        step_timeouts: resolved.iter().map(|r| r.step_timeout).collect(),
+    };
 
     let log_path = match &log_file {
         Some(p) => match logging::coordinator_mode(console_level, Some((p, file_level))) {
@@ -117,8 +124,8 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
     };
     let result = match build(&test_name, &graph, blocks, links, &resolved) {
         Ok(built) => match mode {
-            Mode::Processes => run_processes(&test_name, built, &resolved, grace, log_path),
-            Mode::Threads => run_threads(&test_name, built, &resolved, grace, log_path),
+            Mode::Processes => run_processes(&test_name, built, &resolved, grace, log_path, limits),
+            Mode::Threads => run_threads(&test_name, built, &resolved, grace, log_path, limits),
         },
         Err(e) => Err(e),
     };
@@ -126,8 +133,16 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
     result
 }
 
+/// The watchdogs' limits.
+struct Limits {
+    prepare_timeout: std::time::Duration,
+    fail_on_loss: bool,
+    step_timeouts: Vec<Option<std::time::Duration>>,
+}
+
 /// The shared state of a run, made before any Block starts.
 struct Built {
+    health: Arc<crate::health::HealthView>,
     control: Arc<Control>,
     rings: Vec<(Ring, usize, usize)>,
     link_meta: Vec<(String, String, String)>,
@@ -154,6 +169,7 @@ fn build(
     let mut outputs: Vec<Vec<OutputLink>> = (0..n).map(|_| Vec::new()).collect();
     let mut rings = Vec::with_capacity(links.len());
     let mut link_meta = Vec::with_capacity(links.len());
+    let mut link_infos = Vec::with_capacity(links.len());
     for (i, l) in links.into_iter().enumerate() {
         let name = link_name(&l.opts, i);
         let ring = Ring::new(
@@ -185,9 +201,21 @@ fn build(
             cache: LabelCache::default(),
             latched: Sample::new(),
         });
+        link_infos.push(crate::health::LinkInfo {
+            name: name.clone(),
+            from: l.from.index,
+            to: l.to.index,
+            ring: ring.clone(),
+            lossless: l.opts.overflow == crate::Overflow::Block,
+        });
         rings.push((ring, l.from.index, l.to.index));
         link_meta.push((name, from, to));
     }
+    let health = Arc::new(crate::health::HealthView {
+        control: control.clone(),
+        blocks: resolved.iter().map(|r| r.name.clone()).collect(),
+        links: link_infos,
+    });
 
     let me = nix::unistd::getpid();
     let mut specs = Vec::with_capacity(n);
@@ -202,6 +230,7 @@ fn build(
         )
         .with_meta(test_name, graph);
         ctx.pausable = r.pausable; // issue 12: pause
+        ctx.health = Some(health.clone());
         specs.push(Some(ChildSpec {
             block: e.block,
             ctx,
@@ -217,6 +246,7 @@ fn build(
         rings,
         link_meta,
         specs,
+        health,
     })
 }
 
@@ -254,12 +284,14 @@ fn run_processes(
     resolved: &[Resolved],
     grace: crate::block::Grace,
     log_path: Option<std::path::PathBuf>,
+    limits: Limits,
 ) -> Result<Report> {
     let Built {
         control,
         rings,
         link_meta,
         mut specs,
+        health,
     } = built;
     let n = specs.len();
     let me = nix::unistd::getpid();
@@ -361,7 +393,7 @@ fn run_processes(
     }
 
     let sfd = sfd.take().expect("made above");
-    let mut ev = EventLoop::new(children, rings, control.clone(), grace);
+    let mut ev = EventLoop::new(children, rings, control.clone(), grace, health, limits);
     ev.procs = Some(blocks);
     ev.run(&sfd);
     stop_sentinel(sentinel);
@@ -453,12 +485,14 @@ fn run_threads(
     resolved: &[Resolved],
     grace: crate::block::Grace,
     log_path: Option<std::path::PathBuf>,
+    limits: Limits,
 ) -> Result<Report> {
     let Built {
         control,
         rings,
         link_meta,
         specs,
+        health,
     } = built;
     let (tx, rx) = std::sync::mpsc::channel();
     crate::child::install_panic_hook();
@@ -479,7 +513,7 @@ fn run_threads(
         children.push(c);
     }
     drop(tx);
-    let mut ev = EventLoop::new(children, rings, control, grace);
+    let mut ev = EventLoop::new(children, rings, control, grace, health, limits);
     ev.run_threads(&rx);
     ev.finish(test_name, &link_meta, log_path)
 }
@@ -603,7 +637,37 @@ struct EventLoop {
     log_dropped_seen: Vec<u64>,
     /// When dropped log records were last reported.
     last_drop_note: u64,
+    health: Arc<crate::health::HealthView>,
+    limits: Limits,
+    watch: Watch,
+    /// Every warning of the run, for the report.
+    warnings: Vec<crate::health::Warning>,
+    /// Blocks stopped because their `step` hung past their `step_timeout` (and for how long).
+    hung: Vec<Option<f64>>,
 }
+
+/// The watchdogs' memory between two rounds.
+#[derive(Default)]
+struct Watch {
+    /// When the run began (for the prepare limit).
+    began: u64,
+    last_round: u64,
+    /// Per Block: (time, loops) samples over the last second or so.
+    windows: Vec<std::collections::VecDeque<(u64, u64)>>,
+    /// Per Block: when its last rate warning was given.
+    rate_warned: Vec<u64>,
+    /// Per Block: the `step_since` value already warned about.
+    hang_warned: Vec<u64>,
+    /// Per link: the `blocked_since` value already warned about.
+    blocked_warned: Vec<u64>,
+    /// Per link: (sent count, since when it has not changed, sender loops then, warned).
+    silence: Vec<(u64, u64, u64, bool)>,
+    /// Per link: blocked time at the start of each Block's window (for the slow-rate reason).
+    blocked_at: Vec<std::collections::VecDeque<(u64, u64)>>,
+}
+
+/// How long a link may carry nothing while its sender loops before the watchdog says so.
+const SILENT_AFTER_NS: u64 = 10_000_000_000;
 
 /// Finish grace after Ctrl+\ (SIGQUIT): enough for `finish` to stop motors and close files.
 const QUIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
@@ -614,9 +678,27 @@ impl EventLoop {
         rings: Vec<(Ring, usize, usize)>,
         control: Arc<Control>,
         grace: crate::block::Grace,
+        health: Arc<crate::health::HealthView>,
+        limits: Limits,
     ) -> Self {
         let n = children.len();
+        let nl = rings.len();
+        let now = sys::monotonic_ns();
         EventLoop {
+            health,
+            limits,
+            watch: Watch {
+                began: now,
+                last_round: now,
+                windows: vec![Default::default(); n],
+                rate_warned: vec![0; n],
+                hang_warned: vec![0; n],
+                blocked_warned: vec![0; nl],
+                silence: vec![(0, now, 0, false); nl],
+                blocked_at: vec![Default::default(); nl],
+            },
+            warnings: Vec::new(),
+            hung: vec![None; n],
             children,
             procs: None,
             rings,
@@ -700,6 +782,7 @@ impl EventLoop {
             }
             self.reap(&mut buf);
             self.note_dropped_logs(false);
+            self.watch();
         }
     }
 
@@ -760,6 +843,7 @@ impl EventLoop {
             for i in 0..self.children.len() {
                 self.read_mail(i);
             }
+            self.watch();
         }
     }
 
@@ -791,6 +875,238 @@ impl EventLoop {
                 );
             }
         }
+    }
+
+    /// Logs a warning, keeps it for the report, and posts it on the shared board.
+    fn warn(&mut self, kind: crate::health::WarningKind, block: usize, message: String) {
+        let t = match self.t0 {
+            Some(t0) => (sys::monotonic_ns() as i64 - t0 as i64) as f64 * 1e-9,
+            None => -(sys::monotonic_ns().saturating_sub(self.watch.began) as f64 * 1e-9),
+        };
+        let name = self.children[block].name.clone();
+        log::warn!("{message}");
+        self.control
+            .header()
+            .board
+            .post(t, kind.code(), &format!("{name}\u{1f}{message}"));
+        self.warnings.push(crate::health::Warning {
+            t,
+            kind,
+            block: name,
+            message,
+        });
+    }
+
+    /// The watchdogs, every 100 ms: achieved rates (published into the slots), slow Blocks
+    /// with the reason, senders blocked on lossless links, hung steps, a prepare that takes
+    /// too long, links silent while their sender runs. Only reads of shared memory: the
+    /// Blocks pay nothing for them.
+    fn watch(&mut self) {
+        use crate::control::state;
+        use crate::health::WarningKind;
+        let now = sys::monotonic_ns();
+        if now.saturating_sub(self.watch.last_round) < 100_000_000 {
+            return;
+        }
+        self.watch.last_round = now;
+        let n = self.children.len();
+        if self.phase == Phase::Preparing {
+            let limit = sys::ns(self.limits.prepare_timeout);
+            if now.saturating_sub(self.watch.began) > limit {
+                let late: Vec<usize> = (0..n).filter(|&i| !self.children[i].ready).collect();
+                let names: Vec<String> = late
+                    .iter()
+                    .map(|&i| self.children[i].name.clone())
+                    .collect();
+                if let Some(&first) = late.first() {
+                    let msg = format!(
+                        "{} still preparing after {:.0} s (Test::prepare_timeout): stopping the test. A device that does not answer, a homing that never ends? Raise the limit if preparing really takes this long",
+                        names.join(", "),
+                        self.limits.prepare_timeout.as_secs_f64()
+                    );
+                    self.warn(WarningKind::PrepareTooLong, first, msg.clone());
+                    let mut e = Error::new(ErrorKind::Timeout, msg).with_block(names[0].clone());
+                    e = e.with_block(names[0].clone());
+                    self.children[first].prepare_error = Some(e.to_wire());
+                    self.begin_stop(StopCause::PrepareFailed(names[0].clone()));
+                }
+            }
+            return;
+        }
+        if self.phase != Phase::Running {
+            return;
+        }
+        let snap_blocks: Vec<crate::health::BlockHealth> =
+            (0..n).map(|i| self.health.block(i, now)).collect();
+        // Links: blocked senders and silent links.
+        let nl = self.health.links.len();
+        for l in 0..nl {
+            let info = &self.health.links[l];
+            let (from, to, lossless) = (info.from, info.to, info.lossless);
+            let lh = self.health.link(info, now);
+            let (blocked_total, since) = info.ring.blocked();
+            let w = &mut self.watch.blocked_at[l];
+            w.push_back((
+                now,
+                blocked_total + since.map_or(0, |s| now.saturating_sub(s)),
+            ));
+            while w.len() > 12 {
+                w.pop_front();
+            }
+            if let Some(since) = since {
+                if lossless
+                    && now.saturating_sub(since) > 100_000_000
+                    && self.watch.blocked_warned[l] != since
+                {
+                    self.watch.blocked_warned[l] = since;
+                    let msg = format!(
+                        "{} is blocked on link {} to {} for {:.0} ms: {} does not read fast enough (link {:.0} % full: {}/{} samples, {}/{} bytes). Read faster, or make the link drop-oldest if {} only displays",
+                        self.children[from].name,
+                        lh.name,
+                        lh.to,
+                        now.saturating_sub(since) as f64 / 1e6,
+                        lh.to,
+                        lh.fill_ratio() * 100.0,
+                        lh.fill_samples,
+                        lh.capacity_samples,
+                        lh.fill_bytes,
+                        lh.capacity_bytes,
+                        lh.to
+                    );
+                    self.warn(WarningKind::SenderBlocked, from, msg);
+                }
+            }
+            let sender_loops = snap_blocks[from].loops;
+            let (count, since_ns, loops_then, warned) = self.watch.silence[l];
+            if lh.sent != count {
+                self.watch.silence[l] = (lh.sent, now, sender_loops, warned);
+            } else if !warned
+                && now.saturating_sub(since_ns) > SILENT_AFTER_NS
+                && sender_loops > loops_then + 10
+                && snap_blocks[from].state == crate::health::BlockState::Running
+                && snap_blocks[to].state == crate::health::BlockState::Running
+            {
+                self.watch.silence[l].3 = true;
+                let msg = format!(
+                    "{} has received nothing on link {} for {:.0} s although {} runs ({} loops meanwhile): if {} waits for one of its labels (a condition, a trigger), check that {} really sends it",
+                    lh.to,
+                    lh.name,
+                    now.saturating_sub(since_ns) as f64 * 1e-9,
+                    lh.from,
+                    sender_loops - loops_then,
+                    lh.to,
+                    lh.from
+                );
+                self.warn(WarningKind::SilentLink, to, msg);
+            }
+        }
+        // Blocks: achieved rate, slow rate with its reason, hung steps.
+        let control = self.control.clone();
+        for i in 0..n {
+            let slot = control.slot(i);
+            let b = &snap_blocks[i];
+            if b.state != crate::health::BlockState::Running
+                && slot.state.load(Ordering::Relaxed) != state::RUNNING
+            {
+                continue;
+            }
+            let w = &mut self.watch.windows[i];
+            w.push_back((now, b.loops));
+            while w.len() > 2 && now.saturating_sub(w[1].0) >= 1_000_000_000 {
+                w.pop_front();
+            }
+            let (t_old, loops_old) = w[0];
+            let span = now.saturating_sub(t_old);
+            if span >= 950_000_000 {
+                let hz = (b.loops - loops_old) as f64 * 1e9 / span as f64;
+                slot.achieved_mhz
+                    .store((hz * 1e3).round() as u64 + 1, Ordering::Relaxed);
+                if let Some(req) = b.requested_hz {
+                    if hz < 0.99 * req
+                        && now.saturating_sub(self.watch.rate_warned[i]) > 5_000_000_000
+                    {
+                        self.watch.rate_warned[i] = now;
+                        let period = 1.0 / req;
+                        let reason = if let Some(s) = b.in_step_s.filter(|&s| s > period) {
+                            format!("it has been in its step for {:.3} s", s)
+                        } else if b.step_last_s > period || b.step_max_s > 2.0 * period {
+                            format!(
+                                "its step takes {:.2} ms (longest {:.2} ms), longer than its period of {:.2} ms",
+                                b.step_last_s * 1e3,
+                                b.step_max_s * 1e3,
+                                period * 1e3
+                            )
+                        } else if let Some((l, blocked)) = self.worst_blocked_output(i, t_old) {
+                            let lh = self.health.link(&self.health.links[l], now);
+                            format!(
+                                "it was blocked {:.0} % of the time on link {} to {} ({:.0} % full), which does not read fast enough",
+                                blocked * 100.0 / (span as f64 * 1e-9),
+                                lh.name,
+                                lh.to,
+                                lh.fill_ratio() * 100.0
+                            )
+                        } else {
+                            "the machine did not give it the time (overloaded? try a lower niceness)".to_owned()
+                        };
+                        let msg = format!(
+                            "{} runs at {hz:.1} Hz instead of {req:.1} Hz over the last second: {reason}",
+                            b.name
+                        );
+                        self.warn(WarningKind::SlowRate, i, msg);
+                    }
+                }
+            }
+            let since = slot.step_since.load(Ordering::Relaxed);
+            if since != 0 {
+                let in_step = now.saturating_sub(since);
+                let period = slot.period_ns.load(Ordering::Relaxed);
+                let limit = 1_000_000_000u64.max(10 * period);
+                if in_step > limit && self.watch.hang_warned[i] != since {
+                    self.watch.hang_warned[i] = since;
+                    let msg = format!(
+                        "{} has not returned from its step for {:.1} s: it may be hung (a device that does not answer, a wait with no timeout){}",
+                        b.name,
+                        in_step as f64 * 1e-9,
+                        match self.limits.step_timeouts[i] {
+                            Some(t) => format!("; the test stops if it lasts {:.1} s", t.as_secs_f64()),
+                            None => String::new(),
+                        }
+                    );
+                    self.warn(WarningKind::StepHung, i, msg);
+                }
+                if let Some(t) = self.limits.step_timeouts[i] {
+                    if in_step > sys::ns(t) && self.hung[i].is_none() {
+                        self.hung[i] = Some(in_step as f64 * 1e-9);
+                        log::error!(
+                            "{} hung in its step for {:.1} s (step_timeout): stopping the test",
+                            b.name,
+                            in_step as f64 * 1e-9
+                        );
+                        self.begin_stop(StopCause::BlockFailed(b.name.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output link of Block `i` on which its sender was blocked longest since `since`,
+    /// if for more than 10 % of that time: (link index, seconds blocked).
+    fn worst_blocked_output(&self, i: usize, since: u64) -> Option<(usize, f64)> {
+        let now = sys::monotonic_ns();
+        let span = now.saturating_sub(since) as f64 * 1e-9;
+        self.health
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.from == i)
+            .filter_map(|(k, _)| {
+                let w = &self.watch.blocked_at[k];
+                let start = w.iter().find(|(t, _)| *t >= since).or(w.front())?;
+                let end = w.back()?;
+                let s = end.1.saturating_sub(start.1) as f64 * 1e-9;
+                (s > 0.1 * span).then_some((k, s))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
     }
 
     /// A Block's process or thread is gone: close its link ends so its peers never wait on it.
@@ -1062,7 +1378,7 @@ impl EventLoop {
         meta: &[(String, String, String)],
         log_file: Option<std::path::PathBuf>,
     ) -> Report {
-        let blocks =
+        let blocks: Vec<BlockReport> =
             self.children
                 .iter()
                 .enumerate()
@@ -1087,8 +1403,30 @@ impl EventLoop {
                         (None, Some(s)) => Outcome::Crashed(crash_sentence(s)),
                         (None, None) => Outcome::Crashed("never reaped".to_owned()),
                     };
-                    // A killed Block sent no final message: its loop counter is in its slot.
-                    let loops = self.control.slot(i).loops.load(Ordering::Relaxed);
+                    // A killed Block sent no final message: its loop counter is in its slot,
+                    // and its achieved rate follows from the slot's first and last loop.
+                    let slot = self.control.slot(i);
+                    let loops = slot.loops.load(Ordering::Relaxed);
+                    let slot_freq = {
+                        let (a, b) = (
+                            slot.first_loop.load(Ordering::Relaxed),
+                            slot.last_loop_end.load(Ordering::Relaxed),
+                        );
+                        (loops >= 2 && b > a).then(|| loops as f64 * 1e9 / (b - a) as f64)
+                    };
+                    let durable = slot.durable.load(Ordering::Relaxed);
+                    let rows_durable = (durable > 0).then(|| durable - 1);
+                    let failed = outcome.is_failure();
+                    let received: u64 = rings
+                        .iter()
+                        .filter(|(_, _, to)| *to == i)
+                        .map(|(r, _, _)| r.stats().consumed)
+                        .sum();
+                    let not_durable = match rows_durable {
+                        Some(d) if failed => received.saturating_sub(d),
+                        _ => 0,
+                    };
+                    let step_max = slot.step_max.load(Ordering::Relaxed);
                     BlockReport {
                         name: c.name.clone(),
                         kind: c.kind.clone(),
@@ -1104,20 +1442,28 @@ impl EventLoop {
                             },
                         ),
                         loops: c.fin.as_ref().map_or(loops, |f| f.loops),
-                        mean_freq: c.fin.as_ref().and_then(|f| f.mean_freq),
+                        mean_freq: c.fin.as_ref().map_or(slot_freq, |f| f.mean_freq),
                         jitter_p99_us: c.fin.as_ref().and_then(|f| f.jitter_p99_us),
                         max_late_us: c.fin.as_ref().and_then(|f| f.max_late_us),
                         missed_deadlines: c.fin.as_ref().map_or(0, |f| f.missed_deadlines),
                         log_dropped: self.control.slot(i).log_dropped.load(Ordering::Relaxed)
                             + c.frames.malformed,
+                        step_max_s: (loops > 0).then(|| step_max as f64 * 1e-9),
+                        rows_durable,
+                        not_durable,
                     }
                 })
                 .collect();
         let links = rings
             .iter()
             .zip(meta)
-            .map(|((ring, _, _), (name, from, to))| {
+            .map(|((ring, _, to_i), (name, from, to))| {
                 let s = ring.stats();
+                // What is left in the link of a receiver that died is lost; what a receiver
+                // that finished cleanly chose not to read after the stop is only unread.
+                let receiver_died =
+                    blocks[*to_i].outcome.is_failure() || blocks[*to_i].finish_error.is_some();
+                let (blocked, _) = ring.blocked();
                 LinkReport {
                     name: name.clone(),
                     from: from.clone(),
@@ -1127,6 +1473,13 @@ impl EventLoop {
                     dropped: s.dropped,
                     undelivered: s.undeliverable,
                     unread: s.pending,
+                    lost: s.dropped + s.undeliverable + if receiver_died { s.pending } else { 0 },
+                    blocked_ms: blocked / 1_000_000,
+                    lossless_policy: self
+                        .health
+                        .links
+                        .iter()
+                        .any(|l| l.name == *name && l.lossless),
                 }
             })
             .collect();
@@ -1158,6 +1511,7 @@ impl EventLoop {
             log_file,
             console_lines_dropped,
             console_closed,
+            warnings: self.warnings.clone(),
         }
     }
 
@@ -1175,6 +1529,21 @@ impl EventLoop {
             };
             return Err(Error::new(ErrorKind::Interrupted, how).with_report(report));
         }
+        if let Some((i, secs)) = self
+            .hung
+            .iter()
+            .enumerate()
+            .find_map(|(i, h)| h.map(|s| (i, s)))
+        {
+            let name = self.children[i].name.clone();
+            let limit = self.limits.step_timeouts[i].map_or(0.0, |d| d.as_secs_f64());
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("its step did not return for {secs:.1} s (step_timeout {limit:.1} s): the test was stopped"),
+            )
+            .with_block(name)
+            .with_report(report));
+        }
         if let Some((b, c)) = report
             .blocks
             .iter()
@@ -1187,6 +1556,25 @@ impl EventLoop {
                 _ => Error::new(ErrorKind::BlockFailed, b.outcome.to_string()),
             };
             return Err(err.with_block(b.name.clone()).with_report(report));
+        }
+        if self.limits.fail_on_loss {
+            let lost: Vec<String> =
+                report
+                    .links
+                    .iter()
+                    .filter(|l| l.lossless_policy && l.lost > 0)
+                    .map(|l| format!("{} ({} -> {}: {} lost)", l.name, l.from, l.to, l.lost))
+                    .chain(report.blocks.iter().filter(|b| b.not_durable > 0).map(|b| {
+                        format!("{}: {} received but never written", b.name, b.not_durable)
+                    }))
+                    .collect();
+            if !lost.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::DataLost,
+                    format!("samples were lost on lossless links: {}", lost.join("; ")),
+                )
+                .with_report(report));
+            }
         }
         // A finish that failed (a motor not stopped, a file not written) fails the run too.
         if let Some(c) = self

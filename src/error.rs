@@ -24,6 +24,8 @@ pub enum ErrorKind {
     BlockFailed,
     /// The user interrupted the test (Ctrl+C, SIGTERM).
     Interrupted,
+    /// Samples sent on a lossless link were lost (see `Test::fail_on_loss`).
+    DataLost,
     /// A file or OS operation failed.
     Io,
     /// A bug in crabby itself; please report it.
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Hardware => "hardware failure",
             ErrorKind::BlockFailed => "block failed",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::DataLost => "data lost",
             ErrorKind::Io => "I/O error",
             ErrorKind::Internal => "internal error",
         }

@@ -102,6 +102,7 @@ mod context;
 mod coordinator;
 mod error;
 pub mod hardware;
+pub mod health;
 mod link;
 mod logging;
 pub mod modifier;

@@ -169,7 +169,8 @@ impl Pacer {
         let mean_freq = (self.loops >= 2 && span > 0).then(|| {
             let period = self.period_ns.unwrap_or(0) as f64;
             // A paced loop's last period ends at its next deadline, not when its step ends.
-            self.loops as f64 * 1e9 / (span as f64 + period.min(span as f64 / (self.loops - 1) as f64))
+            self.loops as f64 * 1e9
+                / (span as f64 + period.min(span as f64 / (self.loops - 1) as f64))
         });
         LoopStats {
             loops: self.loops,

@@ -96,6 +96,12 @@ pub struct BlockReport {
     pub missed_deadlines: u64,
     /// Log records the Block dropped because its log channel was full (a log flood).
     pub log_dropped: u64,
+    /// Its longest `step` (s).
+    pub step_max_s: Option<f64>,
+    /// Rows (or samples) it reported as durable, for Blocks that keep data (the Recorder).
+    pub rows_durable: Option<u64>,
+    /// Samples it received but never made durable because it was killed or crashed: lost.
+    pub not_durable: u64,
 }
 
 /// One link in the report.
@@ -115,14 +121,29 @@ pub struct LinkReport {
     pub dropped: u64,
     /// Samples sent after the receiver had gone.
     pub undelivered: u64,
-    /// Samples left unread in the link at the end.
+    /// Samples left in the link at the end.
     pub unread: u64,
+    /// Samples lost: dropped by policy, undelivered (receiver gone or given up on), and
+    /// those left in the link when the receiver died instead of finishing. Samples a
+    /// receiver that finished cleanly chose not to read after the stop (a display, a
+    /// StopBlock) are `unread`, not lost.
+    pub lost: u64,
+    /// Time the sender spent blocked on this full link (ms).
+    pub blocked_ms: u64,
+    /// Whether the link was lossless (`Overflow::Block`).
+    pub lossless_policy: bool,
 }
 
 impl LinkReport {
-    /// Whether every sample sent reached the receiver.
+    /// Samples left in the link by a receiver that finished cleanly: not lost.
+    pub fn unread_not_lost(&self) -> u64 {
+        let lost_unread = self.lost.saturating_sub(self.dropped + self.undelivered);
+        self.unread.saturating_sub(lost_unread)
+    }
+
+    /// Whether nothing sent on this link was lost (see [`LinkReport::lost`]).
     pub fn lossless(&self) -> bool {
-        self.dropped == 0 && self.undelivered == 0 && self.unread == 0
+        self.lost == 0
     }
 }
 
@@ -187,6 +208,9 @@ pub struct Report {
     pub links: Vec<LinkReport>,
     /// Pauses and alarms, in the order they started.
     pub incidents: Vec<Incident>,
+    /// The warnings of the watchdogs during the run (slow Blocks, blocked senders, hung
+    /// steps, silent links), in order.
+    pub warnings: Vec<crate::health::Warning>,
     /// The log file, if one was written.
     pub log_file: Option<std::path::PathBuf>,
     /// Log lines the console could not take in time (they are in the log file).
@@ -217,12 +241,19 @@ impl Report {
             .filter(|i| i.kind == IncidentKind::Pause)
     }
 
-    /// Total samples lost on all links (dropped by policy, undelivered, left unread).
+    /// Total samples lost: on links (dropped by policy, undelivered, left in the link of a
+    /// receiver that died) and in Blocks (received but never made durable by a Recorder that
+    /// was killed). Samples a receiver chose not to read after the stop are not lost: see
+    /// [`Report::samples_unread`].
     pub fn samples_lost(&self) -> u64 {
-        self.links
-            .iter()
-            .map(|l| l.dropped + l.undelivered + l.unread)
-            .sum()
+        self.links.iter().map(|l| l.lost).sum::<u64>()
+            + self.blocks.iter().map(|b| b.not_durable).sum::<u64>()
+    }
+
+    /// Samples left unread at the stop by receivers that finished cleanly (displays, a
+    /// StopBlock): not lost, shown apart.
+    pub fn samples_unread(&self) -> u64 {
+        self.links.iter().map(LinkReport::unread_not_lost).sum()
     }
 }
 
@@ -260,6 +291,19 @@ impl fmt::Display for Report {
             if let Some(e) = &b.finish_error {
                 write!(f, "  finish error: {e}")?;
             }
+            if let Some(m) = b.step_max_s {
+                write!(f, "  longest step {:.2} ms", m * 1e3)?;
+            }
+            if let Some(r) = b.rows_durable {
+                write!(f, "  {r} rows on disk")?;
+            }
+            if b.not_durable > 0 {
+                write!(
+                    f,
+                    "  {} received samples LOST (never written)",
+                    b.not_durable
+                )?;
+            }
             if b.log_dropped > 0 {
                 write!(f, "  {} log records dropped (log flood)", b.log_dropped)?;
             }
@@ -274,11 +318,26 @@ impl fmt::Display for Report {
             if !l.lossless() {
                 write!(
                     f,
-                    ", dropped {}, undelivered {}, unread {}",
-                    l.dropped, l.undelivered, l.unread
+                    ", LOST {} (dropped {}, undelivered {}, left by a dead receiver {})",
+                    l.lost,
+                    l.dropped,
+                    l.undelivered,
+                    l.lost.saturating_sub(l.dropped + l.undelivered)
                 )?;
             }
+            if l.unread_not_lost() > 0 {
+                write!(f, ", unread at the stop {} (not lost)", l.unread_not_lost())?;
+            }
+            if l.blocked_ms > 0 {
+                write!(f, ", sender blocked {} ms", l.blocked_ms)?;
+            }
             writeln!(f)?;
+        }
+        if !self.warnings.is_empty() {
+            writeln!(f, "  warnings during the run:")?;
+            for w in &self.warnings {
+                writeln!(f, "    {w}")?;
+            }
         }
         for i in &self.incidents {
             match (i.kind, i.end_s) {

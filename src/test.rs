@@ -56,6 +56,8 @@ pub struct Test {
     pub(crate) console_level: LevelFilter,
     pub(crate) file_level: LevelFilter,
     pub(crate) allow_nice_failure: bool,
+    pub(crate) prepare_timeout: std::time::Duration,
+    pub(crate) fail_on_loss: bool,
 }
 
 impl std::fmt::Debug for Test {
@@ -78,6 +80,7 @@ pub(crate) struct Resolved {
     pub display_freq: bool,
     pub log_level: LevelFilter,
     pub pausable: bool,
+    pub step_timeout: Option<std::time::Duration>,
 }
 
 impl Test {
@@ -94,7 +97,26 @@ impl Test {
             console_level: LevelFilter::Info,
             file_level: LevelFilter::Debug,
             allow_nice_failure: false,
+            prepare_timeout: std::time::Duration::from_secs(60),
+            fail_on_loss: false,
         }
+    }
+
+    /// How long the Blocks may take to prepare (open devices, home motors) before the test
+    /// stops with an error naming the Blocks not ready (default 60 s), instead of waiting at
+    /// the barrier forever.
+    pub fn prepare_timeout(&mut self, limit: std::time::Duration) -> &mut Self {
+        self.prepare_timeout = limit;
+        self
+    }
+
+    /// Makes `run()` fail (with [`ErrorKind::DataLost`](crate::ErrorKind::DataLost)) when
+    /// anything sent on a lossless link was lost: dropped, undelivered because its receiver
+    /// died or gave up, or received but never made durable (default: off; the report counts
+    /// it either way).
+    pub fn fail_on_loss(&mut self, yes: bool) -> &mut Self {
+        self.fail_on_loss = yes;
+        self
     }
 
     /// The test's name.
@@ -207,6 +229,7 @@ impl Test {
                     .log_level
                     .unwrap_or(self.console_level.max(self.file_level)),
                 pausable: s.pausable.unwrap_or(true),
+                step_timeout: s.step_timeout,
             });
         }
         if resolved.is_empty() {

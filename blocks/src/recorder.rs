@@ -457,6 +457,10 @@ impl Block for Recorder {
         }
         if open.last_flush.elapsed() >= self.flush_period {
             open.flush()?;
+            if self.mux.is_none() {
+                // One row per sample: the report can say what is on disk if this process dies.
+                ctx.report_durable(open.rows);
+            }
         }
         Ok(Flow::Continue)
     }
@@ -484,6 +488,9 @@ impl Block for Recorder {
         }
         open.fix_columns(&name);
         open.flush()?;
+        if self.mux.is_none() {
+            ctx.report_durable(open.rows);
+        }
         open.file
             .sync_all()
             .map_err(|e| Error::io(format!("cannot sync {}", open.path.display()), e))?;

@@ -327,7 +327,10 @@ impl Ring {
     pub fn blocked(&self) -> (u64, Option<u64>) {
         let h = self.hdr();
         let since = h.blocked_since.load(Ordering::Relaxed);
-        (h.blocked_ns.load(Ordering::Relaxed), (since != 0).then_some(since))
+        (
+            h.blocked_ns.load(Ordering::Relaxed),
+            (since != 0).then_some(since),
+        )
     }
 
     /// Samples and bytes waiting in the link now, and its capacity in samples and bytes.

@@ -125,6 +125,8 @@ impl WarningBoard {
 
 /// A Block's lifecycle state, as published in its slot.
 pub(crate) mod state {
+    /// The zero of a fresh slot: in `prepare` (or not started).
+    #[allow(dead_code)]
     pub const PREPARING: u32 = 0;
     pub const READY: u32 = 1;
     pub const RUNNING: u32 = 2;
