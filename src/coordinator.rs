@@ -97,11 +97,13 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
         file_level,
         prepare_timeout,
         fail_on_loss,
+        silent_link_after,
         ..
     } = test;
     let limits = Limits {
         prepare_timeout,
         fail_on_loss,
+        silent_after_ns: sys::ns(silent_link_after),
         step_timeouts: resolved.iter().map(|r| r.step_timeout).collect(),
     };
 
@@ -137,6 +139,7 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
 struct Limits {
     prepare_timeout: std::time::Duration,
     fail_on_loss: bool,
+    silent_after_ns: u64,
     step_timeouts: Vec<Option<std::time::Duration>>,
 }
 
@@ -666,9 +669,6 @@ struct Watch {
     blocked_at: Vec<std::collections::VecDeque<(u64, u64)>>,
 }
 
-/// How long a link may carry nothing while its sender loops before the watchdog says so.
-const SILENT_AFTER_NS: u64 = 10_000_000_000;
-
 /// Finish grace after Ctrl+\ (SIGQUIT): enough for `finish` to stop motors and close files.
 const QUIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -981,7 +981,7 @@ impl EventLoop {
             if lh.sent != count {
                 self.watch.silence[l] = (lh.sent, now, sender_loops, warned);
             } else if !warned
-                && now.saturating_sub(since_ns) > SILENT_AFTER_NS
+                && now.saturating_sub(since_ns) > self.limits.silent_after_ns
                 && sender_loops > loops_then + 10
                 && snap_blocks[from].state == crate::health::BlockState::Running
                 && snap_blocks[to].state == crate::health::BlockState::Running
@@ -1002,9 +1002,8 @@ impl EventLoop {
         }
         // Blocks: achieved rate, slow rate with its reason, hung steps.
         let control = self.control.clone();
-        for i in 0..n {
+        for (i, b) in snap_blocks.iter().enumerate() {
             let slot = control.slot(i);
-            let b = &snap_blocks[i];
             if b.state != crate::health::BlockState::Running
                 && slot.state.load(Ordering::Relaxed) != state::RUNNING
             {
@@ -1027,8 +1026,18 @@ impl EventLoop {
                     {
                         self.watch.rate_warned[i] = now;
                         let period = 1.0 / req;
-                        let reason = if let Some(s) = b.in_step_s.filter(|&s| s > period) {
-                            format!("it has been in its step for {:.3} s", s)
+                        // Blocked on a link first: a sender blocked in `send` is also "in
+                        // its step", but the link is what to fix.
+                        let reason = if let Some((l, blocked)) = self.worst_blocked_output(i, t_old)
+                        {
+                            let lh = self.health.link(&self.health.links[l], now);
+                            format!(
+                                "it was blocked {:.0} % of the time on link {} to {} ({:.0} % full), which does not read fast enough",
+                                (blocked * 100.0 / (span as f64 * 1e-9)).min(100.0),
+                                lh.name,
+                                lh.to,
+                                lh.fill_ratio() * 100.0
+                            )
                         } else if b.step_last_s > period || b.step_max_s > 2.0 * period {
                             format!(
                                 "its step takes {:.2} ms (longest {:.2} ms), longer than its period of {:.2} ms",
@@ -1036,15 +1045,8 @@ impl EventLoop {
                                 b.step_max_s * 1e3,
                                 period * 1e3
                             )
-                        } else if let Some((l, blocked)) = self.worst_blocked_output(i, t_old) {
-                            let lh = self.health.link(&self.health.links[l], now);
-                            format!(
-                                "it was blocked {:.0} % of the time on link {} to {} ({:.0} % full), which does not read fast enough",
-                                blocked * 100.0 / (span as f64 * 1e-9),
-                                lh.name,
-                                lh.to,
-                                lh.fill_ratio() * 100.0
-                            )
+                        } else if let Some(s) = b.in_step_s.filter(|&s| s > 10.0 * period) {
+                            format!("it has been in its step for {s:.3} s")
                         } else {
                             "the machine did not give it the time (overloaded? try a lower niceness)".to_owned()
                         };
@@ -1448,7 +1450,7 @@ impl EventLoop {
                         missed_deadlines: c.fin.as_ref().map_or(0, |f| f.missed_deadlines),
                         log_dropped: self.control.slot(i).log_dropped.load(Ordering::Relaxed)
                             + c.frames.malformed,
-                        step_max_s: (loops > 0).then(|| step_max as f64 * 1e-9),
+                        step_max_s: (loops > 0).then_some(step_max as f64 * 1e-9),
                         rows_durable,
                         not_durable,
                     }

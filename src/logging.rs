@@ -15,11 +15,11 @@
 
 use crate::proto::{level_to_u8, Channel, LogRecord, MAX_FRAME};
 use log::{LevelFilter, Log, Metadata, Record};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 struct CrabbyLogger;
 
@@ -31,13 +31,14 @@ const CONSOLE_QUEUE: usize = 256 * 1024;
 static LOGGER: CrabbyLogger = CrabbyLogger;
 static INSTALLED: OnceLock<bool> = OnceLock::new();
 static CHILD: OnceLock<Arc<Channel>> = OnceLock::new();
-/// The coordinator's formatter (fern) during a run.
-static COORDINATOR: Mutex<Option<Box<dyn Log>>> = Mutex::new(None);
-/// The coordinator's outputs (also used outside a run, for plain lines).
-static OUTPUTS: Mutex<Option<Outputs>> = Mutex::new(None);
-static T0: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 thread_local! {
+    /// The coordinator's formatter (fern) during a run, on the thread that called `run`:
+    /// runs on different threads (parallel `run_in_threads` tests) keep their logs apart.
+    static COORDINATOR: RefCell<Option<Box<dyn Log>>> = const { RefCell::new(None) };
+    /// The coordinator's outputs (also used outside a run, for plain lines).
+    static OUTPUTS: RefCell<Option<Outputs>> = const { RefCell::new(None) };
+    /// `t0` of the run on this thread (0: not started).
+    static T0: Cell<u64> = const { Cell::new(0) };
     /// Time of the record being written by the coordinator.
     static CURRENT: Cell<Option<f64>> = const { Cell::new(None) };
     /// In the threads runtime, the channel of the Block running on this thread.
@@ -57,11 +58,11 @@ pub(crate) fn install() -> bool {
 
 /// Sets the monotonic `t0` used to stamp the coordinator's own records (0 = not started).
 pub(crate) fn set_t0(t0: u64) {
-    T0.store(t0, std::sync::atomic::Ordering::Relaxed);
+    T0.with(|t| t.set(t0));
 }
 
 fn since_t0() -> Option<f64> {
-    match T0.load(std::sync::atomic::Ordering::Relaxed) {
+    match T0.with(|t| t.get()) {
         0 => None,
         t0 => Some((crate::sys::monotonic_ns() as i64 - t0 as i64) as f64 * 1e-9),
     }
@@ -226,8 +227,10 @@ impl Outputs {
 }
 
 fn with_outputs<R>(f: impl FnOnce(&mut Outputs) -> R) -> R {
-    let mut g = OUTPUTS.lock().unwrap_or_else(|p| p.into_inner());
-    f(g.get_or_insert_with(Outputs::new))
+    OUTPUTS.with(|o| {
+        let mut g = o.borrow_mut();
+        f(g.get_or_insert_with(Outputs::new))
+    })
 }
 
 /// In the coordinator: console (from `console` up) and file (from `file_level` up).
@@ -288,8 +291,9 @@ pub(crate) fn coordinator_mode(
         o.file = opened;
     });
     let (_, logger) = d.level(max).into_log();
-    *COORDINATOR.lock().unwrap_or_else(|p| p.into_inner()) = Some(logger);
-    log::set_max_level(max);
+    COORDINATOR.with(|c| *c.borrow_mut() = Some(logger));
+    // The global maximum only rises: another run on another thread may want more.
+    log::set_max_level(max.max(log::max_level()));
     Ok(())
 }
 
@@ -321,7 +325,7 @@ pub(crate) fn console_state() -> (u64, bool) {
 /// In the coordinator, after the run: stop writing the log file. Lines still queued for
 /// the console get one last chance, without waiting.
 pub(crate) fn coordinator_done() {
-    *COORDINATOR.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    COORDINATOR.with(|c| *c.borrow_mut() = None);
     with_outputs(|o| {
         o.console.push_out();
         if let Some((f, _)) = o.file.as_mut() {
@@ -334,8 +338,7 @@ pub(crate) fn coordinator_done() {
 
 /// Writes a record received from a Block.
 pub(crate) fn forward(block: &str, level: log::Level, t: Option<f64>, msg: &str) {
-    let guard = COORDINATOR.lock().unwrap_or_else(|p| p.into_inner());
-    match guard.as_ref() {
+    let written = COORDINATOR.with(|c| match c.borrow().as_ref() {
         Some(l) => {
             CURRENT.with(|c| c.set(t));
             l.log(
@@ -346,11 +349,12 @@ pub(crate) fn forward(block: &str, level: log::Level, t: Option<f64>, msg: &str)
                     .build(),
             );
             CURRENT.with(|c| c.set(None));
+            true
         }
-        None => {
-            drop(guard);
-            plain_line(&format!("{level:<5} {block} {msg}\n"));
-        }
+        None => false,
+    });
+    if !written {
+        plain_line(&format!("{level:<5} {block} {msg}\n"));
     }
 }
 
@@ -389,23 +393,27 @@ impl Log for CrabbyLogger {
             });
             return;
         }
-        let guard = COORDINATOR.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = guard.as_ref() {
-            let target = if record.target().starts_with("crabby") {
-                "crabby"
-            } else {
-                record.target()
-            };
-            l.log(
-                &Record::builder()
-                    .level(record.level())
-                    .target(target)
-                    .args(*record.args())
-                    .build(),
-            );
-        } else {
-            drop(guard);
-            // Outside a run (before or after `Test::run`): plain lines on the console.
+        let written = COORDINATOR.with(|c| match c.borrow().as_ref() {
+            Some(l) => {
+                let target = if record.target().starts_with("crabby") {
+                    "crabby"
+                } else {
+                    record.target()
+                };
+                l.log(
+                    &Record::builder()
+                        .level(record.level())
+                        .target(target)
+                        .args(*record.args())
+                        .build(),
+                );
+                true
+            }
+            None => false,
+        });
+        if !written {
+            // Outside a run (before or after `Test::run`), or on another thread than the
+            // run's: plain lines on the console.
             plain_line(&format!(
                 "{:<5} {} {}\n",
                 record.level(),

@@ -58,6 +58,7 @@ pub struct Test {
     pub(crate) allow_nice_failure: bool,
     pub(crate) prepare_timeout: std::time::Duration,
     pub(crate) fail_on_loss: bool,
+    pub(crate) silent_link_after: std::time::Duration,
 }
 
 impl std::fmt::Debug for Test {
@@ -99,7 +100,15 @@ impl Test {
             allow_nice_failure: false,
             prepare_timeout: std::time::Duration::from_secs(60),
             fail_on_loss: false,
+            silent_link_after: std::time::Duration::from_secs(10),
         }
+    }
+
+    /// After how long a link that carried nothing while its sender loops is reported (once
+    /// per link; default 10 s). A Block waiting for a label no Block sends shows up here.
+    pub fn silent_link_after(&mut self, after: std::time::Duration) -> &mut Self {
+        self.silent_link_after = after;
+        self
     }
 
     /// How long the Blocks may take to prepare (open devices, home motors) before the test

@@ -262,3 +262,46 @@ fn a_refused_sample_does_not_advance_other_links_modifiers() {
         "the modifier ran for the refused sample"
     );
 }
+
+/// Logs its tag every loop; ends after 0.3 s.
+struct Tagger(&'static str);
+impl Block for Tagger {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        log::info!("tag {}", self.0);
+        Ok(if ctx.t() > 0.3 {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+/// Issue 10: the logs of parallel `run_in_threads` tests stay with their own test (each
+/// run's log file has its own Blocks' lines, none of the other's).
+#[test]
+fn parallel_runs_keep_their_logs_apart() {
+    let dir = TempDir::new("threads-logs");
+    let file_a = dir.path().join("a.log");
+    let file_b = dir.path().join("b.log");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let (b2, fb) = (barrier.clone(), file_b.clone());
+    let other = std::thread::spawn(move || {
+        let mut t = Test::new("b");
+        t.log_file(Some(fb))
+            .log_levels(crabby::LevelFilter::Off, crabby::LevelFilter::Info);
+        t.add(Tagger("bbb"));
+        b2.wait();
+        t.run_in_threads().map(|_| ())
+    });
+    let mut t = Test::new("a");
+    t.log_file(Some(file_a.clone()))
+        .log_levels(crabby::LevelFilter::Off, crabby::LevelFilter::Info);
+    t.add(Tagger("aaa"));
+    barrier.wait();
+    t.run_in_threads().expect("run a");
+    other.join().unwrap().expect("run b");
+    let a = std::fs::read_to_string(&file_a).unwrap();
+    let b = std::fs::read_to_string(&file_b).unwrap();
+    assert!(a.contains("tag aaa") && !a.contains("tag bbb"), "a:\n{a}");
+    assert!(b.contains("tag bbb") && !b.contains("tag aaa"), "b:\n{b}");
+}

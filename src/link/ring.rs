@@ -237,6 +237,7 @@ impl Ring {
                 break;
             }
             if h.reader_closed.load(Ordering::Acquire) != 0 {
+                self.end_blocked(sys::monotonic_ns());
                 h.undeliverable.fetch_add(1, Ordering::Relaxed);
                 return Pushed::ReceiverGone;
             }
