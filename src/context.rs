@@ -102,6 +102,17 @@ impl Context {
         }
     }
 
+    /// Adds a line to this Block's entry in the run report (what it did that the runtime
+    /// cannot know: a bridge's outages, a device's reconnections). At most 1000 bytes a note;
+    /// a few notes per Block.
+    pub fn report_note(&self, note: impl Into<String>) {
+        let mut note = note.into();
+        crate::error::clip(&mut note, 1000);
+        if !self.post(Lifecycle::Note(note)) {
+            log::warn!("too many report notes: this one is only in the log");
+        }
+    }
+
     /// Posts a lifecycle message to this Block's mailbox and wakes the coordinator. Only the
     /// Block's own process may post (its children, which share the slot, may not).
     pub(crate) fn post(&self, msg: Lifecycle) -> bool {

@@ -39,6 +39,7 @@ struct Child {
     prepare_error: Option<crate::error::WireError>,
     status: Option<Exit>,
     report_files: Vec<std::path::PathBuf>,
+    notes: Vec<String>,
 }
 
 impl Child {
@@ -266,6 +267,7 @@ fn new_child(r: &Resolved, pipe: Option<std::fs::File>) -> Child {
         prepare_error: None,
         status: None,
         report_files: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -1221,6 +1223,7 @@ impl EventLoop {
                 self.children[i].fin = Some(f);
             }
             Lifecycle::AppendReport(path) => self.children[i].report_files.push(path),
+            Lifecycle::Note(note) => self.children[i].notes.push(note),
         }
     }
 
@@ -1453,6 +1456,7 @@ impl EventLoop {
                         step_max_s: (loops > 0).then_some(step_max as f64 * 1e-9),
                         rows_durable,
                         not_durable,
+                        notes: c.notes.clone(),
                     }
                 })
                 .collect();

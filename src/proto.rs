@@ -35,6 +35,8 @@ pub(crate) enum Lifecycle {
     },
     /// Append the run report to this file at the end (a recorder's metadata file).
     AppendReport(std::path::PathBuf),
+    /// A line for the Block's entry in the run report.
+    Note(String),
     /// The Block's outcome and statistics, posted just before the process exits.
     Final(BlockFinal),
 }

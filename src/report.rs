@@ -102,6 +102,8 @@ pub struct BlockReport {
     pub rows_durable: Option<u64>,
     /// Samples it received but never made durable because it was killed or crashed: lost.
     pub not_durable: u64,
+    /// What the Block itself added to the report ([`Context::report_note`](crate::Context::report_note)).
+    pub notes: Vec<String>,
 }
 
 /// One link in the report.
@@ -308,6 +310,9 @@ impl fmt::Display for Report {
                 write!(f, "  {} log records dropped (log flood)", b.log_dropped)?;
             }
             writeln!(f)?;
+            for n in &b.notes {
+                writeln!(f, "      {n}")?;
+            }
         }
         for l in &self.links {
             write!(

@@ -485,7 +485,7 @@ impl Block for MqttPublish {
             let flushed = net.wait_for(self.flush_timeout, |s| s.flushed());
             let stats = self.stats();
             net.shutdown(Duration::from_millis(500));
-            self.report(&stats, flushed)
+            self.report(ctx, &stats, flushed)
         }
     }
 }
@@ -622,13 +622,13 @@ impl MqttPublish {
         }
     }
 
-    fn report(&self, stats: &PublishStats, flushed: bool) -> Result<()> {
+    fn report(&self, ctx: &Context, stats: &PublishStats, flushed: bool) -> Result<()> {
         let name = self
             .run
             .as_ref()
             .map(|r| r.descriptor.publisher.clone())
             .unwrap_or_default();
-        log::info!(
+        let summary = format!(
             "published {} samples in {} batches; delivered {} samples; {} outages ({:.2} s without broker); {} messages re-sent; {} samples dropped (buffer full){}",
             stats.batched,
             stats.batches,
@@ -643,6 +643,9 @@ impl MqttPublish {
                 String::new()
             }
         );
+        log::info!("{summary}");
+        // The outage time and counts belong in the run report, beside the Block.
+        ctx.report_note(summary);
         if let Some(path) = &self.stats_file {
             let text = serde_json::to_string_pretty(stats).unwrap_or_default();
             std::fs::write(path, text).map_err(|e| {

@@ -505,7 +505,7 @@ impl Block for MqttSubscribe {
         net.shutdown(Duration::from_millis(500));
         end_session(&r.options);
         let s = &r.stats;
-        log::info!(
+        let summary = format!(
             "received {} samples in {} batches; lost {} batches ({} samples); {} joined late; {} duplicates and {} rejected payloads dropped; source went silent {} times; {} outages ({:.2} s without broker){}",
             s.samples,
             s.batches,
@@ -519,6 +519,8 @@ impl Block for MqttSubscribe {
             s.net.outage_s,
             if r.remote_stopped { "; stopped by a remote stop" } else { "" }
         );
+        log::info!("{summary}");
+        ctx.report_note(summary);
         if let Some(path) = &self.stats_file {
             let text = serde_json::to_string_pretty(&r.stats).unwrap_or_default();
             std::fs::write(path, text).map_err(|e| {

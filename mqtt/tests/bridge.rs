@@ -571,6 +571,14 @@ fn outage(buffer: u64, n: u64, signal: Signal) -> std::result::Result<(TempDir, 
     );
     let plog = read(&d, "pub.log");
     ensure!(plog.contains("reconnected to the broker after"), "{plog}");
+    // The outage time and counts are in each run report, beside the bridge Block.
+    let preport = read(&d, "pub.report");
+    ensure!(
+        preport.contains("outages (") && preport.contains("s without broker"),
+        "{preport}"
+    );
+    let sreport = read(&d, "sub.report");
+    ensure!(sreport.contains("s without broker"), "{sreport}");
     Ok((dir, ps, ss))
 }
 
