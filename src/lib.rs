@@ -114,6 +114,7 @@ mod report;
 mod sample;
 mod sys;
 mod test;
+pub mod testing;
 pub mod time;
 
 pub(crate) use sys::control;

@@ -1,0 +1,3 @@
+//! Tools to test your own Blocks.
+
+pub mod harness;
