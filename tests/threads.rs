@@ -262,3 +262,40 @@ fn a_refused_sample_does_not_advance_other_links_modifiers() {
         "the modifier ran for the refused sample"
     );
 }
+
+/// Sends `n` = 1..=200, then ends the test.
+struct CountsTo200(i64);
+impl Block for CountsTo200 {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        self.0 += 1;
+        ctx.send(&Sample::new().with("n", self.0))?;
+        Ok(if self.0 == 200 {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+/// The capture Block under `run_in_threads` (the forked run is in tests/testing.rs): every
+/// sample, in order, from a test that runs alongside others in this process.
+#[test]
+fn capture_returns_every_sample_in_threads() {
+    let (cap, samples) = crabby::testing::capture();
+    let mut t = quiet("threads-capture");
+    let src = t.add_with(CountsTo200(0), Settings::new().freq(2000.0));
+    let c = t.add(cap);
+    t.link(src, c);
+    let report = t.run_in_threads().expect("run");
+    assert_eq!(report.links[0].sent, 200, "{report}");
+    let n: Vec<f64> = samples
+        .take()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.get_f64("n"))
+        .collect();
+    assert_eq!(n, (1..=200).map(f64::from).collect::<Vec<_>>());
+    let path = samples.path().to_path_buf();
+    drop(samples);
+    assert!(!path.exists(), "the capture file outlived its handle");
+}
