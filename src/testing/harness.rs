@@ -17,7 +17,7 @@
 //! exited, its orphans have 2 s to die (Blocks die of their parent-death signal at once);
 //! those still alive fail the case and are killed. A live orphan with no token (it cleared
 //! its environment) fails the whole run. The [`TempDir`]s and
-//! capture files of a case that was killed are removed.
+//! [`capture`](crate::testing::capture) files of a case that was killed are removed.
 //!
 //! **Cases run in parallel**, one per available core (`--test-threads=N` or
 //! `RUST_TEST_THREADS` to change it), each in its own process group so that a case signalling
