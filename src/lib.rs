@@ -110,6 +110,7 @@ mod pacing;
 mod pause;
 pub mod process;
 mod proto;
+mod realtime;
 mod report;
 mod sample;
 mod sys;

@@ -1,6 +1,6 @@
 //! [`Test`]: the graph a user builds, checked before anything is forked.
 
-use crate::block::{Grace, GraphView, InputView, Rate, Settings, DEFAULT_RATE};
+use crate::block::{Grace, GraphView, InputView, Rate, Sched, Settings, DEFAULT_RATE};
 use crate::link::{labels_through, LinkOptions};
 use crate::{Block, Error, Label, Report, Result};
 use log::LevelFilter;
@@ -76,7 +76,8 @@ pub(crate) struct Resolved {
     pub name: String,
     pub kind: String,
     pub rate: Rate,
-    pub niceness: Option<i32>,
+    /// Niceness and real-time priority (named for what the coordinator passes on).
+    pub niceness: Sched,
     pub display_freq: bool,
     pub log_level: LevelFilter,
     pub pausable: bool,
@@ -221,7 +222,10 @@ impl Test {
                 name,
                 kind,
                 rate: s.rate.unwrap_or(DEFAULT_RATE),
-                niceness: s.niceness,
+                niceness: Sched {
+                    niceness: s.niceness,
+                    realtime: s.realtime,
+                },
                 display_freq: s.display_freq.unwrap_or(false),
                 // By default a Block sends only the records someone will write (not every
                 // trace record through its log channel).
@@ -261,7 +265,7 @@ impl Test {
                     .with_origin(r.name.clone()));
                 }
             }
-            if let Some(n) = r.niceness {
+            if let Some(n) = r.niceness.niceness {
                 if !(-20..=19).contains(&n) {
                     return Err(Error::config(format!(
                         "setting 'niceness' is {n}; it must be between -20 and 19"
@@ -278,6 +282,13 @@ impl Test {
                     } else {
                         return Err(Error::config(msg).with_origin(r.name.clone()));
                     }
+                }
+            }
+            if let Some(p) = r.niceness.realtime {
+                if let Some(msg) =
+                    crate::realtime::refusal(p, &crate::realtime::Privileges::current())
+                {
+                    return Err(Error::config(msg).with_origin(r.name.clone()));
                 }
             }
         }
@@ -431,8 +442,11 @@ pub(crate) fn describe_graph(test: &Test, resolved: &[Resolved]) -> String {
             Rate::Hz(hz) => format!("{hz} Hz"),
         };
         s.push_str(&format!("block {} ({}), rate {rate}", r.name, r.kind));
-        if let Some(n) = r.niceness {
+        if let Some(n) = r.niceness.niceness {
             s.push_str(&format!(", niceness {n}"));
+        }
+        if let Some(p) = r.niceness.realtime {
+            s.push_str(&format!(", real-time SCHED_FIFO priority {p}"));
         }
         let d = e.block.describe();
         if !d.is_empty() {
