@@ -1,0 +1,217 @@
+//! Real-time pacing (`Settings::realtime`): period jitter of 10 Blocks at 1 kHz, with and
+//! without SCHED_FIFO, while a release build of this workspace loads every core, in the
+//! same run (phases alternate so a change of load hits both). Prints its figures.
+//!
+//! Run: `cargo bench --bench realtime` (about a minute; it loads the machine, so run it
+//! alone). Without the privilege for SCHED_FIFO (see `Settings::realtime`) it says so and
+//! measures the normal scheduler only.
+//!
+//! The load is `cargo build --release --workspace` into a temporary target folder, started
+//! in its own process group before the first phase, restarted from scratch if it ends
+//! before the last, and killed (the whole group) and removed at the end.
+
+use crabby::{Block, Context, Flow, Result, Settings, Test};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BLOCKS: usize = 10;
+const HZ: f64 = 1000.0;
+const SECS: f64 = 5.0;
+const PRIORITY: u8 = 50;
+
+/// Does nothing, paced; the first Block ends the test after `SECS`.
+struct Idle {
+    ender: bool,
+}
+impl Block for Idle {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        Ok(if self.ender && ctx.t() > SECS {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+/// A compile that loads the machine.
+struct Load {
+    target: PathBuf,
+    child: Option<Child>,
+    restarts: u32,
+}
+
+impl Load {
+    fn start() -> Load {
+        let target = std::env::temp_dir().join(format!("crabby-bench-load-{}", std::process::id()));
+        let mut l = Load {
+            target,
+            child: None,
+            restarts: 0,
+        };
+        l.spawn();
+        l
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.target);
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let child = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--workspace",
+                "--offline",
+                "--target-dir",
+            ])
+            .arg(&self.target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the compile that loads the machine");
+        self.child = Some(child);
+    }
+
+    /// Whether the compile is still running; restarts it if it ended.
+    fn keep_going(&mut self) -> bool {
+        let running = match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            _ => false,
+        };
+        if !running {
+            if let Some(mut c) = self.child.take() {
+                let _ = c.wait();
+            }
+            self.restarts += 1;
+            self.spawn();
+        }
+        running
+    }
+
+    fn stop(mut self) {
+        if let Some(mut c) = self.child.take() {
+            // The compile's own process group: cargo and every rustc it started.
+            let pgid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.target);
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().next().unwrap_or("?").to_owned())
+        .unwrap_or_else(|_| "?".into())
+}
+
+struct Figures {
+    p99_median: f64,
+    p99_worst: f64,
+    late_max: f64,
+    missed: u64,
+    freq_min: f64,
+}
+
+fn phase(realtime: bool) -> std::result::Result<Figures, crabby::Error> {
+    let mut t = Test::new("bench-realtime");
+    t.log_file(None)
+        .log_levels(log::LevelFilter::Warn, log::LevelFilter::Off);
+    for i in 0..BLOCKS {
+        let mut s = Settings::new().name(format!("idle{i}")).freq(HZ);
+        if realtime {
+            s = s.realtime(PRIORITY);
+        }
+        t.add_with(Idle { ender: i == 0 }, s);
+    }
+    let r = t.run()?;
+    let mut p99: Vec<f64> = r.blocks.iter().filter_map(|b| b.jitter_p99_us).collect();
+    p99.sort_by(f64::total_cmp);
+    Ok(Figures {
+        p99_median: p99[p99.len() / 2],
+        p99_worst: *p99.last().unwrap(),
+        late_max: r
+            .blocks
+            .iter()
+            .filter_map(|b| b.max_late_us)
+            .fold(0.0, f64::max),
+        missed: r.blocks.iter().map(|b| b.missed_deadlines).sum(),
+        freq_min: r
+            .blocks
+            .iter()
+            .filter_map(|b| b.mean_freq)
+            .fold(f64::INFINITY, f64::min),
+    })
+}
+
+fn print(label: &str, f: &Figures, load: &str) {
+    println!(
+        "{label:<22} p99 |period − 1 ms| median {:>7.0} µs, worst Block {:>7.0} µs; max lateness {:>7.0} µs; missed {:>5}; slowest {:>8.2} Hz; load {load}",
+        f.p99_median, f.p99_worst, f.late_max, f.missed, f.freq_min
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists; nothing to list
+    }
+    println!(
+        "real-time pacing: {BLOCKS} Blocks at {HZ} Hz doing nothing, {SECS} s per phase, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    match phase(false) {
+        Ok(f) => print("idle machine, normal", &f, &loadavg()),
+        Err(e) => {
+            eprintln!("run failed: {e}");
+            std::process::exit(1);
+        }
+    }
+    let mut load = Load::start();
+    // Let the compile get going (dependency resolution, the first rustc processes).
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+        load.keep_going();
+    }
+    let mut fifo_ok = true;
+    let mut all_loaded = true;
+    for round in 1..=2 {
+        for realtime in [false, true] {
+            if realtime && !fifo_ok {
+                continue;
+            }
+            all_loaded &= load.keep_going();
+            let before = loadavg();
+            let res = phase(realtime);
+            all_loaded &= load.keep_going();
+            let label = format!(
+                "compile, {} #{round}",
+                if realtime { "SCHED_FIFO" } else { "normal" }
+            );
+            match res {
+                Ok(f) => print(&label, &f, &format!("{before} → {}", loadavg())),
+                Err(e) if realtime && e.kind() == crabby::ErrorKind::Configuration => {
+                    println!(
+                        "SCHED_FIFO not permitted here, measured the normal scheduler only: {e}"
+                    );
+                    fifo_ok = false;
+                }
+                Err(e) => {
+                    load.stop();
+                    eprintln!("run failed: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    println!(
+        "the compile ran through every loaded phase: {} (restarts: {})",
+        if all_loaded { "yes" } else { "no" },
+        load.restarts
+    );
+    load.stop();
+}
