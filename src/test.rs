@@ -198,6 +198,13 @@ impl Test {
     /// ordinary `#[test]`. No process isolation: a crash takes the whole process, signals are
     /// not handled, and a Block that hangs past the grace periods is abandoned (reported as
     /// killed, its thread left running). Use [`run`](Test::run) for real tests.
+    ///
+    /// **Here Blocks share memory; under `run()` they do not.** An `Arc`, atomic, `Mutex` or
+    /// `static` shared by two Blocks (or with the test) works in threads and silently does
+    /// nothing under `run()`, where each Block has its own copy. Pass data through links;
+    /// read what a Block sent with [`testing::capture`](crate::testing::capture), which works
+    /// in both runtimes; couple simulated devices in one Block or through links (see
+    /// [`testing`](crate::testing)). [`Settings::realtime`] is checked but not applied here.
     pub fn run_in_threads(self) -> Result<Report> {
         crate::coordinator::run(self, crate::coordinator::Mode::Threads)
     }
