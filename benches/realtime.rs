@@ -78,10 +78,7 @@ impl Load {
 
     /// Whether the compile is still running; restarts it if it ended.
     fn keep_going(&mut self) -> bool {
-        let running = match self.child.as_mut().map(|c| c.try_wait()) {
-            Some(Ok(None)) => true,
-            _ => false,
-        };
+        let running = matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)));
         if !running {
             if let Some(mut c) = self.child.take() {
                 let _ = c.wait();
