@@ -122,6 +122,9 @@ pub struct Settings {
     /// Stop the test (as a failure of this Block) when its `step` has not returned for this
     /// long (default: never; a warning is logged after max(1 s, 10 periods) in any case).
     pub step_timeout: Option<std::time::Duration>,
+    /// Real-time priority, 1 (lowest) to 99: the Block's loop runs under `SCHED_FIFO` with
+    /// its memory locked (default: not real-time). See [`Settings::realtime`].
+    pub realtime: Option<u8>,
 }
 
 impl Settings {
@@ -172,6 +175,34 @@ impl Settings {
         self.step_timeout = Some(limit);
         self
     }
+    /// Runs this Block's loop in real time: `SCHED_FIFO` at `priority` (1, lowest, to 99),
+    /// with all its memory locked in RAM (`mlockall(MCL_CURRENT | MCL_FUTURE)`), for a
+    /// tighter period than the normal scheduler gives on a loaded machine (see
+    /// `benches/realtime.rs` for figures).
+    ///
+    /// Applied in the Block's own process after fork: memory is locked before
+    /// [`Block::prepare`], the priority is set after it (a slow initialisation does not
+    /// run ahead of everything else). Only the Block's loop thread is real-time: threads and
+    /// processes the Block starts are scheduled normally (`SCHED_RESET_ON_FORK`). Under
+    /// [`Test::run_in_threads`](crate::Test::run_in_threads) the setting is checked but not
+    /// applied (it would make a thread of the test process real-time).
+    ///
+    /// Checked before anything is forked: a priority outside 1..=99 is a configuration
+    /// error, and so is a process that may not use it. It needs `CAP_SYS_NICE` (root has it)
+    /// or an `RLIMIT_RTPRIO` at least `priority` (`ulimit -r`; `@realtime - rtprio 99` in
+    /// `/etc/security/limits.conf`), and `CAP_IPC_LOCK` or an unlimited `RLIMIT_MEMLOCK`
+    /// (`ulimit -l unlimited`; `@realtime - memlock unlimited`). The error names the Block
+    /// and the missing privilege.
+    ///
+    /// A real-time Block preempts every normal process on its core, the coordinator
+    /// included, whenever it is runnable: give it a frequency (a paced Block sleeps between
+    /// loops) or make it wait on its inputs, and keep its `step` short. The kernel's
+    /// real-time throttling (`/proc/sys/kernel/sched_rt_runtime_us`, 95 % by default) keeps
+    /// a runaway one from freezing the machine.
+    pub fn realtime(mut self, priority: u8) -> Self {
+        self.realtime = Some(priority);
+        self
+    }
     /// `self` where set, else `fallback`.
     pub(crate) fn or(self, fallback: Settings) -> Settings {
         Settings {
@@ -182,8 +213,19 @@ impl Settings {
             log_level: self.log_level.or(fallback.log_level),
             pausable: self.pausable.or(fallback.pausable),
             step_timeout: self.step_timeout.or(fallback.step_timeout),
+            realtime: self.realtime.or(fallback.realtime),
         }
     }
+}
+
+/// How a Block's process is scheduled, resolved from its [`Settings`] and carried to it
+/// (as the `niceness` field of the resolved settings and of the child's spec).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Sched {
+    /// `Settings::niceness`.
+    pub niceness: Option<i32>,
+    /// `Settings::realtime`: the `SCHED_FIFO` priority.
+    pub realtime: Option<u8>,
 }
 
 /// Default loop rate of a Block that sets none.

@@ -1,6 +1,6 @@
 //! The body of a Block's process, from just after fork to `_exit`.
 
-use crate::block::{Flow, Rate};
+use crate::block::{Flow, Rate, Sched};
 use crate::control::{state, Control, START_ABORT, START_GO, START_WAIT};
 use crate::pacing::Pacer;
 use crate::proto::{BlockFinal, EndKind, Lifecycle};
@@ -68,6 +68,14 @@ pub(crate) fn thread_main(spec: ChildSpec) {
     THREAD_CONTROL.with(|c| *c.borrow_mut() = Some(ctx.control.clone()));
     IN_BLOCK.with(|b| b.set(true));
     logging::thread_mode(Some(channel.clone()));
+    if let Some(p) = niceness.realtime {
+        log::debug!("real-time priority {p} is not applied under run_in_threads");
+    }
+    // A thread of the test process is not made real-time (see Settings::realtime).
+    let niceness = Sched {
+        realtime: None,
+        ..niceness
+    };
     run_and_report(block, ctx, rate, niceness, display_freq);
     logging::thread_mode(None);
     IN_BLOCK.with(|b| b.set(false));
@@ -78,7 +86,8 @@ pub(crate) struct ChildSpec {
     pub block: Box<dyn Block>,
     pub ctx: Context,
     pub rate: Rate,
-    pub niceness: Option<i32>,
+    /// Niceness and real-time priority.
+    pub niceness: Sched,
     pub display_freq: bool,
     pub log_level: log::LevelFilter,
     pub coordinator: nix::unistd::Pid,
@@ -143,7 +152,7 @@ fn run_and_report(
     mut block: Box<dyn Block>,
     mut ctx: Context,
     rate: Rate,
-    niceness: Option<i32>,
+    niceness: Sched,
     display_freq: bool,
 ) {
     sys::low_timer_slack();
@@ -199,7 +208,7 @@ fn run_lifecycle(
     block: &mut dyn Block,
     ctx: &mut Context,
     rate: Rate,
-    niceness: Option<i32>,
+    niceness: Sched,
     display_freq: bool,
 ) -> BlockFinal {
     let name = ctx.name.clone();
@@ -286,16 +295,35 @@ fn run_lifecycle(
 fn prepare(
     block: &mut dyn Block,
     ctx: &mut Context,
-    niceness: Option<i32>,
+    sched: Sched,
     name: &str,
 ) -> Result<(), EndKind> {
-    if let Some(n) = niceness {
+    if let Some(n) = sched.niceness {
         if let Err(e) = sys::set_niceness(n) {
             // The coordinator checked the privilege before forking; warn if it still failed.
             log::warn!("could not set niceness {n}: {e}");
         }
     }
-    guarded(name, || block.prepare(ctx))
+    // Settings::realtime: the memory is locked before `prepare` (what it allocates is locked
+    // too), the priority is set after it. The coordinator checked the privileges; a kernel
+    // that still refuses (a container without a real-time budget) fails the Block here,
+    // before the start.
+    let realtime_error = |what: &str, e: std::io::Error| {
+        let msg = format!(
+            "setting 'realtime': {what} failed although the privileges were checked before the start ({e}); a container or cgroup may forbid it (cpu.rt_runtime_us), or remove Settings::realtime"
+        );
+        EndKind::Failed(Error::config(msg).with_block(name.to_owned()).to_wire())
+    };
+    if sched.realtime.is_some() {
+        crate::realtime::lock_memory().map_err(|e| realtime_error("mlockall", e))?;
+    }
+    guarded(name, || block.prepare(ctx))?;
+    if let Some(p) = sched.realtime {
+        crate::realtime::set_priority(p)
+            .map_err(|e| realtime_error(&format!("SCHED_FIFO priority {p}"), e))?;
+        log::debug!("real-time: SCHED_FIFO priority {p}, memory locked");
+    }
+    Ok(())
 }
 
 /// Waits at the barrier. Returns true on start, false if the barrier broke.

@@ -5,10 +5,19 @@
 //! holds them at a barrier until all are prepared, starts them together at a common `t0`,
 //! and stops them all cleanly when one ends, fails, or the user presses Ctrl+C.
 //!
+//! **Blocks share no memory.** Each Block runs in its own process, on its own copy of the
+//! program's memory: an `Arc`, an atomic, a `static` or a `Mutex` given to two Blocks (or
+//! kept by `main` to read afterwards) compiles, works under [`Test::run_in_threads`], and
+//! silently does nothing under [`Test::run`]. Blocks exchange data only through links. For
+//! coupled simulated hardware (a motor that moves the specimen a load cell measures), let one
+//! Block own the coupled model, or send the coupling through a link (the motor Block sends
+//! its position, the load-cell Block computes the force from it): see [`testing`], which
+//! also gives a [`capture`](testing::capture) Block to read in a test what a Block sent.
+//!
 //! The principal types:
 //! - [`Test`]: the graph; [`Test::add`], [`Test::link`], [`Test::run`].
 //! - [`Block`]: what a Block does (`prepare`, `begin`, `step`, `finish`); [`Settings`]
-//!   (name, frequency, niceness, log level).
+//!   (name, frequency, niceness, real-time priority, log level).
 //! - [`Context`]: a Block's handle on the running test: the clock, sending and receiving
 //!   [`Sample`]s, waiting for data, stopping the test.
 //! - [`LinkOptions`] and [`modifier`]: per-link buffer, overflow policy and transformations.
@@ -86,7 +95,11 @@
 //! ## Testing Blocks
 //!
 //! [`Test::run_in_threads`] runs the same graph with each Block on a thread, so a Block can be
-//! tested from an ordinary `#[test]`.
+//! tested from an ordinary `#[test]`: quick, but memory is shared there and not under
+//! `run()` (see above), so a test that passes in threads can still be wrong for the real
+//! run. [`testing::capture`] returns what a Block received in both runtimes, and
+//! [`testing::harness`] runs tests that call `run()` (they fork, so not from libtest's
+//! threads) in your own crate, each in its own process under a timeout.
 //!
 //! ## Rules that keep a test safe
 //! - Call [`Test::run`] from `main` before starting any thread: Blocks are forked.
@@ -110,10 +123,12 @@ mod pacing;
 mod pause;
 pub mod process;
 mod proto;
+mod realtime;
 mod report;
 mod sample;
 mod sys;
 mod test;
+pub mod testing;
 pub mod time;
 
 pub(crate) use sys::control;

@@ -1,6 +1,6 @@
 //! [`Test`]: the graph a user builds, checked before anything is forked.
 
-use crate::block::{Grace, GraphView, InputView, Rate, Settings, DEFAULT_RATE};
+use crate::block::{Grace, GraphView, InputView, Rate, Sched, Settings, DEFAULT_RATE};
 use crate::link::{labels_through, LinkOptions};
 use crate::{Block, Error, Label, Report, Result};
 use log::LevelFilter;
@@ -77,7 +77,8 @@ pub(crate) struct Resolved {
     pub name: String,
     pub kind: String,
     pub rate: Rate,
-    pub niceness: Option<i32>,
+    /// Niceness and real-time priority (named for what the coordinator passes on).
+    pub niceness: Sched,
     pub display_freq: bool,
     pub log_level: LevelFilter,
     pub pausable: bool,
@@ -206,6 +207,13 @@ impl Test {
     /// ordinary `#[test]`. No process isolation: a crash takes the whole process, signals are
     /// not handled, and a Block that hangs past the grace periods is abandoned (reported as
     /// killed, its thread left running). Use [`run`](Test::run) for real tests.
+    ///
+    /// **Here Blocks share memory; under `run()` they do not.** An `Arc`, atomic, `Mutex` or
+    /// `static` shared by two Blocks (or with the test) works in threads and silently does
+    /// nothing under `run()`, where each Block has its own copy. Pass data through links;
+    /// read what a Block sent with [`testing::capture`](crate::testing::capture), which works
+    /// in both runtimes; couple simulated devices in one Block or through links (see
+    /// [`testing`](crate::testing)). [`Settings::realtime`] is checked but not applied here.
     pub fn run_in_threads(self) -> Result<Report> {
         crate::coordinator::run(self, crate::coordinator::Mode::Threads)
     }
@@ -230,7 +238,10 @@ impl Test {
                 name,
                 kind,
                 rate: s.rate.unwrap_or(DEFAULT_RATE),
-                niceness: s.niceness,
+                niceness: Sched {
+                    niceness: s.niceness,
+                    realtime: s.realtime,
+                },
                 display_freq: s.display_freq.unwrap_or(false),
                 // By default a Block sends only the records someone will write (not every
                 // trace record through its log channel).
@@ -270,7 +281,7 @@ impl Test {
                     .with_origin(r.name.clone()));
                 }
             }
-            if let Some(n) = r.niceness {
+            if let Some(n) = r.niceness.niceness {
                 if !(-20..=19).contains(&n) {
                     return Err(Error::config(format!(
                         "setting 'niceness' is {n}; it must be between -20 and 19"
@@ -287,6 +298,13 @@ impl Test {
                     } else {
                         return Err(Error::config(msg).with_origin(r.name.clone()));
                     }
+                }
+            }
+            if let Some(p) = r.niceness.realtime {
+                if let Some(msg) =
+                    crate::realtime::refusal(p, &crate::realtime::Privileges::current())
+                {
+                    return Err(Error::config(msg).with_origin(r.name.clone()));
                 }
             }
         }
@@ -440,8 +458,11 @@ pub(crate) fn describe_graph(test: &Test, resolved: &[Resolved]) -> String {
             Rate::Hz(hz) => format!("{hz} Hz"),
         };
         s.push_str(&format!("block {} ({}), rate {rate}", r.name, r.kind));
-        if let Some(n) = r.niceness {
+        if let Some(n) = r.niceness.niceness {
             s.push_str(&format!(", niceness {n}"));
+        }
+        if let Some(p) = r.niceness.realtime {
+            s.push_str(&format!(", real-time SCHED_FIFO priority {p}"));
         }
         let d = e.block.describe();
         if !d.is_empty() {

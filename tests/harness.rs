@@ -35,6 +35,18 @@ fn leaves_a_grandchild_behind() -> R {
     Ok(())
 }
 
+/// Bad on purpose: makes a temp folder and a capture file, says where, then hangs until the
+/// harness kills it (its timeout), so neither is removed by a destructor.
+fn hangs_with_temp_files() -> R {
+    let dir = common::TempDir::new("selftest");
+    let (_cap, handle) = crabby::testing::capture();
+    println!("TEMP {}", dir.path().display());
+    println!("TEMP {}", handle.path().display());
+    loop {
+        std::thread::park();
+    }
+}
+
 /// Good: starts a process and waits for it.
 fn cleans_up() -> R {
     let st = Command::new("true").status().map_err(|e| e.to_string())?;
@@ -105,6 +117,25 @@ fn the_harness_fails_cases_that_leave_processes() -> R {
         text.contains("sleep 300"),
         "the stray is not described:\n{text}"
     );
+    // The temp folder and capture file of the killed case are gone.
+    ensure!(
+        text.contains("test hangs_with_temp_files ... FAILED"),
+        "the hung case was not failed:\n{text}"
+    );
+    let temps: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("TEMP "))
+        .collect();
+    ensure!(
+        temps.len() == 2,
+        "the hung case did not say its files:\n{text}"
+    );
+    for t in temps {
+        ensure!(
+            !std::path::Path::new(t).exists(),
+            "{t} was left behind by a killed case"
+        );
+    }
     Ok(())
 }
 
@@ -114,6 +145,7 @@ fn main() {
             case("leaves_a_child_behind", 10, leaves_a_child_behind),
             case("leaves_a_grandchild_behind", 10, leaves_a_grandchild_behind),
             case("cleans_up", 10, cleans_up),
+            case("hangs_with_temp_files", 1, hangs_with_temp_files),
         ]
     } else {
         vec![case(

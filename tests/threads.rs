@@ -305,3 +305,80 @@ fn parallel_runs_keep_their_logs_apart() {
     assert!(a.contains("tag aaa") && !a.contains("tag bbb"), "a:\n{a}");
     assert!(b.contains("tag bbb") && !b.contains("tag aaa"), "b:\n{b}");
 }
+/// Sends `n` = 1..=200, then ends the test.
+struct CountsTo200(i64);
+impl Block for CountsTo200 {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        self.0 += 1;
+        ctx.send(&Sample::new().with("n", self.0))?;
+        Ok(if self.0 == 200 {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+/// The capture Block under `run_in_threads` (the forked run is in tests/testing.rs): every
+/// sample, in order, from a test that runs alongside others in this process.
+#[test]
+fn capture_returns_every_sample_in_threads() {
+    let (cap, samples) = crabby::testing::capture();
+    let mut t = quiet("threads-capture");
+    let src = t.add_with(CountsTo200(0), Settings::new().freq(2000.0));
+    let c = t.add(cap);
+    t.link(src, c);
+    let report = t.run_in_threads().expect("run");
+    assert_eq!(report.links[0].sent, 200, "{report}");
+    let n: Vec<f64> = samples
+        .take()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.get_f64("n"))
+        .collect();
+    assert_eq!(n, (1..=200).map(f64::from).collect::<Vec<_>>());
+    let path = samples.path().to_path_buf();
+    drop(samples);
+    assert!(!path.exists(), "the capture file outlived its handle");
+}
+
+/// Sends the scheduling policy of its own thread (proc(5) field 41), then ends the test.
+struct SendsPolicy;
+impl Block for SendsPolicy {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let policy: i64 = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(41 - 3)?.parse().ok())
+            .unwrap_or(-1);
+        ctx.send(&Sample::new().with("policy", policy))?;
+        Ok(Flow::Stop)
+    }
+}
+
+/// `Settings::realtime` is checked under `run_in_threads` but not applied: the Block's thread
+/// (a thread of this test process) stays SCHED_OTHER.
+#[test]
+fn realtime_is_not_applied_in_threads() {
+    let (cap, samples) = crabby::testing::capture();
+    let mut t = quiet("threads-realtime");
+    let b = t.add_with(SendsPolicy, Settings::new().name("rt").realtime(30));
+    let c = t.add(cap);
+    t.link(b, c);
+    match t.run_in_threads() {
+        Ok(_) => {
+            let s = samples.take().unwrap();
+            assert_eq!(s.len(), 1, "{s:?}");
+            assert_eq!(
+                s[0].get_f64("policy"),
+                Some(0.0),
+                "the thread went real-time"
+            );
+        }
+        // Not permitted on this machine: refused before the start, naming the Block.
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
+            assert!(e.to_string().contains("rt"), "{e}");
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! slot). Each reader has a [`ReadMode`] and counters ([`ReaderStats`]).
 //!
 //! ## Memory
-//! One anonymous `MAP_SHARED` mapping ([`SharedRegion`], `MAP_POPULATE`d so the first frame
+//! One anonymous `MAP_SHARED` mapping (`SharedRegion`, `MAP_POPULATE`d so the first frame
 //! pays no page fault), made before fork: a header, one record per reader, one record per
 //! slot, then the slots' pixels, each slot page-aligned. Nothing has a name, so nothing can
 //! be left in `/dev/shm`; the kernel frees it when the last process holding it exits.

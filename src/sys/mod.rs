@@ -271,6 +271,24 @@ pub fn may_set_niceness(n: i32) -> bool {
     }
 }
 
+/// Makes the calling thread real-time: `SCHED_FIFO` at `priority` (1..=99), with
+/// `SCHED_RESET_ON_FORK` so that threads and processes it starts are scheduled normally.
+pub fn set_realtime(priority: u8) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(priority),
+    };
+    // SAFETY: `param` is a valid sched_param that lives until the call returns; pid 0 is
+    // the calling thread; the call has no other memory-safety precondition.
+    let r = unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Lowers the timer slack of the calling thread to 1 ns, so paced sleeps end on time.
 pub fn low_timer_slack() {
     let _ = nix::sys::prctl::set_timerslack(1);
