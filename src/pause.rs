@@ -95,6 +95,28 @@ impl Context {
         self.control.pause_area().active.load(Ordering::Acquire) > 0
     }
 
+    /// The causes of the pauses active now, as given to [`pause`](Self::pause) (a display
+    /// shows them; a bridge relaying pauses between machines tells a local pause from one it
+    /// relayed by its cause).
+    pub fn active_pause_causes(&self) -> Vec<String> {
+        self.control
+            .pause_area()
+            .records()
+            .filter(|r| {
+                r.kind.load(Ordering::Relaxed) == KIND_PAUSE
+                    && r.end_ns.load(Ordering::Acquire) == 0
+            })
+            .map(|r| {
+                let len = (r.len.load(Ordering::Relaxed) as usize).min(TEXT_LEN);
+                let bytes: Vec<u8> = r.text[..len]
+                    .iter()
+                    .map(|b| b.load(Ordering::Relaxed))
+                    .collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+            .collect()
+    }
+
     /// Whether a pause of the test pauses this Block (its `pausable` setting).
     pub fn pausable(&self) -> bool {
         self.pausable

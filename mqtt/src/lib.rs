@@ -96,6 +96,13 @@
 //! stop their own tests, the cause in their logs ("remote stop from …"), the report naming
 //! the bridge Block that stopped the test.
 //!
+//! ## Remote pause
+//!
+//! Opt-in with `.remote_pause(true)`: a pause of the test (a Pause Block, a safety limit,
+//! the web view) is published on `crabby/<test>/pause` at QoS 1, and pauses the tests of the
+//! other machines with the same option until it ends; each report lists the relayed pause
+//! with its cause ("remote pause from …"). See [`remote_pause`].
+//!
 //! ## Security
 //!
 //! Give `.credentials(user, password)` (the broker's `password_file`), or `.anonymous()` to
@@ -116,6 +123,7 @@ mod broker;
 mod net;
 pub mod payload;
 mod publish;
+pub mod remote_pause;
 mod subscribe;
 
 pub use net::NetStats;

@@ -39,6 +39,7 @@ pub struct MqttPublish {
     buffer_samples: u64,
     window: u16,
     remote_stop: bool,
+    remote_pause: bool,
     flush_timeout: Duration,
     stats_file: Option<PathBuf>,
     run: Option<Run>,
@@ -66,6 +67,8 @@ struct Run {
     descriptor: Descriptor,
     id: String,
     remote_stopped: Option<String>,
+    pause: crate::remote_pause::RemotePause,
+    pause_topic: String,
     enc: Vec<u8>,
 }
 
@@ -111,6 +114,7 @@ impl MqttPublish {
             buffer_samples: 1_000_000,
             window: 64,
             remote_stop: false,
+            remote_pause: false,
             flush_timeout: Duration::from_secs(2),
             stats_file: None,
             run: None,
@@ -165,6 +169,14 @@ impl MqttPublish {
     /// At most this many messages await the broker's acknowledgement (default 64).
     pub fn window(mut self, n: u16) -> Self {
         self.window = n;
+        self
+    }
+
+    /// Opt-in: relays this test's pauses to the other machines of the namespace on
+    /// `crabby/<test>/pause`, and pauses this test when another one pauses (see
+    /// [`crate::remote_pause`]). QoS 1.
+    pub fn remote_pause(mut self, yes: bool) -> Self {
+        self.remote_pause = yes;
         self
     }
 
@@ -351,6 +363,10 @@ impl Block for MqttPublish {
         if self.remote_stop {
             subscriptions.push((topics.stop.clone(), rumqttc::QoS::AtLeastOnce));
         }
+        let pause_topic = topics.stop.trim_end_matches("/stop").to_owned() + "/pause";
+        if self.remote_pause {
+            subscriptions.push((pause_topic.clone(), rumqttc::QoS::AtLeastOnce));
+        }
         let desc_json = serde_json::to_vec(&descriptor).unwrap_or_default();
         let net = Net::start(NetConfig {
             options,
@@ -403,6 +419,8 @@ impl Block for MqttPublish {
             descriptor,
             id,
             remote_stopped: None,
+            pause: Default::default(),
+            pause_topic,
             enc: Vec::new(),
         });
         self.net = Some(net);
@@ -454,6 +472,9 @@ impl Block for MqttPublish {
         }
         self.flush_batch();
         self.check_remote_stop(ctx);
+        if let Some(r) = self.run.as_mut() {
+            r.pause.release(ctx);
+        }
         {
             let Some(net) = self.net.as_ref() else {
                 return Ok(());
@@ -593,13 +614,31 @@ impl MqttPublish {
     }
 
     fn check_remote_stop(&mut self, ctx: &mut Context) {
-        if !self.remote_stop {
+        if !self.remote_stop && !self.remote_pause {
             return;
         }
         let Some(r) = self.run.as_mut() else { return };
         {
             let Some(net) = self.net.as_ref() else { return };
+            if self.remote_pause {
+                if let Some(msg) = r.pause.poll_local(ctx, &r.id) {
+                    net.lock().push(Out::new(
+                        r.pause_topic.clone(),
+                        msg,
+                        rumqttc::QoS::AtLeastOnce,
+                        false,
+                        0,
+                    ));
+                    net.wake();
+                }
+            }
             while let Ok(p) = net.incoming.try_recv() {
+                if p.topic == r.pause_topic {
+                    if let Err(e) = r.pause.on_message(ctx, &r.id, &p.payload) {
+                        log::warn!("ignored a malformed pause message on {}: {e}", p.topic);
+                    }
+                    continue;
+                }
                 if p.topic != r.topics.stop {
                     continue;
                 }

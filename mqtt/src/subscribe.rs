@@ -40,6 +40,7 @@ pub struct MqttSubscribe {
     raw_time: bool,
     qos: Qos,
     remote_stop: bool,
+    remote_pause: bool,
     end_with_source: bool,
     stats_file: Option<PathBuf>,
     run: Option<Run>,
@@ -57,6 +58,8 @@ struct Run {
     /// The client options, to end the persistent session in `finish`.
     options: rumqttc::MqttOptions,
     remote_stopped: bool,
+    pause: crate::remote_pause::RemotePause,
+    pause_topic: String,
     source_ended: bool,
 }
 
@@ -101,6 +104,7 @@ impl MqttSubscribe {
             raw_time: false,
             qos: Qos::AtLeastOnce,
             remote_stop: false,
+            remote_pause: false,
             end_with_source: false,
             stats_file: None,
             run: None,
@@ -138,6 +142,14 @@ impl MqttSubscribe {
     /// QoS of the subscription (default [`Qos::AtLeastOnce`]).
     pub fn qos(mut self, qos: Qos) -> Self {
         self.qos = qos;
+        self
+    }
+
+    /// Opt-in: relays this test's pauses to the other machines of the namespace on
+    /// `crabby/<test>/pause`, and pauses this test when another one pauses (see
+    /// [`crate::remote_pause`]). QoS 1.
+    pub fn remote_pause(mut self, yes: bool) -> Self {
+        self.remote_pause = yes;
         self
     }
 
@@ -283,6 +295,11 @@ impl MqttSubscribe {
                 }
                 (s, true) => log::info!("the source of {} is {s} (retained status)", r.topics.data),
                 (s, false) => log::warn!("unknown status {s:?} on {}", p.topic),
+            }
+        } else if p.topic == r.pause_topic {
+            if let Err(e) = r.pause.on_message(ctx, &r.id, &p.payload) {
+                r.stats.rejected += 1;
+                log::warn!("ignored a malformed pause message on {}: {e}", p.topic);
             }
         } else if p.topic == r.topics.stop {
             match serde_json::from_slice::<StopMessage>(&p.payload) {
@@ -430,6 +447,10 @@ impl Block for MqttSubscribe {
         if self.remote_stop {
             subscriptions.push((topics.stop.clone(), rumqttc::QoS::AtLeastOnce));
         }
+        let pause_topic = topics.stop.trim_end_matches("/stop").to_owned() + "/pause";
+        if self.remote_pause {
+            subscriptions.push((pause_topic.clone(), rumqttc::QoS::AtLeastOnce));
+        }
         let net = Net::start(NetConfig {
             options: options.clone(),
             backoff: self.broker.backoff,
@@ -460,6 +481,8 @@ impl Block for MqttSubscribe {
             },
             options,
             remote_stopped: false,
+            pause: Default::default(),
+            pause_topic,
             source_ended: false,
         });
         Ok(())
@@ -467,6 +490,20 @@ impl Block for MqttSubscribe {
 
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         self.drain(ctx, Duration::from_millis(20))?;
+        if self.remote_pause {
+            if let (Some(r), Some(net)) = (self.run.as_mut(), self.net.as_ref()) {
+                if let Some(msg) = r.pause.poll_local(ctx, &r.id) {
+                    net.lock().push(Out::new(
+                        r.pause_topic.clone(),
+                        msg,
+                        rumqttc::QoS::AtLeastOnce,
+                        false,
+                        0,
+                    ));
+                    net.wake();
+                }
+            }
+        }
         if self.end_with_source && self.run.as_ref().is_some_and(|r| r.source_ended) {
             return Ok(Flow::Stop);
         }
@@ -484,6 +521,7 @@ impl Block for MqttSubscribe {
         let Some(r) = self.run.as_mut() else {
             return Ok(());
         };
+        r.pause.release(ctx);
         if self.remote_stop && !r.remote_stopped {
             let msg = StopMessage {
                 from: r.id.clone(),

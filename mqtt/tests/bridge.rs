@@ -55,6 +55,7 @@ fn main() {
         ),
         case("broker_killed_losses_counted", 90, broker_killed),
         case("remote_stop_stops_the_other_test", 60, remote_stop),
+        case("remote_pause_pauses_the_other_test", 60, remote_pause),
         case("source_killed_subscriber_says_silent", 60, source_killed),
         case("wrong_credentials_unreachable_broker", 60, bad_connections),
         #[cfg(feature = "tls")]
@@ -89,6 +90,24 @@ impl Block for Source {
                 .with("i", i as i64),
         )?;
         self.sent += 1;
+        Ok(Flow::Continue)
+    }
+}
+
+/// Pauses its test at `at` s and resumes it at `until` s (a technician's hold).
+struct Pauser {
+    at: f64,
+    until: f64,
+}
+
+impl Block for Pauser {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let t = ctx.t();
+        if t > self.at && t < self.until {
+            ctx.pause("hold for inspection");
+        } else if t >= self.until {
+            ctx.resume();
+        }
         Ok(Flow::Continue)
     }
 }
@@ -161,6 +180,7 @@ fn run_role(spec: &J) -> std::result::Result<(), String> {
         .as_str()
         .map(|u| (u, spec["password"].as_str().unwrap_or("")));
     let remote_stop = spec["remote_stop"].as_bool().unwrap_or(false);
+    let remote_pause = spec["remote_pause"].as_bool().unwrap_or(false);
     let mut test = Test::new(if role == "pub" { "rigA" } else { "rigB" });
     test.log_file(Some(dir.join(format!("{role}.log"))));
     match role {
@@ -183,6 +203,7 @@ fn run_role(spec: &J) -> std::result::Result<(), String> {
                 .backoff(Duration::from_millis(50), Duration::from_millis(200))
                 .flush_timeout(Duration::from_secs(2))
                 .remote_stop(remote_stop)
+                .remote_pause(remote_pause)
                 .stats_file(dir.join("pub.json"));
             p = match creds {
                 Some((u, pw)) => p.credentials(u, pw),
@@ -193,6 +214,15 @@ fn run_role(spec: &J) -> std::result::Result<(), String> {
             }
             let publ = test.add_with(p, Settings::new().name("mqtt-pub"));
             test.link(src, publ);
+            if let Some(w) = spec["pause"].as_array() {
+                test.add_with(
+                    Pauser {
+                        at: w[0].as_f64().unwrap_or(0.5),
+                        until: w[1].as_f64().unwrap_or(1.0),
+                    },
+                    Settings::new().name("pauser").pausable(false),
+                );
+            }
         }
         "sub" => {
             let mut s = MqttSubscribe::new(url)
@@ -201,6 +231,7 @@ fn run_role(spec: &J) -> std::result::Result<(), String> {
                 .labels(["F(N)", "i"])
                 .backoff(Duration::from_millis(50), Duration::from_millis(200))
                 .remote_stop(remote_stop)
+                .remote_pause(remote_pause)
                 .end_with_source(spec["end_with_source"].as_bool().unwrap_or(true))
                 .stats_file(dir.join("sub.json"));
             s = match creds {
@@ -705,6 +736,39 @@ fn remote_stop() -> std::result::Result<(), String> {
     ensure!(
         !slog.contains("remote stop from"),
         "the stopping test stopped itself remotely: {slog}"
+    );
+    Ok(())
+}
+
+/// A pause of one test pauses the other (QoS 1 on `crabby/<test>/pause`), its end resumes
+/// it, and the relayed pause is not echoed back.
+fn remote_pause() -> std::result::Result<(), String> {
+    let dir = TempDir::new("mqtt");
+    let d = dir.path();
+    let broker = Mosquitto::start(d, Auth::Anonymous)?;
+    let base = json!({"url": broker.url(), "dir": d, "remote_pause": true});
+    let mut sub = start_sub(d, merge(&base, json!({"role": "sub"})))?;
+    let mut publ = spawn_role(merge(
+        &base,
+        json!({"role": "pub", "n": 500, "hz": 200.0, "pause": [0.5, 1.2]}),
+    ))?;
+    ended_ok(&mut publ, d, "pub")?;
+    ended_ok(&mut sub, d, "sub")?;
+    let sreport = read(d, "sub.report");
+    // The subscriber's test was paused by the relay, and resumed (the pause has an end).
+    let line = sreport
+        .lines()
+        .find(|l| l.contains("remote pause from crabby-rigA-mqtt-pub-"))
+        .ok_or_else(|| format!("no relayed pause in the subscriber's report:\n{sreport}"))?;
+    ensure!(
+        line.contains("paused") && line.contains(" → ") && !line.contains("the stop"),
+        "{line}"
+    );
+    ensure!(line.contains("hold for inspection"), "{line}");
+    let preport = read(d, "pub.report");
+    ensure!(
+        !preport.contains("remote pause from"),
+        "the pause was echoed back:\n{preport}"
     );
     Ok(())
 }
