@@ -24,6 +24,19 @@ fn kinds(r: &Report) -> Vec<WarningKind> {
     r.warnings.iter().map(|w| w.kind).collect()
 }
 
+/// The warnings that are not about the machine itself being overloaded (CI runs other
+/// cases beside this one: a Block that really did not get the processor is a true warning,
+/// not a misfire of the watchdogs on a healthy graph).
+fn misfires(r: &Report) -> Vec<String> {
+    r.warnings
+        .iter()
+        .filter(|w| {
+            !(w.kind == WarningKind::SlowRate && w.message.contains("did not give it the time"))
+        })
+        .map(|w| w.to_string())
+        .collect()
+}
+
 /// Sends `t(s)` every loop; ends after `secs`.
 struct Source {
     secs: f64,
@@ -70,7 +83,7 @@ fn healthy_graph_has_no_warning() -> std::result::Result<(), String> {
     t.link(src, rec);
     t.link(src, stop);
     let r = t.run().map_err(|e| e.to_string())?;
-    ensure!(r.warnings.is_empty(), "warnings on a healthy graph:\n{r}");
+    ensure!(misfires(&r).is_empty(), "warnings on a healthy graph:\n{r}");
     // The README's assertion: nothing lost on a natural end, although the StopBlock does
     // not read after the stop.
     ensure!(r.samples_lost() == 0, "lost on a natural end:\n{r}");
@@ -469,8 +482,37 @@ fn lost_and_unread_are_told_apart() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The README's first program (at a higher speed so it ends in a second): its
+/// `assert_eq!(report.samples_lost(), 0)` holds on a natural end, although the Generator does
+/// not read the machine's last samples after the stop (unread, not lost).
+fn readme_program_loses_nothing() -> std::result::Result<(), String> {
+    use crabby_blocks::{FakeMachine, Generator, Path, Recorder};
+    let dir = TempDir::new("h-readme");
+    let mut test = test("tensile");
+    let gen = test.add(
+        Generator::new([Path::constant(2.0).until("F(N) > 20000")]).map_err(|e| e.to_string())?,
+    );
+    let machine = test.add(FakeMachine::new());
+    let rec = test.add(Recorder::new(dir.path().join("machine.csv")));
+    test.link(gen, machine);
+    test.link(machine, gen);
+    test.link(machine, rec);
+    let report = test.run().map_err(|e| e.to_string())?;
+    ensure!(
+        report.samples_lost() == 0,
+        "lost on a natural end:\n{report}"
+    );
+    ensure!(misfires(&report).is_empty(), "warnings:\n{report}");
+    Ok(())
+}
+
 fn main() {
     common::main(&[
+        case(
+            "readme_program_loses_nothing",
+            30,
+            readme_program_loses_nothing,
+        ),
         case(
             "healthy_graph_has_no_warning",
             30,
