@@ -313,7 +313,7 @@ impl Block for Hdf5Recorder {
         };
         let started = ctx
             .t0_epoch_ns()
-            .map(crabby::sys::iso8601)
+            .map(crabby::time::iso8601)
             .unwrap_or_default();
         let root: &hdf5::Location = &open.file;
         write_str_attr(root, "test", ctx.test_name())?;
