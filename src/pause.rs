@@ -38,6 +38,18 @@ pub(crate) struct PauseArea {
     records: [Record; MAX_INCIDENTS],
 }
 
+impl Record {
+    /// The cause or alarm text.
+    fn text(&self) -> String {
+        let len = (self.len.load(Ordering::Relaxed) as usize).min(TEXT_LEN);
+        let bytes: Vec<u8> = self.text[..len]
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
 const KIND_PAUSE: u32 = 1;
 const KIND_ALARM: u32 = 2;
 
@@ -106,14 +118,7 @@ impl Context {
                 r.kind.load(Ordering::Relaxed) == KIND_PAUSE
                     && r.end_ns.load(Ordering::Acquire) == 0
             })
-            .map(|r| {
-                let len = (r.len.load(Ordering::Relaxed) as usize).min(TEXT_LEN);
-                let bytes: Vec<u8> = r.text[..len]
-                    .iter()
-                    .map(|b| b.load(Ordering::Relaxed))
-                    .collect();
-                String::from_utf8_lossy(&bytes).into_owned()
-            })
+            .map(Record::text)
             .collect()
     }
 
@@ -162,11 +167,6 @@ pub(crate) fn incidents(control: &crate::control::Control, names: &[&str]) -> Ve
         .pause_area()
         .records()
         .map(|r| {
-            let len = (r.len.load(Ordering::Relaxed) as usize).min(TEXT_LEN);
-            let bytes: Vec<u8> = r.text[..len]
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .collect();
             let end = r.end_ns.load(Ordering::Acquire);
             Incident {
                 kind: if r.kind.load(Ordering::Relaxed) == KIND_ALARM {
@@ -179,7 +179,7 @@ pub(crate) fn incidents(control: &crate::control::Control, names: &[&str]) -> Ve
                     .map_or_else(String::new, |n| n.to_string()),
                 start_s: rel(r.start_ns.load(Ordering::Relaxed)),
                 end_s: (end != 0).then(|| rel(end)),
-                cause: String::from_utf8_lossy(&bytes).into_owned(),
+                cause: r.text(),
             }
         })
         .collect()
