@@ -278,9 +278,12 @@ fn multiplexer_and_mean_in_a_graph() -> std::result::Result<(), String> {
             ((t - 0.125) / 0.25 - ((t - 0.125) / 0.25).round()).abs() < 1e-9,
             "not a window centre: {t}"
         );
-        // samples at 2 ms steps cover the window evenly: the mean is within a step of 3t+1
+        // Samples at 2 ms steps cover the window evenly, so the mean is 3t+1 within a step;
+        // on a loaded machine (CI runs cases side by side) a late loop leaves a gap, which
+        // shifts the mean by at most half of it: 0.3 N allows a 100 ms gap, while a wrong
+        // window or a wrong centre time is off by 0.75 N or more.
         ensure!(
-            (row["F(N)"] - (3.0 * t + 1.0)).abs() < 0.01,
+            (row["F(N)"] - (3.0 * t + 1.0)).abs() < 0.3,
             "mean F at {t}: {}",
             row["F(N)"]
         );
