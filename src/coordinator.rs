@@ -183,6 +183,9 @@ fn build(
             l.to.index,
         )
         .map_err(|e| internal("map a link buffer", e))?;
+        if l.opts.overflow == crate::Overflow::DropOldest {
+            ring.allow_drops();
+        }
         let from = resolved[l.from.index].name.clone();
         let to = resolved[l.to.index].name.clone();
         outputs[l.from.index].push(OutputLink {

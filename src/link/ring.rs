@@ -15,7 +15,7 @@
 //! `write`. `read` is advanced by the receiver, and also by the sender when it drops the
 //! oldest record (drop-oldest links), so the two must never touch the same bytes at once:
 //!
-//! - **The receiver claims before it reads.** It sets the `CLAIMED` bit of `read` with a
+//! - **On a drop-oldest link, the receiver claims before it reads.** It sets the `CLAIMED` bit of `read` with a
 //!   compare-and-swap (`r` → `r | CLAIMED`) *before* it reads the record's header or payload,
 //!   copies the record, then releases it by storing `r + size` (clearing the bit). If the
 //!   sender dropped the record first, the CAS fails (`read` moved on) and the receiver starts
@@ -33,9 +33,9 @@
 //! So no byte is ever read while it is written: the receiver reads only records it has
 //! claimed (or, on a lossless link, that only it can release), and the sender reuses only
 //! bytes that `read` has moved past. Counters add up: every push is counted in `pushed`, and
-//! ends in `consumed`, `dropped` (oldest or newest) or pending. On a lossless link the sender
-//! never touches `read`, the claim always succeeds at the first try, and a pop costs what it
-//! did before (one compare-and-swap and one store).
+//! ends in `consumed`, `dropped` (oldest or newest) or pending. On a lossless link (the
+//! default; `allow_drops` was not called) the sender never touches `read`, so the receiver
+//! does not claim: a pop is a copy and one release store, no compare-and-swap.
 
 use crate::control::Control;
 use crate::sys::{self, SharedRegion};
@@ -73,6 +73,9 @@ struct RingHeader {
     /// (0 when not blocked): written by the sender on the slow path only.
     blocked_ns: AtomicU64,
     blocked_since: AtomicU64,
+    /// Non-zero when the sender may drop the oldest record (a drop-oldest link): only then
+    /// must the receiver claim a record before reading it. Set before fork, never changed.
+    may_drop: AtomicU32,
 }
 
 /// After the stop event, how long a sender blocked on a full link waits for its receiver
@@ -205,6 +208,10 @@ impl Ring {
     /// `max_payload()` (checked by the caller); a larger record is refused, never waited for.
     pub fn push(&self, payload: &[u8], drop_oldest: bool, control: &Control) -> Pushed {
         let h = self.hdr();
+        debug_assert!(
+            !drop_oldest || h.may_drop.load(Ordering::Relaxed) != 0,
+            "a drop-oldest push on a ring made lossless (allow_drops not called)"
+        );
         if h.reader_closed.load(Ordering::Acquire) != 0 {
             h.undeliverable.fetch_add(1, Ordering::Relaxed);
             return Pushed::ReceiverGone;
@@ -314,6 +321,12 @@ impl Ring {
         }
     }
 
+    /// Makes this a drop-oldest link: the sender may drop the oldest record, so the receiver
+    /// claims each record before reading it. Call before the ends are used (before fork).
+    pub fn allow_drops(&self) {
+        self.hdr().may_drop.store(1, Ordering::Release);
+    }
+
     /// Sender: the current wait on a full link is over; adds it to the blocked time.
     fn end_blocked(&self, now: u64) {
         let h = self.hdr();
@@ -388,12 +401,16 @@ impl Ring {
             if r >= w {
                 return false;
             }
-            // Claim the record before reading any of its bytes. A failure means the sender
-            // dropped it: nothing was read, start again from the new `read`.
-            if h.read
-                .0
-                .compare_exchange(r, r | CLAIMED, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
+            // On a drop-oldest link, claim the record before reading any of its bytes. A
+            // failure means the sender dropped it: nothing was read, start again from the new
+            // `read`. On a lossless link only this process moves `read`: no claim needed
+            // (and no compare-and-swap on the lossless path).
+            let may_drop = h.may_drop.load(Ordering::Relaxed) != 0;
+            if may_drop
+                && h.read
+                    .0
+                    .compare_exchange(r, r | CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
             {
                 continue;
             }
@@ -407,13 +424,16 @@ impl Ring {
                 // before the end of the data area), so the source lies in the mapping and the
                 // destination holds `len` bytes. The record was published by the sender's
                 // release store of `write`, observed above with acquire (`w > r`), and it
-                // cannot be dropped or overwritten while claimed: the sender's drop needs an
-                // unclaimed `read` and it writes only before `read + cap` (module docs).
+                // cannot be dropped or overwritten meanwhile: the sender writes only before
+                // `read + cap`; on a drop-oldest link the record is claimed and the sender's
+                // drop needs an unclaimed `read`; on a lossless link the sender never moves
+                // `read` (module docs).
                 unsafe {
                     std::ptr::copy_nonoverlapping(self.data().add(off), out.as_mut_ptr(), len)
                 };
             }
-            // Release the claim and the bytes: only this process changes a claimed `read`.
+            // Release the claim (if any) and the bytes: only this process changes a claimed
+            // `read`, and on a lossless link only this process changes `read` at all.
             h.read.0.store(r + size, Ordering::Release);
             if kind != KIND_DATA {
                 continue;
@@ -489,7 +509,9 @@ mod tests {
 
     fn ring(cap: usize, max: u64) -> Ring {
         let control = Arc::new(Control::new(1).unwrap());
-        Ring::new(cap, max, control, 0).unwrap()
+        let r = Ring::new(cap, max, control, 0).unwrap();
+        r.allow_drops();
+        r
     }
 
     impl Ring {
