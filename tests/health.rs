@@ -506,8 +506,55 @@ fn readme_program_loses_nothing() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Sends `F(kN)` every loop, never `F(N)` (and declares nothing, so the graph check cannot
+/// tell).
+struct WrongUnit;
+
+impl Block for WrongUnit {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        ctx.send(&Sample::new().with("F(kN)", 1.0))?;
+        Ok(Flow::Continue)
+    }
+}
+
+/// A Generator whose condition waits for a label nobody sends says so (the link is not
+/// silent: it carries other labels).
+fn generator_names_the_label_it_waits_for_in_vain() -> std::result::Result<(), String> {
+    use crabby_blocks::{Generator, Path};
+    let dir = TempDir::new("h-label");
+    let log = dir.path().join("g.log");
+    let mut t = Test::new("label");
+    t.log_file(Some(log.clone()));
+    t.log_levels(crabby::LevelFilter::Off, crabby::LevelFilter::Warn);
+    let gen = t.add_with(
+        Generator::new([Path::constant(1.0).until("F(N) > 10")])
+            .map_err(|e| e.to_string())?
+            .warn_missing_labels_after(0.5),
+        Settings::new().name("gen"),
+    );
+    let cell = t.add_with(WrongUnit, Settings::new().name("cell"));
+    t.link(cell, gen);
+    let sink = t.add(Reader);
+    t.link(gen, sink);
+    let timer = t.add(Source { secs: 1.2 });
+    let r2 = t.add(Reader);
+    t.link(timer, r2);
+    t.run().map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+    ensure!(
+        text.contains("waited") && text.contains("'F(N)'") && text.contains("cell"),
+        "no warning naming the label and the sender:\n{text}"
+    );
+    Ok(())
+}
+
 fn main() {
     common::main(&[
+        case(
+            "generator_names_the_label_it_waits_for_in_vain",
+            30,
+            generator_names_the_label_it_waits_for_in_vain,
+        ),
         case(
             "readme_program_loses_nothing",
             30,

@@ -257,9 +257,25 @@ pub struct Generator {
     ended_logged: bool,
     paused_since: Option<f64>,
     paused_total: f64,
+    /// Watchdog: the path index being watched, since when, and whether it was reported.
+    waiting: (usize, f64, bool),
+    /// Labels received at least once.
+    seen: std::collections::HashSet<Label>,
+    never_seen_after: f64,
 }
 
+/// After how long a condition waiting for a label no input has ever carried is reported
+/// (default of [`Generator::warn_missing_labels_after`]).
+const NEVER_SEEN_AFTER_S: f64 = 10.0;
+
 impl Generator {
+    /// After how many seconds on a path the Generator warns that the path's conditions wait
+    /// for a label no input has ever carried (default 10 s).
+    pub fn warn_missing_labels_after(mut self, seconds: f64) -> Self {
+        self.never_seen_after = seconds;
+        self
+    }
+
     /// A Generator running `paths` in order. Errors if a path is invalid (naming its
     /// index) or if the first path does not know its start value.
     pub fn new(paths: impl IntoIterator<Item = Path>) -> Result<Generator> {
@@ -272,6 +288,9 @@ impl Generator {
             ended_logged: false,
             paused_since: None,
             paused_total: 0.0,
+            waiting: (usize::MAX, 0.0, false),
+            seen: Default::default(),
+            never_seen_after: NEVER_SEEN_AFTER_S,
         })
     }
 
@@ -409,6 +428,7 @@ impl Block for Generator {
             );
         }
         let now = real - self.paused_total;
+        self.watch_labels(real, &data, ctx);
         match self.core.update(now, &data) {
             GeneratorUpdate::Send { cmd, index } => {
                 let mut s = Sample::with_capacity(3);
@@ -435,6 +455,48 @@ impl Block for Generator {
             }
         }
         Ok(Flow::Continue)
+    }
+}
+
+impl Generator {
+    /// Says once per path when the path waits for a label that no input has carried for
+    /// [`NEVER_SEEN_AFTER_S`]: a condition on a label nobody sends would hang the test
+    /// silently (a custom Block that does not send it, a typo the graph check could not see
+    /// because the sender does not declare its labels).
+    fn watch_labels(&mut self, t: f64, data: &crabby::Columns, ctx: &Context) {
+        for l in data.labels() {
+            if !self.seen.contains(l) {
+                self.seen.insert(l.clone());
+            }
+        }
+        let path = self.core.current;
+        if self.waiting.0 != path {
+            self.waiting = (path, t, false);
+            return;
+        }
+        if self.waiting.2 || t - self.waiting.1 < self.never_seen_after {
+            return;
+        }
+        let Some(p) = self.core.paths.get(path) else {
+            return;
+        };
+        let missing: Vec<String> = p
+            .needs()
+            .into_iter()
+            .filter(|(_, l)| !self.seen.contains(l))
+            .map(|(what, l)| format!("'{l}' ({what})"))
+            .collect();
+        if !missing.is_empty() {
+            self.waiting.2 = true;
+            let senders = ctx.input_senders().join(", ");
+            log::warn!(
+                "path {} has waited {:.0} s for {} that no input has ever carried (inputs from: {}): check that a Block sends it, with exactly this label",
+                path + 1,
+                t - self.waiting.1,
+                missing.join(", "),
+                if senders.is_empty() { "none" } else { &senders }
+            );
+        }
     }
 }
 
