@@ -9,20 +9,14 @@
 //! unlike the 10 ms ticks of `/proc/<pid>/stat`) at `begin` and at `finish` and writes it to
 //! a file; the figure is that time over the wall time between the two, as % of one core.
 //! The coordinator's share (its 100 ms watchdog tick reading every Block's figures) is
-//! measured the same way from the first Block. The floor is a forked process sleeping with
-//! `clock_nanosleep(TIMER_ABSTIME)` at the same rate and doing nothing else: one timer
-//! wake-up per period, the least any paced loop can cost.
+//! measured the same way from the first Block. The floor is forked processes sleeping with
+//! `clock_nanosleep(TIMER_ABSTIME)` on the same deadlines and doing nothing else: one timer
+//! wake-up per period, the least any paced loop can cost (ten of them share each timer
+//! expiry, as Blocks do since their deadlines are aligned on `t0`). The jitter of each run is
+//! printed beside its cost, so a cheaper loop that wakes later would show.
 
 use crabby::{Block, Context, Flow, Result, Settings, Test};
 use std::path::{Path, PathBuf};
-
-/// User and system CPU seconds of this process (the kernel splits its exact total by tick
-/// samples: a rough split).
-fn user_sys() -> (f64, f64) {
-    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
-    let tv = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 * 1e-6;
-    (tv(u.user_time()), tv(u.system_time()))
-}
 
 /// Nanoseconds this process (`pid`, or `self`) spent on a CPU.
 fn cpu_ns(pid: &str) -> u64 {
@@ -45,7 +39,6 @@ struct Nothing {
     coord0: u64,
     t0: u64,
     ender: bool,
-    us0: (f64, f64),
     n: u64,
 }
 
@@ -53,7 +46,6 @@ impl Block for Nothing {
     fn begin(&mut self, _ctx: &mut Context) -> Result<()> {
         self.t0 = now_ns();
         self.cpu0 = cpu_ns("self");
-        self.us0 = user_sys();
         if self.coordinator {
             self.coord0 = cpu_ns(&nix::unistd::getppid().to_string());
         }
@@ -76,10 +68,7 @@ impl Block for Nothing {
         } else {
             f64::NAN
         };
-        let (u, s) = user_sys();
-        let user = (u - self.us0.0) * 1e9 / wall * 100.0;
-        let sys = (s - self.us0.1) * 1e9 / wall * 100.0;
-        let _ = std::fs::write(&self.out, format!("{me} {coord} {user} {sys}"));
+        let _ = std::fs::write(&self.out, format!("{me} {coord}"));
         Ok(())
     }
 }
@@ -98,16 +87,9 @@ fn read_figures(p: &Path) -> Vec<f64> {
         .collect()
 }
 
-/// One Block's figures: % of a core (exact), and the rough user / system split.
-struct Figures {
-    cpu: f64,
-    user: f64,
-    sys: f64,
-}
-
-/// `n` Blocks at `hz` (free-running if `None`) for `secs`: (each Block's figures, the
-/// coordinator's %, the first Block's loops).
-fn blocks(n: usize, hz: Option<f64>, secs: f64) -> (Vec<Figures>, f64, u64) {
+/// `n` Blocks at `hz` (free-running if `None`) for `secs`: (each Block's % of a core, the
+/// coordinator's %, the first Block's loops, their jitter).
+fn blocks(n: usize, hz: Option<f64>, secs: f64) -> (Vec<f64>, f64, u64, String) {
     let dir = fresh_dir();
     let mut t = Test::new("bench-loop-cost");
     t.log_file(None)
@@ -122,7 +104,6 @@ fn blocks(n: usize, hz: Option<f64>, secs: f64) -> (Vec<Figures>, f64, u64) {
                 coord0: 0,
                 t0: 0,
                 ender: i == 0,
-                us0: (0.0, 0.0),
                 n: 0,
             },
             match hz {
@@ -133,66 +114,94 @@ fn blocks(n: usize, hz: Option<f64>, secs: f64) -> (Vec<Figures>, f64, u64) {
         );
     }
     let r = t.run().expect("loop-cost run");
-    for b in &r.blocks {
-        if b.missed_deadlines > 0 {
-            println!("  ({}: {} missed deadlines)", b.name, b.missed_deadlines);
-        }
-    }
+    let jitter = if hz.is_some() {
+        let mut p99: Vec<f64> = r.blocks.iter().filter_map(|b| b.jitter_p99_us).collect();
+        p99.sort_by(f64::total_cmp);
+        let missed: u64 = r.blocks.iter().map(|b| b.missed_deadlines).sum();
+        format!(
+            "p99 |period − 1/f|: median {:.0} µs, worst {:.0} µs over the Blocks; missed deadlines {missed}",
+            p99[p99.len() / 2],
+            p99[p99.len() - 1]
+        )
+    } else {
+        String::new()
+    };
     let mut each = Vec::new();
     let mut coord = f64::NAN;
     for i in 0..n {
         let f = read_figures(&dir.join(format!("{i}")));
-        each.push(Figures {
-            cpu: f[0],
-            user: f[2],
-            sys: f[3],
-        });
+        each.push(f[0]);
         if i == 0 {
             coord = f[1];
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    (each, coord, r.blocks[0].loops)
+    (each, coord, r.blocks[0].loops, jitter)
 }
 
-/// The floor: a forked process waking at `hz` on absolute deadlines for `secs`, nothing else.
-fn floor(hz: f64, secs: f64) -> f64 {
+/// The floor: `n` forked processes waking at `hz` on absolute deadlines for `secs`, doing
+/// nothing else, with a timer slack of `slack_ns` (Blocks use 1 ns, for exact deadlines; the
+/// kernel's default is 50 µs). Returns each one's % of a core.
+fn floor(n: usize, hz: f64, secs: f64, slack_ns: u64) -> Vec<f64> {
     let dir = fresh_dir();
-    let out = dir.join("floor");
     let mut children = crabby::process::ChildSet::new();
-    let o = out.clone();
-    children
-        .spawn("floor", move || {
-            let _ = nix::sys::prctl::set_timerslack(1);
-            let period = (1e9 / hz) as u64;
-            let t0 = now_ns();
-            let cpu0 = cpu_ns("self");
-            let mut next = t0;
-            let end = t0 + (secs * 1e9) as u64;
-            while next < end {
-                next += period;
-                let ts = nix::sys::time::TimeSpec::new(
-                    (next / 1_000_000_000) as i64,
-                    (next % 1_000_000_000) as i64,
-                );
-                let _ = nix::time::clock_nanosleep(
-                    nix::time::ClockId::CLOCK_MONOTONIC,
-                    nix::time::ClockNanosleepFlags::TIMER_ABSTIME,
-                    &ts,
-                );
-            }
-            let pct = (cpu_ns("self") - cpu0) as f64 / (now_ns() - t0) as f64 * 100.0;
-            let _ = std::fs::write(&o, pct.to_string());
-            0
-        })
-        .expect("fork the floor process");
+    let start = now_ns() + 20_000_000;
+    for i in 0..n {
+        let o = dir.join(format!("floor{i}"));
+        children
+            .spawn("floor", move || {
+                let _ = nix::sys::prctl::set_timerslack(slack_ns);
+                let period = (1e9 / hz) as u64;
+                let sleep_until = |t: u64| {
+                    let ts = nix::sys::time::TimeSpec::new(
+                        (t / 1_000_000_000) as i64,
+                        (t % 1_000_000_000) as i64,
+                    );
+                    let _ = nix::time::clock_nanosleep(
+                        nix::time::ClockId::CLOCK_MONOTONIC,
+                        nix::time::ClockNanosleepFlags::TIMER_ABSTIME,
+                        &ts,
+                    );
+                };
+                sleep_until(start);
+                let t0 = now_ns();
+                let cpu0 = cpu_ns("self");
+                let mut next = start;
+                let end = start + (secs * 1e9) as u64;
+                while next < end {
+                    next += period;
+                    sleep_until(next);
+                }
+                let pct = (cpu_ns("self") - cpu0) as f64 / (now_ns() - t0) as f64 * 100.0;
+                let _ = std::fs::write(&o, pct.to_string());
+                0
+            })
+            .expect("fork a floor process");
+    }
     while !children.all_exited() {
         children.reap();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let pct = std::fs::read_to_string(&out).unwrap().parse().unwrap();
+    let v = (0..n)
+        .map(|i| {
+            std::fs::read_to_string(dir.join(format!("floor{i}")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
     let _ = std::fs::remove_dir_all(&dir);
-    pct
+    v
+}
+
+fn summary(v: &[f64]) -> String {
+    format!(
+        "{:.2} % of a core each (min {:.2}, max {:.2}), {:.1} % together",
+        mean(v),
+        v.iter().cloned().fold(f64::MAX, f64::min),
+        v.iter().cloned().fold(0.0, f64::max),
+        v.iter().sum::<f64>()
+    )
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -207,35 +216,39 @@ fn main() {
     let hz = 1000.0;
     if std::env::args().any(|a| a == "--one") {
         // One paced Block only, for a profiler (`perf record`, `strace -c`).
-        let (one, _, _) = blocks(1, Some(hz), secs);
-        println!("1 Block: {:.2} % of a core", one[0].cpu);
+        let (one, _, _, _) = blocks(1, Some(hz), secs);
+        println!("1 Block: {:.2} % of a core", one[0]);
         return;
     }
     println!("loop cost: paced Blocks doing nothing at {hz} Hz for {secs} s, health plane on");
-    let f = floor(hz, secs);
-    println!("  floor (a bare clock_nanosleep loop, same rate):  {f:.2} % of a core");
-    let (one, coord1, _) = blocks(1, Some(hz), secs);
+    let f1 = floor(1, hz, secs, 1);
     println!(
-        "  1 Block:   {:.2} % of a core (user ~{:.2} %, system ~{:.2} %; coordinator {:.2} %)",
-        one[0].cpu, one[0].user, one[0].sys, coord1
+        "  floor, 1 bare clock_nanosleep loop (slack 1 ns):   {:.2} % of a core",
+        f1[0]
     );
-    let (ten, coord10, _) = blocks(10, Some(hz), secs);
-    let cpus: Vec<f64> = ten.iter().map(|f| f.cpu).collect();
+    let (one, coord1, _, j1) = blocks(1, Some(hz), secs);
     println!(
-        "  10 Blocks: {:.2} % of a core each (min {:.2}, max {:.2}; user ~{:.2} %, system ~{:.2} %), {:.1} % together (coordinator {:.2} %)",
-        mean(&cpus),
-        cpus.iter().cloned().fold(f64::MAX, f64::min),
-        cpus.iter().cloned().fold(0.0, f64::max),
-        mean(&ten.iter().map(|f| f.user).collect::<Vec<_>>()),
-        mean(&ten.iter().map(|f| f.sys).collect::<Vec<_>>()),
-        cpus.iter().sum::<f64>(),
+        "  1 Block:                                          {:.2} % of a core (coordinator {:.2} %)\n    ({j1})",
+        one[0], coord1
+    );
+    let f10 = floor(10, hz, secs, 1);
+    println!("  floor, 10 bare loops (slack 1 ns):    {}", summary(&f10));
+    let (ten, coord10, _, j10) = blocks(10, Some(hz), secs);
+    println!(
+        "  10 Blocks:                            {} (coordinator {:.2} %)\n    ({j10})",
+        summary(&ten),
         coord10
     );
-    let f = floor(hz, secs);
-    println!("  floor again:                                     {f:.2} % of a core");
+    let f10s = floor(10, hz, secs, 50_000);
+    println!("  floor, 10 bare loops (slack 50 µs):   {}", summary(&f10s));
+    let f1 = floor(1, hz, secs, 1);
+    println!(
+        "  floor again, 1 bare loop:                          {:.2} % of a core",
+        f1[0]
+    );
     // The loop's own work without any sleep: a free-running Block doing nothing.
     let free_secs = 1.0;
-    let (_, _, loops) = blocks(1, None, free_secs);
+    let (_, _, loops, _) = blocks(1, None, free_secs);
     println!(
         "  free-running Block doing nothing: {:.2} M loops/s, {:.0} ns per loop (at 1 kHz: {:.3} % of a core)",
         loops as f64 / free_secs / 1e6,
