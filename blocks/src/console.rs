@@ -329,7 +329,7 @@ fn fmt_f64(x: f64) -> String {
     let a = x.abs();
     if a == 0.0 {
         "0".into()
-    } else if a >= 1e7 || a < 1e-4 {
+    } else if !(1e-4..1e7).contains(&a) {
         format!("{x:.3e}")
     } else if a >= 1e4 {
         format!("{x:.0}")
