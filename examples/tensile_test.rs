@@ -4,17 +4,15 @@
 //! cycles to increasing strain, then pulls the sample to rupture. The Generator's conditions
 //! read the machine's outputs (the two Blocks are linked both ways); two Recorders write the
 //! machine's outputs and the command to CSV; a StopBlock guards against overload and overtime;
-//! a Progress Block shows the test live in the terminal. At the end: a summary, and a
+//! a Console Block shows the test live in the terminal (`--quiet`: not). At the end: a summary, and a
 //! force–strain plot as PNG, all in `results/<date>-<time>/` (or under `--out DIR`).
 //!
 //! `cargo run --example tensile_test -- [--out DIR] [--quiet]`
 
 use anyhow::{bail, Context as _};
-use crabby::{
-    Block, Context, Flow, LinkOptions, Overflow, Result as CResult, Sample, Settings, Test,
-};
-use crabby_blocks::{FakeMachine, Generator, Path, Recorder, StopBlock};
-use std::io::{IsTerminal, Write};
+use crabby::{Settings, Test};
+use crabby_blocks::{Console, FakeMachine, Generator, Path, Recorder, StopBlock};
+use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
 
 /// The test procedure.
@@ -73,7 +71,7 @@ impl RunFiles {
     }
 }
 
-/// Builds the test graph. `progress` adds the live terminal display.
+/// Builds the test graph. `progress`: the console shows the test live (else it is quiet).
 pub fn build(p: &Procedure, files: &RunFiles, progress: bool) -> anyhow::Result<Test> {
     let mut test = Test::new("tensile_test");
     test.log_file(Some(files.log.clone()));
@@ -84,7 +82,6 @@ pub fn build(p: &Procedure, files: &RunFiles, progress: bool) -> anyhow::Result<
         paths.push(Path::constant(-p.speed_mm_s).until("F(N) <= 0"));
     }
     paths.push(Path::constant(p.speed_mm_s).until(format!("Exx(%) > {}", p.end_pct).as_str()));
-    let n_paths = paths.len();
     let generator = Generator::new(paths)?.end_delay(Some(0.0));
     let mut machine = FakeMachine::new();
     if p.noise {
@@ -111,75 +108,19 @@ pub fn build(p: &Procedure, files: &RunFiles, progress: bool) -> anyhow::Result<
     test.link(mach, rec_m);
     test.link(gen, rec_c);
     test.link(mach, stop);
-    if progress {
-        let shown = test.add_with(
-            Progress::new(n_paths),
-            Settings::new().name("progress").freq(5.0),
-        );
-        // Display only: if the terminal stalls, drop old samples instead of slowing the test.
-        test.link_with(
-            mach,
-            shown,
-            LinkOptions::new().overflow(Overflow::DropOldest),
-        );
-        test.link_with(
-            gen,
-            shown,
-            LinkOptions::new().overflow(Overflow::DropOldest),
-        );
-    }
+    // The live status in the terminal (crabby-blocks' Console): test time, command, force and
+    // strain, each Block's rate, the latest warning. Display only: its links drop the oldest
+    // samples rather than ever slow the test. Quiet, it shows nothing but still runs, so the
+    // graph is the same with and without `--quiet`.
+    let shown = test.add_with(
+        Console::new()
+            .values(["cmd", "F(N)", "Exx(%)"])
+            .quiet(!progress),
+        Settings::new().name("console"),
+    );
+    test.link_with(mach, shown, Console::link());
+    test.link_with(gen, shown, Console::link());
     Ok(test)
-}
-
-/// Shows elapsed time, current path, force and strain on one terminal line.
-struct Progress {
-    n_paths: usize,
-    tty: bool,
-    last_line: f64,
-}
-
-impl Progress {
-    fn new(n_paths: usize) -> Self {
-        Progress {
-            n_paths,
-            tty: std::io::stdout().is_terminal(),
-            last_line: -10.0,
-        }
-    }
-}
-
-impl Block for Progress {
-    fn step(&mut self, ctx: &mut Context) -> CResult<Flow> {
-        let s: Sample = ctx.recv_latest(true);
-        let t = ctx.t();
-        let path = s
-            .get_f64("index")
-            .map(|i| i as usize + 1)
-            .unwrap_or(1)
-            .min(self.n_paths);
-        let line = format!(
-            "t = {t:6.1} s | path {path}/{} | F = {:>9.0} N | Exx = {:6.3} %",
-            self.n_paths,
-            s.get_f64("F(N)").unwrap_or(0.0),
-            s.get_f64("Exx(%)").unwrap_or(0.0)
-        );
-        let mut out = std::io::stdout().lock();
-        if self.tty {
-            let _ = write!(out, "\r{line}   ");
-        } else if t - self.last_line >= 2.0 {
-            self.last_line = t;
-            let _ = writeln!(out, "{line}");
-        }
-        let _ = out.flush();
-        Ok(Flow::Continue)
-    }
-
-    fn finish(&mut self, _ctx: &mut Context) -> CResult<()> {
-        if self.tty {
-            let _ = writeln!(std::io::stdout());
-        }
-        Ok(())
-    }
 }
 
 /// What the data says.

@@ -249,6 +249,9 @@ pub struct InputView<'a> {
     pub link: &'a str,
     /// The labels arriving on this link (after its modifiers), if the sender declared them.
     pub labels: Option<Vec<Label>>,
+    /// The link's overflow policy: a display-only Block can refuse a lossless input, which
+    /// would let it slow its sender down.
+    pub overflow: crate::Overflow,
 }
 
 impl GraphView<'_> {

@@ -349,6 +349,8 @@ fn run_loop(block: &mut dyn Block, ctx: &mut Context, pacer: &mut Pacer, name: &
     let health = control.slot(slot);
     health.state.store(state::RUNNING, Ordering::Relaxed);
     let mut first = true;
+    let mut woke_at = None;
+    pacer.align_on(control.t0_mono());
     loop {
         if control.stopping() {
             return if ctx.stop_requested {
@@ -359,7 +361,7 @@ fn run_loop(block: &mut dyn Block, ctx: &mut Context, pacer: &mut Pacer, name: &
         }
         // The health figures: a few relaxed stores into this Block's slot per loop, no
         // system call (the clock is read through the vDSO).
-        let start = pacer.loop_started();
+        let start = pacer.loop_started(woke_at.take());
         if first {
             first = false;
             health.first_loop.store(start, Ordering::Relaxed);
@@ -375,7 +377,9 @@ fn run_loop(block: &mut dyn Block, ctx: &mut Context, pacer: &mut Pacer, name: &
             health.step_max.store(took, Ordering::Relaxed);
         }
         health.last_loop_end.store(end, Ordering::Relaxed);
-        health.loops.fetch_add(1, Ordering::Relaxed);
+        // This thread is the only writer: a plain store, not a locked read-modify-write.
+        let loops = health.loops.load(Ordering::Relaxed);
+        health.loops.store(loops + 1, Ordering::Relaxed);
         match out {
             Ok(Flow::Continue) => {}
             Ok(Flow::Stop) => {
@@ -388,6 +392,6 @@ fn run_loop(block: &mut dyn Block, ctx: &mut Context, pacer: &mut Pacer, name: &
                 return end;
             }
         }
-        pacer.wait_next(&control, slot);
+        woke_at = pacer.wait_next(&control, slot, end);
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct Pacer {
     period_ns: Option<u64>,
     next: u64,
     first: u64,
+    /// The common start `t0` every paced Block's deadlines are aligned on (0: unknown).
+    origin: u64,
     last_start: u64,
     last_end: u64,
     loops: u64,
@@ -83,6 +85,7 @@ impl Pacer {
             period_ns,
             next: 0,
             first: 0,
+            origin: 0,
             last_start: 0,
             last_end: 0,
             loops: 0,
@@ -95,14 +98,29 @@ impl Pacer {
         }
     }
 
-    /// Call right before each `step`; returns the time it read.
-    pub fn loop_started(&mut self) -> u64 {
-        let now = sys::monotonic_ns();
+    /// Aligns the deadlines on `t0` (the common start), before the first loop.
+    pub fn align_on(&mut self, t0: u64) {
+        self.origin = t0;
+    }
+
+    /// Call right before each `step`, with the time `wait_next` read at the deadline if it
+    /// did (no second clock read); returns the loop's start time.
+    pub fn loop_started(&mut self, woke_at: Option<u64>) -> u64 {
+        let now = woke_at.unwrap_or_else(sys::monotonic_ns);
         if self.loops == 0 {
-            self.first = now;
-            self.next = now;
+            // The first loop runs at once; the next ones on the grid t0 + k·period shared by
+            // every Block, so Blocks at the same (or a multiple) rate wake on one timer
+            // expiry instead of one each a few microseconds apart: on a virtual machine
+            // every separate expiry costs an exit to the hypervisor.
+            self.next = match self.period_ns {
+                Some(p) if self.origin != 0 && self.origin <= now => now - (now - self.origin) % p,
+                _ => now,
+            };
+            // The loops are counted from that grid point (their mean rate is exact), and the
+            // first, shortened, period is phase, not jitter: it is not in the histogram.
+            self.first = self.next;
             self.last_display = now;
-        } else {
+        } else if self.loops >= 2 || self.first == self.last_start {
             let period = now - self.last_start;
             let dev = match self.period_ns {
                 Some(p) => (period as f64 - p as f64).abs(),
@@ -127,13 +145,15 @@ impl Pacer {
         self.last_end = now;
     }
 
-    /// Call after each `step`: sleeps until the next deadline, or returns at once when the
-    /// stop event is set. Sleeping is a futex wait on the Block's doorbell, which the
-    /// coordinator rings at the stop.
-    pub fn wait_next(&mut self, control: &Control, slot: usize) {
-        let Some(p) = self.period_ns else { return };
+    /// Call after each `step`, with the time it ended (`now`, just read): sleeps until the
+    /// next deadline, or returns at once when the stop event is set. Sleeping is a futex
+    /// wait on the Block's doorbell, which the coordinator rings at the stop. Returns the
+    /// time read when the deadline came (`None`: free-running, or stopping), for
+    /// `loop_started`: the clock is read twice per loop (end of `step`, wake-up), not five
+    /// times.
+    pub fn wait_next(&mut self, control: &Control, slot: usize, mut now: u64) -> Option<u64> {
+        let p = self.period_ns?;
         self.next += p;
-        let now = sys::monotonic_ns();
         // A short hiccup (a few ms of scheduling delay) is caught up by running the late
         // loops back to back, so the mean rate stays exact. Further behind than that, the
         // missed deadlines are skipped (and counted) rather than run in a long burst.
@@ -146,18 +166,19 @@ impl Pacer {
         let doorbell = &control.slot(slot).doorbell;
         loop {
             if control.stopping() {
-                return;
+                return None;
             }
-            let now = sys::monotonic_ns();
             if now >= self.next {
                 self.max_late_ns = self.max_late_ns.max(now - self.next);
-                return;
+                return Some(now);
             }
             let seen = doorbell.load(std::sync::atomic::Ordering::SeqCst);
             if control.stopping() {
-                return;
+                return None;
             }
+            // A deadline passed meanwhile makes the wait return at once (ETIMEDOUT).
             sys::futex_wait(doorbell, seen, Some(self.next));
+            now = sys::monotonic_ns();
         }
     }
 
@@ -185,6 +206,22 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_are_on_the_common_grid() {
+        let mut p = Pacer::new(Rate::Hz(1000.0), false);
+        p.align_on(5_000_000_000);
+        // The first loop starts 2.345 ms after t0: it runs at once, the next deadline is the
+        // next multiple of 1 ms after t0.
+        let first = 5_002_345_000;
+        assert_eq!(p.loop_started(Some(first)), first);
+        p.next += 1_000_000;
+        assert_eq!(p.next, 5_003_000_000);
+        // Unknown t0 (0): the first loop is the origin, as before.
+        let mut p = Pacer::new(Rate::Hz(1000.0), false);
+        p.loop_started(Some(first));
+        assert_eq!(p.next, first);
+    }
 
     #[test]
     fn quantile_of_known_distribution() {

@@ -56,6 +56,14 @@ pub fn niceness() -> i32 {
     sys::niceness()
 }
 
+/// The width in columns of the terminal open on `fd` (for example
+/// `std::io::stdout().as_fd()`), or `None` when it is not a terminal or reports no size. A
+/// status line uses it to fit the window, read again at each redraw (the window may be
+/// resized).
+pub fn terminal_columns(fd: std::os::fd::BorrowedFd<'_>) -> Option<u16> {
+    sys::terminal_columns(fd)
+}
+
 /// How a child process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -407,6 +407,7 @@ impl Test {
                     from: &resolved[l.from.index].name,
                     link: &link_names[li],
                     labels: link_labels[li].clone(),
+                    overflow: l.opts.overflow,
                 })
                 .collect();
             let view = GraphView {

@@ -23,6 +23,8 @@
 //!   ([`crabby::Context::paused`]): the Machine holds its actuators stopped, the IOBlock
 //!   writes no command change, the Generator's path clock skips paused time.
 //! - [`Button`] (a key press sends a count), [`LinkReader`] (logs, rate-limited), [`Sink`].
+//! - [`Console`]: a live status of any test in the terminal (test time, chosen values, each
+//!   Block's achieved rate, the latest warning), redrawn in place, never slowing the test.
 //! - `Hdf5Recorder` (cargo feature `hdf5`): an HDF5 file that survives a `kill -9`.
 //!
 //! The examples `furnace_pid` (a furnace under a PID with a safety limit) and
@@ -58,6 +60,7 @@
 pub mod button;
 pub mod camera;
 pub mod condition;
+pub mod console;
 pub mod fake_machine;
 pub mod generator;
 #[cfg(feature = "hdf5")]
@@ -75,6 +78,7 @@ pub mod stop_block;
 
 pub use button::*;
 pub use condition::*;
+pub use console::Console;
 pub use fake_machine::*;
 pub use generator::*;
 #[cfg(feature = "hdf5")]

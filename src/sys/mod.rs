@@ -289,6 +289,23 @@ pub fn set_realtime(priority: u8) -> std::io::Result<()> {
     }
 }
 
+/// The width in columns of the terminal open on `fd`, or `None` if it is not a terminal (or
+/// reports no size).
+pub fn terminal_columns(fd: std::os::fd::BorrowedFd<'_>) -> Option<u16> {
+    use std::os::fd::AsRawFd;
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct it points to, which is ours and
+    // lives for the call; `fd` is a valid descriptor borrowed for the call (a descriptor that
+    // is not a terminal makes it fail with ENOTTY, touching nothing).
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_col > 0).then_some(ws.ws_col)
+}
+
 /// Lowers the timer slack of the calling thread to 1 ns, so paced sleeps end on time.
 pub fn low_timer_slack() {
     let _ = nix::sys::prctl::set_timerslack(1);
