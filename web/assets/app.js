@@ -196,7 +196,7 @@ function drawStatus() {
 }
 
 // ---- camera preview: at most 10 frames per second, only while the test runs
-let camStarted = false;
+let camStarted = false, camFrames = 0;
 function startCamera() {
   if (!config.camera || camStarted) return;
   camStarted = true; $("camera").hidden = false;
@@ -206,7 +206,7 @@ function startCamera() {
     const t0 = performance.now();
     const probe = new Image();
     probe.onload = () => {
-      img.src = probe.src; n++; times.push(performance.now()); times = times.filter((t) => t > performance.now() - 2000);
+      img.src = probe.src; n++; camFrames = n; times.push(performance.now()); times = times.filter((t) => t > performance.now() - 2000);
       $("cam-info").textContent = `preview ${n}, ${(times.length / 2).toFixed(1)} fps, ${probe.naturalWidth}×${probe.naturalHeight}`;
       setTimeout(next, Math.max(0, 100 - (performance.now() - t0)));
     };
@@ -243,7 +243,7 @@ function frame() {
 window.crabby = {
   labels: () => labels, rows: () => T.length, col: (l) => col(l), status: () => status, ended: () => ended,
   hellos: () => hellos, pushes: () => pushes, plots: () => plots.map((p) => ({ x: p.x, ys: p.ys, points: p.u ? (p.time ? p.u.data[0].length : p.u.data[1][0].length) : 0 })),
-  addPlot: (x, ys) => addPlot(x, ys), errors: [],
+  addPlot: (x, ys) => addPlot(x, ys), cameraFrames: () => camFrames, errors: [],
 };
 window.addEventListener("error", (e) => window.crabby.errors.push(String(e.message)));
 connect(); frame();

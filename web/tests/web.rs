@@ -307,9 +307,31 @@ fn late_join() -> R {
 // ---- in a real browser
 
 fn browser_scenario(url: &str, dir: &Path) -> R<String> {
+    let pgm = |v: u8| {
+        let mut f = b"P5\n16 8\n255\n".to_vec();
+        f.extend((0..128u8).map(|i| i.wrapping_mul(2).wrapping_add(v)));
+        let tmp = dir.join("preview.tmp");
+        std::fs::write(&tmp, &f).and_then(|()| std::fs::rename(&tmp, dir.join("preview.pgm")))
+    };
+    pgm(0).map_err(|e| e.to_string())?;
     let chrome = Browser::start(dir)?;
     let a = chrome.session(dir)?;
     a.goto(url)?;
+    // The camera preview decodes as an image, and follows the file as it changes.
+    a.wait_js(
+        "return document.getElementById('cam-img').naturalWidth == 16",
+        Duration::from_secs(20),
+    )?;
+    let pixel = "(() => { const i = document.getElementById('cam-img'), c = document.createElement('canvas'); \
+                 c.width = 16; c.height = 8; const g = c.getContext('2d'); g.drawImage(i, 0, 0); \
+                 return g.getImageData(0, 0, 1, 1).data[0]; })()";
+    a.wait_js(&format!("return {pixel} == 0"), Duration::from_secs(20))?;
+    pgm(100).map_err(|e| e.to_string())?;
+    a.wait_js(&format!("return {pixel} == 100"), Duration::from_secs(20))?;
+    ensure!(
+        a.js("return crabby.cameraFrames()")?.as_u64() > Some(1),
+        "preview frames"
+    );
     a.wait_js(
         "return window.crabby && crabby.rows() > 100",
         Duration::from_secs(30),
@@ -418,7 +440,8 @@ fn browser() -> R {
     let web = WebView::new()
         .plot("t(s)", ["F(N)"])
         .plot_xy("Exx(%)", "F(N)")
-        .values(["F(N)", "Exx(%)"]);
+        .values(["F(N)", "Exx(%)"])
+        .camera_preview(tmp.path().join("preview.pgm"));
     let (report, out) = run(tmp.path(), 0.0, 100.0, web, browser_scenario)?;
     // The screenshot mid-test, kept as an artefact: target/tmp/web-view.png.
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-view.png");

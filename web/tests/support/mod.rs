@@ -93,6 +93,14 @@ impl Block for Driver {
         self.done = Some(rx);
         Ok(())
     }
+    fn begin(&mut self, ctx: &mut Context) -> CResult<()> {
+        // t0 for scenarios that measure latency (monotonic ns).
+        let t0 = ctx.t0_ns().unwrap_or(0);
+        let dir = self.out.parent().unwrap();
+        std::fs::write(dir.join("t0.tmp"), t0.to_string())
+            .and_then(|()| std::fs::rename(dir.join("t0.tmp"), dir.join("t0")))
+            .map_err(|e| crabby::Error::io("t0", e))
+    }
     fn step(&mut self, _ctx: &mut Context) -> CResult<Flow> {
         // A scenario that fails ends the test (the case then reads why).
         if let Some(Ok(r)) = self.done.as_ref().map(|d| d.try_recv()) {
