@@ -449,6 +449,9 @@ impl Block for WebView {
             self.stopped_here = true;
             let who = shared.stop_from.lock().unwrap().clone();
             log::warn!("stopped from the web view ({who})");
+            // In the report and the metadata: "alarm at … from web_view: stopped from the
+            // web view", next to "web_view ended the test".
+            ctx.record_alarm("stopped from the web view (STOP button)");
             ctx.stop_test();
         }
         match shared.pause.swap(0, Ordering::SeqCst) {

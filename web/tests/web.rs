@@ -185,6 +185,10 @@ fn ws_stop() -> R {
         how.starts_with("stopped from the web view"),
         "page says {how:?}"
     );
+    ensure!(
+        format!("{report}").contains("from web_view: stopped from the web view"),
+        "the report does not say it:\n{report}"
+    );
     let log = std::fs::read_to_string(tmp.path().join("log")).unwrap_or_default();
     ensure!(log.contains("stopped from the web view"), "log:\n{log}");
     Ok(())
@@ -449,6 +453,10 @@ fn browser() -> R {
     ensure!(
         report.cause == Some(StopCause::Block("web_view".into())),
         "{report}\n{out}"
+    );
+    ensure!(
+        format!("{report}").contains("from web_view: stopped from the web view"),
+        "the report does not say it:\n{report}"
     );
     let log = std::fs::read_to_string(tmp.path().join("log")).unwrap_or_default();
     ensure!(log.contains("stopped from the web view"), "log:\n{log}");
