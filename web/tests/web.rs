@@ -26,6 +26,8 @@ fn main() {
         case("pause_and_resume_over_websocket", 60, ws_pause),
         case("token_and_origin_are_enforced", 60, token),
         case("late_client_gets_the_whole_history", 60, late_join),
+        case("configuration_errors_before_the_fork", 30, config_errors),
+        case("busy_port_fails_prepare", 30, busy_port),
         case_alone("browser_plots_reload_two_browsers_and_stop", 180, browser),
     ]);
 }
@@ -305,6 +307,57 @@ fn late_join_scenario(url: &str, _dir: &Path) -> R<String> {
 fn late_join() -> R {
     let tmp = TempDir::new("web-late");
     run(tmp.path(), 2.5, 100.0, WebView::new(), late_join_scenario)?;
+    Ok(())
+}
+
+fn config_errors() -> R {
+    let tmp = TempDir::new("web-config");
+    let cases: [(WebView, Option<f64>, &str); 4] = [
+        (WebView::new(), Some(100.0), "Settings::freq"),
+        (WebView::new().plot("t(s)", ["F(kN)"]), None, "'F(kN)'"),
+        (WebView::new().values(["x(mm)"]), None, "'x(mm)'"),
+        (WebView::new().token("a b"), None, "token"),
+    ];
+    for (web, hz, expect) in cases {
+        let mut test = Test::new("web-config");
+        test.log_file(None);
+        let src = test.add_with(Ramp { seconds: 1.0, n: 0 }, Settings::new().name("ramp"));
+        let mut s = Settings::new();
+        if let Some(hz) = hz {
+            s = s.freq(hz);
+        }
+        let w = test.add_with(web.url_file(tmp.path().join("url")), s);
+        test.link_with(src, w, crabby_web::link_options());
+        let e = match test.run() {
+            Err(e) => e.to_string(),
+            Ok(r) => return Err(format!("ran anyway: {r}")),
+        };
+        ensure!(e.contains("web_view") && e.contains(expect), "{e}");
+        ensure!(!tmp.path().join("url").exists(), "nothing may start: {e}");
+    }
+    Ok(())
+}
+
+fn busy_port() -> R {
+    let tmp = TempDir::new("web-port");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = busy.local_addr().unwrap().port();
+    let mut test = Test::new("web-port");
+    test.log_file(None);
+    let src = test.add_with(Ramp { seconds: 5.0, n: 0 }, Settings::new().name("ramp"));
+    let w = test.add(WebView::new().port(port));
+    test.link_with(src, w, crabby_web::link_options());
+    let text = match test.run() {
+        Err(e) => e.to_string(),
+        Ok(r) => return Err(format!("ran anyway: {r}")),
+    };
+    ensure!(
+        text.contains("web_view")
+            && text.contains(&format!("127.0.0.1:{port}"))
+            && text.contains(".port(n)"),
+        "{text}"
+    );
+    drop(tmp);
     Ok(())
 }
 
