@@ -200,18 +200,28 @@ let camStarted = false, camFrames = 0;
 function startCamera() {
   if (!config.camera || camStarted) return;
   camStarted = true; $("camera").hidden = false;
-  const img = $("cam-img"); let n = 0, times = [];
-  const next = () => {
+  const img = $("cam-img"); let n = 0, shown = [], frames = [], lastUrl = null;
+  const next = async () => {
     if (ended) return;
     const t0 = performance.now();
-    const probe = new Image();
-    probe.onload = () => {
-      img.src = probe.src; n++; camFrames = n; times.push(performance.now()); times = times.filter((t) => t > performance.now() - 2000);
-      $("cam-info").textContent = `preview ${n}, ${(times.length / 2).toFixed(1)} fps, ${probe.naturalWidth}×${probe.naturalHeight}`;
-      setTimeout(next, Math.max(0, 100 - (performance.now() - t0)));
-    };
-    probe.onerror = () => setTimeout(next, 500);
-    probe.src = `camera.bmp${tokenQ}n=${n}`;
+    try {
+      const r = await fetch(`camera.bmp${tokenQ}n=${n}`, { cache: "no-store" });
+      if (!r.ok) throw new Error(String(r.status));
+      const idx = Number(r.headers.get("x-frame-index")), ts = Number(r.headers.get("x-frame-timestamp-ns"));
+      const url = URL.createObjectURL(await r.blob());
+      await new Promise((ok, bad) => { img.onload = ok; img.onerror = bad; img.src = url; });
+      if (lastUrl) URL.revokeObjectURL(lastUrl);
+      lastUrl = url; n++; camFrames = n;
+      const now = performance.now();
+      shown.push(now); shown = shown.filter((t) => t > now - 2000);
+      frames.push([idx, ts]); frames = frames.slice(-20);
+      const [i0, t0ns] = frames[0], cam = ts > t0ns ? ((idx - i0) * 1e9) / (ts - t0ns) : 0;
+      $("cam-info").textContent = `frame ${idx}` + (cam > 0 ? `, camera ${cam.toFixed(1)} fps` : "") +
+        `, preview ${(shown.length / 2).toFixed(1)} fps, ${img.naturalWidth}×${img.naturalHeight}`;
+      setTimeout(next, Math.max(0, 100 - (now - t0))); // at most 10 previews per second
+    } catch (e) {
+      setTimeout(next, 500);
+    }
   };
   next();
 }

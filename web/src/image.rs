@@ -1,6 +1,25 @@
 //! The camera preview: the camera Block's PGM/PPM preview file turned into a BMP, which every
 //! browser shows natively (no image codec needed on either side).
 
+/// The frame index and timestamp a camera Block's `PreviewFile` writes as a comment
+/// (`# frame N timestamp_ns T`), if there.
+pub fn frame_of(pnm: &[u8]) -> Option<(u64, u64)> {
+    let head = std::str::from_utf8(pnm.get(..pnm.len().min(100))?)
+        .ok()
+        .or_else(|| {
+            let n = pnm.iter().take(100).position(|&b| b > 127)?;
+            std::str::from_utf8(&pnm[..n]).ok()
+        })?;
+    let rest = head.split("# frame ").nth(1)?;
+    let mut words = rest.split_whitespace();
+    let index = words.next()?.parse().ok()?;
+    let ts = match (words.next(), words.next()) {
+        (Some("timestamp_ns"), Some(t)) => t.parse().ok()?,
+        _ => 0,
+    };
+    Some((index, ts))
+}
+
 /// Parses a binary PGM (`P5`) or PPM (`P6`) with 8-bit samples; returns a 24-bit BMP.
 pub fn pnm_to_bmp(pnm: &[u8]) -> Option<Vec<u8>> {
     let (magic, rest) = (pnm.get(..2)?, pnm.get(2..)?);
@@ -82,5 +101,9 @@ mod tests {
         assert_eq!(&bmp[66..69], &[0x00, 0x00, 0x00]);
         assert!(pnm_to_bmp(b"P5\n3 2\n255\n\x00").is_none(), "short data");
         assert!(pnm_to_bmp(b"GIF89a").is_none());
+        let pgm = b"P5\n# frame 42 timestamp_ns 123\n1 1\n255\n\xff";
+        assert_eq!(frame_of(pgm), Some((42, 123)));
+        assert_eq!(pnm_to_bmp(pgm).unwrap()[54..57], [255, 255, 255]);
+        assert_eq!(frame_of(b"P5\n1 1\n255\n\x00"), None);
     }
 }

@@ -153,18 +153,28 @@ async fn camera(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
     let Some(path) = &shared.camera else {
         return (StatusCode::NOT_FOUND, "no camera in this web view\n").into_response();
     };
-    match std::fs::read(path)
-        .ok()
-        .and_then(|b| crate::image::pnm_to_bmp(&b))
-    {
-        Some(bmp) => (
-            [
-                (header::CONTENT_TYPE, "image/bmp"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            bmp,
-        )
-            .into_response(),
+    let file = std::fs::read(path).unwrap_or_default();
+    match crate::image::pnm_to_bmp(&file) {
+        Some(bmp) => {
+            // The camera's frame index and time, for the page's "frame N, F fps".
+            let (index, ts) = crate::image::frame_of(&file).unwrap_or((0, 0));
+            (
+                [
+                    (header::CONTENT_TYPE, "image/bmp".to_owned()),
+                    (header::CACHE_CONTROL, "no-store".to_owned()),
+                    (
+                        header::HeaderName::from_static("x-frame-index"),
+                        index.to_string(),
+                    ),
+                    (
+                        header::HeaderName::from_static("x-frame-timestamp-ns"),
+                        ts.to_string(),
+                    ),
+                ],
+                bmp,
+            )
+                .into_response()
+        }
         None => (StatusCode::SERVICE_UNAVAILABLE, "no frame yet\n").into_response(),
     }
 }

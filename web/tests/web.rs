@@ -365,7 +365,11 @@ fn busy_port() -> R {
 
 fn browser_scenario(url: &str, dir: &Path) -> R<String> {
     let pgm = |v: u8| {
-        let mut f = b"P5\n16 8\n255\n".to_vec();
+        let mut f = format!(
+            "P5\n# frame {v} timestamp_ns {}\n16 8\n255\n",
+            1_000_000 * v as u64
+        )
+        .into_bytes();
         f.extend((0..128u8).map(|i| i.wrapping_mul(2).wrapping_add(v)));
         let tmp = dir.join("preview.tmp");
         std::fs::write(&tmp, &f).and_then(|()| std::fs::rename(&tmp, dir.join("preview.pgm")))
@@ -388,6 +392,11 @@ fn browser_scenario(url: &str, dir: &Path) -> R<String> {
     ensure!(
         a.js("return crabby.cameraFrames()")?.as_u64() > Some(1),
         "preview frames"
+    );
+    let info = a.js("return document.getElementById('cam-info').textContent")?;
+    ensure!(
+        info.as_str().unwrap_or("").starts_with("frame 100"),
+        "camera info {info}"
     );
     a.wait_js(
         "return window.crabby && crabby.rows() > 100",
