@@ -154,7 +154,7 @@ pub fn build_with(
         );
     }
     if let Some(web) = web {
-        let web = test.add(web);
+        let web = test.add(web.log_file(files.log.clone()));
         test.link_with(mach, web, crabby_web::link_options());
         test.link_with(gen, web, crabby_web::link_options());
     }

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 let config = { plots: [], values: [], window_s: 30, camera: false };
 let labels = [], T = [], V = [], stride = 1;
 let status = { state: "connecting" }, health = null;
+let logLines = [];
 let ended = false, hellos = 0, pushes = 0, socket = null, dirty = false;
 const plots = [];
 const search = location.search || "";
@@ -45,6 +46,7 @@ function onMessage(ev) {
   }
   if (m.status) status = m.status;
   if (m.health && Object.keys(m.health).length) health = m.health;
+  if (m.log) logLines = m.log;
   if (m.type === "end") ended = true;
   refreshChoices(); dirty = true;
 }
@@ -185,6 +187,14 @@ function drawHealth() {
   $("warnings").innerHTML = (health.warnings || []).map((w) => `<li>[${w.t.toFixed(1)} s] ${esc(w.message)}</li>`).join("");
 }
 
+function drawLog() {
+  if (!logLines.length) return;
+  $("log-box").hidden = false;
+  const box = $("log"), atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+  box.textContent = logLines.join("\n");
+  if (atEnd) box.scrollTop = box.scrollHeight;
+}
+
 function drawStatus() {
   const s = status.state || "connecting";
   $("state").textContent = s; $("state").className = s;
@@ -245,7 +255,7 @@ $("add-go").onclick = () => {
 };
 
 function frame() {
-  if (dirty) { dirty = false; drawPlots(); drawValues(); drawHealth(); drawStatus(); }
+  if (dirty) { dirty = false; drawPlots(); drawValues(); drawHealth(); drawLog(); drawStatus(); }
   setTimeout(() => requestAnimationFrame(frame), 60);
 }
 
@@ -253,7 +263,7 @@ function frame() {
 window.crabby = {
   labels: () => labels, rows: () => T.length, col: (l) => col(l), status: () => status, ended: () => ended,
   hellos: () => hellos, pushes: () => pushes, plots: () => plots.map((p) => ({ x: p.x, ys: p.ys, points: p.u ? (p.time ? p.u.data[0].length : p.u.data[1][0].length) : 0 })),
-  addPlot: (x, ys) => addPlot(x, ys), cameraFrames: () => camFrames, errors: [],
+  addPlot: (x, ys) => addPlot(x, ys), cameraFrames: () => camFrames, logLines: () => logLines, errors: [],
 };
 window.addEventListener("error", (e) => window.crabby.errors.push(String(e.message)));
 connect(); frame();

@@ -105,6 +105,9 @@ pub struct WebView {
     window_s: f64,
     url_file: Option<PathBuf>,
     camera: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+    log_tail: Vec<String>,
+    last_log: Option<Instant>,
     // Set in prepare.
     shared: Option<Arc<Shared>>,
     quit: Option<tokio::sync::watch::Sender<bool>>,
@@ -141,6 +144,9 @@ impl WebView {
             window_s: 30.0,
             url_file: None,
             camera: None,
+            log_file: None,
+            log_tail: Vec::new(),
+            last_log: None,
             shared: None,
             quit: None,
             done: None,
@@ -223,6 +229,34 @@ impl WebView {
         self
     }
 
+    /// Shows the last lines of the test's log: give the same file as `Test::log_file` (the
+    /// page cannot choose a file: only this one is read).
+    pub fn log_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.log_file = Some(path.into());
+        self
+    }
+
+    /// Reads the log's last lines (once a second at most); whether they changed.
+    fn read_log(&mut self, force: bool) -> bool {
+        let Some(path) = &self.log_file else {
+            return false;
+        };
+        if !force
+            && self
+                .last_log
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return false;
+        }
+        self.last_log = Some(Instant::now());
+        let tail = tail_lines(path, LOG_LINES);
+        if tail == self.log_tail {
+            return false;
+        }
+        self.log_tail = tail;
+        true
+    }
+
     fn config_json(&self) -> serde_json::Value {
         json!({
             "plots": self.plots.iter().map(|p| json!({"x": p.x, "ys": p.ys})).collect::<Vec<_>>(),
@@ -261,10 +295,14 @@ impl WebView {
     }
 
     fn push(&mut self, kind: &str, status: serde_json::Value, health: bool) -> usize {
+        let log_changed = self.read_log(kind == "end");
         let shared = self.shared.clone().expect("prepared");
         let rows = thin(std::mem::take(&mut self.pending), MAX_ROWS_PER_PUSH);
         let mut hub = shared.hub.lock().unwrap();
         hub.status = status;
+        if log_changed {
+            hub.log = self.log_tail.clone();
+        }
         let n = shared.tx.receiver_count();
         if n > 0 {
             let mut m = json!({
@@ -276,6 +314,9 @@ impl WebView {
             if health {
                 m["health"] = hub.health.clone();
             }
+            if log_changed || kind == "end" {
+                m["log"] = json!(self.log_tail);
+            }
             let _ = shared.tx.send(Arc::new(Msg {
                 end: kind == "end",
                 text: m.to_string(),
@@ -283,6 +324,30 @@ impl WebView {
         }
         n
     }
+}
+
+/// Lines of the log the page shows.
+const LOG_LINES: usize = 40;
+
+/// The last `n` lines of a file (reading its last 16 KiB at most).
+fn tail_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(16 * 1024);
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if from > 0 && !lines.is_empty() {
+        lines.remove(0); // cut in the middle
+    }
+    let start = lines.len().saturating_sub(n);
+    lines[start..].iter().map(|l| l.to_string()).collect()
 }
 
 fn random_token() -> String {
@@ -403,6 +468,7 @@ impl Block for WebView {
                 config: self.config_json(),
                 health: serde_json::to_value(ctx.health()).unwrap_or_default(),
                 status: json!({"state": "preparing", "t": 0.0}),
+                log: Vec::new(),
             }),
             tx,
             stop: Default::default(),

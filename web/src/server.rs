@@ -44,6 +44,8 @@ pub(crate) struct Hub {
     pub config: serde_json::Value,
     pub health: serde_json::Value,
     pub status: serde_json::Value,
+    /// The last lines of the test's log (if the web view was given it).
+    pub log: Vec<String>,
 }
 
 impl Hub {
@@ -56,6 +58,7 @@ impl Hub {
             "stride": self.history.stride(),
             "health": self.health,
             "status": self.status,
+            "log": self.log,
         })
         .to_string()
     }

@@ -123,11 +123,14 @@ fn server_streams_scenario(url: &str, dir: &Path) -> R<String> {
         .map(|p| p.1)
         .collect();
     let in_order = ns.windows(2).all(|w| w[1] > w[0]);
-    Ok(
-        json!({"rows": f.len(), "bad": bad, "in_order": in_order, "how": last["status"]["how"],
-              "health_blocks": last["health"]["blocks"].as_array().map(|b| b.len())})
-        .to_string(),
-    )
+    let log = last["log"].as_array().map(|l| l.len()).unwrap_or(0);
+    let log_has_url = last["log"].to_string().contains("web view: http://");
+    Ok(json!({
+        "rows": f.len(), "bad": bad, "in_order": in_order, "how": last["status"]["how"],
+        "health_blocks": last["health"]["blocks"].as_array().map(|b| b.len()),
+        "log_lines": log, "log_has_url": log_has_url,
+    })
+    .to_string())
 }
 
 fn server_streams() -> R {
@@ -135,7 +138,8 @@ fn server_streams() -> R {
     let web = WebView::new()
         .plot("t(s)", ["F(N)"])
         .values(["F(N)"])
-        .camera_preview(tmp.path().join("preview.pgm"));
+        .camera_preview(tmp.path().join("preview.pgm"))
+        .log_file(tmp.path().join("log"));
     let (report, out) = run(tmp.path(), 3.0, 200.0, web, server_streams_scenario)?;
     let v: J = serde_json::from_str(&out).unwrap();
     let (sent, dropped) = sent_to_web(&report);
@@ -157,6 +161,11 @@ fn server_streams() -> R {
         "{v}"
     );
     ensure!(v["health_blocks"] == json!(3), "{v}");
+    // The log's tail (the test's log file) reaches the page.
+    ensure!(
+        v["log_has_url"] == json!(true) && v["log_lines"].as_u64() > Some(1),
+        "{v}"
+    );
     Ok(())
 }
 
