@@ -51,7 +51,9 @@
 //! vendored: the page works with no internet), `/ws` (the WebSocket: a `hello` message with
 //! the configuration, the labels and the history, then one `data` message per push and an
 //! `end` message), `/api/history` (the `hello` message over plain HTTP), `/camera.bmp` (the
-//! latest camera preview). A page that connects late or reloads gets the whole test so far.
+//! latest camera preview, see [`WebView::camera_preview`]). A page that connects late or
+//! reloads gets the whole test so far. With [`WebView::log_file`] the page also shows the
+//! last lines of the test's log.
 //!
 //! ## Security
 //!
