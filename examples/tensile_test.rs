@@ -7,7 +7,11 @@
 //! a Console Block shows the test live in the terminal (`--quiet`: not). At the end: a summary, and a
 //! force–strain plot as PNG, all in `results/<date>-<time>/` (or under `--out DIR`).
 //!
-//! `cargo run --example tensile_test -- [--out DIR] [--quiet]`
+//! A web view (crate `crabby-web`) shows it live in a browser: open the URL printed at the
+//! start (plots of force against time and strain, the latest values, every Block's health,
+//! STOP and Pause buttons). `--no-web` leaves it out.
+//!
+//! `cargo run --example tensile_test -- [--out DIR] [--quiet] [--no-web] [--web-port N]`
 
 use anyhow::{bail, Context as _};
 use crabby::{Settings, Test};
@@ -73,6 +77,27 @@ impl RunFiles {
 
 /// Builds the test graph. `progress`: the console shows the test live (else it is quiet).
 pub fn build(p: &Procedure, files: &RunFiles, progress: bool) -> anyhow::Result<Test> {
+    build_with(p, files, progress, None)
+}
+
+/// The main job's web view: force against time and strain, the latest values.
+pub fn web_view(port: u16) -> crabby_web::WebView {
+    crabby_web::WebView::new()
+        .port(port)
+        .plot("t(s)", ["F(N)"])
+        .plot_xy("Exx(%)", "F(N)")
+        .plot("t(s)", ["x(mm)", "cmd"])
+        .values(["F(N)", "Exx(%)", "x(mm)"])
+}
+
+/// [`build`], with a web view if `web` is given (linked drop-oldest to the machine and the
+/// generator: it never slows them).
+pub fn build_with(
+    p: &Procedure,
+    files: &RunFiles,
+    progress: bool,
+    web: Option<crabby_web::WebView>,
+) -> anyhow::Result<Test> {
     let mut test = Test::new("tensile_test");
     test.log_file(Some(files.log.clone()));
 
@@ -120,6 +145,11 @@ pub fn build(p: &Procedure, files: &RunFiles, progress: bool) -> anyhow::Result<
     );
     test.link_with(mach, shown, Console::link());
     test.link_with(gen, shown, Console::link());
+    if let Some(web) = web {
+        let web = test.add(web.log_file(files.log.clone()));
+        test.link_with(mach, web, crabby_web::link_options());
+        test.link_with(gen, web, crabby_web::link_options());
+    }
     Ok(test)
 }
 
@@ -222,13 +252,23 @@ macro_rules! say {
 fn main() -> anyhow::Result<()> {
     let mut out = PathBuf::from("results");
     let mut quiet = false;
+    let mut web = true;
+    let mut web_port = 0u16;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
             "--quiet" => quiet = true,
+            "--no-web" => web = false,
+            "--web-port" => {
+                web_port = args
+                    .next()
+                    .context("--web-port needs a port number")?
+                    .parse()
+                    .context("--web-port: not a port number (0 to 65535; 0 = any free port)")?
+            }
             "-h" | "--help" => {
-                say!("usage: tensile_test [--out DIR] [--quiet]");
+                say!("usage: tensile_test [--out DIR] [--quiet] [--no-web] [--web-port N]");
                 return Ok(());
             }
             other => bail!("unknown argument '{other}' (try --help)"),
@@ -237,7 +277,7 @@ fn main() -> anyhow::Result<()> {
     let files = RunFiles::new_in(&out)?;
     let procedure = Procedure::default();
     say!("tensile test: results in {}", files.dir.display());
-    let test = build(&procedure, &files, !quiet)?;
+    let test = build_with(&procedure, &files, !quiet, web.then(|| web_view(web_port)))?;
     let result = test.run();
     let summary = summarize(&files.machine_csv);
     if let Ok(s) = &summary {

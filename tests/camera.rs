@@ -565,7 +565,13 @@ fn camera_block_records_frames_and_metadata() -> Result<(), String> {
         ensure!(len > 64 * 48 && len < 64 * 48 + 300, "tiff of {len} bytes");
     }
     let pgm = std::fs::read(&preview).map_err(|e| format!("no preview: {e}"))?;
-    ensure!(pgm.starts_with(b"P5\n64 48\n255\n"), "preview header");
+    let head = String::from_utf8_lossy(&pgm[..pgm.len().min(80)]).into_owned();
+    ensure!(
+        head.starts_with("P5\n# frame ")
+            && head.contains(" timestamp_ns ")
+            && head.contains("\n64 48\n255\n"),
+        "preview header {head:?}"
+    );
     Ok(())
 }
 

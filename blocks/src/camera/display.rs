@@ -95,7 +95,7 @@ pub fn downscale_mono8(
 }
 
 impl PreviewSink for PreviewFile {
-    fn show(&mut self, _info: &FrameInfo, img: &ImageView<'_>) -> Result<()> {
+    fn show(&mut self, info: &FrameInfo, img: &ImageView<'_>) -> Result<()> {
         let (w, h) = downscale_mono8(img, self.max.0, self.max.1, &mut self.buf);
         // `<full name>.tmp`: never a user's `<stem>.tmp`, and distinct for a.pgm and a.ppm.
         let mut tmp = self.path.clone().into_os_string();
@@ -103,7 +103,13 @@ impl PreviewSink for PreviewFile {
         let tmp = PathBuf::from(tmp);
         let io = |e| Error::io(format!("cannot write preview {}", self.path.display()), e);
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        write!(f, "P5\n{w} {h}\n255\n").map_err(io)?;
+        // The frame's index and time as a PGM comment: a web view shows them.
+        write!(
+            f,
+            "P5\n# frame {} timestamp_ns {}\n{w} {h}\n255\n",
+            info.index, info.timestamp_ns
+        )
+        .map_err(io)?;
         f.write_all(&self.buf).map_err(io)?;
         drop(f);
         std::fs::rename(&tmp, &self.path).map_err(io)
@@ -155,8 +161,12 @@ mod tests {
         assert_eq!(std::fs::read(dir.join("preview.tmp")).unwrap(), b"mine");
         assert!(!dir.join("preview.pgm.tmp").exists());
         let f = std::fs::read(dir.join("preview.pgm")).unwrap();
-        assert!(f.starts_with(b"P5\n8 4\n255\n"));
-        assert_eq!(f.len(), 11 + 32);
+        let head = format!(
+            "P5\n# frame 0 timestamp_ns {}\n8 4\n255\n",
+            info.timestamp_ns
+        );
+        assert!(f.starts_with(head.as_bytes()));
+        assert_eq!(f.len(), head.len() + 32);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
