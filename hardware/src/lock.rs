@@ -129,6 +129,12 @@ impl DeviceLock {
                 }
                 Err((_, e)) => return Err(io(std::io::Error::from(e))),
             };
+            // Writable by every user (best effort: only the file's owner may change it), so a
+            // file left by another user's crashed test is taken over, not a lock forever.
+            let _ = std::fs::set_permissions(
+                &path,
+                std::os::unix::fs::PermissionsExt::from_mode(0o666),
+            );
             // The holder may have deleted the file between our open and our lock: then we
             // locked an orphan, and must lock the file now at the path.
             let same = match std::fs::metadata(&path) {

@@ -526,13 +526,17 @@ impl ModbusInOut {
 
     fn connect(&mut self) -> Result<()> {
         let conn = match &self.transport {
-            Transport::Tcp { address, timeout } => Conn::Tcp {
-                addr: self.tcp_addr(address)?,
-                timeout: *timeout,
-                stream: None,
-                transaction: 0,
-                connections: 0,
-            },
+            Transport::Tcp { address, timeout } => {
+                // Connected now, so that an absent device fails `open` (in `prepare`).
+                let addr = self.tcp_addr(address)?;
+                Conn::Tcp {
+                    addr,
+                    timeout: *timeout,
+                    stream: Some(tcp_connect(&addr, *timeout, &self.name)?),
+                    transaction: 0,
+                    connections: 1,
+                }
+            }
             Transport::Rtu(serial) => {
                 let mut link = serial.open(&self.name)?;
                 link.discard_input()?;
@@ -674,6 +678,24 @@ impl ModbusInOut {
     }
 }
 
+/// A TCP connection to a Modbus server, or an error that says what to check.
+fn tcp_connect(addr: &SocketAddr, timeout: Duration, name: &str) -> Result<TcpStream> {
+    let s = TcpStream::connect_timeout(addr, timeout).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::TimedOut {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Communication
+        };
+        device_error(
+            kind,
+            name,
+            format!("cannot connect to Modbus TCP {addr}: {e}; check that the device is on and the address"),
+        )
+    })?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
 /// Reads exactly `buf.len()` bytes from a TCP stream before `deadline`.
 fn read_full(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> std::io::Result<()> {
     let mut got = 0;
@@ -723,19 +745,7 @@ fn once(
         } => {
             let deadline = Instant::now() + *timeout;
             if stream.is_none() {
-                let s = TcpStream::connect_timeout(addr, *timeout).map_err(|e| {
-                    let kind = if e.kind() == std::io::ErrorKind::TimedOut {
-                        ErrorKind::Timeout
-                    } else {
-                        ErrorKind::Communication
-                    };
-                    TxError::Link(device_error(
-                        kind,
-                        name,
-                        format!("cannot connect to Modbus TCP {addr}: {e}; check that the device is on and the address"),
-                    ))
-                })?;
-                let _ = s.set_nodelay(true);
+                let s = tcp_connect(addr, *timeout, name).map_err(TxError::Link)?;
                 *connections += 1;
                 if *connections > 1 {
                     stats.reconnects += 1;

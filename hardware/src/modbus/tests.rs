@@ -290,6 +290,23 @@ fn tcp_reconnects_after_a_disconnect_and_faults_when_the_device_is_gone() {
 }
 
 #[test]
+fn tcp_open_fails_when_nothing_listens() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }; // closed again: nothing listens there
+    let mut d = ModbusInOut::tcp("absent", addr.to_string())
+        .timeout(TIMEOUT)
+        .read_point(Point::holding("x", 0));
+    d.check().unwrap();
+    let e = d.open().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Communication, "{e}");
+    assert!(e.description().contains(&addr.to_string()), "{e}");
+    assert_eq!(d.status().state, DeviceState::Fault);
+    d.close().unwrap();
+}
+
+#[test]
 fn rtu_port_vanishing_faults_the_device() {
     let b = Bench::rtu();
     let mut d = reader(&b);
