@@ -1614,6 +1614,11 @@ fn two_tests_on_one_port_the_second_is_refused() -> std::result::Result<(), Stri
                 && text.contains("device 'oven'"),
             "the error does not name the holder: {text}"
         );
+        // Refused by `Test::check`, before any fork: a run that started has a report.
+        ensure!(
+            e.report().is_none(),
+            "refused only after the fork (in prepare): {text}"
+        );
         ensure!(
             t0.elapsed() < Duration::from_secs(2),
             "refused after {:?}: not before the fork",
