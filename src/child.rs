@@ -12,6 +12,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 static CONTROL: OnceLock<Arc<Control>> = OnceLock::new();
+/// The test this Block's process belongs to (see `crate::process::test_name`).
+pub(crate) static TEST_NAME: OnceLock<String> = OnceLock::new();
 
 thread_local! {
     /// The last panic message on this thread (set by the panic hook, read by `guarded`).
@@ -134,6 +136,7 @@ pub(crate) fn child_main(spec: ChildSpec, marker: &str) -> i32 {
         ..
     } = spec;
     ctx.owner = std::process::id();
+    let _ = TEST_NAME.set(ctx.test_name().to_owned());
     let _ = CONTROL.set(ctx.control.clone());
     let channel = ctx
         .channel

@@ -45,6 +45,12 @@ pub fn fork_child(body: impl FnOnce() -> i32) -> Result<i32> {
         .map_err(|e| Error::new(ErrorKind::Io, "cannot fork a child process").with_source(e))
 }
 
+/// The name of the test this process runs a Block of (`None` outside a Block's process, and
+/// on the threads of `Test::run_in_threads`). Drivers use it to say who holds a device.
+pub fn test_name() -> Option<String> {
+    crate::child::TEST_NAME.get().cloned()
+}
+
 /// In a child: SIGTERM ends this process only when `pid` (its parent) sent it. A Block's
 /// process obeys only the coordinator; a child of a Block obeys the Block.
 pub fn terminate_only_from_parent() {

@@ -108,6 +108,21 @@ fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(),
 fn main() {
     common::main(&[
         common::case(
+            "modbus_tcp_ioblock_to_recorder",
+            30,
+            modbus_tcp_ioblock_to_recorder,
+        ),
+        common::case(
+            "two_tests_on_one_port_the_second_is_refused",
+            30,
+            two_tests_on_one_port_the_second_is_refused,
+        ),
+        common::case(
+            "a_killed_holder_leaves_no_lock",
+            30,
+            a_killed_holder_leaves_no_lock,
+        ),
+        common::case(
             "serial_port_vanishing_mid_test_faults_the_device",
             30,
             serial_port_vanishing_mid_test_faults_the_device,
@@ -1374,5 +1389,305 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
         e.kind() == ErrorKind::Configuration && e.description().contains("acceleration"),
         "{e}"
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- Modbus and device locks
+
+/// A raw pseudo-terminal pair: (master, slave kept open, slave path).
+fn raw_pty() -> std::result::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd, String), String> {
+    use std::os::fd::AsFd;
+    let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
+    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).map_err(|e| e.to_string())?;
+    nix::sys::termios::cfmakeraw(&mut t);
+    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
+        .map_err(|e| e.to_string())?;
+    let path = nix::unistd::ttyname(pty.slave.as_fd()).map_err(|e| e.to_string())?;
+    Ok((pty.master, pty.slave, path.to_string_lossy().into_owned()))
+}
+
+/// Waits up to `timeout` for one byte on `fd`; false on timeout or end of file.
+fn wait_byte(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
+    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)).unwrap_or(0) == 0 {
+        return false;
+    }
+    let mut b = [0u8; 1];
+    matches!(nix::unistd::read(fd, &mut b), Ok(1))
+}
+
+/// A real forked graph against a Modbus TCP simulator in a process of its own: a Source
+/// sends set-points the IOBlock writes to a holding register, the IOBlock reads it back
+/// with a float input register and a scaled signed register, the Recorder writes them.
+fn modbus_tcp_ioblock_to_recorder() -> std::result::Result<(), String> {
+    use crabby_hardware::modbus::{sim, ModbusInOut, Point};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+    let dir = TempDir::new("hw-modbus");
+    let csv = dir.path().join("modbus.csv");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .to_string();
+    let mut dev = sim::Device::new(1, 100);
+    let bits = 21.5f32.to_bits();
+    dev.input[0] = (bits >> 16) as u16;
+    dev.input[1] = bits as u16;
+    dev.holding[5] = (-1234i16) as u16;
+    let mut children = crabby::process::ChildSet::new();
+    children
+        .spawn("modbus-sim", move || {
+            sim::serve_tcp(&listener, &Mutex::new(dev), &AtomicBool::new(false));
+            0
+        })
+        .map_err(|e| e.to_string())?;
+    let daq = ModbusInOut::tcp("daq", &addr)
+        .timeout(Duration::from_millis(500))
+        .read_point(Point::input("T(C)", 0).f32())
+        .read_point(Point::holding("F(N)", 5).i16().scale(0.01))
+        .read_point(Point::holding("SP read", 10).i16().scale(0.1))
+        .write_point(Point::holding("SP", 10).i16().scale(0.1));
+    let mut test = Test::new("modbus-tcp");
+    quiet(&mut test);
+    let src = test.add_with(
+        Source {
+            label: Label::new("sp"),
+            value: |t| (t * 10.0).floor(),
+            stop_at: Some(1.0),
+        },
+        Settings::new().freq(50.0),
+    );
+    let io = test.add_with(
+        IOBlock::new(daq).cmd_labels(["sp"]),
+        Settings::new().name("daq").freq(100.0),
+    );
+    let rec = test.add(crabby_blocks::Recorder::new(&csv));
+    test.link(src, io);
+    test.link(io, rec);
+    let run = test.run();
+    children.shutdown(Duration::ZERO, Duration::from_secs(2));
+    let report = run.map_err(|e| format!("run: {e}"))?;
+    let text = std::fs::read_to_string(&csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().ok_or("empty CSV")?.split(',').collect();
+    let col = |l: &str| header.iter().position(|h| *h == l);
+    let (t, f, sp) = (
+        col("T(C)").ok_or(format!("no T(C) in {header:?}"))?,
+        col("F(N)").ok_or("no F(N)")?,
+        col("SP read").ok_or("no SP read")?,
+    );
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| {
+            l.split(',')
+                .map(|c| c.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    ensure!(rows.len() > 50, "{} rows ({report})", rows.len());
+    ensure!(
+        rows.iter()
+            .all(|r| r[t] == 21.5 && (r[f] + 12.34).abs() < 1e-9),
+        "wrong values recorded"
+    );
+    let sps: Vec<f64> = rows.iter().map(|r| r[sp]).collect();
+    ensure!(
+        sps.windows(2).all(|w| w[1] >= w[0]) && sps.iter().all(|v| v.fract().abs() < 1e-9),
+        "set-points read back are not the written steps: {sps:?}"
+    );
+    ensure!(
+        *sps.last().ok_or("no rows")? >= 8.0,
+        "the last set-points were not written: {sps:?}"
+    );
+    Ok(())
+}
+
+/// Sends a byte on `ready` in its first loop (every Block is prepared, so every device is
+/// open), then ends the test when `go` is readable or closed (at most 10 s).
+struct Holder {
+    ready: Option<std::os::fd::OwnedFd>,
+    go: std::os::fd::OwnedFd,
+    since: Option<std::time::Instant>,
+}
+
+impl Block for Holder {
+    fn step(&mut self, _: &mut Context) -> Result<Flow> {
+        if let Some(r) = self.ready.take() {
+            let _ = nix::unistd::write(&r, b"!");
+        }
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            self.go.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let go = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u16)).unwrap_or(0) > 0;
+        Ok(if go || since.elapsed() > Duration::from_secs(10) {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+/// Two tests on one serial port, each in its own process tree: while the first runs (a
+/// Modbus RTU IOBlock on a pty played by the simulator), the second is refused before
+/// anything is forked, with an error naming the first's pid and test; once the first has
+/// ended, the port is free and no lock file is left.
+fn two_tests_on_one_port_the_second_is_refused() -> std::result::Result<(), String> {
+    use crabby_hardware::modbus::{sim, ModbusInOut, Point};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+    let (master, slave, path) = raw_pty()?;
+    let mut children = crabby::process::ChildSet::new();
+    // The simulator first, so that it holds no end of the pipes below: the end of the
+    // holder's process tree closes `ready`'s last writer.
+    children
+        .spawn("rtu-sim", move || {
+            sim::serve_rtu(
+                master,
+                &Mutex::new(sim::Device::new(7, 10)),
+                &AtomicBool::new(false),
+            );
+            0
+        })
+        .map_err(|e| e.to_string())?;
+    let device = |name: &str| {
+        ModbusInOut::rtu(
+            name,
+            SerialConfig::new(&path, 115_200).timeout(Duration::from_millis(500)),
+        )
+        .unit(7)
+        .read_point(Point::holding("x", 0))
+    };
+    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    let (go_r, go_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    let first = device("oven");
+    let holder = children
+        .spawn("holder", move || {
+            let mut test = Test::new("holder-test");
+            quiet(&mut test);
+            let io = test.add_with(IOBlock::new(first), Settings::new().name("oven").freq(50.0));
+            let h = test.add(Holder {
+                ready: Some(ready_w),
+                go: go_r,
+                since: None,
+            });
+            test.link(io, h);
+            match test.run() {
+                Ok(_) => 0,
+                Err(e) => {
+                    eprintln!("holder: {e}");
+                    1
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let outcome = (|| {
+        ensure!(
+            wait_byte(&ready_r, Duration::from_secs(10)),
+            "the first test did not start within 10 s"
+        );
+        let mut test = Test::new("second-test");
+        quiet(&mut test);
+        let io = test.add_with(
+            IOBlock::new(device("oven 2")),
+            Settings::new().name("oven2"),
+        );
+        let dir = TempDir::new("hw-lock");
+        let col = test.add(Collector::new(&dir.path().join("data")));
+        test.link(io, col);
+        let t0 = std::time::Instant::now();
+        let e = test
+            .run()
+            .err()
+            .ok_or("the second test ran on a port held by the first")?;
+        let text = e.to_string();
+        ensure!(
+            text.contains("in use by pid")
+                && text.contains("test 'holder-test'")
+                && text.contains("device 'oven'"),
+            "the error does not name the holder: {text}"
+        );
+        // Refused by `Test::check`, before any fork: a run that started has a report.
+        ensure!(
+            e.report().is_none(),
+            "refused only after the fork (in prepare): {text}"
+        );
+        ensure!(
+            t0.elapsed() < Duration::from_secs(2),
+            "refused after {:?}: not before the fork",
+            t0.elapsed()
+        );
+        Ok(())
+    })();
+    let _ = nix::unistd::write(&go_w, b"!");
+    // The holder's test ends: every copy of `ready`'s write end closes (end of file).
+    let ended = !wait_byte(&ready_r, Duration::from_secs(10));
+    children.shutdown(Duration::ZERO, Duration::from_secs(2));
+    drop(slave);
+    outcome?;
+    ensure!(ended, "the first test did not end when told to");
+    ensure!(
+        children.exit(holder) == Some(crabby::process::Exit::Code(0)),
+        "the first test failed: {:?}",
+        children.exit(holder)
+    );
+    let lock = crabby_hardware::lock::lock_path(&crabby_hardware::lock::serial_key(&path));
+    ensure!(!lock.exists(), "lock file left behind: {}", lock.display());
+    Ok(())
+}
+
+/// A holder killed with SIGKILL leaves no lock: the kernel releases the flock, and the next
+/// test's check removes the file.
+fn a_killed_holder_leaves_no_lock() -> std::result::Result<(), String> {
+    let (_master, slave, path) = raw_pty()?;
+    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    let cfg = SerialConfig::new(&path, 9600);
+    let held = cfg.clone();
+    let mut children = crabby::process::ChildSet::new();
+    let i = children
+        .spawn("holder", move || {
+            let Ok(_link) = held.open("holder") else {
+                return 1;
+            };
+            let _ = nix::unistd::write(&ready_w, b"!");
+            loop {
+                std::thread::park(); // held until killed
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let outcome = (|| {
+        ensure!(
+            wait_byte(&ready_r, Duration::from_secs(10)),
+            "the holder did not open the port"
+        );
+        let e = cfg
+            .check("second")
+            .err()
+            .ok_or("a held port passed check")?;
+        ensure!(
+            e.kind() == ErrorKind::NotAllowed
+                && e.description()
+                    .contains(&format!("pid {}", children.pid(i))),
+            "{e}"
+        );
+        Ok(())
+    })();
+    children.kill_all();
+    drop(slave);
+    outcome?;
+    cfg.check("second")
+        .map_err(|e| format!("stale lock after a kill: {e}"))?;
+    let lock = crabby_hardware::lock::lock_path(&crabby_hardware::lock::serial_key(&path));
+    ensure!(!lock.exists(), "lock file left behind: {}", lock.display());
+    let link = cfg.open("second").map_err(|e| e.to_string())?;
+    drop(link);
+    ensure!(!lock.exists(), "lock file left behind: {}", lock.display());
     Ok(())
 }

@@ -11,9 +11,14 @@
 //! - [`serial`]: real devices on serial ports: a generic line protocol
 //!   ([`serial::LineInOut`]), SCPI instruments ([`serial::ScpiInOut`]) and the Pololu Tic
 //!   stepper controller ([`serial::PololuTic`]).
+//! - [`modbus`]: Modbus RTU (over [`serial`]) and Modbus TCP devices, [`modbus::ModbusInOut`],
+//!   and the simulators their tests (and yours) play them with ([`modbus::sim`]).
+//! - [`lock`]: exclusive access to a port or a Modbus unit across tests and processes.
 //! - [`camera`][mod@camera]: cameras.
 
 pub mod camera;
+pub mod lock;
+pub mod modbus;
 pub mod motor;
 pub mod sensor;
 pub mod serial;

@@ -132,11 +132,16 @@ impl SerialConfig {
             ))
             .with_origin(device));
         }
-        Ok(())
+        // Held by another running test: say so now, before anything is forked.
+        crate::lock::DeviceLock::probe(&crate::lock::serial_key(&self.port), device)
     }
 
-    /// Opens the port (exclusively: a second opener is refused).
+    /// Opens the port exclusively: a second opener (another test, or another Block of this
+    /// one) is refused with an error naming the holder ([`crate::lock`]), and the port is
+    /// opened with `TIOCEXCL` so that programs which ignore crabby's lock files are refused
+    /// by the kernel too.
     pub fn open(&self, device: &str) -> Result<SerialLink> {
+        let lock = crate::lock::DeviceLock::acquire(&crate::lock::serial_key(&self.port), device)?;
         let port = serialport::new(&self.port, self.baud_rate)
             .timeout(self.timeout)
             .data_bits(self.data_bits)
@@ -167,6 +172,7 @@ impl SerialConfig {
             path: self.port.clone(),
             timeout: self.timeout,
             pending: Vec::with_capacity(256),
+            _lock: lock,
         })
     }
 }
@@ -179,6 +185,8 @@ pub struct SerialLink {
     path: String,
     timeout: Duration,
     pending: Vec<u8>,
+    // Dropped after the port (fields drop in order): the port is closed before it is freed.
+    _lock: crate::lock::DeviceLock,
 }
 
 /// Longest line accepted before giving up (the line ending is probably wrong).
