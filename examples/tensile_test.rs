@@ -280,6 +280,36 @@ fn main() -> anyhow::Result<()> {
     let test = build_with(&procedure, &files, !quiet, web.then(|| web_view(web_port)))?;
     let result = test.run();
     let summary = summarize(&files.machine_csv);
+    // A self-contained page of the results (plots, run report, metadata), readable offline.
+    let report_text = match &result {
+        Ok(r) => Some(r.to_string()),
+        Err(e) => e.report().map(|r| format!("{e}\n\n{r}")),
+    };
+    let meta =
+        std::fs::read_to_string(files.machine_csv.with_extension("meta.txt")).unwrap_or_default();
+    let report_html = files.dir.join("report.html");
+    let mut texts = vec![("Metadata", meta)];
+    if let Some(t) = report_text {
+        texts.insert(0, ("Run report", t));
+    }
+    let page = crabby_web::report_html::write_report_html(
+        &report_html,
+        "tensile test",
+        &[
+            crabby_web::report_html::ReportPlot::xy(
+                "Force vs strain",
+                &files.machine_csv,
+                "Exx(%)",
+                ["F(N)"],
+            ),
+            crabby_web::report_html::ReportPlot::time("Force", &files.machine_csv, ["F(N)"]),
+            crabby_web::report_html::ReportPlot::time("Position", &files.machine_csv, ["x(mm)"]),
+        ],
+        &texts,
+    );
+    if let Err(e) = &page {
+        say!("could not write {}: {e}", report_html.display());
+    }
     if let Ok(s) = &summary {
         plot(s, &files.plot_png, "tensile_test: force vs strain")?;
         say!("\nsummary");
@@ -292,6 +322,7 @@ fn main() -> anyhow::Result<()> {
         say!("  data               {}", files.machine_csv.display());
         say!("  command            {}", files.command_csv.display());
         say!("  plot               {}", files.plot_png.display());
+        say!("  report page        {}", report_html.display());
         say!(
             "  metadata + report  {}",
             files.machine_csv.with_extension("meta.txt").display()

@@ -67,6 +67,7 @@
 
 pub mod history;
 mod image;
+pub mod report_html;
 mod server;
 
 use crabby::{

@@ -29,7 +29,58 @@ fn main() {
         case("configuration_errors_before_the_fork", 30, config_errors),
         case("busy_port_fails_prepare", 30, busy_port),
         case_alone("browser_plots_reload_two_browsers_and_stop", 180, browser),
+        case_alone("report_page_renders_offline_in_a_browser", 120, report_page),
     ]);
+}
+
+/// The end-of-test `report.html`: opened from the disk (no server) in a real Chromium, it
+/// draws its plots with the data decimated as documented, with no console error.
+fn report_page() -> R {
+    use crabby_web::report_html::{write_report_html, ReportPlot};
+    let tmp = TempDir::new("web-report");
+    let csv = tmp.path().join("machine.csv");
+    let mut text = String::from("t(s),F(N),Exx(%)\n");
+    for i in 0..20_000 {
+        let t = i as f64 * 1e-3;
+        let f = if i == 12_345 { 99_999.0 } else { 1000.0 * t };
+        text.push_str(&format!("{t},{f},{}\n", t * 0.1));
+    }
+    std::fs::write(&csv, text).map_err(|e| e.to_string())?;
+    let page = tmp.path().join("report.html");
+    write_report_html(
+        &page,
+        "offline report",
+        &[
+            ReportPlot::time("Force", &csv, ["F(N)"]),
+            ReportPlot::xy("Force vs strain", &csv, "Exx(%)", ["F(N)"]),
+        ],
+        &[("Run report", "test 'offline': ended".into())],
+    )
+    .map_err(|e| e.to_string())?;
+    let chrome = Browser::start(tmp.path())?;
+    let s = chrome.session(tmp.path())?;
+    s.goto(&format!("file://{}", page.display()))?;
+    let canvases = s.wait_js(
+        "const n = document.querySelectorAll('canvas').length; return n >= 2 ? n : null;",
+        Duration::from_secs(20),
+    )?;
+    ensure!(canvases.as_u64() >= Some(2), "canvases: {canvases}");
+    let notes = s.js("return [...document.querySelectorAll('.note')].map(e => e.textContent)")?;
+    ensure!(
+        notes.to_string().contains("of 20000 rows"),
+        "the page does not say how many rows it shows: {notes}"
+    );
+    // The spike survives the decimation (min/max per slice).
+    let has_spike = s.js("return PLOTS[0].data[1].includes(99999)")?;
+    ensure!(has_spike == json!(true), "the spike was decimated away");
+    let text = s.js("return document.body.innerText")?;
+    ensure!(
+        text.to_string().contains("ended"),
+        "no run report on the page"
+    );
+    let errors = s.console_errors()?;
+    ensure!(errors.is_empty(), "console errors: {errors:?}");
+    Ok(())
 }
 
 /// Ramp (`seconds`, 0 = until stopped) at `hz` → WebView; the driver runs `scenario`.
