@@ -30,7 +30,62 @@ fn main() {
         case("busy_port_fails_prepare", 30, busy_port),
         case_alone("browser_plots_reload_two_browsers_and_stop", 180, browser),
         case_alone("report_page_renders_offline_in_a_browser", 120, report_page),
+        case("real_camera_block_feeds_the_preview", 60, real_camera),
     ]);
+}
+
+/// A real Camera Block (FakeCamera, scrolling) with its preview child writing the preview
+/// file, and the web view serving it: the page's image is a decodable BMP that changes as
+/// the camera's frames do, while the camera runs at its own rate.
+fn real_camera() -> R {
+    use crabby_blocks::camera::{CameraBlock, PreviewFile};
+    use crabby_hardware::camera::FakeCamera;
+    let tmp = TempDir::new("web-camera");
+    let preview = tmp.path().join("preview.pgm");
+    let mut test = Test::new("webcam");
+    test.log_file(Some(tmp.path().join("log")));
+    let cam = FakeCamera::new(64, 48, 30.0, 40.0).map_err(|e| e.to_string())?;
+    test.add_with(
+        CameraBlock::new(cam).display(PreviewFile::new(&preview), Duration::from_millis(40)),
+        Settings::new().name("camera"),
+    );
+    let src = test.add_with(Ramp { seconds: 3.0, n: 0 }, Settings::new().name("ramp"));
+    let web = test.add(
+        WebView::new()
+            .values(["F(N)"])
+            .camera_preview(&preview)
+            .url_file(tmp.path().join("url")),
+    );
+    test.link_with(src, web, crabby_web::link_options());
+    test.add_with(
+        Driver::new(tmp.path(), |url, _dir| {
+            let host = host_of(url);
+            let mut seen: Vec<String> = Vec::new();
+            wait_for(Duration::from_secs(15), || {
+                match http(&host, "GET", "/camera.bmp", None) {
+                    Ok((200, bmp)) if bmp.starts_with("BM") => {
+                        if !seen.contains(&bmp) {
+                            seen.push(bmp);
+                        }
+                    }
+                    _ => {}
+                }
+                (seen.len() >= 3).then_some(())
+            })
+            .ok_or_else(|| format!("{} distinct preview images in 15 s", seen.len()))?;
+            Ok(format!("{} distinct images", seen.len()))
+        }),
+        Driver::settings(),
+    );
+    let report = test.run().map_err(|e| e.to_string())?;
+    let out = outcome(tmp.path())?;
+    let cam = report.block("camera").ok_or("no camera")?;
+    ensure!(
+        cam.mean_freq.is_some_and(|f| f > 25.0),
+        "the camera slowed down: {report}"
+    );
+    let _ = out;
+    Ok(())
 }
 
 /// The end-of-test `report.html`: opened from the disk (no server) in a real Chromium, it
