@@ -62,13 +62,10 @@ fn real_camera() -> R {
             let host = host_of(url);
             let mut seen: Vec<String> = Vec::new();
             wait_for(Duration::from_secs(15), || {
-                match http(&host, "GET", "/camera.bmp", None) {
-                    Ok((200, bmp)) if bmp.starts_with("BM") => {
-                        if !seen.contains(&bmp) {
-                            seen.push(bmp);
-                        }
+                if let Ok((200, bmp)) = http(&host, "GET", "/camera.bmp", None) {
+                    if bmp.starts_with("BM") && !seen.contains(&bmp) {
+                        seen.push(bmp);
                     }
-                    _ => {}
                 }
                 (seen.len() >= 3).then_some(())
             })
