@@ -471,8 +471,8 @@ impl Block for Recorder {
             return Ok(());
         };
         let n = ctx.n_inputs();
-        let drained = ctx.drain_until_ended(self.drain_timeout);
         if let Some(mux) = self.mux.as_mut() {
+            let drained = ctx.drain_until_ended(self.drain_timeout);
             for link in drained {
                 mux.push(&link);
             }
@@ -480,9 +480,22 @@ impl Block for Recorder {
                 open.push_from(0, 1, s, &name);
             }
         } else {
-            for (i, samples) in drained.into_iter().enumerate() {
-                for s in samples {
-                    open.push_from(i, n, s, &name);
+            // Written as it drains, a slice at a time: a terminate (a second Ctrl+C) during
+            // the drain loses at most the slice in hand, never what was drained before.
+            open.fix_columns(&name);
+            let deadline = std::time::Instant::now() + self.drain_timeout;
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let slice = ctx.drain_until_ended(left.min(Duration::from_millis(50)));
+                for (i, samples) in slice.into_iter().enumerate() {
+                    for s in samples {
+                        open.push_from(i, n, s, &name);
+                    }
+                }
+                open.flush()?;
+                ctx.report_durable(open.rows);
+                if ctx.inputs_ended() || left.is_zero() {
+                    break;
                 }
             }
         }
