@@ -270,23 +270,8 @@ impl Drop for ChildSet {
     }
 }
 
+// Unit tests in their own file: they start threads (see the fork rule), which only
+// tests may do in the core.
 #[cfg(test)]
-mod tests {
-    // Forking from libtest's multi-threaded process is refused: that refusal is what is
-    // tested here. The ladder itself is tested in tests/supervisor.rs (single-threaded).
-    use super::*;
-
-    #[test]
-    fn fork_is_refused_in_a_multithreaded_process() {
-        let t = std::thread::spawn(|| std::thread::sleep(Duration::from_millis(300)));
-        let e = fork_child(|| 0).unwrap_err();
-        assert!(
-            std::error::Error::source(&e)
-                .unwrap()
-                .to_string()
-                .contains("threads"),
-            "{e}"
-        );
-        t.join().unwrap();
-    }
-}
+#[path = "process_tests.rs"]
+mod tests;
