@@ -773,9 +773,7 @@ impl EventLoop {
             for i in ready_pipes {
                 self.read_pipe(i, &mut buf);
             }
-            for i in 0..self.children.len() {
-                self.read_mail(i);
-            }
+            self.read_all_mail();
             if sig_ready {
                 while let Ok(Some(info)) = sfd.read_signal() {
                     match Signal::try_from(info.ssi_signo as i32) {
@@ -813,9 +811,7 @@ impl EventLoop {
                 while let Ok(item) = rx.try_recv() {
                     self.on_queue(item);
                 }
-                for i in 0..self.children.len() {
-                    self.read_mail(i);
-                }
+                self.read_all_mail();
                 return;
             }
             let now = sys::monotonic_ns();
@@ -845,9 +841,7 @@ impl EventLoop {
             if let Ok(item) = rx.recv_timeout(std::time::Duration::from_nanos(wait)) {
                 self.on_queue(item);
             }
-            for i in 0..self.children.len() {
-                self.read_mail(i);
-            }
+            self.read_all_mail();
             self.watch();
         }
     }
@@ -1186,6 +1180,13 @@ impl EventLoop {
         }
     }
 
+    /// Reads every Block's new lifecycle messages.
+    fn read_all_mail(&mut self) {
+        for i in 0..self.children.len() {
+            self.read_mail(i);
+        }
+    }
+
     /// Reads the lifecycle messages Block `i` posted since the last call.
     fn read_mail(&mut self, i: usize) {
         let mut from = self.children[i].mail_from;
@@ -1281,41 +1282,36 @@ impl EventLoop {
     }
 
     fn on_signal(&mut self, s: Signal) {
-        match s {
+        // Ctrl+C, SIGTERM, SIGHUP: a graceful stop; Ctrl+\: the same with a short grace.
+        // Pressed again (or in any later phase): terminate the Blocks now.
+        let (cause, first, again) = match s {
             Signal::SIGTSTP => {
                 log::warn!("Ctrl+Z is refused while a test runs: frozen Blocks would leave motors running on their last command. Press Ctrl+C to stop the test (Ctrl+\\ to stop it at once)");
                 return;
             }
-            Signal::SIGQUIT => {
-                self.interrupted = true;
-                match self.phase {
-                    Phase::Preparing | Phase::Running => {
-                        log::warn!("Ctrl+\\ received: stopping at once ({} ms for the Blocks to finish, then they are terminated)", QUIT_GRACE.as_millis());
-                        self.begin_stop(StopCause::Quit);
-                        self.cause = Some(StopCause::Quit);
-                    }
-                    Phase::Stopping => {
-                        log::warn!("Ctrl+\\ received: terminating the Blocks now");
-                        self.deadline = Some(0);
-                    }
-                    Phase::Terminating => self.deadline = Some(0),
-                    Phase::Killing => {}
-                }
-                return;
-            }
-            _ => {}
-        }
+            Signal::SIGQUIT => (
+                StopCause::Quit,
+                format!(
+                    "Ctrl+\\ received: stopping at once ({} ms for the Blocks to finish, then they are terminated)",
+                    QUIT_GRACE.as_millis()
+                ),
+                "Ctrl+\\ received: terminating the Blocks now".to_owned(),
+            ),
+            _ => (
+                StopCause::Interrupted,
+                format!("{s} received: stopping gracefully (press Ctrl+C again to terminate the Blocks)"),
+                format!("{s} received again: terminating the Blocks now"),
+            ),
+        };
         self.interrupted = true;
         match self.phase {
             Phase::Preparing | Phase::Running => {
-                log::warn!(
-                    "{s} received: stopping gracefully (press Ctrl+C again to terminate the Blocks)"
-                );
-                self.begin_stop(StopCause::Interrupted);
-                self.cause = Some(StopCause::Interrupted);
+                log::warn!("{first}");
+                self.begin_stop(cause.clone());
+                self.cause = Some(cause);
             }
             Phase::Stopping => {
-                log::warn!("{s} received again: terminating the Blocks now");
+                log::warn!("{again}");
                 self.deadline = Some(0);
             }
             Phase::Terminating => self.deadline = Some(0),

@@ -25,7 +25,6 @@
 //!     .metadata("operator", "A. Technician");
 //! ```
 
-use crate::recorder::free_name;
 use crabby::{Block, Context, Error, ErrorKind, Flow, GraphView, Label, Result, Settings, Value};
 use hdf5::types::VarLenUnicode;
 use std::path::PathBuf;
@@ -130,22 +129,12 @@ impl Hdf5Recorder {
     }
 
     fn open(&self) -> Result<Open> {
-        if let Some(dir) = self
-            .requested
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("cannot create folder {}", dir.display()), e))?;
-        }
-        let (path, file) = loop {
-            let path = free_name(&self.requested);
-            match hdf5::File::create_excl(&path) {
-                Ok(f) => break (path, f),
-                Err(_) if path.exists() => continue,
-                Err(e) => return Err(h5err(&format!("cannot create {}", path.display()), e)),
-            }
-        };
+        let (path, file) = crate::recorder::create_unique(
+            &self.requested,
+            |p: &std::path::Path| hdf5::File::create_excl(p),
+            |_, p: &std::path::Path| p.exists(),
+            |p, e| h5err(&format!("cannot create {}", p.display()), e),
+        )?;
         let group = file
             .create_group("data")
             .map_err(|e| h5err("cannot create group /data", e))?;

@@ -169,26 +169,12 @@ impl Recorder {
     }
 
     fn open(&self) -> Result<Open> {
-        if let Some(dir) = self
-            .requested
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("cannot create folder {}", dir.display()), e))?;
-        }
-        // Another Recorder may take the same free name between the check and the creation:
-        // then try the next one.
-        let (path, file) = loop {
-            let path = free_name(&self.requested);
-            match File::options().write(true).create_new(true).open(&path) {
-                Ok(f) => break (path, f),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(Error::io(format!("cannot create {}", path.display()), e));
-                }
-            }
-        };
+        let (path, file) = create_unique(
+            &self.requested,
+            |p| File::options().write(true).create_new(true).open(p),
+            |e, _| e.kind() == std::io::ErrorKind::AlreadyExists,
+            |p, e| Error::io(format!("cannot create {}", p.display()), e),
+        )?;
         let meta_path = meta_path_of(&path);
         Ok(Open {
             meta_path,
@@ -321,6 +307,30 @@ impl Open {
         }
         self.last_flush = std::time::Instant::now();
         Ok(())
+    }
+}
+
+/// Creates the file `requested` (its folder first) or, if that name is taken, the next free
+/// numbered one (`free_name`): a data file is never overwritten. `create` makes the file
+/// only if it does not exist yet; when it fails because another process took the name
+/// meanwhile (`taken`), the next free name is tried; any other failure is `error`.
+pub(crate) fn create_unique<T, E>(
+    requested: &Path,
+    mut create: impl FnMut(&Path) -> std::result::Result<T, E>,
+    taken: impl Fn(&E, &Path) -> bool,
+    error: impl Fn(&Path, E) -> Error,
+) -> Result<(PathBuf, T)> {
+    if let Some(dir) = requested.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create folder {}", dir.display()), e))?;
+    }
+    loop {
+        let path = free_name(requested);
+        match create(&path) {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if taken(&e, &path) => continue,
+            Err(e) => return Err(error(&path, e)),
+        }
     }
 }
 

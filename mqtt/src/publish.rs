@@ -621,16 +621,7 @@ impl MqttPublish {
         {
             let Some(net) = self.net.as_ref() else { return };
             if self.remote_pause {
-                if let Some(msg) = r.pause.poll_local(ctx, &r.id) {
-                    net.lock().push(Out::new(
-                        r.pause_topic.clone(),
-                        msg,
-                        rumqttc::QoS::AtLeastOnce,
-                        false,
-                        0,
-                    ));
-                    net.wake();
-                }
+                r.pause.relay_local(ctx, &r.id, &r.pause_topic, net);
             }
             while let Ok(p) = net.incoming.try_recv() {
                 if p.topic == r.pause_topic {

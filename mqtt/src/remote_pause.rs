@@ -94,6 +94,21 @@ impl RemotePause {
         .ok()
     }
 
+    /// Publishes the local pause state on `topic` (QoS 1) when it changed (see
+    /// [`poll_local`](Self::poll_local)).
+    pub fn relay_local(&mut self, ctx: &Context, me: &str, topic: &str, net: &crate::net::Net) {
+        if let Some(msg) = self.poll_local(ctx, me) {
+            net.lock().push(crate::net::Out::new(
+                topic.to_owned(),
+                msg,
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                0,
+            ));
+            net.wake();
+        }
+    }
+
     /// At the end: a pause held for a remote machine is released.
     pub fn release(&mut self, ctx: &mut Context) {
         if self.holding_for.take().is_some() {

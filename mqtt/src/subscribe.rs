@@ -492,16 +492,7 @@ impl Block for MqttSubscribe {
         self.drain(ctx, Duration::from_millis(20))?;
         if self.remote_pause {
             if let (Some(r), Some(net)) = (self.run.as_mut(), self.net.as_ref()) {
-                if let Some(msg) = r.pause.poll_local(ctx, &r.id) {
-                    net.lock().push(Out::new(
-                        r.pause_topic.clone(),
-                        msg,
-                        rumqttc::QoS::AtLeastOnce,
-                        false,
-                        0,
-                    ));
-                    net.wake();
-                }
+                r.pause.relay_local(ctx, &r.id, &r.pause_topic, net);
             }
         }
         if self.end_with_source && self.run.as_ref().is_some_and(|r| r.source_ended) {
