@@ -5,7 +5,10 @@
 mod common;
 
 use common::TempDir;
-use crabby::hardware::{Actuator, ActuatorCaps, InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{
+    Actuator, InOut, Input, Output, PositionFeedback, Positioner, Reading, SpeedFeedback, Status,
+    Stream,
+};
 use crabby::{Block, Context, ErrorKind, Flow, Label, Outcome, Result, Sample, Settings, Test};
 use crabby_blocks::{ActuatorConfig, IOBlock, Machine};
 use crabby_hardware::motor::{FakeDCMotor, FakeStepperMotor};
@@ -73,7 +76,10 @@ fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(),
     .query("R?");
     let mut test = Test::new("vanish");
     quiet(&mut test);
-    let io = test.add_with(IOBlock::new(cell), Settings::new().name("cell").freq(50.0));
+    let io = test.add_with(
+        IOBlock::input(cell),
+        Settings::new().name("cell").freq(50.0),
+    );
     let col = test.add(Collector::new(&data));
     test.link(io, col);
     let e = test
@@ -296,7 +302,8 @@ fn log_line(path: &Path, line: &str) {
     writeln!(f, "{line}").expect("write log");
 }
 
-/// An InOut wrapper that records every command written, and its close.
+/// An InOut wrapper that records every command written, and its close; it has the
+/// capabilities of the device it wraps (one impl per capability, each bounded on it).
 struct Recorded<D: InOut> {
     inner: D,
     log: PathBuf,
@@ -306,40 +313,57 @@ impl<D: InOut> InOut for Recorded<D> {
     fn name(&self) -> &str {
         self.inner.name()
     }
-    fn capabilities(&self) -> InOutCaps {
-        self.inner.capabilities()
-    }
+
     fn channels(&self) -> Vec<String> {
         self.inner.channels()
     }
-    fn n_commands(&self) -> Option<usize> {
-        self.inner.n_commands()
-    }
+
     fn check(&self) -> Result<()> {
         self.inner.check()
     }
+
     fn open(&mut self) -> Result<()> {
         self.inner.open()
     }
-    fn read(&mut self) -> Result<Reading> {
-        self.inner.read()
-    }
-    fn write(&mut self, cmd: &[f64]) -> Result<()> {
-        log_line(&self.log, &format!("write {cmd:?}"));
-        self.inner.write(cmd)
-    }
-    fn start_stream(&mut self) -> Result<()> {
-        self.inner.start_stream()
-    }
-    fn read_stream(&mut self) -> Result<crabby::hardware::Chunk> {
-        self.inner.read_stream()
-    }
+
     fn close(&mut self) -> Result<()> {
         log_line(&self.log, "close");
         self.inner.close()
     }
+
     fn status(&self) -> Status {
         self.inner.status()
+    }
+}
+
+impl<D: Input> Input for Recorded<D> {
+    fn read(&mut self) -> Result<Reading> {
+        self.inner.read()
+    }
+}
+
+impl<D: Output> Output for Recorded<D> {
+    fn n_commands(&self) -> Option<usize> {
+        self.inner.n_commands()
+    }
+
+    fn write(&mut self, cmd: &[f64]) -> Result<()> {
+        log_line(&self.log, &format!("write {cmd:?}"));
+        self.inner.write(cmd)
+    }
+}
+
+impl<D: Stream> Stream for Recorded<D> {
+    fn start_stream(&mut self) -> Result<()> {
+        self.inner.start_stream()
+    }
+
+    fn read_stream(&mut self) -> Result<crabby::hardware::Chunk> {
+        self.inner.read_stream()
+    }
+
+    fn stop_stream(&mut self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -376,36 +400,25 @@ impl<A: Actuator> Watched<A> {
     }
 }
 
-impl<A: Actuator> Actuator for Watched<A> {
+impl<A: PositionFeedback + SpeedFeedback> Actuator for Watched<A> {
     fn name(&self) -> &str {
         "watched-motor"
     }
-    fn capabilities(&self) -> ActuatorCaps {
-        self.inner.capabilities()
-    }
+
     fn check(&self) -> Result<()> {
         self.inner.check()
     }
+
     fn open(&mut self) -> Result<()> {
         self.opened_at = crabby::time::monotonic_ns();
         self.inner.open()
     }
+
     fn set_speed(&mut self, v: f64) -> Result<()> {
         self.fail_check()?;
         self.inner.set_speed(v)
     }
-    fn set_position(&mut self, p: f64, s: Option<f64>) -> Result<()> {
-        self.fail_check()?;
-        self.inner.set_position(p, s)
-    }
-    fn speed(&mut self) -> Result<f64> {
-        self.fail_check()?;
-        self.inner.speed()
-    }
-    fn position(&mut self) -> Result<f64> {
-        self.fail_check()?;
-        self.inner.position()
-    }
+
     fn stop(&mut self) -> Result<()> {
         // The simulated motor is still reachable for the stop (a real one that vanished is
         // not: then Machine logs the failure loudly).
@@ -423,9 +436,31 @@ impl<A: Actuator> Actuator for Watched<A> {
         );
         Ok(())
     }
+
     fn close(&mut self) -> Result<()> {
         log_line(&self.log, "close");
         self.inner.close()
+    }
+}
+
+impl<A: Positioner + PositionFeedback + SpeedFeedback> Positioner for Watched<A> {
+    fn set_position(&mut self, p: f64, s: Option<f64>) -> Result<()> {
+        self.fail_check()?;
+        self.inner.set_position(p, s)
+    }
+}
+
+impl<A: PositionFeedback + SpeedFeedback> PositionFeedback for Watched<A> {
+    fn position(&mut self) -> Result<f64> {
+        self.fail_check()?;
+        self.inner.position()
+    }
+}
+
+impl<A: PositionFeedback + SpeedFeedback> SpeedFeedback for Watched<A> {
+    fn speed(&mut self) -> Result<f64> {
+        self.fail_check()?;
+        self.inner.speed()
     }
 }
 
@@ -493,7 +528,7 @@ fn ioblock_furnace_zero_commands_and_exit_cmd() -> std::result::Result<(), Strin
     );
     let furnace = FakeFurnace::new().noise(0.05, 3);
     let io = test.add_with(
-        IOBlock::new(Recorded {
+        IOBlock::input_output(Recorded {
             inner: furnace,
             log: cmds.clone(),
         })
@@ -568,7 +603,7 @@ fn ioblock_trigger_reads_once_per_trigger() -> std::result::Result<(), String> {
     quiet(&mut test);
     let trig = test.add_with(Triggers { sent: 0 }, Settings::new().freq(200.0));
     let io = test.add_with(
-        IOBlock::new(FakeFurnace::new()).trigger_label("go"),
+        IOBlock::input(FakeFurnace::new()).trigger_label("go"),
         Settings::new().freq(500.0),
     );
     let col = test.add(Collector::new(&data));
@@ -590,8 +625,7 @@ fn ioblock_streamer_sends_evenly_spaced_chunks() -> std::result::Result<(), Stri
     let mut test = Test::new("stream");
     quiet(&mut test);
     let io = test.add_with(
-        IOBlock::new(FakeFurnace::new().sample_rate(2000.0))
-            .streamer(true)
+        IOBlock::stream(FakeFurnace::new().sample_rate(2000.0))
             .make_zero(0.1)
             .status_label("status"),
         Settings::new().name("daq").freq(20.0),
@@ -908,9 +942,11 @@ impl Actuator for PanicsOnStop {
     fn name(&self) -> &str {
         "buggy-motor"
     }
+
     fn set_speed(&mut self, _: f64) -> Result<()> {
         Ok(())
     }
+
     fn stop(&mut self) -> Result<()> {
         panic!("driver bug in stop")
     }
@@ -961,9 +997,11 @@ impl Actuator for HangsOnStop {
     fn name(&self) -> &str {
         "stuck-motor"
     }
+
     fn set_speed(&mut self, _: f64) -> Result<()> {
         Ok(())
     }
+
     fn stop(&mut self) -> Result<()> {
         loop {
             std::thread::park();
@@ -978,9 +1016,11 @@ impl Actuator for FailsOnStop {
     fn name(&self) -> &str {
         "faulty-motor"
     }
+
     fn set_speed(&mut self, _: f64) -> Result<()> {
         Ok(())
     }
+
     fn stop(&mut self) -> Result<()> {
         Err(crabby::hardware::device_error(
             ErrorKind::Communication,
@@ -1061,7 +1101,7 @@ fn make_zero_interrupted_when_another_block_fails_prepare() -> std::result::Resu
     quiet(&mut test);
     // A long make_zero: still running when the camera fails.
     let io = test.add_with(
-        IOBlock::new(Recorded {
+        IOBlock::input_output(Recorded {
             inner: FakeFurnace::new(),
             log: cmds.clone(),
         })
@@ -1097,24 +1137,26 @@ fn make_zero_on_a_silent_stream_is_a_timeout() -> std::result::Result<(), String
         fn name(&self) -> &str {
             "daq"
         }
-        fn capabilities(&self) -> InOutCaps {
-            InOutCaps {
-                read: false,
-                write: false,
-                stream: true,
-            }
-        }
+
         fn channels(&self) -> Vec<String> {
             vec!["U(V)".into()]
         }
+    }
+
+    impl Stream for SilentDaq {
         fn start_stream(&mut self) -> Result<()> {
             Ok(())
         }
+
         fn read_stream(&mut self) -> Result<crabby::hardware::Chunk> {
             Ok(crabby::hardware::Chunk {
                 t_ns: vec![],
                 channels: vec![vec![]],
             })
+        }
+
+        fn stop_stream(&mut self) -> Result<()> {
+            Ok(())
         }
     }
     let dir = TempDir::new("hw-zero-silent");
@@ -1122,7 +1164,7 @@ fn make_zero_on_a_silent_stream_is_a_timeout() -> std::result::Result<(), String
     let mut test = Test::new("zero-silent");
     quiet(&mut test);
     let io = test.add_with(
-        IOBlock::new(SilentDaq).streamer(true).make_zero(0.1),
+        IOBlock::stream(SilentDaq).make_zero(0.1),
         Settings::new().name("daq"),
     );
     let col = test.add(Collector::new(&data));
@@ -1152,13 +1194,18 @@ impl InOut for Dying {
     fn name(&self) -> &str {
         "thermocouple-amp"
     }
+
     fn channels(&self) -> Vec<String> {
         self.inner.channels()
     }
+
     fn open(&mut self) -> Result<()> {
         self.opened_at = crabby::time::monotonic_ns();
         self.inner.open()
     }
+}
+
+impl Input for Dying {
     fn read(&mut self) -> Result<Reading> {
         if (crabby::time::monotonic_ns() - self.opened_at) as f64 * 1e-9 > self.after {
             return Err(crabby::hardware::device_error(
@@ -1177,7 +1224,7 @@ fn device_fault_mid_test_is_reported_and_data_kept() -> std::result::Result<(), 
     let mut test = Test::new("fault");
     quiet(&mut test);
     let io = test.add_with(
-        IOBlock::new(Dying {
+        IOBlock::input(Dying {
             inner: FakeFurnace::new(),
             opened_at: 0,
             after: 0.5,
@@ -1246,7 +1293,7 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
     // Missing serial port.
     let e = run(&|t| {
         t.add_with(
-            IOBlock::new(
+            IOBlock::input(
                 ScpiInOut::new("dmm", SerialConfig::new("/dev/ttyUSB_NOT_THERE", 9600))
                     .measure("U(V)", "MEAS:VOLT:DC?"),
             ),
@@ -1266,7 +1313,7 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
     // Bad baud rate (on a path that exists).
     let e = run(&|t| {
         t.add_with(
-            IOBlock::new(
+            IOBlock::input(
                 ScpiInOut::new("dmm", SerialConfig::new("/dev/null", 9601))
                     .measure("U(V)", "MEAS:VOLT:DC?"),
             ),
@@ -1286,7 +1333,7 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
             stop_at: Some(0.1),
         });
         let io = t.add_with(
-            IOBlock::new(FakeFurnace::new()).cmd_labels(["power"]),
+            IOBlock::input_output(FakeFurnace::new()).cmd_labels(["power"]),
             Settings::new().name("oven"),
         );
         t.link(src, io);
@@ -1303,7 +1350,7 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
     // A status label that collides with a channel label.
     let e = run(&|t| {
         t.add_with(
-            IOBlock::new(FakeFurnace::new()).status_label("T(C)"),
+            IOBlock::input(FakeFurnace::new()).status_label("T(C)"),
             Settings::new().name("oven"),
         )
     })?;
@@ -1319,7 +1366,7 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
             stop_at: Some(0.1),
         });
         let io = t.add_with(
-            IOBlock::new(FakeFurnace::new())
+            IOBlock::input_output(FakeFurnace::new())
                 .cmd_labels(["power"])
                 .make_zero(1.0),
             Settings::new().name("oven"),
@@ -1350,25 +1397,24 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
         e.kind() == ErrorKind::Configuration && e.description().contains("move speed"),
         "{e}"
     );
-    // Position mode on a motor that has none; a bad motor parameter.
+    // Output links to a device given as output only (position mode on a motor that has none
+    // does not compile: see the compile_fail example in crabby_blocks::machine).
     let e = run(&|t| {
-        let src = t.add(Source {
-            label: Label::new("x"),
-            value: |_| 0.0,
-            stop_at: Some(0.1),
-        });
-        let m = t.add_with(
-            Machine::new().actuator(ActuatorConfig::position(FakeDCMotor::new(), "x")),
-            Settings::new().name("press"),
-        );
-        t.link(src, m);
-        m
+        t.add_with(
+            IOBlock::output(FakeFurnace::new()),
+            Settings::new().name("heater"),
+        )
     })?;
     ensure!(
-        e.kind() == ErrorKind::Configuration && e.origin() == Some("press"),
+        e.kind() == ErrorKind::Configuration && e.origin() == Some("heater"),
         "{e}"
     );
-    ensure!(e.description().contains("position"), "{e}");
+    ensure!(
+        e.description()
+            .contains("cannot read (it was given with IOBlock::output"),
+        "{e}"
+    );
+    // A bad motor parameter.
     let e = run(&|t| {
         let src = t.add(Source {
             label: Label::new("v"),
@@ -1464,7 +1510,7 @@ fn modbus_tcp_ioblock_to_recorder() -> std::result::Result<(), String> {
         Settings::new().freq(50.0),
     );
     let io = test.add_with(
-        IOBlock::new(daq).cmd_labels(["sp"]),
+        IOBlock::input_output(daq).cmd_labels(["sp"]),
         Settings::new().name("daq").freq(100.0),
     );
     let rec = test.add(crabby_blocks::Recorder::new(&csv));
@@ -1572,7 +1618,10 @@ fn two_tests_on_one_port_the_second_is_refused() -> std::result::Result<(), Stri
         .spawn("holder", move || {
             let mut test = Test::new("holder-test");
             quiet(&mut test);
-            let io = test.add_with(IOBlock::new(first), Settings::new().name("oven").freq(50.0));
+            let io = test.add_with(
+                IOBlock::input(first),
+                Settings::new().name("oven").freq(50.0),
+            );
             let h = test.add(Holder {
                 ready: Some(ready_w),
                 go: go_r,
@@ -1596,7 +1645,7 @@ fn two_tests_on_one_port_the_second_is_refused() -> std::result::Result<(), Stri
         let mut test = Test::new("second-test");
         quiet(&mut test);
         let io = test.add_with(
-            IOBlock::new(device("oven 2")),
+            IOBlock::input(device("oven 2")),
             Settings::new().name("oven2"),
         );
         let dir = TempDir::new("hw-lock");

@@ -144,20 +144,17 @@ struct Daq {
     k: u64,
 }
 impl crabby::hardware::InOut for Daq {
-    fn capabilities(&self) -> crabby::hardware::InOutCaps {
-        crabby::hardware::InOutCaps {
-            read: false,
-            write: false,
-            stream: true,
-        }
-    }
     fn channels(&self) -> Vec<String> {
         vec!["V(V)".into()]
     }
+}
+
+impl crabby::hardware::Stream for Daq {
     fn start_stream(&mut self) -> Result<()> {
         self.next_ns = crabby::hardware::now_ns();
         Ok(())
     }
+
     fn read_stream(&mut self) -> Result<crabby::hardware::Chunk> {
         let now = crabby::hardware::now_ns();
         let mut c = crabby::hardware::Chunk::default();
@@ -170,6 +167,10 @@ impl crabby::hardware::InOut for Daq {
         }
         Ok(c)
     }
+
+    fn stop_stream(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 fn ioblock_stream_becomes_columns() -> std::result::Result<(), String> {
@@ -178,7 +179,7 @@ fn ioblock_stream_becomes_columns() -> std::result::Result<(), String> {
     let mut test = Test::new("h5-stream");
     test.log_file(None);
     let daq = test.add_with(
-        crabby_blocks::IOBlock::new(Daq { next_ns: 0, k: 0 }).streamer(true),
+        crabby_blocks::IOBlock::stream(Daq { next_ns: 0, k: 0 }),
         Settings::new().name("daq").freq(20.0),
     );
     let r = test.add_with(Hdf5Recorder::new(&file), Settings::new().name("h5"));

@@ -2,7 +2,7 @@
 //! serial port.
 
 use super::{fill_template, template_arity, LineEnding, SerialConfig, SerialLink};
-use crabby::hardware::{now_ns, DeviceState, InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{now_ns, DeviceState, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 
 /// SCPI's "overload" value (9.9E+37): the input is beyond the range.
@@ -175,20 +175,8 @@ impl InOut for ScpiInOut {
         &self.name
     }
 
-    fn capabilities(&self) -> InOutCaps {
-        InOutCaps {
-            read: !self.measures.is_empty(),
-            write: !self.commands.is_empty(),
-            stream: false,
-        }
-    }
-
     fn channels(&self) -> Vec<String> {
         self.measures.iter().map(|(l, _)| l.clone()).collect()
-    }
-
-    fn n_commands(&self) -> Option<usize> {
-        Some(self.commands.len())
     }
 
     fn check(&self) -> Result<()> {
@@ -259,6 +247,20 @@ impl InOut for ScpiInOut {
         r
     }
 
+    fn close(&mut self) -> Result<()> {
+        self.link = None;
+        if self.status.state != DeviceState::Fault {
+            self.status = Status::off();
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        self.status.clone()
+    }
+}
+
+impl Input for ScpiInOut {
     fn read(&mut self) -> Result<Reading> {
         let t0 = now_ns();
         let queries: Vec<String> = self.measures.iter().map(|(_, q)| q.clone()).collect();
@@ -295,6 +297,12 @@ impl InOut for ScpiInOut {
         }
         Ok(Reading::new(t0 + (now_ns() - t0) / 2, values))
     }
+}
+
+impl Output for ScpiInOut {
+    fn n_commands(&self) -> Option<usize> {
+        Some(self.commands.len())
+    }
 
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
         if cmd.len() != self.commands.len() {
@@ -325,18 +333,6 @@ impl InOut for ScpiInOut {
             Ok(())
         })();
         self.fault(r)
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.link = None;
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
-        Ok(())
-    }
-
-    fn status(&self) -> Status {
-        self.status.clone()
     }
 }
 
