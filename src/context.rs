@@ -113,6 +113,43 @@ impl Context {
         }
     }
 
+    /// Declares a stream this Block records (a data file with its labels): the coordinator
+    /// writes it as a *descriptor* in the run documents, with each label's unit and source
+    /// Block (see [`documents`](crate::documents)). Call it once the file and its columns
+    /// are known (a later declaration of the same file is ignored). Does nothing visible
+    /// when the test keeps no run documents.
+    pub fn declare_stream(&self, info: crate::documents::StreamInfo) {
+        let mut info = info;
+        // The mailbox holds 12 KiB of messages: keep a descriptor well within it.
+        let mut size: usize = info.columns.iter().map(|c| c.label.len() + 8).sum();
+        while size > 6000 {
+            if let Some(c) = info.columns.pop() {
+                size -= c.label.len() + 8;
+            }
+        }
+        let file = info.file.clone();
+        if !self.post(Lifecycle::Stream(info)) {
+            log::warn!(
+                "the run documents will not describe {}: too many messages to the coordinator",
+                file.display()
+            );
+        }
+    }
+
+    /// Declares another file or folder this Block made (a video folder, images), with its
+    /// role (`"video"`, `"images"`, ...): the run documents list it among the run's files.
+    pub fn declare_file(&self, path: impl Into<std::path::PathBuf>, role: &str) {
+        let path = path.into();
+        let mut role = role.to_owned();
+        crate::error::clip(&mut role, 100);
+        if !self.post(Lifecycle::File(path.clone(), role)) {
+            log::warn!(
+                "the run documents will not list {}: too many messages to the coordinator",
+                path.display()
+            );
+        }
+    }
+
     /// Posts a lifecycle message to this Block's mailbox and wakes the coordinator. Only the
     /// Block's own process may post (its children, which share the slot, may not).
     pub(crate) fn post(&self, msg: Lifecycle) -> bool {

@@ -113,6 +113,7 @@ pub mod camera;
 mod child;
 mod context;
 mod coordinator;
+pub mod documents;
 mod error;
 pub mod hardware;
 pub mod health;
