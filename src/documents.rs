@@ -653,11 +653,20 @@ fn exit_status(report: Option<&Report>, error: Option<&Error>) -> (&'static str,
     if let Some(e) = error.filter(|_| !interrupted) {
         return ("fail", e.to_string());
     }
+    if interrupted {
+        // Also when the keys came during the cleanup of a run a Block had ended.
+        let quit = report.is_some_and(|r| r.cause == Some(StopCause::Quit));
+        return (
+            "abort",
+            if quit {
+                "stopped at once by the user (Ctrl+\\)".to_owned()
+            } else {
+                "interrupted by the user (Ctrl+C or a termination signal)".to_owned()
+            },
+        );
+    }
     let Some(r) = report else {
-        return match error {
-            Some(e) => ("abort", e.to_string()),
-            None => ("fail", "the run ended without a report".to_owned()),
-        };
+        return ("fail", "the run ended without a report".to_owned());
     };
     match &r.cause {
         Some(StopCause::Interrupted) => (
@@ -866,6 +875,15 @@ mod tests {
         let r = report(StopCause::Interrupted, Outcome::Stopped);
         let e = Error::new(ErrorKind::Interrupted, "interrupted");
         assert_eq!(exit_status(Some(&r), Some(&e)).0, "abort");
+        // Ctrl+C during the cleanup of a run a Block ended: `run` says interrupted, so do we.
+        let r = report(StopCause::Block("b".into()), Outcome::Ended);
+        assert_eq!(
+            exit_status(Some(&r), Some(&e)),
+            (
+                "abort",
+                "interrupted by the user (Ctrl+C or a termination signal)".to_owned()
+            )
+        );
         let r = report(
             StopCause::BlockFailed("b".into()),
             Outcome::Panicked("x".into()),
