@@ -39,6 +39,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 use std::path::{Path, PathBuf};
 
+/// The time label, stamped by every Block itself (never followed upstream).
+const TIME_LABEL: &str = "t(s)";
+
 /// Version of the documents' format, in every document (`"format"`).
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -272,7 +275,8 @@ impl GraphInfo {
     /// that declare it (`known`), or, if none does, those that declare nothing (they might
     /// send it: `known` false); then the Blocks where it originates, following senders
     /// that also receive the label (they pass it on) back to the first one that does not,
-    /// or that has a device (it measures the label itself).
+    /// or that has a device (it measures the label itself). The time label `t(s)` is not
+    /// followed: each Block stamps its samples with its own time.
     fn sources(&self, block: usize, label: &str) -> (Vec<usize>, bool, Vec<usize>) {
         let carries = |l: &LinkInfo| {
             l.labels
@@ -290,7 +294,11 @@ impl GraphInfo {
         }
         direct.dedup();
         let mut origins = Vec::new();
-        if known {
+        if known && label == TIME_LABEL {
+            // Every Block stamps its samples with its own time: `t(s)` comes from the sender.
+            origins = direct.clone();
+            origins.sort_unstable();
+        } else if known {
             let mut todo = direct.clone();
             let mut seen = Vec::new();
             while let Some(b) = todo.pop() {
@@ -822,13 +830,21 @@ mod tests {
         let g = graph();
         assert_eq!(g.sources(4, "F(N)"), (vec![3], true, vec![1]));
         assert_eq!(g.sources(4, "Exx(%)"), (vec![3], true, vec![2]));
-        // t(s) reaches the mux from the machine and the extensometer; the machine also
-        // receives it from the generator, but has a device: its t(s) is its own.
-        assert_eq!(g.sources(4, "t(s)"), (vec![3], true, vec![1, 2]));
-        // Without devices the walk goes up to where the label first appears.
+        // Each Block's time is its own: t(s) comes from the mux, not from its senders.
+        assert_eq!(g.sources(4, "t(s)"), (vec![3], true, vec![3]));
+        // The generator's command passes through the machine (it receives and sends it):
+        // with a device, the machine is where the recorded value comes from...
+        assert_eq!(g.sources(3, "cmd(mm/s)").2, Vec::<usize>::new()); // not sent to the mux
         let mut g2 = graph();
+        g2.links.push(LinkInfo {
+            from: 1,
+            to: 4,
+            labels: Some(vec!["cmd(mm/s)".into()]),
+        });
+        assert_eq!(g2.sources(4, "cmd(mm/s)"), (vec![1], true, vec![1]));
+        // ...without one, the walk goes up to where the label first appears.
         g2.blocks[1].device = None;
-        assert_eq!(g2.sources(4, "t(s)"), (vec![3], true, vec![0, 2]));
+        assert_eq!(g2.sources(4, "cmd(mm/s)"), (vec![1], true, vec![0]));
         // Nobody declares it: only the Block that declares nothing may send it.
         assert_eq!(g.sources(4, "x(mm)"), (vec![5], false, vec![]));
     }
