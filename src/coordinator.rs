@@ -154,7 +154,7 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
         }
         _ => None,
     };
-    let result = match build(&test_name, &graph, blocks, links, &resolved) {
+    let result = match build(&test_name, &graph, blocks, links, &resolved, docs.is_some()) {
         Ok(built) => match mode {
             Mode::Processes => run_processes(
                 &test_name, built, &resolved, grace, log_path, limits, &mut docs,
@@ -202,6 +202,7 @@ fn build(
     blocks: Vec<crate::test::Entry>,
     links: Vec<crate::test::LinkEntry>,
     resolved: &[Resolved],
+    documents: bool,
 ) -> Result<Built> {
     let n = blocks.len();
     let control = Arc::new(Control::new(n).map_err(|e| internal("map the control region", e))?);
@@ -275,6 +276,7 @@ fn build(
         )
         .with_meta(test_name, graph);
         ctx.pausable = r.pausable; // issue 12: pause
+        ctx.documents = documents;
         ctx.health = Some(health.clone());
         specs.push(Some(ChildSpec {
             block: e.block,
