@@ -111,8 +111,419 @@ fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(),
     Ok(())
 }
 
+// ---------------------------------------------------------------- lost devices, reconnection
+
+/// Plays a serial device that is unplugged and plugged back: answers each `R?` on a first
+/// pty with `12.5,3` for `first_s` seconds, then closes it (the port vanishes), stays away
+/// `away_s` seconds, then comes back on a new pty, pointed to by the same symlink `link`
+/// (as udev's `/dev/serial/by-id/` links do), answering `13.5,4` until the port is closed
+/// (or 5 s).
+fn play_replugged_device(
+    master: std::os::fd::OwnedFd,
+    link: PathBuf,
+    first_s: f64,
+    away_s: f64,
+) -> nix::unistd::Pid {
+    use std::os::fd::AsFd;
+    /// Answers `R?` lines with `answer` until `until` says stop; returns when it does.
+    fn serve(
+        master: &std::os::fd::OwnedFd,
+        answer: &[u8],
+        until: &dyn Fn(Option<std::time::Instant>, bool) -> bool,
+    ) {
+        let mut first: Option<std::time::Instant> = None;
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let mut fds = [nix::poll::PollFd::new(
+                master.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let n = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u16)).unwrap_or(0);
+            let hup = n > 0
+                && fds[0]
+                    .revents()
+                    .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP));
+            if until(first, hup) {
+                return;
+            }
+            if n == 0 || hup {
+                // No data (a hang-up before the first query: the slave is not open yet).
+                if hup {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                continue;
+            }
+            let Ok(n) = nix::unistd::read(master.as_fd(), &mut buf) else {
+                continue;
+            };
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = pending.drain(..i + 2).take(i).collect();
+                if line == b"R?" {
+                    first.get_or_insert_with(std::time::Instant::now);
+                    let _ = nix::unistd::write(master.as_fd(), answer);
+                }
+            }
+        }
+    }
+    // This case's process is single-threaded here (before the Test runs).
+    let pid = crabby::process::fork_child(move || {
+        serve(&master, b"12.5,3\r\n", &|first, _| {
+            first.is_some_and(|t| t.elapsed().as_secs_f64() > first_s)
+        });
+        drop(master); // unplugged
+        std::thread::sleep(Duration::from_secs_f64(away_s));
+        let Ok((master, slave, path)) = raw_pty() else {
+            return 1;
+        };
+        drop(slave);
+        let tmp = link.with_extension("new");
+        if std::os::unix::fs::symlink(&path, &tmp).is_err() || std::fs::rename(&tmp, &link).is_err()
+        {
+            return 1;
+        }
+        let born = std::time::Instant::now();
+        serve(&master, b"13.5,4\r\n", &|first, hup| {
+            (first.is_some() && hup) || born.elapsed() > Duration::from_secs(5)
+        });
+        0
+    })
+    .expect("fork");
+    nix::unistd::Pid::from_raw(pid)
+}
+
+/// The longest interval between consecutive `t(s)` of the rows, and where it starts.
+fn longest_gap(r: &[Vec<(String, String)>]) -> (f64, f64) {
+    let t: Vec<f64> = r.iter().filter_map(|row| get(row, "t(s)")).collect();
+    t.windows(2)
+        .map(|w| (w[1] - w[0], w[0]))
+        .fold((0.0, 0.0), |a, b| if b.0 > a.0 { b } else { a })
+}
+
+fn serial_port_replugged_mid_test_reconnects() -> std::result::Result<(), String> {
+    use crabby_hardware::serial::LineInOut;
+    let dir = TempDir::new("hw-replug");
+    let data = dir.path().join("data");
+    let (master, slave, path) = raw_pty()?;
+    let link = dir.path().join("ttyUSB-by-id");
+    std::os::unix::fs::symlink(&path, &link).map_err(|e| e.to_string())?;
+    drop(slave);
+    // The player gets the master; this process (and so every Block) keeps no copy of it.
+    let player = play_replugged_device(master, link.clone(), 0.4, 0.3);
+    let cell = LineInOut::new(
+        "load cell",
+        SerialConfig::new(link.to_string_lossy(), 115_200).timeout(Duration::from_millis(200)),
+        ["F(N)", "T(C)"],
+    )
+    .query("R?");
+    let mut test = Test::new("replug");
+    quiet(&mut test);
+    let io = test.add_with(
+        IOBlock::input(cell).reconnect(10, Duration::from_millis(50)),
+        Settings::new().name("cell").freq(50.0),
+    );
+    let col = test.add(Collector::new(&data));
+    // Ends the test at 1.6 s.
+    test.add(Source {
+        label: Label::new("x"),
+        value: |_| 0.0,
+        stop_at: Some(1.6),
+    });
+    test.link(io, col);
+    let run = test.run();
+    let _ = nix::sys::wait::waitpid(player, None);
+    let report = run.map_err(|e| format!("the run should survive the replug: {e}"))?;
+    let text = report.to_string();
+    ensure!(
+        text.contains("device 'load cell': connection lost 1 time(s), reconnected 1 time(s)"),
+        "the report does not count the reconnection:\n{text}"
+    );
+    let r = rows(&data)?;
+    let before: Vec<_> = r
+        .iter()
+        .filter(|row| get(row, "F(N)") == Some(12.5))
+        .collect();
+    let after: Vec<_> = r
+        .iter()
+        .filter(|row| get(row, "F(N)") == Some(13.5))
+        .collect();
+    ensure!(
+        before.len() >= 10 && after.len() >= 10 && before.len() + after.len() == r.len(),
+        "{} rows from the first port, {} from the second, {} in all: every row must come from one of them",
+        before.len(),
+        after.len(),
+        r.len()
+    );
+    ensure!(
+        r.iter().all(|row| get(row, "T(C)")
+            == Some(if get(row, "F(N)") == Some(12.5) {
+                3.0
+            } else {
+                4.0
+            })),
+        "mixed-up values"
+    );
+    // The port was away 0.3 s: a gap in the data, no invented samples.
+    let (gap, at) = longest_gap(&r);
+    ensure!(
+        gap >= 0.25,
+        "no gap while the port was away (longest interval {gap:.3} s at {at:.3} s)"
+    );
+    Ok(())
+}
+
+/// A furnace amplifier whose link breaks for good after `after` seconds: reads then fail
+/// with a Communication error, and so does every later opening.
+struct Unplugged {
+    inner: FakeFurnace,
+    first_open: Option<u64>,
+    after: f64,
+}
+
+impl Unplugged {
+    fn gone(&self) -> bool {
+        self.first_open
+            .is_some_and(|t| (crabby::time::monotonic_ns() - t) as f64 * 1e-9 > self.after)
+    }
+    fn link_error(&self) -> crabby::Error {
+        crabby::hardware::device_error(
+            ErrorKind::Communication,
+            "amp",
+            "serial port '/dev/ttyUSB7' vanished (EIO); check the USB cable",
+        )
+    }
+}
+
+impl InOut for Unplugged {
+    fn name(&self) -> &str {
+        "amp"
+    }
+    fn channels(&self) -> Vec<String> {
+        self.inner.channels()
+    }
+    fn open(&mut self) -> Result<()> {
+        if self.gone() {
+            return Err(self.link_error());
+        }
+        self.first_open
+            .get_or_insert_with(crabby::time::monotonic_ns);
+        self.inner.open()
+    }
+    fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+impl Input for Unplugged {
+    fn read(&mut self) -> Result<Reading> {
+        if self.gone() {
+            return Err(self.link_error());
+        }
+        self.inner.read()
+    }
+}
+
+fn lost_device_fails_by_default_and_after_its_reconnect_attempts() -> std::result::Result<(), String>
+{
+    let dir = TempDir::new("hw-giveup");
+    for attempts in [None, Some(3)] {
+        let data = dir.path().join("data");
+        let mut test = Test::new("give-up");
+        quiet(&mut test);
+        let dev = Unplugged {
+            inner: FakeFurnace::new(),
+            first_open: None,
+            after: 0.3,
+        };
+        let io = match attempts {
+            None => IOBlock::input(dev),
+            Some(n) => IOBlock::input(dev).reconnect(n, Duration::from_millis(20)),
+        };
+        let io = test.add_with(io, Settings::new().name("furnace").freq(100.0));
+        let col = test.add(Collector::new(&data));
+        test.link(io, col);
+        let t0 = std::time::Instant::now();
+        let e = test.run().err().ok_or("the run should fail")?;
+        let took = t0.elapsed().as_secs_f64();
+        ensure!(
+            e.kind() == ErrorKind::Communication && e.block() == Some("furnace"),
+            "{e}"
+        );
+        let text = format!(
+            "{e}\n{}",
+            e.report().map(|r| r.to_string()).unwrap_or_default()
+        );
+        ensure!(
+            text.contains("vanished (EIO)"),
+            "the cause is lost:\n{text}"
+        );
+        match attempts {
+            None => ensure!(
+                !text.contains("connection lost"),
+                "reconnection counted without a policy:\n{text}"
+            ),
+            Some(_) => {
+                ensure!(
+                    text.contains("all 3 attempts used")
+                        && text.contains(
+                            "connection lost 1 time(s), reconnected 0 time(s), 3 failed attempt(s) (3 of 3 attempts used)"
+                        ),
+                    "{text}"
+                );
+                // Back-offs of 20, 40 and 80 ms after the loss at 0.3 s.
+                ensure!(took > 0.4, "gave up too early: {took:.3} s");
+            }
+        }
+        let r = rows(&data)?;
+        ensure!(r.len() >= 10, "readings before the loss lost: {}", r.len());
+        let last = r
+            .iter()
+            .filter_map(|row| get(row, "t(s)"))
+            .fold(0.0, f64::max);
+        ensure!(
+            last < 0.35,
+            "a sample after the device was lost (t = {last:.3} s)"
+        );
+    }
+    Ok(())
+}
+
+/// A motor whose link is down from `from` to `to` seconds after its first opening: every
+/// call then fails with a Communication error, and so does opening it.
+struct Dropout<A> {
+    inner: A,
+    first_open: Option<u64>,
+    from: f64,
+    to: f64,
+}
+
+impl<A: Actuator> Dropout<A> {
+    fn check_link(&self) -> Result<()> {
+        let t = self
+            .first_open
+            .map_or(0.0, |t| (crabby::time::monotonic_ns() - t) as f64 * 1e-9);
+        if (self.from..self.to).contains(&t) {
+            return Err(crabby::hardware::device_error(
+                ErrorKind::Communication,
+                "axis",
+                "serial port '/dev/ttyACM0' vanished (EIO); check the USB cable",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<A: Actuator> Actuator for Dropout<A> {
+    fn name(&self) -> &str {
+        "axis"
+    }
+    fn open(&mut self) -> Result<()> {
+        self.check_link()?;
+        self.first_open
+            .get_or_insert_with(crabby::time::monotonic_ns);
+        self.inner.open()
+    }
+    fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+    fn set_speed(&mut self, v: f64) -> Result<()> {
+        self.check_link()?;
+        self.inner.set_speed(v)
+    }
+    fn stop(&mut self) -> Result<()> {
+        self.check_link()?;
+        self.inner.stop()
+    }
+    fn poll(&mut self) -> Result<()> {
+        self.check_link()?;
+        self.inner.poll()
+    }
+}
+
+impl<A: PositionFeedback> PositionFeedback for Dropout<A> {
+    fn position(&mut self) -> Result<f64> {
+        self.check_link()?;
+        self.inner.position()
+    }
+}
+
+fn machine_reconnects_a_lost_actuator() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-machine-replug");
+    let data = dir.path().join("data");
+    let mut test = Test::new("machine-replug");
+    quiet(&mut test);
+    let src = test.add_with(
+        Source {
+            label: Label::new("v"),
+            value: |_| 2.0,
+            stop_at: Some(1.2),
+        },
+        Settings::new().freq(100.0),
+    );
+    let axis = Dropout {
+        inner: FakeStepperMotor::new(),
+        first_open: None,
+        from: 0.4,
+        to: 0.7,
+    };
+    let m = test.add_with(
+        Machine::new()
+            .actuator(ActuatorConfig::speed(axis, "v").position_label("x(mm)"))
+            .reconnect(20, Duration::from_millis(30)),
+        Settings::new().name("machine").freq(100.0),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(src, m);
+    test.link(m, col);
+    let report = test
+        .run()
+        .map_err(|e| format!("the run should survive the dropout: {e}"))?;
+    let text = report.to_string();
+    ensure!(
+        text.contains("device 'axis': connection lost 1 time(s), reconnected 1 time(s)"),
+        "the report does not count the reconnection:\n{text}"
+    );
+    let r = rows(&data)?;
+    let (gap, at) = longest_gap(&r);
+    ensure!(
+        gap >= 0.2 && at > 0.2,
+        "no gap while the link was down (longest interval {gap:.3} s at {at:.3} s)"
+    );
+    // Driven again after the reconnection: the position grows after the gap.
+    let x: Vec<(f64, f64)> = r
+        .iter()
+        .filter_map(|row| Some((get(row, "t(s)")?, get(row, "x(mm)")?)))
+        .collect();
+    let after: Vec<f64> = x
+        .iter()
+        .filter(|(t, _)| *t > at + gap)
+        .map(|p| p.1)
+        .collect();
+    ensure!(
+        after.len() >= 10 && after.last() > after.first(),
+        "the axis did not move after the reconnection: {after:?}"
+    );
+    Ok(())
+}
+
 fn main() {
     common::main(&[
+        common::case(
+            "serial_port_replugged_mid_test_reconnects",
+            30,
+            serial_port_replugged_mid_test_reconnects,
+        ),
+        common::case(
+            "lost_device_fails_by_default_and_after_its_reconnect_attempts",
+            30,
+            lost_device_fails_by_default_and_after_its_reconnect_attempts,
+        ),
+        common::case(
+            "machine_reconnects_a_lost_actuator",
+            30,
+            machine_reconnects_a_lost_actuator,
+        ),
         common::case(
             "modbus_tcp_ioblock_to_recorder",
             30,

@@ -17,10 +17,11 @@
 //! changes; not for every new text of a running device) and can be sent as a label; a
 //! device error puts it in fault and ends the test through the normal cleanup.
 
+use crate::reconnect::{Attempt, Reconnect, Reconnector};
 use crabby::hardware::{Chunk, DeviceState, InOut, Input, Output, Reading, Status, Stream};
 use crabby::{Block, Context, Error, ErrorKind, Flow, GraphView, Label, Result, Sample, Value};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Turns a driver's error into the Block's: same kind, the device named in the description
 /// (the run report shows descriptions under the Block's name).
@@ -400,7 +401,9 @@ pub struct IOBlock {
     make_zero: Option<f64>,
     spam: bool,
     status_label: Option<Label>,
+    reconnect: Option<Reconnect>,
     // Run time.
+    link: Reconnector,
     out_labels: Vec<Label>,
     reading: bool,
     offsets: Vec<f64>,
@@ -482,6 +485,8 @@ impl IOBlock {
             make_zero: None,
             spam: false,
             status_label: None,
+            reconnect: None,
+            link: Reconnector::new(None),
             out_labels: Vec::new(),
             reading: false,
             offsets: Vec::new(),
@@ -539,6 +544,19 @@ impl IOBlock {
     /// every chunk in streamer mode).
     pub fn status_label(mut self, l: impl Into<Label>) -> Self {
         self.status_label = Some(l.into());
+        self
+    }
+
+    /// When the device is lost mid-test (an error of kind
+    /// [`Communication`](ErrorKind::Communication): the port vanished), closes it and opens
+    /// it again after `backoff` (doubling after each failed opening, bounded), at most
+    /// `attempts` openings over the test, instead of failing the Block (the default). No
+    /// sample is sent while it is down (a gap in the data, logged); after it is back the
+    /// latest command is written again and, in streamer mode, the stream restarted. The
+    /// losses, reconnections and failed attempts are counted in the run report. See
+    /// [`crate::reconnect`].
+    pub fn reconnect(mut self, attempts: u32, backoff: Duration) -> Self {
+        self.reconnect = Some(Reconnect::new(attempts, backoff));
         self
     }
 
@@ -660,6 +678,34 @@ impl IOBlock {
         ctx.send(&s)
     }
 
+    /// `finish` with the device lost and not back: one more opening to write the exit
+    /// command, if there is one (a heater left on would be worse than a failed opening).
+    fn finish_down(&mut self) -> Result<()> {
+        let Some(c) = self.exit_cmd.clone() else {
+            log::warn!(
+                "device '{}' was still disconnected at the end",
+                self.device.name()
+            );
+            return Ok(());
+        };
+        let r = self
+            .device
+            .open()
+            .and_then(|()| self.device.write(&c))
+            .and_then(|()| self.device.close());
+        match r {
+            Ok(()) => {
+                log::info!("device '{}' reopened to write exit_cmd", self.device.name());
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.device.close();
+                log::error!("device '{}' was disconnected at the end and exit_cmd could not be written: {e}", self.device.name());
+                Err(device_failure(&e, self.device.name()))
+            }
+        }
+    }
+
     fn rel_t(&self, t_ns: u64) -> f64 {
         (t_ns as i64 - self.t0_ns as i64) as f64 * 1e-9
     }
@@ -724,21 +770,27 @@ impl IOBlock {
         Ok(true)
     }
 
-    fn step_inner(&mut self, ctx: &mut Context) -> Result<()> {
+    /// Receives the latest samples and keeps the latest value of each command label.
+    fn receive(&mut self, ctx: &mut Context) -> Result<Sample> {
         let received = if ctx.n_inputs() > 0 {
             ctx.recv_latest(false)
         } else {
             Sample::new()
         };
-        if !self.cmd_labels.is_empty() {
-            for (i, l) in self.cmd_labels.iter().enumerate() {
-                if let Some(v) = received.get(l.as_str()) {
-                    let f = v.as_f64().ok_or_else(|| {
-                        Error::config(format!("command label '{l}' carries {v:?}, not a number"))
-                    })?;
-                    self.known[i] = Some(f);
-                }
+        for (i, l) in self.cmd_labels.iter().enumerate() {
+            if let Some(v) = received.get(l.as_str()) {
+                let f = v.as_f64().ok_or_else(|| {
+                    Error::config(format!("command label '{l}' carries {v:?}, not a number"))
+                })?;
+                self.known[i] = Some(f);
             }
+        }
+        Ok(received)
+    }
+
+    fn step_inner(&mut self, ctx: &mut Context) -> Result<()> {
+        let received = self.receive(ctx)?;
+        if !self.cmd_labels.is_empty() {
             if self.known.iter().all(Option::is_some) {
                 let cmd: Vec<f64> = self.known.iter().map(|v| v.unwrap_or(0.0)).collect();
                 // Paused: the device keeps its last command (written again after the resume
@@ -774,6 +826,42 @@ impl IOBlock {
             }
         }
         Ok(())
+    }
+}
+
+impl IOBlock {
+    /// A loop while the device is down: keeps the latest commands, and opens the device
+    /// again when the back-off has passed (restarting the stream, writing the latest command
+    /// again at the next loop).
+    fn step_down(&mut self, ctx: &mut Context) -> Result<Flow> {
+        self.receive(ctx)?;
+        let now = Instant::now();
+        if !self.link.due(now) {
+            return Ok(Flow::Continue);
+        }
+        let restream = self.streaming;
+        let r = self.device.open().and_then(|()| {
+            if restream {
+                self.device.start_stream()
+            } else {
+                Ok(())
+            }
+        });
+        if r.is_err() {
+            // Whatever the opening left half open.
+            let _ = self.device.close();
+        }
+        match self.link.attempted(r, self.device.name(), now) {
+            Ok(Attempt::Reconnected) => {
+                self.opened = true;
+                self.last_cmd = None;
+                self.tracker.set(Status::on(""));
+                self.tracker.report(self.device.status());
+            }
+            Ok(Attempt::Waiting) => {}
+            Err(e) => return Err(self.tracker.fault(e, Status::unknown())),
+        }
+        Ok(Flow::Continue)
     }
 }
 
@@ -871,12 +959,15 @@ impl Block for IOBlock {
         }
         self.check_cmd_len("initial_cmd", &self.initial_cmd)?;
         self.check_cmd_len("exit_cmd", &self.exit_cmd)?;
+        if let Some(r) = &self.reconnect {
+            r.check()?;
+        }
         Ok(())
     }
 
     fn describe(&self) -> String {
         format!(
-            "device={} ({}), labels={:?}, cmd_labels={:?}, trigger={:?}, streamer={}, make_zero={:?}, spam={}",
+            "device={} ({}), labels={:?}, cmd_labels={:?}, trigger={:?}, streamer={}, make_zero={:?}, spam={}, reconnect={:?}",
             self.device.name(),
             self.device.constructor(),
             self.value_labels(),
@@ -884,11 +975,13 @@ impl Block for IOBlock {
             self.trigger_label,
             self.streamer,
             self.make_zero,
-            self.spam
+            self.spam,
+            self.reconnect
         )
     }
 
     fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
+        self.link = Reconnector::new(self.reconnect);
         self.out_labels = self.value_labels();
         self.reading = ctx.n_outputs() > 0;
         self.known = vec![None; self.cmd_labels.len()];
@@ -938,17 +1031,40 @@ impl Block for IOBlock {
     }
 
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        if self.link.is_down() {
+            return self.step_down(ctx);
+        }
         match self.step_inner(ctx) {
             Ok(()) => {
                 self.tracker.report(self.device.status());
                 Ok(Flow::Continue)
             }
             Err(e) if e.kind() == ErrorKind::Configuration && e.origin().is_none() => Err(e),
-            Err(e) => Err(self.tracker.fault(e, self.device.status())),
+            Err(e) => {
+                if self.link.lost(&e, self.device.name(), Instant::now()) {
+                    // Closed now (best effort: the link is what failed); opened again by
+                    // `step_down` after the back-off.
+                    if let Err(c) = self.device.close() {
+                        log::debug!("closing the lost device: {c}");
+                    }
+                    self.opened = false;
+                    self.tracker.set(Status::new(
+                        DeviceState::Alarm,
+                        format!("connection lost ({e}); reconnecting"),
+                    ));
+                    self.tracker.report(Status::unknown());
+                    return Ok(Flow::Continue);
+                }
+                Err(self.tracker.fault(e, self.device.status()))
+            }
         }
     }
 
-    fn finish(&mut self, _ctx: &mut Context) -> Result<()> {
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        self.link.report(ctx, self.device.name());
+        if self.link.is_down() {
+            return self.finish_down();
+        }
         if !self.opened {
             return Ok(());
         }

@@ -38,7 +38,10 @@
 //! timeout, or raise the grace with `Test::grace`.
 
 use crate::io_block::StatusTracker;
-use crabby::hardware::{Actuator, PositionFeedback, Positioner, SpeedFeedback, Status};
+use crate::reconnect::{Attempt, Reconnect, Reconnector};
+use crabby::hardware::{
+    Actuator, DeviceState, PositionFeedback, Positioner, SpeedFeedback, Status,
+};
 use crabby::{Block, Context, Error, ErrorKind, Flow, GraphView, Label, Result, Sample};
 use std::time::{Duration, Instant};
 
@@ -285,6 +288,7 @@ impl std::fmt::Debug for Axis {
 struct Running {
     opened: bool,
     tracker: StatusTracker,
+    link: Reconnector,
 }
 
 /// Drives one or more actuators from command labels and sends what they read back.
@@ -318,6 +322,7 @@ pub struct Machine {
     time_label: Option<Label>,
     spam: bool,
     stop_timeout: Option<Duration>,
+    reconnect: Option<Reconnect>,
     run: Vec<Running>,
     holding: bool,
 }
@@ -346,6 +351,21 @@ impl Machine {
     /// it below the test's finish grace.
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.stop_timeout = Some(timeout);
+        self
+    }
+    /// When an actuator is lost mid-test (an error of kind
+    /// [`Communication`](ErrorKind::Communication) from any call: the port vanished),
+    /// closes it and opens it again after `backoff` (doubling after each failed opening,
+    /// bounded), at most `attempts` openings per actuator over the test, instead of failing
+    /// the Block (the default). Meanwhile the other actuators go on, the lost one's labels
+    /// are not sent (a gap, logged) and its commands are not applied; once back it is polled
+    /// (as in `begin`) and the latest commands are applied again. An actuator still lost at
+    /// the end is opened once more to be stopped (bounded by
+    /// [`stop_timeout`](Machine::stop_timeout)); if that fails, `finish` reports it. The
+    /// losses, reconnections and failed attempts are counted in the run report. See
+    /// [`crate::reconnect`].
+    pub fn reconnect(mut self, attempts: u32, backoff: Duration) -> Self {
+        self.reconnect = Some(Reconnect::new(attempts, backoff));
         self
     }
     /// Re-applies the latest command every loop, not only when a new one arrives.
@@ -422,6 +442,57 @@ impl Machine {
         Ok(())
     }
 
+    /// Whether `e` loses actuator `i` (see [`Machine::reconnect`]): then it is closed and
+    /// the Block goes on without it.
+    fn lose(&mut self, i: usize, e: &Error) -> bool {
+        let dev = self.actuators[i].actuator.base().name().to_owned();
+        if !self.run[i].link.lost(e, &dev, Instant::now()) {
+            return false;
+        }
+        if let Err(c) = self.actuators[i].actuator.base_mut().close() {
+            log::debug!("closing the lost actuator: {c}");
+        }
+        self.run[i].opened = false;
+        self.run[i].tracker.set(Status::new(
+            DeviceState::Alarm,
+            format!("connection lost ({e}); reconnecting"),
+        ));
+        self.run[i].tracker.report(Status::unknown());
+        true
+    }
+
+    /// Opens the lost actuators whose back-off has passed; whether one came back.
+    fn reconnect_due(&mut self) -> Result<bool> {
+        let mut back = false;
+        for i in 0..self.actuators.len() {
+            let now = Instant::now();
+            if !self.run[i].link.due(now) {
+                continue;
+            }
+            let a = self.actuators[i].actuator.base_mut();
+            let r = a.open().and_then(|()| a.poll());
+            if r.is_err() {
+                let _ = a.close();
+            }
+            let dev = a.name().to_owned();
+            match self.run[i].link.attempted(r, &dev, now) {
+                Ok(Attempt::Reconnected) => {
+                    back = true;
+                    self.run[i].opened = true;
+                    self.run[i].tracker.set(Status::on(""));
+                    let st = self.actuators[i].actuator.base().status();
+                    self.run[i].tracker.report(st);
+                }
+                Ok(Attempt::Waiting) => {}
+                Err(e) => {
+                    let t = &mut self.run[i].tracker;
+                    return Err(t.fault(e, Status::unknown()));
+                }
+            }
+        }
+        Ok(back)
+    }
+
     fn fail(&mut self, i: usize, e: Error) -> Error {
         if e.kind() == ErrorKind::Configuration && e.origin().is_none() {
             return e;
@@ -454,6 +525,9 @@ impl Block for Machine {
                     "parameter 'stop_timeout' is 0, so no actuator could be stopped; use a timeout such as 1 s (Machine::stop_timeout)",
                 ));
             }
+        }
+        if let Some(r) = &self.reconnect {
+            r.check()?;
         }
         let mut seen: Vec<&Label> = vec![];
         for a in &self.actuators {
@@ -512,7 +586,12 @@ impl Block for Machine {
                 )
             })
             .collect();
-        format!("actuators=[{}], spam={}", parts.join(", "), self.spam)
+        format!(
+            "actuators=[{}], spam={}, reconnect={:?}",
+            parts.join(", "),
+            self.spam,
+            self.reconnect
+        )
     }
 
     /// Polls every actuator once, right after the start (see the type's docs).
@@ -532,6 +611,7 @@ impl Block for Machine {
             .map(|a| Running {
                 opened: false,
                 tracker: StatusTracker::new(a.actuator.base().name()),
+                link: Reconnector::new(self.reconnect),
             })
             .collect();
         for i in 0..self.actuators.len() {
@@ -552,8 +632,13 @@ impl Block for Machine {
         if paused && !self.holding {
             self.holding = true;
             for i in 0..self.actuators.len() {
+                if self.run[i].link.is_down() {
+                    continue;
+                }
                 if let Err(e) = self.actuators[i].actuator.base_mut().stop() {
-                    return Err(self.fail(i, e));
+                    if !self.lose(i, &e) {
+                        return Err(self.fail(i, e));
+                    }
                 }
             }
             log::info!("test paused: every actuator stopped and held");
@@ -563,7 +648,14 @@ impl Block for Machine {
             received = ctx.recv_latest(true);
             log::info!("test resumed: latest commands applied again");
         }
+        if self.reconnect_due()? && !self.holding {
+            // An actuator is back: the latest commands, applied again.
+            received = ctx.recv_latest(true);
+        }
         for i in 0..self.actuators.len() {
+            if self.run[i].link.is_down() {
+                continue;
+            }
             let r = self.actuators[i].actuator.base_mut().poll().and_then(|()| {
                 if self.holding {
                     Ok(())
@@ -572,7 +664,9 @@ impl Block for Machine {
                 }
             });
             if let Err(e) = r {
-                return Err(self.fail(i, e));
+                if !self.lose(i, &e) {
+                    return Err(self.fail(i, e));
+                }
             }
         }
         let labels = self.read_labels();
@@ -581,31 +675,70 @@ impl Block for Machine {
             // Stamped at the middle of the reads (a serial read-back takes milliseconds).
             let t_before = ctx.t();
             for i in 0..self.actuators.len() {
+                if self.run[i].link.is_down() {
+                    continue;
+                }
                 if let Err(e) = self.read_back(i, &mut s) {
-                    return Err(self.fail(i, e));
+                    if !self.lose(i, &e) {
+                        return Err(self.fail(i, e));
+                    }
                 }
             }
-            let t = (t_before + ctx.t()) / 2.0;
-            s.insert(self.time(), t);
-            ctx.send(&s)?;
+            // Only the time: every actuator that reads back is down (a gap in the data).
+            if !s.is_empty() {
+                let t = (t_before + ctx.t()) / 2.0;
+                s.insert(self.time(), t);
+                ctx.send(&s)?;
+            }
         }
         for i in 0..self.actuators.len() {
-            let st = self.actuators[i].actuator.base().status();
+            let st = if self.run[i].link.is_down() {
+                Status::unknown()
+            } else {
+                self.actuators[i].actuator.base().status()
+            };
             self.run[i].tracker.report(st);
         }
         Ok(Flow::Continue)
     }
 
-    fn finish(&mut self, _ctx: &mut Context) -> Result<()> {
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
         let mut first: Option<Error> = None;
         let timeout = self.stop_timeout.unwrap_or(Self::DEFAULT_STOP_TIMEOUT);
-        let opened: Vec<usize> = (0..self.actuators.len())
-            .filter(|&i| self.run.get(i).is_some_and(|r| r.opened))
+        let notes: Vec<String> = (0..self.run.len())
+            .filter_map(|i| {
+                let dev = self.actuators[i].actuator.base().name();
+                self.run[i].link.note(dev, Instant::now())
+            })
+            .collect();
+        if !notes.is_empty() {
+            let n = notes.join("; ");
+            log::info!("{n}");
+            ctx.report_note(n);
+        }
+        // Lost and not back: opened once more to be stopped, with the others.
+        let stop: DriverCall = |a| a.stop();
+        let reopen_and_stop: DriverCall = |a| {
+            a.open()?;
+            a.stop()
+        };
+        let opened: Vec<(usize, DriverCall)> = (0..self.actuators.len())
+            .filter_map(|i| match self.run.get(i) {
+                Some(r) if r.opened => Some((i, stop)),
+                Some(r) if r.link.is_down() => {
+                    log::warn!(
+                        "actuator '{}' is still disconnected: opening it once more to stop it",
+                        self.actuators[i].actuator.base().name()
+                    );
+                    Some((i, reopen_and_stop))
+                }
+                _ => None,
+            })
             .collect();
         // Stop every opened actuator at once, each bounded (see the module docs), then close
         // those whose stop returned.
         let mut closable = Vec::with_capacity(opened.len());
-        for (i, outcome) in self.call_each(&opened, "stop", timeout, |a| a.stop()) {
+        for (i, outcome) in self.call_each(&opened, "stop", timeout) {
             let dev = self.actuators[i].actuator.base().name().to_owned();
             if outcome.is_some() {
                 closable.push(i);
@@ -623,7 +756,9 @@ impl Block for Machine {
                 }
             }
         }
-        for (i, outcome) in self.call_each(&closable, "close", timeout, |a| a.close()) {
+        let close: DriverCall = |a| a.close();
+        let closable: Vec<_> = closable.into_iter().map(|i| (i, close)).collect();
+        for (i, outcome) in self.call_each(&closable, "close", timeout) {
             let dev = self.actuators[i].actuator.base().name().to_owned();
             match outcome {
                 Some(Ok(())) => {}
@@ -638,7 +773,7 @@ impl Block for Machine {
                 }
             }
         }
-        for &i in &opened {
+        for &(i, _) in &opened {
             self.run[i].opened = false;
             let st = self.actuators[i].actuator.base().status();
             self.run[i].tracker.report(st);
@@ -649,6 +784,9 @@ impl Block for Machine {
         }
     }
 }
+
+/// A driver call `finish` makes on its own thread (stop, close).
+type DriverCall = fn(&mut dyn Actuator) -> Result<()>;
 
 /// The error for a driver call that did not return in time.
 fn hung(dev: &str, what: &str, timeout: Duration) -> Error {
@@ -662,24 +800,23 @@ fn hung(dev: &str, what: &str, timeout: Duration) -> Error {
 }
 
 impl Machine {
-    /// Calls `call` on the actuators `which`, each on a thread of its own, all at once, and
+    /// Calls each function of `which` on its actuator, each on a thread of its own, all at once, and
     /// waits for them until `timeout` has passed. Returns, per actuator in the order given,
     /// `Some(result)` (a panic becomes an error) or `None` if it has not returned: that
     /// actuator is then replaced by an [`Abandoned`] placeholder, its thread keeps the
     /// driver. If a thread cannot be started, the call is made on this thread instead.
     fn call_each(
         &mut self,
-        which: &[usize],
+        which: &[(usize, DriverCall)],
         what: &'static str,
         timeout: Duration,
-        call: fn(&mut dyn Actuator) -> Result<()>,
     ) -> Vec<(usize, Option<Result<()>>)> {
         type Back = (usize, Result<()>, Box<dyn Driven>);
         let deadline = Instant::now() + timeout;
         let (tx, rx) = std::sync::mpsc::channel::<Back>();
         let mut results: Vec<(usize, Option<Result<()>>)> = Vec::with_capacity(which.len());
         let mut waiting = 0;
-        for &i in which {
+        for &(i, call) in which {
             let dev = self.actuators[i].actuator.base().name().to_owned();
             let placeholder = Box::new(Typed {
                 actuator: Abandoned::new(&dev, what),
@@ -932,6 +1069,7 @@ mod tests {
         m.run = vec![Running {
             opened: true,
             tracker: StatusTracker::new("rec"),
+            link: Reconnector::new(None),
         }];
         m.apply(0, &Sample::new().with("x", 5.0)).unwrap();
         m.apply(0, &Sample::new().with("x", 6.0).with("v", 2.0))

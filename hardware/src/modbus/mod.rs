@@ -977,7 +977,14 @@ impl InOut for ModbusInOut {
 }
 
 impl Input for ModbusInOut {
+    /// An error of kind `NotAllowed` if no read point is configured (a write-only device).
     fn read(&mut self) -> Result<Reading> {
+        if self.reads.is_empty() {
+            return Err(crabby::hardware::not_supported(
+                &self.name,
+                "be read (no read point configured)",
+            ));
+        }
         let mut values = vec![0.0; self.reads.len()];
         let t0 = now_ns();
         for k in 0..self.plan.len() {

@@ -261,7 +261,14 @@ impl InOut for ScpiInOut {
 }
 
 impl Input for ScpiInOut {
+    /// An error of kind `NotAllowed` if no measure is configured (a command-only instrument).
     fn read(&mut self) -> Result<Reading> {
+        if self.measures.is_empty() {
+            return Err(crabby::hardware::not_supported(
+                &self.name,
+                "be read (no measure configured)",
+            ));
+        }
         let t0 = now_ns();
         let queries: Vec<String> = self.measures.iter().map(|(_, q)| q.clone()).collect();
         let r = (|| {
@@ -379,6 +386,16 @@ mod tests {
             }
             (p, seen)
         })
+    }
+
+    #[test]
+    fn command_only_instruments_cannot_be_read() {
+        let mut d = ScpiInOut::new("psu", SerialConfig::new("/dev/null", 9600)).command("VOLT {}");
+        assert!(d.channels().is_empty());
+        assert_eq!(d.read().unwrap_err().kind(), ErrorKind::NotAllowed);
+        let mut m = crate::modbus::ModbusInOut::tcp("plc", "127.0.0.1:1")
+            .write_point(crate::modbus::Point::holding("sp", 0));
+        assert_eq!(m.read().unwrap_err().kind(), ErrorKind::NotAllowed);
     }
 
     #[test]
