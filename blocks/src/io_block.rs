@@ -870,6 +870,10 @@ impl Block for IOBlock {
         "IOBlock"
     }
 
+    fn device(&self) -> Option<String> {
+        Some(self.device_name().to_owned())
+    }
+
     fn output_labels(&self) -> Option<Vec<Label>> {
         let mut v = vec![self.time_label.clone()];
         v.extend(self.value_labels());

@@ -507,6 +507,15 @@ impl Block for Machine {
         "Machine"
     }
 
+    fn device(&self) -> Option<String> {
+        let names: Vec<&str> = self
+            .actuators
+            .iter()
+            .map(|a| a.actuator.base().name())
+            .collect();
+        (!names.is_empty()).then(|| names.join(", "))
+    }
+
     fn output_labels(&self) -> Option<Vec<Label>> {
         let mut v = vec![self.time()];
         v.extend(self.read_labels());
