@@ -22,6 +22,8 @@
 //!   [`Sample`]s, waiting for data, stopping the test.
 //! - [`LinkOptions`] and [`modifier`]: per-link buffer, overflow policy and transformations.
 //! - [`Report`]: how every Block and link ended; [`Error`] with its [`ErrorKind`].
+//! - [`units`] and [`schema`]: quantities with units, and the parameter declarations from
+//!   which test files are checked (the `crabby` command of `crabby-cli`).
 //!
 //! ## A two-Block graph
 //!
@@ -126,10 +128,12 @@ mod proto;
 mod realtime;
 mod report;
 mod sample;
+pub mod schema;
 mod sys;
 mod test;
 pub mod testing;
 pub mod time;
+pub mod units;
 
 pub(crate) use sys::control;
 
