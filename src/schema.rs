@@ -228,6 +228,9 @@ pub enum ParamType {
     Int,
     /// A number, or a quantity with a unit compatible with the parameter's unit.
     Float,
+    /// A number or a quantity in any unit, kept with its unit for the Block to convert (a
+    /// Generator's values, in the unit of the command it drives).
+    Quantity,
     /// Any text.
     Str,
     /// A label, such as `F(N)`.
@@ -253,6 +256,7 @@ impl ParamType {
             ParamType::Bool => "bool".into(),
             ParamType::Int => "integer".into(),
             ParamType::Float => "number".into(),
+            ParamType::Quantity => "number or quantity".into(),
             ParamType::Str => "string".into(),
             ParamType::Label => "label".into(),
             ParamType::Condition => "condition".into(),
@@ -349,6 +353,7 @@ fn expected(ty: &ParamType, unit: Option<&str>, range: Option<Range>) -> String 
             None => "a number".into(),
         },
         ParamType::Int => "an integer".into(),
+        ParamType::Quantity => "a number or a quantity such as \"5 mm/s\"".into(),
         other => other.describe(),
     };
     if let Some(r) = range {
@@ -368,6 +373,8 @@ pub enum Value {
     Int(i64),
     /// A number in the parameter's unit.
     Float(f64),
+    /// A [`ParamType::Quantity`]: the number and its unit as written (`""` for none).
+    Quantity(f64, String),
     /// A string, label, condition, file or choice.
     Str(String),
     /// An array.
@@ -742,6 +749,27 @@ fn check_value(
             }
             in_range(v, errors).then_some(())?;
             checked(Value::Float(v))
+        }
+        (ParamType::Quantity, NodeKind::Int(_) | NodeKind::Float(_) | NodeKind::Str(_)) => {
+            let (v, unit) = match &node.kind {
+                NodeKind::Int(i) => (*i as f64, String::new()),
+                NodeKind::Float(f) => (*f, String::new()),
+                NodeKind::Str(s) => match Quantity::parse(s) {
+                    Ok(q) => (q.value, q.unit.as_str().to_owned()),
+                    Err(e) => {
+                        errors.push(err(SchemaErrorKind::Unit(e)));
+                        return None;
+                    }
+                },
+                _ => unreachable!("matched above"),
+            };
+            if !v.is_finite() {
+                errors.push(err(SchemaErrorKind::Other(format!(
+                    "{v} is not a finite number"
+                ))));
+                return None;
+            }
+            checked(Value::Quantity(v, unit))
         }
         (ParamType::Str | ParamType::Condition | ParamType::File, NodeKind::Str(s)) => {
             checked(Value::Str(s.clone()))
