@@ -567,29 +567,41 @@ impl SchemaError {
     }
 }
 
-/// Edit distance (Levenshtein, on chars), at most a few hundred chars compared.
+/// Edit distance (Damerau–Levenshtein, optimal string alignment: a swap of two neighbours
+/// counts one), on chars, case ignored, at most 256 chars compared.
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().take(256).collect();
-    let b: Vec<char> = b.chars().take(256).collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(!ca.eq_ignore_ascii_case(cb));
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
+    let a: Vec<char> = a.chars().take(256).map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().take(256).map(|c| c.to_ascii_lowercase()).collect();
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
 }
 
-/// The candidate closest to `word`, if close enough to be a typo (distance at most a third
-/// of the word's length, and at least 1).
+/// The candidate closest to `word` (other than `word` itself), if close enough to be a typo:
+/// an edit distance of at most a third of the word's length (at least 1), case ignored.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
+        .filter(|c| *c != word)
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -646,7 +658,8 @@ pub fn check_table(
             path: path.to_owned(),
             kind: SchemaErrorKind::UnknownKey {
                 key: key.clone(),
-                suggestion: suggest(key, specs.iter().map(|s| s.name)).map(str::to_owned),
+                suggestion: suggest(key, specs.iter().map(|s| s.name).chain(skip.iter().copied()))
+                    .map(str::to_owned),
             },
         });
     }
@@ -934,6 +947,8 @@ mod tests {
         );
         assert_eq!(suggest("xyz", ["Generator", "Recorder"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("form", "from"), 1);
+        assert_eq!(suggest("form", ["from", "to"]), Some("from"));
     }
 
     #[test]

@@ -55,8 +55,6 @@ fn summary_params() -> Vec<ParamSpec> {
 
 fn link_params() -> Vec<ParamSpec> {
     vec![
-        ParamSpec::new("from", ParamType::Str, "the sending Block"),
-        ParamSpec::new("to", ParamType::Str, "the receiving Block(s)"),
         ParamSpec::new("name", ParamType::Str, "the link's name (one receiver only)").optional(),
         ParamSpec::new(
             "overflow",
@@ -371,11 +369,7 @@ fn check_links(
         let mut errs = Vec::new();
         // from/to are checked by hand (a name or an array of names); options here.
         let opts = check_table(&link_params(), &l.node, "", &["from", "to"], &mut errs);
-        errors.extend(
-            schema_diags(errs, "link")
-                .into_iter()
-                .filter(|d| !d.message.contains("'from'") && !d.message.contains("'to'")),
-        );
+        errors.extend(schema_diags(errs, "link"));
         let find = |(n, s): &(String, Span), errors: &mut Vec<Diagnostic>| {
             match names.iter().position(|b| b == n) {
                 Some(i) => Some(i),
@@ -506,8 +500,9 @@ fn check_labels(
                     Diagnostic::at(
                         span,
                         format!(
-                            "Block '{name}' reads label '{l}', which no Block linked into it sends ({} send {})",
+                            "Block '{name}' reads label '{l}', which no Block linked into it sends ({} send{} {})",
                             senders.join(", "),
+                            if senders.len() == 1 { "s" } else { "" },
                             available.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")
                         ),
                     )
