@@ -338,6 +338,32 @@ impl Unit {
         })
     }
 
+    /// The same unit for differences: no offset (a difference of 2 °C is 2 K, not
+    /// -271.15 °C). Other units are unchanged.
+    pub fn difference(&self) -> Unit {
+        Unit {
+            offset: None,
+            ..self.clone()
+        }
+    }
+
+    /// This unit's differences per second (a slope): `mm/s` gives `mm/s/s`, `°C` gives
+    /// `°C/s` (as kelvin per second).
+    pub fn per_second(&self) -> Unit {
+        let mut dim = self.dim;
+        dim.0[2] = dim.0[2].saturating_sub(1);
+        Unit {
+            text: if self.text.is_empty() {
+                "1/s".to_owned()
+            } else {
+                format!("{}/s", self.text)
+            },
+            dim,
+            factor: self.factor,
+            offset: None,
+        }
+    }
+
     /// The unit as written.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -482,6 +508,12 @@ mod tests {
         assert!((conv("100 degC", "°F") - 212.0).abs() < 1e-12);
         // Differences in kelvin and millikelvin are plain factors.
         assert_eq!(conv("5 K", "K"), 5.0);
+        // Differences and slopes have no offset.
+        let c = Unit::parse("°C").unwrap();
+        assert_eq!(Quantity::parse("2 K").unwrap().to(&c.difference()).unwrap(), 2.0);
+        assert_eq!(Quantity::parse("60 K/min").unwrap().to(&c.per_second()).unwrap(), 1.0);
+        let f = Unit::parse("°F").unwrap();
+        assert!((Quantity::parse("5 K").unwrap().to(&f.difference()).unwrap() - 9.0).abs() < 1e-12);
         assert!(matches!(
             Unit::parse("°C/s"),
             Err(UnitError::AffineCompound(_))

@@ -155,29 +155,35 @@ fn path_variants() -> Vec<Variant> {
     ]
 }
 
-/// The command's unit (`cmd_unit`), and per second for slopes.
+/// The command's unit (`cmd_unit`): for levels, for differences (amplitudes) and per second
+/// (slopes).
 struct CmdUnits {
     value: Option<Unit>,
+    difference: Option<Unit>,
     rate: Option<Unit>,
+}
+
+/// How a path's number relates to the command.
+#[derive(Clone, Copy)]
+enum Kind {
+    Level,
+    Difference,
+    Rate,
 }
 
 fn cmd_units(p: &Params) -> Result<CmdUnits, Vec<Diagnostic>> {
     let Some(u) = p.str("cmd_unit") else {
         return Ok(CmdUnits {
             value: None,
+            difference: None,
             rate: None,
         });
     };
     let value = Unit::parse(u).map_err(|e| error_at(p, "cmd_unit", e))?;
-    // Slopes of an absolute temperature are in kelvin per second.
-    let base = match u {
-        "°C" | "degC" | "℃" => "K",
-        other => other,
-    };
-    let rate = Unit::parse(&format!("{base}/s")).map_err(|e| error_at(p, "cmd_unit", e))?;
     Ok(CmdUnits {
+        difference: Some(value.difference()),
+        rate: Some(value.per_second()),
         value: Some(value),
-        rate: Some(rate),
     })
 }
 
@@ -188,9 +194,13 @@ fn build_path(
     cx: &BuildContext,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<b::Path> {
-    let mut num = |name: &str, rate: bool| -> Option<f64> {
+    let mut num = |name: &str, kind: Kind| -> Option<f64> {
         let c = q.get(name)?;
-        let unit = if rate { u.rate.as_ref() } else { u.value.as_ref() };
+        let unit = match kind {
+            Kind::Level => u.value.as_ref(),
+            Kind::Difference => u.difference.as_ref(),
+            Kind::Rate => u.rate.as_ref(),
+        };
         match quantity_in(c, unit, &format!("'{name}'")) {
             Ok(v) => Some(v),
             Err(d) => {
@@ -202,20 +212,20 @@ fn build_path(
     let s = |name: &str| q.str(name).unwrap_or_default().to_owned();
     let f = |name: &str| q.f64(name).unwrap_or_default();
     let path = match kind {
-        "constant" => b::Path::constant(num("value", false)?),
+        "constant" => b::Path::constant(num("value", Kind::Level)?),
         "hold" => b::Path::hold(),
         "ramp" => {
-            let mut p = b::Path::ramp(num("speed", true)?);
+            let mut p = b::Path::ramp(num("speed", Kind::Rate)?);
             if q.get("from").is_some() {
-                p = p.from(num("from", false)?);
+                p = p.from(num("from", Kind::Level)?);
             }
             p
         }
         "sine" => {
-            let amplitude = num("amplitude", false)?;
+            let amplitude = num("amplitude", Kind::Difference)?;
             // The offset is a level: convert it like a value, but a plain number stays.
             let offset = if q.get("offset").is_some() {
-                num("offset", false)?
+                num("offset", Kind::Level)?
             } else {
                 0.0
             };
@@ -224,41 +234,41 @@ fn build_path(
                 .phase(f("phase"))
         }
         "cyclic" => b::Path::cyclic(
-            num("value1", false)?,
+            num("value1", Kind::Level)?,
             s("condition1"),
-            num("value2", false)?,
+            num("value2", Kind::Level)?,
             s("condition2"),
             f("cycles"),
         ),
         "cyclic_ramp" => {
             let mut p = b::Path::cyclic_ramp(
-                num("speed1", true)?,
+                num("speed1", Kind::Rate)?,
                 s("condition1"),
-                num("speed2", true)?,
+                num("speed2", Kind::Rate)?,
                 s("condition2"),
                 f("cycles"),
             );
             if q.get("from").is_some() {
-                p = p.from(num("from", false)?);
+                p = p.from(num("from", Kind::Level)?);
             }
             p
         }
         "conditional" => {
             let mut p = b::Path::conditional(
                 s("condition1"),
-                num("value1", false)?,
+                num("value1", Kind::Level)?,
                 s("condition2"),
-                num("value2", false)?,
+                num("value2", Kind::Level)?,
             );
             if q.get("otherwise").is_some() {
-                p = p.otherwise(num("otherwise", false)?);
+                p = p.otherwise(num("otherwise", Kind::Level)?);
             }
             p
         }
         "integrator" => {
             let mut p = b::Path::integrator(s("label"), f("inertia"));
             if q.get("from").is_some() {
-                p = p.from(num("from", false)?);
+                p = p.from(num("from", Kind::Level)?);
             }
             if let Some(t) = q.str("time_label") {
                 p = p.time_label(t);
