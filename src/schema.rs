@@ -570,8 +570,16 @@ impl SchemaError {
 /// Edit distance (Damerau–Levenshtein, optimal string alignment: a swap of two neighbours
 /// counts one), on chars, case ignored, at most 256 chars compared.
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().take(256).map(|c| c.to_ascii_lowercase()).collect();
-    let b: Vec<char> = b.chars().take(256).map(|c| c.to_ascii_lowercase()).collect();
+    let a: Vec<char> = a
+        .chars()
+        .take(256)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let b: Vec<char> = b
+        .chars()
+        .take(256)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
     let w = b.len() + 1;
     let mut d = vec![0usize; (a.len() + 1) * w];
     for i in 0..=a.len() {
@@ -658,8 +666,11 @@ pub fn check_table(
             path: path.to_owned(),
             kind: SchemaErrorKind::UnknownKey {
                 key: key.clone(),
-                suggestion: suggest(key, specs.iter().map(|s| s.name).chain(skip.iter().copied()))
-                    .map(str::to_owned),
+                suggestion: suggest(
+                    key,
+                    specs.iter().map(|s| s.name).chain(skip.iter().copied()),
+                )
+                .map(str::to_owned),
             },
         });
     }

@@ -184,6 +184,15 @@ pub enum UnitError {
 
 const KNOWN: &str = "m, g, s, min, h, Hz, rpm, N, Pa, bar, V, A, W, J, Ω, K, °C, °F, %, with prefixes p n µ m c d k M G T";
 
+/// At most 60 characters of `text`, for messages.
+fn short(text: &str) -> String {
+    let mut s: String = text.chars().take(60).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}
+
 /// (symbol, dimension [m kg s A K], factor num, factor den, takes prefixes)
 const SYMBOLS: &[(&str, [i8; 5], u128, u128, bool)] = &[
     ("1", [0, 0, 0, 0, 0], 1, 1, false),
@@ -278,8 +287,8 @@ impl Unit {
     pub fn parse(text: &str) -> Result<Unit, UnitError> {
         let t = text.trim();
         let unknown = |sym: &str| UnitError::UnknownUnit {
-            text: text.to_owned(),
-            symbol: sym.to_owned(),
+            text: short(text),
+            symbol: short(sym),
         };
         match t {
             "°C" | "degC" | "℃" => {
@@ -303,7 +312,7 @@ impl Unit {
         }
         let mut dim = Dimension::NONE;
         let mut factor = Ratio::ONE;
-        let overflow = || UnitError::Overflow(text.to_owned());
+        let overflow = || UnitError::Overflow(short(text));
         // Numerator, then each '/' starts a denominator factor.
         for (i, part) in t.split('/').enumerate() {
             let sign = if i == 0 { 1 } else { -1 };
@@ -430,12 +439,17 @@ impl Quantity {
     /// Reads `"<number> <unit>"` (the space is optional: `5mm/s`), or a plain number.
     pub fn parse(text: &str) -> Result<Quantity, UnitError> {
         let t = text.trim();
-        let not = || UnitError::NotAQuantity(text.to_owned());
-        // The longest prefix that parses as a number.
+        let not = || UnitError::NotAQuantity(short(text));
+        // The longest prefix that parses as a number (numbers are short: the first 64 bytes
+        // are tried, so a long text costs no more than a short one).
         let end = t
             .char_indices()
             .map(|(i, c)| i + c.len_utf8())
-            .filter(|&i| {
+            .take_while(|&i| i <= 64)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .find(|&i| {
                 let head = &t[..i];
                 // "1e" is not a number yet, but "1e3" is; never eat a unit's 'e'.
                 head.parse::<f64>().is_ok()
@@ -443,7 +457,6 @@ impl Quantity {
                     && !head.eq_ignore_ascii_case("nan")
                     && !head.eq_ignore_ascii_case("infinity")
             })
-            .last()
             .ok_or_else(not)?;
         let value: f64 = t[..end].parse().map_err(|_| not())?;
         if !value.is_finite() {
@@ -510,8 +523,17 @@ mod tests {
         assert_eq!(conv("5 K", "K"), 5.0);
         // Differences and slopes have no offset.
         let c = Unit::parse("°C").unwrap();
-        assert_eq!(Quantity::parse("2 K").unwrap().to(&c.difference()).unwrap(), 2.0);
-        assert_eq!(Quantity::parse("60 K/min").unwrap().to(&c.per_second()).unwrap(), 1.0);
+        assert_eq!(
+            Quantity::parse("2 K").unwrap().to(&c.difference()).unwrap(),
+            2.0
+        );
+        assert_eq!(
+            Quantity::parse("60 K/min")
+                .unwrap()
+                .to(&c.per_second())
+                .unwrap(),
+            1.0
+        );
         let f = Unit::parse("°F").unwrap();
         assert!((Quantity::parse("5 K").unwrap().to(&f.difference()).unwrap() - 9.0).abs() < 1e-12);
         assert!(matches!(
@@ -558,6 +580,10 @@ mod tests {
             Err(UnitError::Overflow(_))
         ));
         assert!(Quantity::parse("1e400 N").is_err());
+        // A long text is refused with a short message.
+        let long = "5".repeat(100_000) + " furlong";
+        let e = Quantity::parse(&long).unwrap_err().to_string();
+        assert!(e.len() < 400, "{}", e.len());
     }
 
     #[test]

@@ -23,13 +23,17 @@ pub fn list(registry: &Registry, only: Option<&str>) -> Option<String> {
     }
     for t in types {
         out.push_str(&format!("{}: {}\n", t.name, t.doc));
-        let params = if only.is_some() {
-            block_params(t)
-        } else {
-            t.params.clone()
-        };
-        for p in params.iter().filter(|p| p.name != "type") {
+        for p in &t.params {
             param_lines(&mut out, p, 1);
+        }
+        if only.is_some() {
+            out.push_str("  settings every Block has:\n");
+            for p in block_params(t)
+                .iter()
+                .filter(|p| p.name != "type" && !t.params.iter().any(|q| q.name == p.name))
+            {
+                param_lines(&mut out, p, 2);
+            }
         }
         out.push('\n');
     }
@@ -55,7 +59,10 @@ fn param_lines(out: &mut String, p: &ParamSpec, depth: usize) {
         Default::Value(v) => format!("default {v}"),
         Default::Optional => "optional".to_owned(),
     };
-    out.push_str(&format!("{pad}{:<18} {what}; {default}. {}\n", p.name, p.doc));
+    out.push_str(&format!(
+        "{pad}{:<18} {what}; {default}. {}\n",
+        p.name, p.doc
+    ));
     let inner = match &p.ty {
         ParamType::List(t) => t.as_ref(),
         t => t,
@@ -109,7 +116,9 @@ fn type_json(p: &ParamSpec, ty: &ParamType) -> Value {
             num.insert("type".into(), json!("number"));
             range_json(&mut num, p.range);
             let q = match p.unit {
-                Some(u) => json!({"type": "string", "description": format!("a quantity in {u} or a compatible unit, such as \"1 {u}\"")}),
+                Some(u) => {
+                    json!({"type": "string", "description": format!("a quantity in {u} or a compatible unit, such as \"1 {u}\"")})
+                }
                 None => json!({"type": "string", "description": "a number as text (\"40 %\")"}),
             };
             m.insert("anyOf".into(), json!([Value::Object(num), q]));

@@ -234,7 +234,10 @@ mod tests {
             .suggest(Some("max_speed"));
         let r = s.render(&d);
         assert!(r.contains(" --> t.toml:2:1\n"), "{r}");
-        assert!(r.contains("2 | max_sped = \"5 mm/s\"\n  | ^^^^^^^^\n"), "{r}");
+        assert!(
+            r.contains("2 | max_sped = \"5 mm/s\"\n  | ^^^^^^^^\n"),
+            "{r}"
+        );
         assert!(r.contains("= help: did you mean 'max_speed'?"), "{r}");
     }
 

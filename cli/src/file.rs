@@ -68,11 +68,7 @@ fn item_node(item: &toml_edit::Item, file: usize, key: &std::ops::Range<usize>) 
         toml_edit::Item::Value(v) => value_node(v, file, key),
         toml_edit::Item::Table(t) => table_node(t, file, key.clone()),
         toml_edit::Item::ArrayOfTables(a) => Node {
-            kind: NodeKind::List(
-                a.iter()
-                    .map(|t| table_node(t, file, key.clone()))
-                    .collect(),
-            ),
+            kind: NodeKind::List(a.iter().map(|t| table_node(t, file, key.clone())).collect()),
             span: sp(file, a.span(), key),
         },
     })
@@ -423,7 +419,10 @@ fn block_decl(
         return;
     }
     if name.trim().is_empty() {
-        errors.push(Diagnostic::at(nspan.clone(), "a Block's name cannot be blank"));
+        errors.push(Diagnostic::at(
+            nspan.clone(),
+            "a Block's name cannot be blank",
+        ));
         return;
     }
     let type_name = match node.get("type") {
@@ -442,11 +441,8 @@ fn block_decl(
         },
         None => {
             errors.push(
-                Diagnostic::at(
-                    node.span.clone(),
-                    format!("Block '{name}': missing 'type'"),
-                )
-                .help("add type = \"...\"; `crabby list` shows every Block type"),
+                Diagnostic::at(node.span.clone(), format!("Block '{name}': missing 'type'"))
+                    .help("add type = \"...\"; `crabby list` shows every Block type"),
             );
             None
         }

@@ -42,7 +42,11 @@ pub struct Plan {
 
 fn summary_params() -> Vec<ParamSpec> {
     vec![
-        ParamSpec::new("data", ParamType::Str, "the Recorder whose file is summarised"),
+        ParamSpec::new(
+            "data",
+            ParamType::Str,
+            "the Recorder whose file is summarised",
+        ),
         ParamSpec::new("force", ParamType::Label, "the force label (maximum force)").optional(),
         ParamSpec::new(
             "strain",
@@ -55,7 +59,12 @@ fn summary_params() -> Vec<ParamSpec> {
 
 fn link_params() -> Vec<ParamSpec> {
     vec![
-        ParamSpec::new("name", ParamType::Str, "the link's name (one receiver only)").optional(),
+        ParamSpec::new(
+            "name",
+            ParamType::Str,
+            "the link's name (one receiver only)",
+        )
+        .optional(),
         ParamSpec::new(
             "overflow",
             ParamType::Choice(vec!["block", "drop_oldest"]),
@@ -141,7 +150,10 @@ pub fn load(
                 .and_then(|o| decls.get(o))
                 .map(|d| d.name_span.clone())
                 .unwrap_or_else(|| tf.top.span.clone());
-            let who = e.origin().map(|o| format!("Block '{o}': ")).unwrap_or_default();
+            let who = e
+                .origin()
+                .map(|o| format!("Block '{o}': "))
+                .unwrap_or_default();
             return Err(CliError::Invalid(
                 vec![Diagnostic::at(span, format!("{who}{}", e.description()))],
                 Box::new(sources),
@@ -370,16 +382,17 @@ fn check_links(
         // from/to are checked by hand (a name or an array of names); options here.
         let opts = check_table(&link_params(), &l.node, "", &["from", "to"], &mut errs);
         errors.extend(schema_diags(errs, "link"));
-        let find = |(n, s): &(String, Span), errors: &mut Vec<Diagnostic>| {
-            match names.iter().position(|b| b == n) {
-                Some(i) => Some(i),
-                None => {
-                    errors.push(
-                        Diagnostic::at(s.clone(), format!("link: unknown Block '{n}'"))
-                            .suggest(suggest(n, names.iter().copied())),
-                    );
-                    None
-                }
+        let find = |(n, s): &(String, Span), errors: &mut Vec<Diagnostic>| match names
+            .iter()
+            .position(|b| b == n)
+        {
+            Some(i) => Some(i),
+            None => {
+                errors.push(
+                    Diagnostic::at(s.clone(), format!("link: unknown Block '{n}'"))
+                        .suggest(suggest(n, names.iter().copied())),
+                );
+                None
             }
         };
         let from = find(&l.from, errors);

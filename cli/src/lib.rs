@@ -143,7 +143,10 @@ fn dispatch(registry: &Registry, args: Vec<String>) -> Result<i32, CliError> {
             while let Some(x) = a.next() {
                 match x.as_str() {
                     "--out" => {
-                        outdir = a.next().ok_or_else(|| usage("--out needs a folder"))?.into()
+                        outdir = a
+                            .next()
+                            .ok_or_else(|| usage("--out needs a folder"))?
+                            .into()
                     }
                     "--quiet" => quiet = true,
                     f if !f.starts_with("--") && file.is_none() => file = Some(PathBuf::from(f)),
@@ -183,8 +186,8 @@ fn dispatch(registry: &Registry, args: Vec<String>) -> Result<i32, CliError> {
             }
         },
         "schema" => {
-            let s = serde_json::to_string_pretty(&describe::json_schema(registry))
-                .unwrap_or_default();
+            let s =
+                serde_json::to_string_pretty(&describe::json_schema(registry)).unwrap_or_default();
             out(&s);
             out("\n");
             Ok(0)

@@ -100,7 +100,12 @@ macro_rules! say {
 
 /// Runs the test file `path` with results under `out` (a new dated folder). Call it from the
 /// main thread before any other thread exists: the test forks.
-pub fn run(path: &Path, registry: &Registry, out: &Path, quiet: bool) -> Result<RunResult, CliError> {
+pub fn run(
+    path: &Path,
+    registry: &Registry,
+    out: &Path,
+    quiet: bool,
+) -> Result<RunResult, CliError> {
     let io = |p: &Path| {
         let p = p.to_owned();
         move |e| CliError::Io { path: p, source: e }
@@ -151,7 +156,10 @@ pub fn run(path: &Path, registry: &Registry, out: &Path, quiet: bool) -> Result<
         }
         text.push_str(&format!("data {}\n", s.file.display()));
     }
-    text.push_str(&format!("outcome {}\n", if result.is_ok() { "ok" } else { "failed" }));
+    text.push_str(&format!(
+        "outcome {}\n",
+        if result.is_ok() { "ok" } else { "failed" }
+    ));
     let summary_txt = dir.join("summary.txt");
     std::fs::write(&summary_txt, &text).map_err(io(&summary_txt))?;
     #[cfg(feature = "web")]
@@ -188,7 +196,13 @@ pub fn run(path: &Path, registry: &Registry, out: &Path, quiet: bool) -> Result<
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

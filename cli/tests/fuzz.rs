@@ -29,8 +29,32 @@ impl Rng {
 }
 
 const TOKENS: &[&str] = &[
-    "\"", "'", "[", "]", "{", "}", "=", ",", "\n", "#", ".", "\\", "[[", "]]", "1e309", "-0",
-    "nan", "inf", "\"\"\"", "°C", "mm/s", "kN", "%", "\u{0}", "é", "9999999999999999999",
+    "\"",
+    "'",
+    "[",
+    "]",
+    "{",
+    "}",
+    "=",
+    ",",
+    "\n",
+    "#",
+    ".",
+    "\\",
+    "[[",
+    "]]",
+    "1e309",
+    "-0",
+    "nan",
+    "inf",
+    "\"\"\"",
+    "°C",
+    "mm/s",
+    "kN",
+    "%",
+    "\u{0}",
+    "é",
+    "9999999999999999999",
 ];
 
 const SWAPS: &[(&str, &str)] = &[
@@ -64,7 +88,8 @@ fn mutate(rng: &mut Rng, src: &[u8]) -> Vec<u8> {
                 b.truncate(n);
             }
             3 | 4 => {
-                let mut lines: Vec<Vec<u8>> = b.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect();
+                let mut lines: Vec<Vec<u8>> =
+                    b.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect();
                 if lines.len() > 1 {
                     let (i, j) = (rng.below(lines.len()), rng.below(lines.len()));
                     if rng.below(2) == 0 {
@@ -197,5 +222,8 @@ fn mutated_files_never_panic_or_hang() {
         panic!("{why}; input saved in {}", keep.display());
     }
     assert!(n > 50, "only {n} inputs in the time budget");
-    assert!(invalid > 0, "no mutation was refused: the mutator does nothing");
+    assert!(
+        invalid > 0,
+        "no mutation was refused: the mutator does nothing"
+    );
 }

@@ -75,7 +75,10 @@ fn results_dir(out: &FsPath) -> Result<PathBuf, String> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
         .collect();
-    ensure!(dirs.len() == 1, "expected one results folder, found {dirs:?}");
+    ensure!(
+        dirs.len() == 1,
+        "expected one results folder, found {dirs:?}"
+    );
     Ok(dirs[0].clone())
 }
 
@@ -100,7 +103,13 @@ fn file_run_matches_rust_api() -> R {
         String::from_utf8_lossy(&run.stderr)
     );
     let dir = results_dir(&out)?;
-    for f in ["machine.csv", "command.csv", "summary.txt", "tensile_test.log", "tensile_test.toml"] {
+    for f in [
+        "machine.csv",
+        "command.csv",
+        "summary.txt",
+        "tensile_test.log",
+        "tensile_test.toml",
+    ] {
         ensure!(dir.join(f).is_file(), "no {f} in {}", dir.display());
     }
     let file = summarize(&dir.join("machine.csv"), Some("F(N)"), Some("Exx(%)"))
@@ -116,19 +125,22 @@ fn file_run_matches_rust_api() -> R {
     // Same procedure, same results. Tolerances: the runs share the model and the noise seed
     // but not the timing, so samples fall at slightly different strains.
     // - rows: 100 Hz × the test's duration, which is set by the strain conditions (the same
-    //   motion at 0.5 mm/s): within 3 % (a few tenths of a second of scheduling, on a
-    //   ~25 s test).
+    //   motion at 0.5 mm/s, ~24.5 s), minus the loops a loaded machine makes the machine
+    //   miss (the run report warns of them; measured: 87 Hz for a second on the 2-core CI
+    //   machine shared with other builds): within 10 %. Quiet, the two differ by < 1 %.
     // - maximum force: one machine step at 0.5 mm/s is 0.005 mm = 0.0025 % strain, about
     //   210 N on the elastic slope (less when plastic), plus the noise, σ = 50 N (3σ = 150):
     //   within 1 kN of ~106 kN (1 %).
     // - strain at rupture: the model breaks at 1.51 %, seen within one step (0.0025 %) plus
     //   noise (σ = 0.001 %): within 0.01 %.
     let (a, b) = (&rust, &file);
-    let rows_ok = (a.rows as f64 - b.rows as f64).abs() <= 0.03 * a.rows as f64;
+    let rows_ok = (a.rows as f64 - b.rows as f64).abs() <= 0.10 * a.rows as f64;
     let (fa, fb) = (a.max_force.unwrap_or(0.0), b.max_force.unwrap_or(0.0));
     let (ra, rb) = (
-        a.rupture_strain.ok_or("the Rust API run did not break the sample")?,
-        b.rupture_strain.ok_or("the file run did not break the sample")?,
+        a.rupture_strain
+            .ok_or("the Rust API run did not break the sample")?,
+        b.rupture_strain
+            .ok_or("the file run did not break the sample")?,
     );
     eprintln!(
         "rust API: {} rows, max {fa:.0} N, rupture {ra:.4} %; file: {} rows, max {fb:.0} N, rupture {rb:.4} %",
@@ -137,7 +149,10 @@ fn file_run_matches_rust_api() -> R {
     ensure!(rows_ok, "rows: Rust API {} vs file {}", a.rows, b.rows);
     ensure!((fa - fb).abs() <= 1000.0, "max force: {fa} vs {fb}");
     ensure!((ra - rb).abs() <= 0.01, "rupture strain: {ra} vs {rb}");
-    ensure!(fa > 90_000.0 && (1.45..1.56).contains(&ra), "not a tensile test: {fa} N, {ra} %");
+    ensure!(
+        fa > 90_000.0 && (1.45..1.56).contains(&ra),
+        "not a tensile test: {fa} N, {ra} %"
+    );
     Ok(())
 }
 
@@ -159,8 +174,15 @@ fn failing_run_exits_1() -> R {
         .output()
         .map_err(|e| e.to_string())?;
     let err = String::from_utf8_lossy(&run.stderr);
-    ensure!(run.status.code() == Some(1), "exit {:?}: {err}", run.status.code());
-    ensure!(err.contains("the test failed") && err.contains("rec"), "stderr: {err}");
+    ensure!(
+        run.status.code() == Some(1),
+        "exit {:?}: {err}",
+        run.status.code()
+    );
+    ensure!(
+        err.contains("the test failed") && err.contains("rec"),
+        "stderr: {err}"
+    );
     ensure!(!err.contains("panicked"), "stderr: {err}");
     let dir = results_dir(&out)?;
     let summary = std::fs::read_to_string(dir.join("summary.txt")).map_err(|e| e.to_string())?;

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(sub)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(sub)
 }
 
 fn toml_files(d: &Path) -> Vec<PathBuf> {
@@ -80,7 +82,11 @@ fn the_binary_exits_1_with_the_rendered_errors() {
         assert_eq!(out.status.code(), Some(1), "{}: {err}", f.display());
         assert!(!err.contains("panicked"), "{}: {err}", f.display());
         let at = format!("{}:{line}:{col}\n", f.display());
-        assert!(err.contains(&at) && err.contains(&msg), "{}:\n{err}", f.display());
+        assert!(
+            err.contains(&at) && err.contains(&msg),
+            "{}:\n{err}",
+            f.display()
+        );
     }
 }
 
@@ -138,10 +144,17 @@ fn list_shows_every_type_with_units_and_defaults() {
     let registry = Registry::stock();
     let all = crabby_cli::describe::list(&registry, None).unwrap();
     for t in registry.types() {
-        assert!(all.contains(&format!("{}: {}", t.name, t.doc)), "{} missing", t.name);
+        assert!(
+            all.contains(&format!("{}: {}", t.name, t.doc)),
+            "{} missing",
+            t.name
+        );
     }
     let one = crabby_cli::describe::list(&registry, Some("FakeMachine")).unwrap();
-    assert!(one.contains("max_speed") && one.contains("[mm/s], > 0; default 5."), "{one}");
+    assert!(
+        one.contains("max_speed") && one.contains("[mm/s], > 0; default 5."),
+        "{one}"
+    );
     assert!(one.contains("freq"), "settings listed for one type: {one}");
     assert!(crabby_cli::describe::list(&registry, Some("Nope")).is_none());
 }
@@ -271,7 +284,10 @@ fn the_json_schema_names_every_type_and_accepts_the_good_files() {
     let blocks = schema["properties"]["blocks"]["additionalProperties"]["oneOf"]
         .as_array()
         .unwrap();
-    let titles: Vec<&str> = blocks.iter().map(|b| b["title"].as_str().unwrap()).collect();
+    let titles: Vec<&str> = blocks
+        .iter()
+        .map(|b| b["title"].as_str().unwrap())
+        .collect();
     for t in registry.types() {
         assert!(titles.contains(&t.name), "{} not in the schema", t.name);
     }
@@ -289,17 +305,23 @@ fn the_json_schema_names_every_type_and_accepts_the_good_files() {
     assert!(!errs.is_empty());
     // The copy next to the crate (for editors: `#:schema ../cli/crabby.schema.json`) is the
     // same as what the command prints.
-    let saved = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("crabby.schema.json"),
-    )
-    .expect("cli/crabby.schema.json: write it with `crabby schema > cli/crabby.schema.json`");
+    let saved =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("crabby.schema.json"))
+            .expect(
+                "cli/crabby.schema.json: write it with `crabby schema > cli/crabby.schema.json`",
+            );
     let saved: Value = serde_json::from_str(&saved).unwrap();
     assert_eq!(saved, schema, "cli/crabby.schema.json is stale: regenerate it with `cargo run -p crabby-cli --bin crabby -- schema > cli/crabby.schema.json`");
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [&[][..], &["frobnicate"][..], &["run"][..], &["list", "Generater"][..]] {
+    for args in [
+        &[][..],
+        &["frobnicate"][..],
+        &["run"][..],
+        &["list", "Generater"][..],
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_crabby"))
             .args(args)
             .output()

@@ -153,10 +153,7 @@ impl BlockType {
     }
     /// The labels it reads, all of them: its conditions' labels are not added (a StopBlock's
     /// `t(s) > 60` is the time since the start, read from no input).
-    pub fn reads_only(
-        mut self,
-        f: impl Fn(&Params) -> Vec<(String, Span)> + 'static,
-    ) -> BlockType {
+    pub fn reads_only(mut self, f: impl Fn(&Params) -> Vec<(String, Span)> + 'static) -> BlockType {
         self.reads = Box::new(f);
         self.condition_reads = false;
         self
@@ -197,11 +194,7 @@ fn spec_is_condition(spec: &ParamSpec) -> bool {
 
 /// Calls `f` on every leaf value of `p` with the declaration it was checked against
 /// (list items and nested tables included).
-pub fn walk<'a>(
-    specs: &[ParamSpec],
-    p: &'a Params,
-    f: &mut dyn FnMut(&ParamSpec, &'a Checked),
-) {
+pub fn walk<'a>(specs: &[ParamSpec], p: &'a Params, f: &mut dyn FnMut(&ParamSpec, &'a Checked)) {
     for spec in specs {
         if let Some(c) = p.get(spec.name) {
             walk_value(spec, &spec.ty, c, f);
@@ -243,21 +236,41 @@ pub fn settings_params() -> Vec<ParamSpec> {
     use ParamType as T;
     vec![
         ParamSpec::new("type", T::Str, "the Block's type (see `crabby list`)"),
-        ParamSpec::new("freq", T::Float, "loop rate (default: the Block's own, else 200 Hz)")
-            .unit("Hz")
-            .range(Range::between(1e-5, 1e6))
-            .optional(),
+        ParamSpec::new(
+            "freq",
+            T::Float,
+            "loop rate (default: the Block's own, else 200 Hz)",
+        )
+        .unit("Hz")
+        .range(Range::between(1e-5, 1e6))
+        .optional(),
         ParamSpec::new("free_run", T::Bool, "loop as fast as possible, no pacing").default("false"),
-        ParamSpec::new("niceness", T::Int, "scheduling niceness, -20 (favoured) to 19")
-            .range(Range::between(-20.0, 19.0))
-            .optional(),
-        ParamSpec::new("realtime", T::Int, "real-time priority (SCHED_FIFO), 1 to 99")
-            .range(Range::between(1.0, 99.0))
-            .optional(),
-        ParamSpec::new("pausable", T::Bool, "whether a pause of the test pauses this Block")
-            .default("true"),
-        ParamSpec::new("display_freq", T::Bool, "log the achieved loop rate every few seconds")
-            .default("false"),
+        ParamSpec::new(
+            "niceness",
+            T::Int,
+            "scheduling niceness, -20 (favoured) to 19",
+        )
+        .range(Range::between(-20.0, 19.0))
+        .optional(),
+        ParamSpec::new(
+            "realtime",
+            T::Int,
+            "real-time priority (SCHED_FIFO), 1 to 99",
+        )
+        .range(Range::between(1.0, 99.0))
+        .optional(),
+        ParamSpec::new(
+            "pausable",
+            T::Bool,
+            "whether a pause of the test pauses this Block",
+        )
+        .default("true"),
+        ParamSpec::new(
+            "display_freq",
+            T::Bool,
+            "log the achieved loop rate every few seconds",
+        )
+        .default("false"),
         ParamSpec::new(
             "step_timeout",
             T::Float,
@@ -350,16 +363,17 @@ pub fn error_at(p: &Params, name: &str, e: impl std::fmt::Display) -> Vec<Diagno
 }
 
 /// A [`Value::Quantity`] converted to `unit` (`None`: a plain number or dimensionless).
-pub fn quantity_in(
-    c: &Checked,
-    unit: Option<&Unit>,
-    what: &str,
-) -> Result<f64, Diagnostic> {
+pub fn quantity_in(c: &Checked, unit: Option<&Unit>, what: &str) -> Result<f64, Diagnostic> {
     let (v, u) = match &c.value {
         Value::Quantity(v, u) => (*v, u.as_str()),
         Value::Float(v) => (*v, ""),
         Value::Int(v) => (*v as f64, ""),
-        _ => return Err(Diagnostic::at(c.span.clone(), format!("{what}: not a number"))),
+        _ => {
+            return Err(Diagnostic::at(
+                c.span.clone(),
+                format!("{what}: not a number"),
+            ))
+        }
     };
     let from = if u.is_empty() {
         return Ok(v); // a plain number is in the expected unit
@@ -367,13 +381,16 @@ pub fn quantity_in(
         Unit::parse(u).map_err(|e| Diagnostic::at(c.span.clone(), format!("{what}: {e}")))?
     };
     let to = unit.cloned().unwrap_or_else(Unit::none);
-    Quantity { value: v, unit: from }
-        .to(&to)
-        .map_err(|e| {
-            Diagnostic::at(c.span.clone(), format!("{what}: {e}")).help(if unit.is_none() {
-                "set the Block's cmd_unit to give its values units".to_owned()
-            } else {
-                format!("write the value in {to} or a compatible unit")
-            })
+    Quantity {
+        value: v,
+        unit: from,
+    }
+    .to(&to)
+    .map_err(|e| {
+        Diagnostic::at(c.span.clone(), format!("{what}: {e}")).help(if unit.is_none() {
+            "set the Block's cmd_unit to give its values units".to_owned()
+        } else {
+            format!("write the value in {to} or a compatible unit")
         })
+    })
 }

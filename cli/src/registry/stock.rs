@@ -56,15 +56,23 @@ fn label_at(p: &Params, name: &str) -> Vec<(String, Span)> {
 }
 
 fn until() -> ParamSpec {
-    ParamSpec::new("until", T::Condition, "ends the path when it holds (\"F(N) > 50\", \"delay=10\")")
-        .optional()
+    ParamSpec::new(
+        "until",
+        T::Condition,
+        "ends the path when it holds (\"F(N) > 50\", \"delay=10\")",
+    )
+    .optional()
 }
 
 fn path_variants() -> Vec<Variant> {
     let q = |name, doc| ParamSpec::new(name, T::Quantity, doc);
     let cond = |name, doc| ParamSpec::new(name, T::Condition, doc);
-    let cycles = ParamSpec::new("cycles", T::Float, "cycles (half cycles allowed; 0 = endless)")
-        .range(Range::at_least(0.0));
+    let cycles = ParamSpec::new(
+        "cycles",
+        T::Float,
+        "cycles (half cycles allowed; 0 = endless)",
+    )
+    .range(Range::at_least(0.0));
     vec![
         Variant {
             name: "constant",
@@ -147,8 +155,12 @@ fn path_variants() -> Vec<Variant> {
             doc: "a t,value file, interpolated, ends after its last time",
             params: vec![
                 ParamSpec::new("file", T::File, "the table (relative to the test file)"),
-                ParamSpec::new("delimiter", T::Choice(vec![",", ";", "\t", " "]), "column separator")
-                    .default(","),
+                ParamSpec::new(
+                    "delimiter",
+                    T::Choice(vec![",", ";", "\t", " "]),
+                    "column separator",
+                )
+                .default(","),
                 until(),
             ],
         },
@@ -277,7 +289,10 @@ fn build_path(
         }
         "custom" => {
             let file = cx.input(&s("file"));
-            let d = q.str("delimiter").and_then(|d| d.chars().next()).unwrap_or(',');
+            let d = q
+                .str("delimiter")
+                .and_then(|d| d.chars().next())
+                .unwrap_or(',');
             b::Path::custom_file_with_delimiter(file, d)
         }
         _ => return None,
@@ -396,15 +411,57 @@ pub fn fake_machine() -> BlockType {
             Ok(Box::new(m))
         },
     )
-    .param(ParamSpec::new("rigidity", T::Float, "force per unit strain").unit("N").range(Range::above(0.0)).default("8.4e6"))
-    .param(ParamSpec::new("l0", T::Float, "initial length of the sample").unit("mm").range(Range::above(0.0)).default("200"))
-    .param(ParamSpec::new("max_strain", T::Float, "strain at which the sample breaks").unit("%").range(Range::above(0.0)).default("1.51"))
-    .param(ParamSpec::new("nu", T::Float, "Poisson's ratio").range(Range::between(0.0, 0.5)).default("0.3"))
-    .param(ParamSpec::new("max_speed", T::Float, "largest crosshead speed").unit("mm/s").range(Range::above(0.0)).default("5"))
-    .param(ParamSpec::new("mode", T::Choice(vec!["speed", "position"]), "the command is a speed (mm/s) or a position (mm)").default("speed"))
+    .param(
+        ParamSpec::new("rigidity", T::Float, "force per unit strain")
+            .unit("N")
+            .range(Range::above(0.0))
+            .default("8.4e6"),
+    )
+    .param(
+        ParamSpec::new("l0", T::Float, "initial length of the sample")
+            .unit("mm")
+            .range(Range::above(0.0))
+            .default("200"),
+    )
+    .param(
+        ParamSpec::new("max_strain", T::Float, "strain at which the sample breaks")
+            .unit("%")
+            .range(Range::above(0.0))
+            .default("1.51"),
+    )
+    .param(
+        ParamSpec::new("nu", T::Float, "Poisson's ratio")
+            .range(Range::between(0.0, 0.5))
+            .default("0.3"),
+    )
+    .param(
+        ParamSpec::new("max_speed", T::Float, "largest crosshead speed")
+            .unit("mm/s")
+            .range(Range::above(0.0))
+            .default("5"),
+    )
+    .param(
+        ParamSpec::new(
+            "mode",
+            T::Choice(vec!["speed", "position"]),
+            "the command is a speed (mm/s) or a position (mm)",
+        )
+        .default("speed"),
+    )
     .param(ParamSpec::new("cmd_label", T::Label, "label of the command").default("cmd"))
-    .param(ParamSpec::new("noise", T::Bool, "Crappy's measurement noise on the outputs").default("false"))
-    .param(ParamSpec::new("seed", T::Int, "seed of the noise").range(Range::at_least(0.0)).default("0"))
+    .param(
+        ParamSpec::new(
+            "noise",
+            T::Bool,
+            "Crappy's measurement noise on the outputs",
+        )
+        .default("false"),
+    )
+    .param(
+        ParamSpec::new("seed", T::Int, "seed of the noise")
+            .range(Range::at_least(0.0))
+            .default("0"),
+    )
     .reads(|p| {
         let l = p.str("cmd_label").unwrap_or("cmd");
         vec![(l.to_owned(), p.span_of("cmd_label"))]
@@ -433,11 +490,45 @@ pub fn recorder() -> BlockType {
             Ok(Box::new(r))
         },
     )
-    .param(ParamSpec::new("file", T::File, "the CSV file (relative to the results folder)"))
-    .param(ParamSpec::new("labels", list(T::Label), "record only these labels, in this order").optional())
-    .param(ParamSpec::new("merge_on_time", T::Float, "resample every label onto one time grid at this rate").unit("Hz").range(Range::above(0.0)).optional())
-    .param(ParamSpec::new("flush_period", T::Float, "batch rows for at most this long").unit("s").range(Range::at_least(0.0)).default("0"))
-    .param(ParamSpec::new("drain_timeout", T::Float, "how long finish waits for the last samples").unit("s").range(Range::at_least(0.0)).default("2"))
+    .param(ParamSpec::new(
+        "file",
+        T::File,
+        "the CSV file (relative to the results folder)",
+    ))
+    .param(
+        ParamSpec::new(
+            "labels",
+            list(T::Label),
+            "record only these labels, in this order",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "merge_on_time",
+            T::Float,
+            "resample every label onto one time grid at this rate",
+        )
+        .unit("Hz")
+        .range(Range::above(0.0))
+        .optional(),
+    )
+    .param(
+        ParamSpec::new("flush_period", T::Float, "batch rows for at most this long")
+            .unit("s")
+            .range(Range::at_least(0.0))
+            .default("0"),
+    )
+    .param(
+        ParamSpec::new(
+            "drain_timeout",
+            T::Float,
+            "how long finish waits for the last samples",
+        )
+        .unit("s")
+        .range(Range::at_least(0.0))
+        .default("2"),
+    )
     .reads(|p| labels_at(p, "labels"))
 }
 
@@ -456,23 +547,39 @@ fn criteria_reads(p: &Params) -> Vec<(String, Span)> {
 
 /// The StopBlock.
 pub fn stop_block() -> BlockType {
-    BlockType::new("StopBlock", "stops the test when a criterion holds", |p, _| {
-        let s = b::StopBlock::new(p.strs("criteria").unwrap_or_default())
-            .map_err(|e| error_at(p, "criteria", e.description()))?;
-        Ok(Box::new(s))
-    })
-    .param(ParamSpec::new("criteria", list(T::Condition), "conditions, any of which stops the test (\"F(N) > 1e5\", \"t(s) > 120\")"))
+    BlockType::new(
+        "StopBlock",
+        "stops the test when a criterion holds",
+        |p, _| {
+            let s = b::StopBlock::new(p.strs("criteria").unwrap_or_default())
+                .map_err(|e| error_at(p, "criteria", e.description()))?;
+            Ok(Box::new(s))
+        },
+    )
+    .param(ParamSpec::new(
+        "criteria",
+        list(T::Condition),
+        "conditions, any of which stops the test (\"F(N) > 1e5\", \"t(s) > 120\")",
+    ))
     .reads_only(criteria_reads)
 }
 
 /// The Pause Block.
 pub fn pause() -> BlockType {
-    BlockType::new("Pause", "pauses the test while a criterion holds", |p, _| {
-        let s = b::Pause::new(p.strs("criteria").unwrap_or_default())
-            .map_err(|e| error_at(p, "criteria", e.description()))?;
-        Ok(Box::new(s))
-    })
-    .param(ParamSpec::new("criteria", list(T::Condition), "conditions, any of which pauses the test"))
+    BlockType::new(
+        "Pause",
+        "pauses the test while a criterion holds",
+        |p, _| {
+            let s = b::Pause::new(p.strs("criteria").unwrap_or_default())
+                .map_err(|e| error_at(p, "criteria", e.description()))?;
+            Ok(Box::new(s))
+        },
+    )
+    .param(ParamSpec::new(
+        "criteria",
+        list(T::Condition),
+        "conditions, any of which pauses the test",
+    ))
     .reads_only(criteria_reads)
 }
 
@@ -500,10 +607,23 @@ pub fn console() -> BlockType {
         },
     )
     .param(ParamSpec::new("values", list(T::Label), "labels shown").optional())
-    .param(ParamSpec::new("every", T::Float, "redraw period").unit("s").range(Range::above(0.0)).optional())
-    .param(ParamSpec::new("warning_for", T::Float, "how long the latest warning stays").unit("s").range(Range::above(0.0)).optional())
+    .param(
+        ParamSpec::new("every", T::Float, "redraw period")
+            .unit("s")
+            .range(Range::above(0.0))
+            .optional(),
+    )
+    .param(
+        ParamSpec::new("warning_for", T::Float, "how long the latest warning stays")
+            .unit("s")
+            .range(Range::above(0.0))
+            .optional(),
+    )
     .param(ParamSpec::new("rates", T::Bool, "show each Block's achieved rate").optional())
-    .param(ParamSpec::new("quiet", T::Bool, "show nothing (the graph stays the same)").default("false"))
+    .param(
+        ParamSpec::new("quiet", T::Bool, "show nothing (the graph stays the same)")
+            .default("false"),
+    )
     .input_link(b::Console::link)
 }
 
@@ -570,14 +690,22 @@ pub fn pid() -> BlockType {
 
 /// The Mean Block.
 pub fn mean() -> BlockType {
-    BlockType::new("Mean", "averages everything received in each time window", |p, _| {
-        let mut m = b::Mean::new(p.f64("window").unwrap_or(1.0));
-        if let Some(l) = p.str("time_label") {
-            m = m.time_label(l);
-        }
-        Ok(Box::new(m))
-    })
-    .param(ParamSpec::new("window", T::Float, "window length").unit("s").range(Range::above(0.0)))
+    BlockType::new(
+        "Mean",
+        "averages everything received in each time window",
+        |p, _| {
+            let mut m = b::Mean::new(p.f64("window").unwrap_or(1.0));
+            if let Some(l) = p.str("time_label") {
+                m = m.time_label(l);
+            }
+            Ok(Box::new(m))
+        },
+    )
+    .param(
+        ParamSpec::new("window", T::Float, "window length")
+            .unit("s")
+            .range(Range::above(0.0)),
+    )
     .param(ParamSpec::new("time_label", T::Label, "the time label").default("t(s)"))
 }
 
@@ -597,7 +725,11 @@ pub fn multiplexer() -> BlockType {
             Ok(Box::new(m))
         },
     )
-    .param(ParamSpec::new("interp_freq", T::Float, "rate of the output grid").unit("Hz").range(Range::above(0.0)))
+    .param(
+        ParamSpec::new("interp_freq", T::Float, "rate of the output grid")
+            .unit("Hz")
+            .range(Range::above(0.0)),
+    )
     .param(ParamSpec::new("labels", list(T::Label), "output only these labels").optional())
     .param(ParamSpec::new("time_label", T::Label, "the time label").default("t(s)"))
     .reads(|p| labels_at(p, "labels"))
@@ -619,7 +751,11 @@ pub fn synchronizer() -> BlockType {
             Ok(Box::new(m))
         },
     )
-    .param(ParamSpec::new("reference", T::Label, "the label whose times are the grid"))
+    .param(ParamSpec::new(
+        "reference",
+        T::Label,
+        "the label whose times are the grid",
+    ))
     .param(ParamSpec::new("labels", list(T::Label), "output only these labels").optional())
     .param(ParamSpec::new("time_label", T::Label, "the time label").default("t(s)"))
     .reads(|p| {
@@ -638,9 +774,23 @@ pub fn limits() -> BlockType {
         ParamSpec::new("warn_max", T::Float, "warn above").optional(),
         ParamSpec::new("alarm_min", T::Float, "alarm below").optional(),
         ParamSpec::new("alarm_max", T::Float, "alarm above").optional(),
-        ParamSpec::new("hysteresis", T::Float, "back to normal this far inside").range(Range::at_least(0.0)).optional(),
-        ParamSpec::new("persistence", T::Float, "a threshold must be crossed this long").unit("s").range(Range::at_least(0.0)).optional(),
-        ParamSpec::new("action", T::Choice(vec!["stop", "pause"]), "what an alarm does").default("stop"),
+        ParamSpec::new("hysteresis", T::Float, "back to normal this far inside")
+            .range(Range::at_least(0.0))
+            .optional(),
+        ParamSpec::new(
+            "persistence",
+            T::Float,
+            "a threshold must be crossed this long",
+        )
+        .unit("s")
+        .range(Range::at_least(0.0))
+        .optional(),
+        ParamSpec::new(
+            "action",
+            T::Choice(vec!["stop", "pause"]),
+            "what an alarm does",
+        )
+        .default("stop"),
     ];
     BlockType::new(
         "Limits",
@@ -654,7 +804,10 @@ pub fn limits() -> BlockType {
                     l = l.name(n);
                 }
                 for (k, f) in [
-                    ("warn_min", b::Limit::warn_min as fn(b::Limit, f64) -> b::Limit),
+                    (
+                        "warn_min",
+                        b::Limit::warn_min as fn(b::Limit, f64) -> b::Limit,
+                    ),
                     ("warn_max", b::Limit::warn_max),
                     ("alarm_min", b::Limit::alarm_min),
                     ("alarm_max", b::Limit::alarm_max),
@@ -673,7 +826,11 @@ pub fn limits() -> BlockType {
             Ok(Box::new(b::Limits::new(out)))
         },
     )
-    .param(ParamSpec::new("limits", list(T::Table(limit)), "the limits, one table each"))
+    .param(ParamSpec::new(
+        "limits",
+        list(T::Table(limit)),
+        "the limits, one table each",
+    ))
     .reads(|p| {
         p.list("limits")
             .unwrap_or_default()
@@ -689,14 +846,18 @@ pub fn limits() -> BlockType {
 
 /// The Button.
 pub fn button() -> BlockType {
-    BlockType::new("Button", "a key press in the terminal sends a count", |p, _| {
-        let mut bt = b::Button::new().any_key(p.bool("any_key").unwrap_or(false));
-        if let Some(l) = p.str("label") {
-            bt = bt.label(l);
-        }
-        bt = bt.send_zero(p.bool("send_zero").unwrap_or(false));
-        Ok(Box::new(bt))
-    })
+    BlockType::new(
+        "Button",
+        "a key press in the terminal sends a count",
+        |p, _| {
+            let mut bt = b::Button::new().any_key(p.bool("any_key").unwrap_or(false));
+            if let Some(l) = p.str("label") {
+                bt = bt.label(l);
+            }
+            bt = bt.send_zero(p.bool("send_zero").unwrap_or(false));
+            Ok(Box::new(bt))
+        },
+    )
     .param(ParamSpec::new("label", T::Label, "label of the count").default("step"))
     .param(ParamSpec::new("any_key", T::Bool, "any key, not only Enter").default("false"))
     .param(ParamSpec::new("send_zero", T::Bool, "send 0 at the start").default("false"))
@@ -704,14 +865,27 @@ pub fn button() -> BlockType {
 
 /// The LinkReader.
 pub fn link_reader() -> BlockType {
-    BlockType::new("LinkReader", "logs what it receives, rate-limited", |p, _| {
-        let mut r = b::LinkReader::new();
-        if let Some(v) = p.f64("max_lines_per_s") {
-            r = r.max_lines_per_s(v);
-        }
-        Ok(Box::new(r))
-    })
-    .param(ParamSpec::new("max_lines_per_s", T::Float, "at most this many log lines per second").unit("Hz").range(Range::above(0.0)).optional())
+    BlockType::new(
+        "LinkReader",
+        "logs what it receives, rate-limited",
+        |p, _| {
+            let mut r = b::LinkReader::new();
+            if let Some(v) = p.f64("max_lines_per_s") {
+                r = r.max_lines_per_s(v);
+            }
+            Ok(Box::new(r))
+        },
+    )
+    .param(
+        ParamSpec::new(
+            "max_lines_per_s",
+            T::Float,
+            "at most this many log lines per second",
+        )
+        .unit("Hz")
+        .range(Range::above(0.0))
+        .optional(),
+    )
 }
 
 /// The Sink.
@@ -738,7 +912,10 @@ pub fn web_view() -> BlockType {
             }
             for c in p.list("plots").unwrap_or_default() {
                 if let Value::Table(q) = &c.value {
-                    w = w.plot(q.str("x").unwrap_or("t(s)"), q.strs("y").unwrap_or_default());
+                    w = w.plot(
+                        q.str("x").unwrap_or("t(s)"),
+                        q.strs("y").unwrap_or_default(),
+                    );
                 }
             }
             if let Some(v) = p.strs("values") {
@@ -747,7 +924,11 @@ pub fn web_view() -> BlockType {
             Ok(Box::new(w))
         },
     )
-    .param(ParamSpec::new("port", T::Int, "TCP port (0: any free port)").range(Range::between(0.0, 65535.0)).default("0"))
+    .param(
+        ParamSpec::new("port", T::Int, "TCP port (0: any free port)")
+            .range(Range::between(0.0, 65535.0))
+            .default("0"),
+    )
     .param(ParamSpec::new("plots", list(T::Table(plot)), "plots, one table each").optional())
     .param(ParamSpec::new("values", list(T::Label), "latest values shown").optional())
     .input_link(crabby_web::link_options)
