@@ -15,11 +15,15 @@ pub fn list(registry: &Registry, only: Option<&str>) -> Option<String> {
         .iter()
         .filter(|t| only.is_none_or(|o| o == t.name))
         .collect();
-    if types.is_empty() {
-        return None;
-    }
     if only.is_none() {
         out.push_str("Block types (`crabby list TYPE` for one; every Block also takes the settings freq, free_run, niceness, realtime, pausable, display_freq, step_timeout, log_level):\n\n");
+    }
+    let drivers: Vec<_> = registry
+        .drivers()
+        .filter(|d| only.is_none_or(|o| o == d.name))
+        .collect();
+    if types.is_empty() && drivers.is_empty() {
+        return None;
     }
     for t in types {
         out.push_str(&format!("{}: {}\n", t.name, t.doc));
@@ -34,6 +38,20 @@ pub fn list(registry: &Registry, only: Option<&str>) -> Option<String> {
             {
                 param_lines(&mut out, p, 2);
             }
+        }
+        out.push('\n');
+    }
+    if !drivers.is_empty() && only.is_none() {
+        out.push_str("Drivers (the `device = { type = ... }` of an IOBlock or of a Machine's actuators):\n\n");
+    }
+    for d in drivers {
+        let of = match d.kind {
+            crate::registry::DriverKind::InOut => "IOBlock",
+            crate::registry::DriverKind::Actuator => "Machine",
+        };
+        out.push_str(&format!("{} ({of} device): {}\n", d.name, d.doc));
+        for p in &d.params {
+            param_lines(&mut out, p, 1);
         }
         out.push('\n');
     }

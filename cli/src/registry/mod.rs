@@ -11,7 +11,10 @@
 //! [`Registry::stock`] holds crabby's Blocks ([`stock`]); a user's crate adds its own with
 //! [`Registry::register`] and calls [`crate::main`] with it (see `examples/own_blocks.rs`).
 
+pub mod hardware;
 pub mod stock;
+
+pub use hardware::{Device, DriverKind, DriverType};
 
 use crate::diag::Diagnostic;
 use crabby::schema::{Checked, ParamSpec, ParamType, Params, Range, Span, Value};
@@ -322,6 +325,7 @@ pub fn settings_of(name: &str, p: &Params) -> Settings {
 #[derive(Debug, Default)]
 pub struct Registry {
     types: Vec<BlockType>,
+    drivers: Vec<std::rc::Rc<DriverType>>,
 }
 
 impl Registry {
@@ -330,13 +334,34 @@ impl Registry {
         Registry::default()
     }
 
-    /// crabby's own Blocks ([`stock`]).
+    /// crabby's own Blocks ([`stock`]) and drivers ([`hardware`]).
     pub fn stock() -> Registry {
         let mut r = Registry::empty();
         for t in stock::all() {
             r.register(t);
         }
+        for d in hardware::stock_drivers() {
+            r.register_driver(d);
+        }
         r
+    }
+
+    /// Adds a driver (a later one of the same name replaces the earlier): the `IOBlock`
+    /// (InOut drivers) and `Machine` (Actuators) types are declared again with it among
+    /// their `device` types.
+    pub fn register_driver(&mut self, d: DriverType) -> &mut Registry {
+        self.drivers.retain(|o| o.name != d.name);
+        self.drivers.push(std::rc::Rc::new(d));
+        let io = hardware::io_block(&self.drivers);
+        let machine = hardware::machine(&self.drivers);
+        self.register(io);
+        self.register(machine);
+        self
+    }
+
+    /// Every driver, in registration order.
+    pub fn drivers(&self) -> impl Iterator<Item = &DriverType> {
+        self.drivers.iter().map(|d| d.as_ref())
     }
 
     /// Adds a Block type (a later one of the same name replaces the earlier).
