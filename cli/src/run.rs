@@ -90,6 +90,19 @@ pub struct RunResult {
     pub summary: Option<Summary>,
     /// The run report as text.
     pub report: String,
+    /// The test file that ran (as given) and its FNV-1a 64 hash, for run records.
+    pub source: (PathBuf, u64),
+}
+
+/// FNV-1a, 64 bits, of `bytes`: identifies the exact text of the file that ran (not a
+/// cryptographic hash).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 macro_rules! say {
@@ -119,6 +132,7 @@ pub fn run(
     // The file that ran, with the results.
     let copy = dir.join(path.file_name().unwrap_or("test.toml".as_ref()));
     std::fs::write(&copy, plan.sources.text(0)).map_err(io(&copy))?;
+    let hash = fnv1a64(plan.sources.text(0).as_bytes());
     let log = dir.join(format!("{}.log", sanitize(&plan.name)));
     let mut test = plan.test;
     test.log_file(Some(log.clone()));
@@ -163,7 +177,14 @@ pub fn run(
     let summary_txt = dir.join("summary.txt");
     std::fs::write(&summary_txt, &text).map_err(io(&summary_txt))?;
     #[cfg(feature = "web")]
-    report_page(&dir, &plan.name, &plan.recorders, &plan.summary, &report);
+    report_page(
+        &dir,
+        &plan.name,
+        &plan.recorders,
+        &plan.summary,
+        &report,
+        plan.sources.text(0),
+    );
     say!("\nsummary");
     match &summary {
         Some(Ok(s)) => {
@@ -191,6 +212,7 @@ pub fn run(
         dir,
         summary: summary.and_then(Result::ok),
         report,
+        source: (path.to_owned(), hash),
     })
 }
 
@@ -215,6 +237,7 @@ fn report_page(
     recorders: &[(String, PathBuf)],
     spec: &graph::SummarySpec,
     report: &str,
+    source: &str,
 ) {
     use crabby_web::report_html::{write_report_html, ReportPlot};
     let mut plots = Vec::new();
@@ -240,7 +263,10 @@ fn report_page(
             }
         }
     }
-    let mut texts = vec![("Run report", report.to_owned())];
+    let mut texts = vec![
+        ("Run report", report.to_owned()),
+        ("Test file", source.to_owned()),
+    ];
     for (n, f) in recorders {
         let meta = crabby_blocks::meta_path_of(f);
         if let Ok(m) = std::fs::read_to_string(&meta) {

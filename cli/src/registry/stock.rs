@@ -151,7 +151,7 @@ fn path_variants() -> Vec<Variant> {
             ],
         },
         Variant {
-            name: "custom",
+            name: "custom_file",
             doc: "a t,value file, interpolated, ends after its last time",
             params: vec![
                 ParamSpec::new("file", T::File, "the table (relative to the test file)"),
@@ -161,6 +161,18 @@ fn path_variants() -> Vec<Variant> {
                     "column separator",
                 )
                 .default(","),
+                until(),
+            ],
+        },
+        Variant {
+            name: "points",
+            doc: "[time, value] points, interpolated, ends after the last time",
+            params: vec![
+                ParamSpec::new(
+                    "points",
+                    list(list(T::Float)),
+                    "[[t, value], ...], times in s, values in cmd_unit",
+                ),
                 until(),
             ],
         },
@@ -287,13 +299,34 @@ fn build_path(
             }
             p
         }
-        "custom" => {
+        "custom_file" => {
             let file = cx.input(&s("file"));
             let d = q
                 .str("delimiter")
                 .and_then(|d| d.chars().next())
                 .unwrap_or(',');
             b::Path::custom_file_with_delimiter(file, d)
+        }
+        "points" => {
+            let mut pts = Vec::new();
+            for c in q.list("points").unwrap_or_default() {
+                match &c.value {
+                    Value::List(pair) if pair.len() == 2 => {
+                        match (pair[0].as_f64(), pair[1].as_f64()) {
+                            (Some(t), Some(v)) => pts.push((t, v)),
+                            _ => errors.push(Diagnostic::at(
+                                c.span.clone(),
+                                "'points': expected [time, value]",
+                            )),
+                        }
+                    }
+                    _ => errors.push(Diagnostic::at(
+                        c.span.clone(),
+                        "'points': expected [time, value]",
+                    )),
+                }
+            }
+            b::Path::points(pts)
         }
         _ => return None,
     };
@@ -345,11 +378,8 @@ pub fn generator() -> BlockType {
                 .repeat(p.bool("repeat").unwrap_or(false))
                 .spam(p.bool("spam").unwrap_or(false))
                 .safe_start(p.bool("safe_start").unwrap_or(false));
-            match p.get("end_delay").map(|c| &c.value) {
-                Some(Value::Str(s)) if s == "never" => g = g.end_delay(None),
-                Some(Value::Float(d)) => g = g.end_delay(Some(*d)),
-                Some(Value::Int(d)) => g = g.end_delay(Some(*d as f64)),
-                _ => {}
+            if let Some(d) = p.f64("end_delay") {
+                g = g.end_delay(Some(d));
             }
             Ok(Box::new(g))
         },
@@ -385,7 +415,7 @@ pub fn fake_machine() -> BlockType {
             if let Some(v) = p.f64("l0") {
                 model = model.l0(v);
             }
-            if let Some(v) = p.f64("max_strain") {
+            if let Some(v) = p.f64("max_strain_pct") {
                 model = model.max_strain_pct(v);
             }
             if let Some(v) = p.f64("nu") {
@@ -424,10 +454,14 @@ pub fn fake_machine() -> BlockType {
             .default("200"),
     )
     .param(
-        ParamSpec::new("max_strain", T::Float, "strain at which the sample breaks")
-            .unit("%")
-            .range(Range::above(0.0))
-            .default("1.51"),
+        ParamSpec::new(
+            "max_strain_pct",
+            T::Float,
+            "strain at which the sample breaks",
+        )
+        .unit("%")
+        .range(Range::above(0.0))
+        .default("1.51"),
     )
     .param(
         ParamSpec::new("nu", T::Float, "Poisson's ratio")
