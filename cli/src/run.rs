@@ -174,6 +174,10 @@ pub fn run(
         "outcome {}\n",
         if result.is_ok() { "ok" } else { "failed" }
     ));
+    text.push_str(&format!(
+        "test_file {}\ntest_file_fnv1a64 {hash:016x}\n",
+        path.display()
+    ));
     let summary_txt = dir.join("summary.txt");
     std::fs::write(&summary_txt, &text).map_err(io(&summary_txt))?;
     #[cfg(feature = "web")]

@@ -117,7 +117,9 @@ fn file_run_matches_rust_api() -> R {
     // summary.txt says what the data says.
     let text = std::fs::read_to_string(dir.join("summary.txt")).map_err(|e| e.to_string())?;
     ensure!(
-        text.contains(&format!("rows {}\n", file.rows)) && text.contains("outcome ok"),
+        text.contains(&format!("rows {}\n", file.rows))
+            && text.contains("outcome ok")
+            && text.contains("test_file_fnv1a64 "),
         "summary.txt: {text}"
     );
     ensure!(stdout.contains("strain at rupture"), "stdout: {stdout}");
