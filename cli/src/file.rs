@@ -269,7 +269,24 @@ fn load(
             None => Diagnostic::global(msg),
         });
     };
-    let bytes = match std::fs::read(path) {
+    // A regular file only (a FIFO or a device could block or never end), read at most one
+    // byte past the limit.
+    let read = || -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let meta = std::fs::metadata(path)?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        let mut b = Vec::new();
+        std::fs::File::open(path)?
+            .take(MAX_FILE_BYTES as u64 + 1)
+            .read_to_end(&mut b)?;
+        Ok(b)
+    };
+    let bytes = match read() {
         Ok(b) => b,
         Err(e) => {
             fail(format!("cannot read {}: {e}", path.display()), errors);
@@ -279,9 +296,8 @@ fn load(
     if bytes.len() > MAX_FILE_BYTES {
         fail(
             format!(
-                "{} is {} bytes; a test file is at most {MAX_FILE_BYTES} bytes",
-                path.display(),
-                bytes.len()
+                "{} is larger than {MAX_FILE_BYTES} bytes, the most a test file may be",
+                path.display()
             ),
             errors,
         );

@@ -334,3 +334,26 @@ fn usage_errors_exit_2() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean 'Generator'"));
 }
+
+#[test]
+fn oversized_and_special_files_are_refused() {
+    let d = tempdir("oversized");
+    let big = d.join("big.toml");
+    let mut text = String::from("crabby = 1\nname = \"t\"\n");
+    while text.len() <= crabby_cli::file::MAX_FILE_BYTES {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&big, &text).unwrap();
+    let dev = d.join("dev.toml");
+    std::fs::write(&dev, "crabby = 1\nname = \"t\"\ninclude = \"/dev/zero\"\n").unwrap();
+    let registry = Registry::stock();
+    let big_err = crabby_cli::validate(&big, &registry).unwrap_err().render();
+    let dev_err = crabby_cli::validate(&dev, &registry).unwrap_err().render();
+    std::fs::remove_dir_all(&d).unwrap();
+    assert!(big_err.contains("larger than 1048576 bytes"), "{big_err}");
+    assert!(
+        dev_err.contains("/dev/zero: not a regular file"),
+        "{dev_err}"
+    );
+    assert!(dev_err.contains("dev.toml:3:11"), "{dev_err}");
+}
