@@ -22,7 +22,11 @@ pub fn list(registry: &Registry, only: Option<&str>) -> Option<String> {
         .drivers()
         .filter(|d| only.is_none_or(|o| o == d.name))
         .collect();
-    if types.is_empty() && drivers.is_empty() {
+    let cameras: Vec<_> = registry
+        .cameras()
+        .filter(|c| only.is_none_or(|o| o == c.name))
+        .collect();
+    if types.is_empty() && drivers.is_empty() && cameras.is_empty() {
         return None;
     }
     for t in types {
@@ -51,6 +55,16 @@ pub fn list(registry: &Registry, only: Option<&str>) -> Option<String> {
         };
         out.push_str(&format!("{} ({of} device): {}\n", d.name, d.doc));
         for p in &d.params {
+            param_lines(&mut out, p, 1);
+        }
+        out.push('\n');
+    }
+    if !cameras.is_empty() && only.is_none() {
+        out.push_str("Cameras (the `camera = { type = ... }` of a CameraBlock):\n\n");
+    }
+    for c in cameras {
+        out.push_str(&format!("{} (CameraBlock camera): {}\n", c.name, c.doc));
+        for p in &c.params {
             param_lines(&mut out, p, 1);
         }
         out.push('\n');

@@ -11,9 +11,11 @@
 //! [`Registry::stock`] holds crabby's Blocks ([`stock`]); a user's crate adds its own with
 //! [`Registry::register`] and calls [`crate::main`] with it (see `examples/own_blocks.rs`).
 
+pub mod camera;
 pub mod hardware;
 pub mod stock;
 
+pub use camera::CameraType;
 pub use hardware::{Device, DriverKind, DriverType};
 
 use crate::diag::Diagnostic;
@@ -326,6 +328,7 @@ pub fn settings_of(name: &str, p: &Params) -> Settings {
 pub struct Registry {
     types: Vec<BlockType>,
     drivers: Vec<std::rc::Rc<DriverType>>,
+    cameras: Vec<std::rc::Rc<CameraType>>,
 }
 
 impl Registry {
@@ -343,7 +346,25 @@ impl Registry {
         for d in hardware::stock_drivers() {
             r.register_driver(d);
         }
+        for c in camera::stock_cameras() {
+            r.register_camera(c);
+        }
         r
+    }
+
+    /// Adds a camera type (a later one of the same name replaces the earlier): the
+    /// `CameraBlock` type is declared again with it among its `camera` types.
+    pub fn register_camera(&mut self, c: CameraType) -> &mut Registry {
+        self.cameras.retain(|o| o.name != c.name);
+        self.cameras.push(std::rc::Rc::new(c));
+        let b = camera::camera_block(&self.cameras);
+        self.register(b);
+        self
+    }
+
+    /// Every camera type, in registration order.
+    pub fn cameras(&self) -> impl Iterator<Item = &CameraType> {
+        self.cameras.iter().map(|c| c.as_ref())
     }
 
     /// Adds a driver (a later one of the same name replaces the earlier): the `IOBlock`

@@ -4,7 +4,10 @@
 //!
 //! Covered: `Generator` (every path kind), `FakeMachine`, `Recorder`, `StopBlock`,
 //! `Console`, `Pid`, `Mean`, `Multiplexer`, `Synchronizer`, `Pause`, `Limits`, `Button`,
-//! `LinkReader`, `Sink`, and `WebView` (feature `web`).
+//! `LinkReader`, `Sink`, and `WebView` (feature `web`). `IOBlock` and `Machine` are in
+//! [`hardware`](super::hardware) (with their drivers), `CameraBlock` in
+//! [`camera`](super::camera) (with its cameras). Not declared: `Hdf5Recorder` (feature
+//! `hdf5` of crabby-blocks).
 
 use super::{error_at, quantity_in, BlockType, BuildContext};
 use crate::diag::Diagnostic;
