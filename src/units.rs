@@ -587,6 +587,38 @@ mod tests {
     }
 
     #[test]
+    fn round_trips_between_compatible_units() {
+        // A small xorshift: random values through random pairs of units of one dimension.
+        let groups: [&[&str]; 6] = [
+            &["mm/s", "m/s", "mm/min", "µm/ms", "km/h"],
+            &["N", "kN", "mN", "kg*m/s^2"],
+            &["Pa", "kPa", "MPa", "bar", "N/mm^2"],
+            &["s", "ms", "min", "h"],
+            &["Hz", "kHz", "rpm", "1/s"],
+            &["K", "°C", "°F", "mK"],
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let g = groups[(next() % groups.len() as u64) as usize];
+            let a = Unit::parse(g[(next() % g.len() as u64) as usize]).unwrap();
+            let b = Unit::parse(g[(next() % g.len() as u64) as usize]).unwrap();
+            let v = (next() % 2_000_001) as f64 / 1000.0 - 1000.0;
+            let there = a.convert(v, &b).unwrap();
+            let back = b.convert(there, &a).unwrap();
+            assert!(
+                (back - v).abs() <= 1e-9 * v.abs().max(1.0),
+                "{v} {a} -> {there} {b} -> {back} {a}"
+            );
+        }
+    }
+
+    #[test]
     fn dimensions_display() {
         assert_eq!(
             Unit::parse("N").unwrap().dimension().to_string(),

@@ -38,6 +38,60 @@ pub struct Plan {
     pub sources: Sources,
     /// The graph as text (Blocks, settings, links), from the Rust API.
     pub description: String,
+    /// Every Block's parameters as checked (in their declared units, defaults marked),
+    /// from the registry's declarations.
+    pub parameters: String,
+}
+
+fn show_value(c: &crabby::schema::Checked) -> String {
+    use crabby::schema::Value as V;
+    match &c.value {
+        V::Bool(b) => b.to_string(),
+        V::Int(i) => i.to_string(),
+        V::Float(f) => f.to_string(),
+        V::Quantity(v, u) if u.is_empty() => v.to_string(),
+        V::Quantity(v, u) => format!("\"{v} {u}\""),
+        V::Str(s) => format!("{s:?}"),
+        V::List(l) => format!(
+            "[{}]",
+            l.iter().map(show_value).collect::<Vec<_>>().join(", ")
+        ),
+        V::Table(p) => show_table(None, p),
+        V::Variant(t, p) => show_table(Some(t), p),
+    }
+}
+
+fn show_table(tag: Option<&str>, p: &Params) -> String {
+    let mut parts: Vec<String> = tag.map(|t| format!("type = {t:?}")).into_iter().collect();
+    parts.extend(
+        p.entries
+            .iter()
+            .map(|(k, c)| format!("{k} = {}", show_value(c))),
+    );
+    format!("{{ {} }}", parts.join(", "))
+}
+
+/// `name: type` then each parameter, its value in its unit, or its default.
+fn describe_parameters(name: &str, t: &crate::registry::BlockType, p: &Params) -> String {
+    let mut out = format!("[{name}] {}\n", t.name);
+    for spec in block_params(t).iter().filter(|s| s.name != "type") {
+        let unit = spec.unit.map(|u| format!(" {u}")).unwrap_or_default();
+        match (p.get(spec.name), &spec.default) {
+            (Some(c), _) => {
+                let v = show_value(c);
+                if matches!(c.value, crabby::schema::Value::Float(_)) {
+                    out.push_str(&format!("  {} = {v}{unit}\n", spec.name));
+                } else {
+                    out.push_str(&format!("  {} = {v}\n", spec.name));
+                }
+            }
+            (None, crabby::schema::Default::Value(d)) => {
+                out.push_str(&format!("  {} = {d}{unit} (default)\n", spec.name))
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn summary_params() -> Vec<ParamSpec> {
@@ -128,8 +182,12 @@ pub fn load(
     let mut ids = HashMap::new();
     let mut recorders = Vec::new();
     let mut decls = HashMap::new();
+    let mut parameters = String::new();
     for (decl, b) in tf.blocks.iter().zip(built) {
         let Some(b) = b else { continue };
+        if let Some(t) = registry.get(b.type_name) {
+            parameters.push_str(&describe_parameters(&decl.name, t, &b.params));
+        }
         if b.type_name == "Recorder" {
             if let Some(f) = b.params.str("file") {
                 recorders.push((decl.name.clone(), cx.output(f)));
@@ -177,6 +235,7 @@ pub fn load(
         summary,
         sources,
         description,
+        parameters,
     })
 }
 

@@ -133,6 +133,9 @@ pub fn run(
     let copy = dir.join(path.file_name().unwrap_or("test.toml".as_ref()));
     std::fs::write(&copy, plan.sources.text(0)).map_err(io(&copy))?;
     let hash = fnv1a64(plan.sources.text(0).as_bytes());
+    // Every parameter as the Blocks get it (units converted, defaults shown).
+    let params_txt = dir.join("parameters.txt");
+    std::fs::write(&params_txt, &plan.parameters).map_err(io(&params_txt))?;
     let log = dir.join(format!("{}.log", sanitize(&plan.name)));
     let mut test = plan.test;
     test.log_file(Some(log.clone()));
@@ -188,6 +191,7 @@ pub fn run(
         &plan.summary,
         &report,
         plan.sources.text(0),
+        &plan.parameters,
     );
     say!("\nsummary");
     match &summary {
@@ -242,6 +246,7 @@ fn report_page(
     spec: &graph::SummarySpec,
     report: &str,
     source: &str,
+    parameters: &str,
 ) {
     use crabby_web::report_html::{write_report_html, ReportPlot};
     let mut plots = Vec::new();
@@ -270,6 +275,10 @@ fn report_page(
     let mut texts = vec![
         ("Run report", report.to_owned()),
         ("Test file", source.to_owned()),
+        (
+            "Parameters (units converted, defaults shown)",
+            parameters.to_owned(),
+        ),
     ];
     for (n, f) in recorders {
         let meta = crabby_blocks::meta_path_of(f);

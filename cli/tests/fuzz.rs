@@ -1,7 +1,7 @@
 //! Random and mutated test files fed to `validate` for a bounded time: no panic, no hang.
 //!
-//! A small xorshift PRNG (seeded, so a failure can be replayed with `CRABBY_FUZZ_SEED`)
-//! mutates the good files (byte flips, insertions of TOML-significant bytes, truncations,
+//! A small xorshift PRNG (seeded, so a failure can be replayed with `CRABBY_FUZZ_SEED`;
+//! `CRABBY_FUZZ_SECS` sets the budget, 4 s by default) mutates the good and bad files (byte flips, insertions of TOML-significant bytes, truncations,
 //! swapped and duplicated lines, numbers replaced by extreme ones, units swapped) and
 //! validates each in-process on a worker thread with a deadline: a validate that takes more
 //! than 5 s fails the test as a hang, a panic fails it with the input saved for replay.
@@ -125,7 +125,11 @@ fn mutate(rng: &mut Rng, src: &[u8]) -> Vec<u8> {
 fn seeds() -> Vec<(PathBuf, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut v = Vec::new();
-    for d in [root.join("tests/good"), root.join("../examples")] {
+    for d in [
+        root.join("tests/good"),
+        root.join("tests/bad"),
+        root.join("../examples"),
+    ] {
         for e in std::fs::read_dir(d).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|e| e == "toml") {

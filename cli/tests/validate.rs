@@ -357,3 +357,25 @@ fn oversized_and_special_files_are_refused() {
     );
     assert!(dev_err.contains("dev.toml:3:11"), "{dev_err}");
 }
+
+#[test]
+fn parameters_are_described_in_their_units_with_defaults() {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tensile_test.toml");
+    let plan = crabby_cli::graph::load(&f, &Registry::stock(), Path::new("results"), true, true)
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let p = &plan.parameters;
+    assert!(p.contains("[machine] FakeMachine\n"), "{p}");
+    assert!(p.contains("  max_speed = 5 mm/s\n"), "{p}");
+    assert!(p.contains("  freq = 100 Hz\n"), "{p}");
+    assert!(p.contains("  rigidity = 8.4e6 N (default)\n"), "{p}");
+    assert!(p.contains("  end_delay = 0 s\n"), "{p}");
+    assert!(
+        p.contains("{ type = \"constant\", value = \"30 mm/min\", until = \"Exx(%) > 0.8\" }"),
+        "{p}"
+    );
+    assert!(
+        p.contains("criteria = [\"F(N) > 150000\", \"t(s) > 120\"]"),
+        "{p}"
+    );
+    assert!(plan.description.contains("machine"), "{}", plan.description);
+}
