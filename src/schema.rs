@@ -188,14 +188,14 @@ impl Range {
 impl fmt::Display for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.min, self.max) {
-            (Some((a, true)), Some((b, true))) => write!(f, "{a} to {b}"),
+            (Some((a, true)), Some((b, true))) => write!(f, "{} to {}", num(a), num(b)),
             (lo, hi) => {
                 let mut parts = Vec::new();
                 if let Some((a, inc)) = lo {
-                    parts.push(format!("{} {a}", if inc { ">=" } else { ">" }));
+                    parts.push(format!("{} {}", if inc { ">=" } else { ">" }, num(a)));
                 }
                 if let Some((b, inc)) = hi {
-                    parts.push(format!("{} {b}", if inc { "<=" } else { "<" }));
+                    parts.push(format!("{} {}", if inc { "<=" } else { "<" }, num(b)));
                 }
                 if parts.is_empty() {
                     f.write_str("any")
@@ -514,7 +514,7 @@ pub enum SchemaErrorKind {
     #[error("{0}")]
     Unit(UnitError),
     /// A number outside its range.
-    #[error("{value} is out of range: expected {range}{}", .unit.as_ref().map(|u| format!(" (in {u})")).unwrap_or_default())]
+    #[error("{} is out of range: expected {range}{}", num(*.value), .unit.as_ref().map(|u| format!(" (in {u})")).unwrap_or_default())]
     OutOfRange {
         /// The value (in the parameter's unit).
         value: f64,
@@ -536,6 +536,15 @@ pub enum SchemaErrorKind {
     /// Anything else (a Block's own check, an empty label).
     #[error("{0}")]
     Other(String),
+}
+
+/// A number for messages: plain when readable, else in scientific notation.
+pub fn num(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e10).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
 }
 
 fn hint(s: &Option<String>) -> String {

@@ -13,7 +13,6 @@ use crabby::Sample;
 use crabby_blocks::camera as bc;
 use crabby_hardware::camera as hc;
 use std::rc::Rc;
-use std::time::Duration;
 
 /// A camera of any type (forwards every method, its name included).
 pub struct BoxedCamera(pub Box<dyn Camera>);
@@ -236,7 +235,7 @@ pub fn camera_block(cameras: &[Rc<CameraType>]) -> BlockType {
         ),
         ParamSpec::new("period", T::Float, "how often it is rewritten")
             .unit("s")
-            .range(Range::above(0.0))
+            .range(super::seconds_range(false))
             .default("0.2"),
     ];
     let process = vec![Variant {
@@ -298,7 +297,7 @@ pub fn camera_block(cameras: &[Rc<CameraType>]) -> BlockType {
             if let Some(d) = p.table("display") {
                 b = b.display(
                     bc::PreviewFile::new(cx.output(d.str("file").unwrap_or("preview.pgm"))),
-                    Duration::from_secs_f64(d.f64("period").unwrap_or(0.2)),
+                    super::seconds(d.f64("period").unwrap_or(0.2)),
                 );
             }
             if let Some(Value::Variant(_, v)) = p.get("process").map(|c| &c.value) {

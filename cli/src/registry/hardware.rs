@@ -12,7 +12,6 @@ use crabby::schema::{ParamSpec, ParamType as T, Params, Range, Value, Variant};
 use crabby_blocks as b;
 use crabby_hardware as hw;
 use std::rc::Rc;
-use std::time::Duration;
 
 /// What a driver becomes.
 pub enum Device {
@@ -421,7 +420,7 @@ pub fn io_block(drivers: &[Rc<DriverType>]) -> BlockType {
             "measure and remove the offsets for this long at the start",
         )
         .unit("s")
-        .range(Range::above(0.0))
+        .range(super::seconds_range(false))
         .optional(),
     )
     .param(ParamSpec::new("streamer", T::Bool, "stream (DAQ) rather than read").default("false"))
@@ -530,7 +529,7 @@ pub fn machine(drivers: &[Rc<DriverType>]) -> BlockType {
                 m = m.time_label(l);
             }
             if let Some(t) = p.f64("stop_timeout") {
-                m = m.stop_timeout(Duration::from_secs_f64(t));
+                m = m.stop_timeout(super::seconds(t));
             }
             Ok(Box::new(m.spam(p.bool("spam").unwrap_or(false))))
         },
@@ -548,7 +547,7 @@ pub fn machine(drivers: &[Rc<DriverType>]) -> BlockType {
             "how long finish waits for the motors to stop",
         )
         .unit("s")
-        .range(Range::above(0.0))
+        .range(super::seconds_range(false))
         .default("1"),
     )
     .param(

@@ -282,7 +282,7 @@ pub fn settings_params() -> Vec<ParamSpec> {
             "fail the Block when one step takes longer than this",
         )
         .unit("s")
-        .range(Range::above(0.0))
+        .range(seconds_range(false))
         .optional(),
         ParamSpec::new(
             "log_level",
@@ -291,6 +291,20 @@ pub fn settings_params() -> Vec<ParamSpec> {
         )
         .optional(),
     ]
+}
+
+/// The range of a duration: above 0 (or from 0 with `zero_ok`) up to 10⁹ s (about 32
+/// years: longer is a typo, and would overflow a `Duration`).
+pub fn seconds_range(zero_ok: bool) -> Range {
+    Range {
+        min: Some((0.0, zero_ok)),
+        max: Some((1e9, true)),
+    }
+}
+
+/// A checked number of seconds as a `Duration` (saturating: never a panic).
+pub fn seconds(s: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(s).unwrap_or(std::time::Duration::MAX)
 }
 
 /// The [`Settings`] from the checked settings keys.
@@ -315,7 +329,7 @@ pub fn settings_of(name: &str, p: &Params) -> Settings {
         s = s.display_freq(b);
     }
     if let Some(t) = p.f64("step_timeout") {
-        s = s.step_timeout(std::time::Duration::from_secs_f64(t));
+        s = s.step_timeout(seconds(t));
     }
     if let Some(l) = p.str("log_level").and_then(|l| l.parse().ok()) {
         s = s.log_level(l);

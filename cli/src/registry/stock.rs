@@ -14,7 +14,6 @@ use crate::diag::Diagnostic;
 use crabby::schema::{Checked, ParamSpec, ParamType as T, Params, Range, Span, Value, Variant};
 use crabby::units::Unit;
 use crabby_blocks as b;
-use std::time::Duration;
 
 /// Every stock Block type.
 pub fn all() -> Vec<BlockType> {
@@ -400,7 +399,7 @@ pub fn generator() -> BlockType {
     .param(
         ParamSpec::new("end_delay", T::Float, "end the test this long after the last path")
             .unit("s")
-            .range(Range::at_least(0.0))
+            .range(super::seconds_range(true))
             .default("2"),
     )
 }
@@ -519,10 +518,10 @@ pub fn recorder() -> BlockType {
                 r = r.merge_on_time(f);
             }
             if let Some(f) = p.f64("flush_period") {
-                r = r.flush_period(Duration::from_secs_f64(f));
+                r = r.flush_period(super::seconds(f));
             }
             if let Some(f) = p.f64("drain_timeout") {
-                r = r.drain_timeout(Duration::from_secs_f64(f));
+                r = r.drain_timeout(super::seconds(f));
             }
             Ok(Box::new(r))
         },
@@ -553,7 +552,7 @@ pub fn recorder() -> BlockType {
     .param(
         ParamSpec::new("flush_period", T::Float, "batch rows for at most this long")
             .unit("s")
-            .range(Range::at_least(0.0))
+            .range(super::seconds_range(true))
             .default("0"),
     )
     .param(
@@ -563,7 +562,7 @@ pub fn recorder() -> BlockType {
             "how long finish waits for the last samples",
         )
         .unit("s")
-        .range(Range::at_least(0.0))
+        .range(super::seconds_range(true))
         .default("2"),
     )
     .reads(|p| labels_at(p, "labels"))
@@ -631,10 +630,10 @@ pub fn console() -> BlockType {
                 c = c.values(v);
             }
             if let Some(e) = p.f64("every") {
-                c = c.every(Duration::from_secs_f64(e));
+                c = c.every(super::seconds(e));
             }
             if let Some(e) = p.f64("warning_for") {
-                c = c.warning_for(Duration::from_secs_f64(e));
+                c = c.warning_for(super::seconds(e));
             }
             if let Some(r) = p.bool("rates") {
                 c = c.rates(r);
@@ -647,13 +646,13 @@ pub fn console() -> BlockType {
     .param(
         ParamSpec::new("every", T::Float, "redraw period")
             .unit("s")
-            .range(Range::above(0.0))
+            .range(super::seconds_range(false))
             .optional(),
     )
     .param(
         ParamSpec::new("warning_for", T::Float, "how long the latest warning stays")
             .unit("s")
-            .range(Range::above(0.0))
+            .range(super::seconds_range(false))
             .optional(),
     )
     .param(ParamSpec::new("rates", T::Bool, "show each Block's achieved rate").optional())
@@ -715,7 +714,7 @@ pub fn pid() -> BlockType {
     .param(ParamSpec::new("kd", T::Float, "derivative gain, seconds").default("0"))
     .param(ParamSpec::new("out_limits", list(T::Float), "[min, max] of the output").optional())
     .param(ParamSpec::new("i_limits", list(T::Float), "[min, max] of the integral term").optional())
-    .param(ParamSpec::new("d_filter", T::Float, "time constant of the derivative filter").unit("s").range(Range::at_least(0.0)).optional())
+    .param(ParamSpec::new("d_filter", T::Float, "time constant of the derivative filter").unit("s").range(super::seconds_range(true)).optional())
     .param(ParamSpec::new("reverse", T::Bool, "reverse acting").default("false"))
     .param(ParamSpec::new("send_terms", T::Bool, "also send the P, I and D terms").default("false"))
     .reads(|p| {
@@ -741,7 +740,7 @@ pub fn mean() -> BlockType {
     .param(
         ParamSpec::new("window", T::Float, "window length")
             .unit("s")
-            .range(Range::above(0.0)),
+            .range(super::seconds_range(false)),
     )
     .param(ParamSpec::new("time_label", T::Label, "the time label").default("t(s)"))
 }
@@ -820,7 +819,7 @@ pub fn limits() -> BlockType {
             "a threshold must be crossed this long",
         )
         .unit("s")
-        .range(Range::at_least(0.0))
+        .range(super::seconds_range(true))
         .optional(),
         ParamSpec::new(
             "action",
