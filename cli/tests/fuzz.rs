@@ -2,7 +2,8 @@
 //!
 //! A small xorshift PRNG (seeded, so a failure can be replayed with `CRABBY_FUZZ_SEED`;
 //! `CRABBY_FUZZ_SECS` sets the budget, 4 s by default) mutates the good and bad files (byte flips, insertions of TOML-significant bytes, truncations,
-//! swapped and duplicated lines, numbers replaced by extreme ones, units swapped) and
+//! swapped and duplicated lines, numbers replaced by extreme ones, units and names
+//! misspelt) and
 //! validates each in-process on a worker thread with a deadline: a validate that takes more
 //! than 5 s fails the test as a hang, a panic fails it with the input saved for replay.
 
@@ -73,7 +74,7 @@ const SWAPS: &[(&str, &str)] = &[
 fn mutate(rng: &mut Rng, src: &[u8]) -> Vec<u8> {
     let mut b = src.to_vec();
     for _ in 0..=rng.below(4) {
-        match rng.below(8) {
+        match rng.below(9) {
             0 if !b.is_empty() => {
                 let i = rng.below(b.len());
                 b[i] ^= 1 << rng.below(8);
@@ -105,6 +106,38 @@ fn mutate(rng: &mut Rng, src: &[u8]) -> Vec<u8> {
                 let s = String::from_utf8_lossy(&b).into_owned();
                 let (from, to) = SWAPS[rng.below(SWAPS.len())];
                 b = s.replacen(from, to, 1).into_bytes();
+            }
+            7 => {
+                // A number replaced by an extreme one (what overflows a conversion).
+                const EXTREMES: &[&str] = &[
+                    "1e300",
+                    "-1e300",
+                    "0",
+                    "-1",
+                    "1e-300",
+                    "4294967296",
+                    "18446744073709551615",
+                    "-9223372036854775808",
+                    "0.5",
+                    "1e9",
+                    "65536",
+                    "\"1e300 s\"",
+                    "\"-0 mm\"",
+                ];
+                let starts: Vec<usize> = (0..b.len())
+                    .filter(|&i| {
+                        b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+                    })
+                    .collect();
+                if !starts.is_empty() {
+                    let i = starts[rng.below(starts.len())];
+                    let mut j = i;
+                    while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.' || b[j] == b'e') {
+                        j += 1;
+                    }
+                    let x = EXTREMES[rng.below(EXTREMES.len())].as_bytes();
+                    b.splice(i..j, x.iter().copied());
+                }
             }
             6 if !b.is_empty() => {
                 let i = rng.below(b.len());
