@@ -379,3 +379,49 @@ fn parameters_are_described_in_their_units_with_defaults() {
     );
     assert!(plan.description.contains("machine"), "{}", plan.description);
 }
+
+/// The ```toml blocks of a Markdown or `//!` text.
+fn toml_blocks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines() {
+        let l = line
+            .strip_prefix("//! ")
+            .or_else(|| line.strip_prefix("//!"))
+            .unwrap_or(line);
+        match (&mut cur, l.trim_start()) {
+            (None, "```toml") => cur = Some(String::new()),
+            (Some(_), "```") => out.extend(cur.take()),
+            (Some(c), _) => {
+                c.push_str(l);
+                c.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn the_documentation_examples_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tempdir("doc-examples");
+    let mut n = 0;
+    for doc in [root.join("../README.md"), root.join("src/lib.rs")] {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for (i, block) in toml_blocks(&text).into_iter().enumerate() {
+            let f = d.join(format!(
+                "{}-{i}.toml",
+                doc.file_name().unwrap().to_string_lossy()
+            ));
+            std::fs::write(&f, &block).unwrap();
+            if let Err(e) = crabby_cli::validate(&f, &Registry::stock()) {
+                let _ = std::fs::remove_dir_all(&d);
+                panic!("{} example {i}:\n{}", doc.display(), e.render());
+            }
+            n += 1;
+        }
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+    assert!(n >= 2, "found {n} examples");
+}
