@@ -349,8 +349,19 @@ fn build_one(
 pub fn condition_units(text: &str) -> Result<Option<String>, String> {
     use crabby::units::{Quantity, Unit};
     let t = text.trim();
-    if t.starts_with("delay") {
-        return Ok(None);
+    if let Some(rest) = t.strip_prefix("delay") {
+        // "delay=2 min" → "delay=120".
+        let Some(v) = rest.trim_start().strip_prefix('=').map(str::trim) else {
+            return Ok(None);
+        };
+        return match Quantity::parse(v) {
+            Ok(q) if !q.unit.as_str().is_empty() => {
+                let s = Unit::parse("s").map_err(|e| e.to_string())?;
+                let secs = q.to(&s).map_err(|e| format!("\"{t}\": {e}"))?;
+                Ok(Some(format!("delay={secs}")))
+            }
+            _ => Ok(None),
+        };
     }
     let Some(i) = t.rfind(['>', '<']) else {
         return Ok(None);
@@ -619,4 +630,30 @@ fn check_summary(
         p.str("force").map(str::to_owned),
         p.str("strain").map(str::to_owned),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::condition_units;
+
+    #[test]
+    fn thresholds_are_converted_to_the_labels_unit() {
+        let c = |t: &str| condition_units(t);
+        assert_eq!(c("F(N) > 150 kN"), Ok(Some("F(N) > 150000".into())));
+        assert_eq!(c("x(mm) <= 3 cm"), Ok(Some("x(mm) <= 30".into())));
+        assert_eq!(c("t(s) > 2 min"), Ok(Some("t(s) > 120".into())));
+        assert_eq!(c("delay=2 min"), Ok(Some("delay=120".into())));
+        assert_eq!(c("delay = 500 ms"), Ok(Some("delay=0.5".into())));
+        // Plain numbers and unparsable text are left to the condition parser.
+        assert_eq!(c("Exx(%) > 0.4"), Ok(None));
+        assert_eq!(c("delay=10"), Ok(None));
+        assert_eq!(c("F(N) >> 5"), Ok(None));
+        let Ok(Some(t)) = c("T(°C) >= 300 K") else {
+            panic!()
+        };
+        let v: f64 = t.strip_prefix("T(°C) >= ").unwrap().parse().unwrap();
+        assert!((v - 26.85).abs() < 1e-9, "{t}");
+        assert!(c("x > 5 mm").unwrap_err().contains("names none"));
+        assert!(c("F(N) > 5 mm").unwrap_err().contains("'mm'"));
+    }
 }
