@@ -1,9 +1,11 @@
-//! Your own Blocks in test files: register them, get the same `crabby` command.
+//! Your own Blocks and drivers in test files: register them, get the same `crabby` command.
 //!
 //! A lab has a heater the stock Blocks do not know. Its crate declares the Block's
 //! parameters once (type, unit, range, default, doc) and a constructor, registers it next
 //! to crabby's own Blocks, and hands the registry to [`crabby_cli::main`]: `run`,
-//! `validate`, `list` and `schema` then know `Heater` too.
+//! `validate`, `list` and `schema` then know `Heater` too. It also registers a driver,
+//! `LabFurnace` (its big furnace: here the simulated one with its own power and defaults),
+//! which an `IOBlock`'s `device` then accepts.
 //!
 //! ```sh
 //! cargo run -p crabby-cli --example own_blocks -- list Heater
@@ -13,6 +15,7 @@
 
 use crabby::schema::{ParamSpec, ParamType, Range};
 use crabby::{Block, Context, Flow, Label, Sample, Settings};
+use crabby_cli::registry::{Device, DriverKind, DriverType};
 use crabby_cli::{BlockType, Registry};
 
 /// A simulated heater: a first-order lag from the ambient temperature towards
@@ -101,9 +104,34 @@ fn heater() -> BlockType {
     )
 }
 
+/// A driver: the lab's furnace, an `InOut` built (not opened) from its parameters.
+fn lab_furnace() -> DriverType {
+    DriverType::new(
+        "LabFurnace",
+        "the lab's 2 kW furnace (simulated here)",
+        DriverKind::InOut,
+        |p| {
+            let f = crabby_hardware::FakeFurnace::new()
+                .thermal(2000.0, 0.5, 20.0)
+                .simulation_speed(p.f64("simulation_speed").unwrap_or(1.0));
+            Ok(Device::InOut(Box::new(f)))
+        },
+    )
+    .param(
+        ParamSpec::new(
+            "simulation_speed",
+            ParamType::Float,
+            "faster than real time",
+        )
+        .range(Range::above(0.0))
+        .default("1"),
+    )
+}
+
 fn main() {
     let mut registry = Registry::stock();
     registry.register(heater());
+    registry.register_driver(lab_furnace());
     // No thread before this: `run` forks the test's Blocks.
     std::process::exit(crabby_cli::main(registry));
 }
