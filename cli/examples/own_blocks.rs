@@ -15,7 +15,7 @@
 
 use crabby::schema::{ParamSpec, ParamType, Range};
 use crabby::{Block, Context, Flow, Label, Sample, Settings};
-use crabby_cli::registry::{Device, DriverKind, DriverType};
+use crabby_cli::registry::{Device, DriverKind, DriverType, IoDevice};
 use crabby_cli::{BlockType, Registry};
 
 /// A simulated heater: a first-order lag from the ambient temperature towards
@@ -114,7 +114,7 @@ fn lab_furnace() -> DriverType {
             let f = crabby_hardware::FakeFurnace::new()
                 .thermal(2000.0, 0.5, 20.0)
                 .simulation_speed(p.f64("simulation_speed").unwrap_or(1.0));
-            Ok(Device::InOut(Box::new(f)))
+            Ok(Device::InOut(IoDevice::full(f)))
         },
     )
     .param(

@@ -7,18 +7,22 @@
 //! builder, opened only in the Block's own process (`prepare`), never by `validate`.
 
 use super::{error_at, BlockType};
-use crabby::hardware::{Actuator, InOut};
+use crabby::hardware::{
+    Actuator, Input, InputOutput, Output, PositionFeedback, Positioner, SpeedFeedback, Stream,
+};
 use crabby::schema::{ParamSpec, ParamType as T, Params, Range, Value, Variant};
 use crabby_blocks as b;
 use crabby_hardware as hw;
 use std::rc::Rc;
 
-/// What a driver becomes.
+/// What a driver becomes: a device that knows its capabilities (the traits its type
+/// implements), so the Block is built with exactly those, and a file that asks for more is
+/// refused with the parameter named.
 pub enum Device {
     /// A sensor or DAQ, for an IOBlock.
-    InOut(Box<dyn InOut>),
+    InOut(IoDevice),
     /// A motor, for a Machine.
-    Actuator(Box<dyn Actuator>),
+    Actuator(ActuatorDevice),
 }
 
 impl std::fmt::Debug for Device {
@@ -27,6 +31,180 @@ impl std::fmt::Debug for Device {
             Device::InOut(_) => "Device::InOut",
             Device::Actuator(_) => "Device::Actuator",
         })
+    }
+}
+
+/// What an IOBlock's table asks of its device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoWants {
+    /// `streamer = true`.
+    pub stream: bool,
+    /// Command labels, `initial_cmd` or `exit_cmd` are given.
+    pub write: bool,
+}
+
+/// An error about one key of a table.
+pub type KeyError = (&'static str, String);
+
+type IoBuild = Box<dyn FnOnce(IoWants) -> Result<b::IOBlock, KeyError>>;
+
+/// A sensor or DAQ, erased with its capabilities: makes the IOBlock the file asks for.
+pub struct IoDevice(IoBuild);
+
+impl std::fmt::Debug for IoDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IoDevice")
+    }
+}
+
+fn cannot(name: &str, what: &str) -> String {
+    format!("device '{name}' cannot {what}")
+}
+
+impl IoDevice {
+    /// A device that reads on demand only.
+    pub fn input<D: Input>(d: D) -> IoDevice {
+        IoDevice(Box::new(move |w: IoWants| {
+            if w.stream {
+                return Err(("streamer", cannot(d.name(), "stream; set streamer = false")));
+            }
+            if w.write {
+                return Err(("cmd_labels", cannot(d.name(), "take commands; remove them")));
+            }
+            Ok(b::IOBlock::input(d))
+        }))
+    }
+    /// A device that reads and takes commands.
+    pub fn input_output<D: InputOutput>(d: D) -> IoDevice {
+        IoDevice(Box::new(move |w: IoWants| {
+            if w.stream {
+                return Err(("streamer", cannot(d.name(), "stream; set streamer = false")));
+            }
+            Ok(if w.write {
+                b::IOBlock::input_output(d)
+            } else {
+                b::IOBlock::input(d)
+            })
+        }))
+    }
+    /// A device that reads, streams and takes commands.
+    pub fn full<D: Input + Output + Stream>(d: D) -> IoDevice {
+        IoDevice(Box::new(move |w: IoWants| {
+            Ok(match (w.stream, w.write) {
+                (true, true) => b::IOBlock::stream_output(d),
+                (true, false) => b::IOBlock::stream(d),
+                (false, true) => b::IOBlock::input_output(d),
+                (false, false) => b::IOBlock::input(d),
+            })
+        }))
+    }
+    /// Builds the IOBlock.
+    pub fn build(self, w: IoWants) -> Result<b::IOBlock, KeyError> {
+        (self.0)(w)
+    }
+}
+
+type ActBuild = Box<dyn FnOnce(b::Machine, &Params) -> Result<b::Machine, KeyError>>;
+
+/// A motor, erased with its capabilities: adds itself to a Machine with the options of its
+/// `actuators` table (mode, labels), refusing those its type cannot honour.
+pub struct ActuatorDevice(ActBuild);
+
+impl std::fmt::Debug for ActuatorDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ActuatorDevice")
+    }
+}
+
+fn common<A: Actuator>(mut c: b::ActuatorConfig<A>, q: &Params) -> b::ActuatorConfig<A> {
+    if let Some(l) = q.str("status_label") {
+        c = c.status_label(l);
+    }
+    c
+}
+
+fn refuse_unless(q: &Params, name: &str, ok: [bool; 3]) -> Result<(), KeyError> {
+    let [pos, pfb, sfb] = ok;
+    if !pos && q.str("mode") == Some("position") {
+        return Err((
+            "mode",
+            cannot(name, "be driven in position; use mode = \"speed\""),
+        ));
+    }
+    for (k, have, what) in [
+        (
+            "speed_cmd_label",
+            pos,
+            "be driven in position (speed_cmd_label)",
+        ),
+        ("move_speed", pos, "be driven in position (move_speed)"),
+        ("position_label", pfb, "read its position back"),
+        ("speed_label", sfb, "read its speed back"),
+    ] {
+        if !have && q.get(k).is_some() {
+            return Err((k, cannot(name, what)));
+        }
+    }
+    Ok(())
+}
+
+fn positioned<A: Positioner>(mut c: b::ActuatorConfig<A>, q: &Params) -> b::ActuatorConfig<A> {
+    if let Some(l) = q.str("speed_cmd_label") {
+        c = c.speed_cmd_label(l);
+    }
+    if let Some(v) = q.f64("move_speed") {
+        c = c.move_speed(v);
+    }
+    c
+}
+
+fn feedback<A: PositionFeedback + SpeedFeedback>(
+    mut c: b::ActuatorConfig<A>,
+    q: &Params,
+) -> b::ActuatorConfig<A> {
+    if let Some(l) = q.str("position_label") {
+        c = c.position_label(l);
+    }
+    if let Some(l) = q.str("speed_label") {
+        c = c.speed_label(l);
+    }
+    c
+}
+
+impl ActuatorDevice {
+    /// A motor driven in speed, nothing read back.
+    pub fn speed_only<A: Actuator>(a: A) -> ActuatorDevice {
+        ActuatorDevice(Box::new(move |m: b::Machine, q: &Params| {
+            refuse_unless(q, a.name(), [false, false, false])?;
+            let label = q.str("cmd_label").unwrap_or_default().to_owned();
+            Ok(m.actuator(common(b::ActuatorConfig::speed(a, label), q)))
+        }))
+    }
+    /// A motor driven in speed that reads its position and speed back.
+    pub fn with_feedback<A: PositionFeedback + SpeedFeedback>(a: A) -> ActuatorDevice {
+        ActuatorDevice(Box::new(move |m: b::Machine, q: &Params| {
+            refuse_unless(q, a.name(), [false, true, true])?;
+            let label = q.str("cmd_label").unwrap_or_default().to_owned();
+            let c = feedback(common(b::ActuatorConfig::speed(a, label), q), q);
+            Ok(m.actuator(c))
+        }))
+    }
+    /// A motor driven in speed or in position that reads its position and speed back.
+    pub fn full<A: Positioner + PositionFeedback + SpeedFeedback>(a: A) -> ActuatorDevice {
+        ActuatorDevice(Box::new(move |m: b::Machine, q: &Params| {
+            let label = q.str("cmd_label").unwrap_or_default().to_owned();
+            let c = if q.str("mode") == Some("position") {
+                positioned(b::ActuatorConfig::position(a, label), q)
+            } else {
+                refuse_unless(q, a.name(), [false, true, true])?;
+                b::ActuatorConfig::speed(a, label)
+            };
+            Ok(m.actuator(feedback(common(c, q), q)))
+        }))
+    }
+    /// Adds the motor to `m` with the options of its table `q`.
+    pub fn add_to(self, m: b::Machine, q: &Params) -> Result<b::Machine, KeyError> {
+        (self.0)(m, q)
     }
 }
 
@@ -128,7 +306,7 @@ pub fn fake_furnace() -> DriverType {
             if let Some(r) = p.f64("sample_rate") {
                 f = f.sample_rate(r);
             }
-            Ok(Device::InOut(Box::new(f)))
+            Ok(Device::InOut(IoDevice::full(f)))
         },
     )
     .param(
@@ -201,7 +379,7 @@ pub fn fake_dc_motor() -> DriverType {
                     m = f(m, v);
                 }
             }
-            Ok(Device::Actuator(Box::new(m)))
+            Ok(Device::Actuator(ActuatorDevice::with_feedback(m)))
         },
     )
     .param(
@@ -246,7 +424,7 @@ pub fn fake_stepper_motor() -> DriverType {
             if let (Some(s), Some(u)) = (p.f64("steps_per_mm"), p.i64("microsteps")) {
                 m = m.steps(s, u as u32);
             }
-            Ok(Device::Actuator(Box::new(m)))
+            Ok(Device::Actuator(ActuatorDevice::full(m)))
         },
     )
     .param(
@@ -328,7 +506,13 @@ pub fn io_block(drivers: &[Rc<DriverType>]) -> BlockType {
                 }
                 Err(e) => return Err(error_at(p, "device", e)),
             };
-            let mut io = b::IOBlock::new(dev);
+            let wants = IoWants {
+                stream: p.bool("streamer").unwrap_or(false),
+                write: p.get("cmd_labels").is_some()
+                    || p.get("initial_cmd").is_some()
+                    || p.get("exit_cmd").is_some(),
+            };
+            let mut io = dev.build(wants).map_err(|(k, e)| error_at(p, k, e))?;
             if let Some(l) = p.strs("labels") {
                 io = io.labels(l);
             }
@@ -353,9 +537,7 @@ pub fn io_block(drivers: &[Rc<DriverType>]) -> BlockType {
             if let Some(s) = p.f64("make_zero") {
                 io = io.make_zero(s);
             }
-            io = io
-                .streamer(p.bool("streamer").unwrap_or(false))
-                .spam(p.bool("spam").unwrap_or(false));
+            io = io.spam(p.bool("spam").unwrap_or(false));
             Ok(Box::new(io))
         },
     )
@@ -502,28 +684,7 @@ pub fn machine(drivers: &[Rc<DriverType>]) -> BlockType {
                     }
                     Err(e) => return Err(error_at(q, "device", e)),
                 };
-                let label = q.str("cmd_label").unwrap_or_default();
-                let mut a = if q.str("mode") == Some("position") {
-                    b::ActuatorConfig::position(dev, label)
-                } else {
-                    b::ActuatorConfig::speed(dev, label)
-                };
-                if let Some(l) = q.str("speed_cmd_label") {
-                    a = a.speed_cmd_label(l);
-                }
-                if let Some(v) = q.f64("move_speed") {
-                    a = a.move_speed(v);
-                }
-                if let Some(l) = q.str("position_label") {
-                    a = a.position_label(l);
-                }
-                if let Some(l) = q.str("speed_label") {
-                    a = a.speed_label(l);
-                }
-                if let Some(l) = q.str("status_label") {
-                    a = a.status_label(l);
-                }
-                m = m.actuator(a);
+                m = dev.add_to(m, q).map_err(|(k, e)| error_at(q, k, e))?;
             }
             if let Some(l) = p.str("time_label") {
                 m = m.time_label(l);

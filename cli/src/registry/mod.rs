@@ -16,7 +16,7 @@ pub mod hardware;
 pub mod stock;
 
 pub use camera::CameraType;
-pub use hardware::{Device, DriverKind, DriverType};
+pub use hardware::{ActuatorDevice, Device, DriverKind, DriverType, IoDevice, IoWants, KeyError};
 
 use crate::diag::Diagnostic;
 use crabby::schema::{Checked, ParamSpec, ParamType, Params, Range, Span, Value};
