@@ -137,6 +137,9 @@ pub struct TestFile {
     pub blocks: Vec<BlockDecl>,
     /// Every link.
     pub links: Vec<LinkDecl>,
+    /// `description` and the `[metadata]` table (operator, specimen, ...), as text, for the
+    /// run documents.
+    pub metadata: Vec<(String, String)>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -147,6 +150,7 @@ const TOP_KEYS: &[&str] = &[
     "blocks",
     "links",
     "summary",
+    "metadata",
 ];
 const INCLUDED_KEYS: &[&str] = &["include", "blocks", "links"];
 
@@ -159,6 +163,7 @@ pub fn read(path: &Path, sources: &mut Sources, errors: &mut Vec<Diagnostic>) ->
         top: top.clone(),
         blocks: Vec::new(),
         links: Vec::new(),
+        metadata: Vec::new(),
     };
     for (k, ks, _) in table_entries(&top) {
         if !TOP_KEYS.contains(&k.as_str()) {
@@ -199,11 +204,40 @@ pub fn read(path: &Path, sources: &mut Sources, errors: &mut Vec<Diagnostic>) ->
         )),
     }
     if let Some((_, n)) = top.get("description") {
-        if n.as_str().is_none() {
-            errors.push(Diagnostic::at(
+        match n.as_str() {
+            Some(d) => tf.metadata.push(("description".into(), d.to_owned())),
+            None => errors.push(Diagnostic::at(
                 n.span.clone(),
                 format!("'description': expected a string, found {}", show(n)),
-            ));
+            )),
+        }
+    }
+    if let Some((_, n)) = top.get("metadata") {
+        if !matches!(n.kind, NodeKind::Table(_)) {
+            errors.push(
+                Diagnostic::at(
+                    n.span.clone(),
+                    format!("'metadata': expected a table, found {}", show(n)),
+                )
+                .help("write [metadata] then lines such as operator = \"A. Dupont\""),
+            );
+        }
+        for (k, _, v) in table_entries(n) {
+            let text = match &v.kind {
+                NodeKind::Str(s) => s.clone(),
+                NodeKind::Int(_) | NodeKind::Float(_) | NodeKind::Bool(_) => show(v),
+                _ => {
+                    errors.push(Diagnostic::at(
+                        v.span.clone(),
+                        format!(
+                            "'metadata.{k}': expected a string, a number or a boolean, found {}",
+                            show(v)
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            tf.metadata.push((k.clone(), text));
         }
     }
     collect(&top, path, sources, errors, &mut tf, 0);

@@ -41,6 +41,8 @@ pub struct Plan {
     /// Every Block's parameters as checked (in their declared units, defaults marked),
     /// from the registry's declarations.
     pub parameters: String,
+    /// `description` and `[metadata]`, for the run documents.
+    pub metadata: Vec<(String, String)>,
 }
 
 fn show_value(c: &crabby::schema::Checked) -> String {
@@ -71,25 +73,35 @@ fn show_table(tag: Option<&str>, p: &Params) -> String {
     format!("{{ {} }}", parts.join(", "))
 }
 
-/// `name: type` then each parameter, its value in its unit, or its default.
-fn describe_parameters(name: &str, t: &crate::registry::BlockType, p: &Params) -> String {
-    let mut out = format!("[{name}] {}\n", t.name);
+/// Each parameter of a Block as it was checked: its value in its unit, or its default
+/// (marked), in declaration order.
+fn parameter_values(t: &crate::registry::BlockType, p: &Params) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
     for spec in block_params(t).iter().filter(|s| s.name != "type") {
         let unit = spec.unit.map(|u| format!(" {u}")).unwrap_or_default();
         match (p.get(spec.name), &spec.default) {
             (Some(c), _) => {
                 let v = show_value(c);
                 if matches!(c.value, crabby::schema::Value::Float(_)) {
-                    out.push_str(&format!("  {} = {v}{unit}\n", spec.name));
+                    out.push((spec.name, format!("{v}{unit}")));
                 } else {
-                    out.push_str(&format!("  {} = {v}\n", spec.name));
+                    out.push((spec.name, v));
                 }
             }
             (None, crabby::schema::Default::Value(d)) => {
-                out.push_str(&format!("  {} = {d}{unit} (default)\n", spec.name))
+                out.push((spec.name, format!("{d}{unit} (default)")))
             }
             _ => {}
         }
+    }
+    out
+}
+
+/// `name: type` then each parameter, its value in its unit, or its default.
+fn describe_parameters(name: &str, values: &[(&str, String)], type_name: &str) -> String {
+    let mut out = format!("[{name}] {type_name}\n");
+    for (k, v) in values {
+        out.push_str(&format!("  {k} = {v}\n"));
     }
     out
 }
@@ -185,15 +197,20 @@ pub fn load(
     let mut parameters = String::new();
     for (decl, b) in tf.blocks.iter().zip(built) {
         let Some(b) = b else { continue };
-        if let Some(t) = registry.get(b.type_name) {
-            parameters.push_str(&describe_parameters(&decl.name, t, &b.params));
-        }
+        let values = registry
+            .get(b.type_name)
+            .map(|t| parameter_values(t, &b.params))
+            .unwrap_or_default();
+        parameters.push_str(&describe_parameters(&decl.name, &values, b.type_name));
         if b.type_name == "Recorder" {
             if let Some(f) = b.params.str("file") {
                 recorders.push((decl.name.clone(), cx.output(f)));
             }
         }
         let id = test.add_with(Built(b.block), settings_of(&decl.name, &b.params));
+        let mut given = vec![("type", b.type_name.to_owned())];
+        given.extend(values);
+        test.block_parameters(id, given);
         ids.insert(decl.name.clone(), id);
         decls.insert(decl.name.clone(), decl);
     }
@@ -236,6 +253,7 @@ pub fn load(
         sources,
         description,
         parameters,
+        metadata: tf.metadata,
     })
 }
 

@@ -92,7 +92,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const USAGE: &str = "usage:
-  crabby run FILE [--out DIR] [--quiet]   run a test file (results in DIR/<date>-<time>, default DIR: results)
+  crabby run FILE [--out DIR] [--quiet] [--meta KEY=VALUE]...   run a test file (results in DIR/<date>-<time>, default DIR: results)
   crabby validate FILE...                 check test files; every error, nothing started
   crabby list [TYPE]                      Block types and their parameters
   crabby schema                           JSON Schema of test files, for editors
@@ -139,6 +139,7 @@ fn dispatch(registry: &Registry, args: Vec<String>) -> Result<i32, CliError> {
             let mut file = None;
             let mut outdir = PathBuf::from("results");
             let mut quiet = false;
+            let mut meta = Vec::new();
             let mut a = rest.into_iter();
             while let Some(x) = a.next() {
                 match x.as_str() {
@@ -149,12 +150,21 @@ fn dispatch(registry: &Registry, args: Vec<String>) -> Result<i32, CliError> {
                             .into()
                     }
                     "--quiet" => quiet = true,
+                    "--meta" => {
+                        let kv = a.next().ok_or_else(|| usage("--meta needs key=value"))?;
+                        let (k, v) = kv.split_once('=').ok_or_else(|| {
+                            usage(&format!(
+                                "--meta {kv}: write key=value, e.g. operator=Dupont"
+                            ))
+                        })?;
+                        meta.push((k.trim().to_owned(), v.to_owned()));
+                    }
                     f if !f.starts_with("--") && file.is_none() => file = Some(PathBuf::from(f)),
                     other => return Err(usage(&format!("unexpected argument '{other}'"))),
                 }
             }
             let file = file.ok_or_else(|| usage("run: which test file?"))?;
-            run::run(&file, registry, &outdir, quiet).map(|_| 0)
+            run::run(&file, registry, &outdir, quiet, &meta).map(|_| 0)
         }
         "validate" => {
             if rest.is_empty() {

@@ -90,19 +90,11 @@ pub struct RunResult {
     pub summary: Option<Summary>,
     /// The run report as text.
     pub report: String,
-    /// The test file that ran (as given) and its FNV-1a 64 hash, for run records.
-    pub source: (PathBuf, u64),
-}
-
-/// FNV-1a, 64 bits, of `bytes`: identifies the exact text of the file that ran (not a
-/// cryptographic hash).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    /// The test file that ran (as given) and the SHA-256 of its text (hex), as in the run
+    /// documents.
+    pub source: (PathBuf, String),
+    /// The run documents (`run.jsonl`: start, one descriptor per recorded stream, stop).
+    pub documents: PathBuf,
 }
 
 macro_rules! say {
@@ -118,6 +110,7 @@ pub fn run(
     registry: &Registry,
     out: &Path,
     quiet: bool,
+    meta: &[(String, String)],
 ) -> Result<RunResult, CliError> {
     let io = |p: &Path| {
         let p = p.to_owned();
@@ -132,13 +125,21 @@ pub fn run(
     // The file that ran, with the results.
     let copy = dir.join(path.file_name().unwrap_or("test.toml".as_ref()));
     std::fs::write(&copy, plan.sources.text(0)).map_err(io(&copy))?;
-    let hash = fnv1a64(plan.sources.text(0).as_bytes());
+    let hash = crabby::documents::sha256_hex(plan.sources.text(0).as_bytes());
     // Every parameter as the Blocks get it (units converted, defaults shown).
     let params_txt = dir.join("parameters.txt");
     std::fs::write(&params_txt, &plan.parameters).map_err(io(&params_txt))?;
     let log = dir.join(format!("{}.log", sanitize(&plan.name)));
+    let documents = dir.join("run.jsonl");
     let mut test = plan.test;
     test.log_file(Some(log.clone()));
+    // The run documents: the file that ran (its SHA-256), every Block's parameters as
+    // checked (given by graph::load), the file's description and [metadata], then --meta.
+    test.documents(Some(documents.clone()));
+    test.provenance(path, plan.sources.text(0));
+    for (k, v) in plan.metadata.iter().chain(meta) {
+        test.metadata(k.clone(), v.clone());
+    }
     say!("{}: results in {}", plan.name, dir.display());
     let result = test.run();
     let report = match &result {
@@ -178,8 +179,9 @@ pub fn run(
         if result.is_ok() { "ok" } else { "failed" }
     ));
     text.push_str(&format!(
-        "test_file {}\ntest_file_fnv1a64 {hash:016x}\n",
-        path.display()
+        "test_file {}\ntest_file_sha256 {hash}\nrun_documents {}\n",
+        path.display(),
+        documents.display()
     ));
     let summary_txt = dir.join("summary.txt");
     std::fs::write(&summary_txt, &text).map_err(io(&summary_txt))?;
@@ -215,12 +217,14 @@ pub fn run(
     }
     say!("  log                {}", log.display());
     say!("  summary            {}", summary_txt.display());
+    say!("  run documents      {}", documents.display());
     result?;
     Ok(RunResult {
         dir,
         summary: summary.and_then(Result::ok),
         report,
         source: (path.to_owned(), hash),
+        documents,
     })
 }
 

@@ -90,7 +90,14 @@ fn file_run_matches_rust_api() -> R {
 
     let out = tmp.path().join("file");
     let run = crabby()
-        .args(["run", "examples/tensile_test.toml", "--quiet", "--out"])
+        .args([
+            "run",
+            "examples/tensile_test.toml",
+            "--quiet",
+            "--meta",
+            "operator=CI \"bot\"",
+            "--out",
+        ])
         .arg(&out)
         .current_dir(root())
         .output()
@@ -119,8 +126,44 @@ fn file_run_matches_rust_api() -> R {
     ensure!(
         text.contains(&format!("rows {}\n", file.rows))
             && text.contains("outcome ok")
-            && text.contains("test_file_fnv1a64 "),
+            && text.contains("test_file_sha256 "),
         "summary.txt: {text}"
+    );
+    // The run documents: the file that ran (its SHA-256), every Block's parameters as
+    // checked, the --meta given, and a successful stop.
+    let docs = std::fs::read_to_string(dir.join("run.jsonl")).map_err(|e| e.to_string())?;
+    let docs: Vec<serde_json::Value> = docs
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("run.jsonl: {e}"))?;
+    let start = docs.first().ok_or("run.jsonl is empty")?;
+    let source =
+        std::fs::read(root().join("examples/tensile_test.toml")).map_err(|e| e.to_string())?;
+    ensure!(
+        start["provenance"]["sha256"] == crabby::documents::sha256_hex(&source).as_str(),
+        "start provenance: {}",
+        start["provenance"]
+    );
+    ensure!(
+        start["metadata"]["operator"] == "CI \"bot\"",
+        "start metadata: {}",
+        start["metadata"]
+    );
+    let gen = start["graph"]["blocks"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["name"] == "generator"))
+        .ok_or("no generator in the start document")?;
+    ensure!(
+        gen["front_end_parameters"]["type"] == "Generator"
+            && gen["front_end_parameters"]["cmd_unit"].as_str().is_some(),
+        "generator parameters: {}",
+        gen["front_end_parameters"]
+    );
+    let stop = docs.last().ok_or("no stop")?;
+    ensure!(
+        stop["document"] == "stop" && stop["exit_status"] == "success",
+        "stop: {stop}"
     );
     ensure!(stdout.contains("strain at rupture"), "stdout: {stdout}");
 
