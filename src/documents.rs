@@ -653,7 +653,8 @@ impl Writer {
 ///   stop ([`Context::stop_test`](crate::Context::stop_test): a StopBlock's criterion, a
 ///   stop button) and everything else went well;
 /// - `fail`: the run returned an error (a Block failed, crashed or was killed, data lost
-///   under `fail_on_loss`, a `finish` failed);
+///   under `fail_on_loss`, a `finish` failed), or it was interrupted while it was already
+///   stopping because a Block failed (or failed to prepare);
 /// - `success`: a Block ended the test by itself (`Flow::Stop`, e.g. a Generator at the end
 ///   of its path) and nothing failed.
 fn exit_status(report: Option<&Report>, error: Option<&Error>) -> (&'static str, String) {
@@ -662,6 +663,23 @@ fn exit_status(report: Option<&Report>, error: Option<&Error>) -> (&'static str,
         return ("fail", e.to_string());
     }
     if interrupted {
+        // A run already stopping because a Block failed stays a failure: the keys only
+        // hurried its cleanup (`run` returns Interrupted all the same).
+        match report.and_then(|r| r.cause.as_ref()) {
+            Some(StopCause::BlockFailed(b)) => {
+                return (
+                    "fail",
+                    format!("{b} failed; then the user interrupted the cleanup"),
+                )
+            }
+            Some(StopCause::PrepareFailed(b)) => {
+                return (
+                    "fail",
+                    format!("{b} failed to prepare; then the user interrupted the cleanup"),
+                )
+            }
+            _ => {}
+        }
         // Also when the keys came during the cleanup of a run a Block had ended.
         let quit = report.is_some_and(|r| r.cause == Some(StopCause::Quit));
         return (
@@ -849,9 +867,8 @@ mod tests {
         assert_eq!(g.sources(4, "x(mm)"), (vec![5], false, vec![]));
     }
 
-    #[test]
-    fn exit_status_says_how_the_run_ended() {
-        let report = |cause, outcome| Report {
+    fn report_of(cause: StopCause, outcome: Outcome) -> Report {
+        Report {
             test: "t".into(),
             cause: Some(cause),
             started_at: None,
@@ -880,7 +897,12 @@ mod tests {
             log_file: None,
             console_lines_dropped: 0,
             console_closed: false,
-        };
+        }
+    }
+
+    #[test]
+    fn exit_status_says_how_the_run_ended() {
+        let report = report_of;
         let r = report(StopCause::Block("b".into()), Outcome::Ended);
         assert_eq!(exit_status(Some(&r), None).0, "success");
         let r = report(StopCause::Block("b".into()), Outcome::StopRequested);
@@ -909,5 +931,19 @@ mod tests {
         assert_eq!(s, "fail");
         assert!(why.contains("panicked: x"), "{why}");
         assert_eq!(exit_status(None, Some(&e)).0, "fail");
+    }
+
+    #[test]
+    fn a_failure_stays_a_failure_when_ctrl_c_comes_during_its_cleanup() {
+        // A Block crashed (the run was stopping because of it), then the user pressed Ctrl+C
+        // while the others finished: `run` returns Interrupted, but the run failed first.
+        let mut r = report_of(StopCause::BlockFailed("b".into()), Outcome::Killed);
+        let e = Error::new(ErrorKind::Interrupted, "interrupted");
+        let (s, why) = exit_status(Some(&r), Some(&e));
+        assert_eq!(s, "fail", "{why}");
+        assert!(why.contains("b failed"), "{why}");
+        assert!(why.contains("interrupted"), "{why}");
+        r.cause = Some(StopCause::PrepareFailed("b".into()));
+        assert_eq!(exit_status(Some(&r), Some(&e)).0, "fail");
     }
 }
