@@ -716,15 +716,32 @@ fn exit_status(report: Option<&Report>, error: Option<&Error>) -> (&'static str,
 }
 
 /// Appends `doc` as one line, in one `write` (a reader never sees half a document unless
-/// the disk is full).
+/// the disk is full). If the file does not end with a newline (an earlier write was cut
+/// short by a full disk), the document starts on a new line, so only the cut one is lost.
 fn append_line(path: &Path, doc: &Json) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut line = serde_json::to_vec(doc).map_err(std::io::Error::other)?;
-    line.push(b'\n');
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let json = serde_json::to_vec(doc).map_err(std::io::Error::other)?;
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)?;
+    let mut line = Vec::with_capacity(json.len() + 2);
+    // Best effort, on a regular file only (a pipe or a terminal has no last byte).
+    let cut = || -> std::io::Result<bool> {
+        let mut r = std::fs::File::open(path)?;
+        if !r.metadata()?.is_file() || r.metadata()?.len() == 0 {
+            return Ok(false);
+        }
+        let mut last = [0u8; 1];
+        r.seek(SeekFrom::End(-1))?;
+        r.read_exact(&mut last)?;
+        Ok(last[0] != b'\n')
+    };
+    if cut().unwrap_or(false) {
+        line.push(b'\n');
+    }
+    line.extend_from_slice(&json);
+    line.push(b'\n');
     f.write_all(&line)
 }
 
@@ -808,6 +825,30 @@ mod tests {
         }
         let back: Json = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(back["a"], nasty);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_line_cut_by_a_full_disk_does_not_swallow_the_next_document() {
+        // A write cut short (disk full, quota) leaves a line without its newline; the next
+        // document (of this run or of the next one sharing the file) must still be a line
+        // of its own.
+        let dir = std::env::temp_dir().join(format!("crabby-docs-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("run.jsonl");
+        std::fs::write(&p, "{\"document\":\"descriptor\",\"fi").unwrap();
+        append_line(&p, &json!({"document": "stop"})).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let last = text.lines().last().unwrap();
+        let back: Result<Json, _> = serde_json::from_str(last);
+        assert!(
+            back.is_ok(),
+            "the stop document is not a line of its own: {text:?}"
+        );
+        // A file that ends with a newline gets no empty line.
+        append_line(&p, &json!({"b": 1})).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().filter(|l| l.is_empty()).count(), 0, "{text:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
