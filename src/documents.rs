@@ -451,7 +451,8 @@ impl Writer {
             "user": std::env::var("USER").ok(),
             "pid": std::process::id(),
             "cwd": std::env::current_dir().ok().map(|p| path_str(&p)),
-            "program": std::env::args().next(),
+            // args_os: a program path that is not UTF-8 must not panic the coordinator.
+            "program": std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()),
             "provenance": info.provenance.map(|p| json!({
                 "source": path_str(&p.source),
                 "sha256": p.sha256,

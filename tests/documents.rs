@@ -442,6 +442,64 @@ fn coordinator_forever(dir: &str) {
     let _ = t.run();
 }
 
+/// A short run with documents in `dir` (for `program_not_in_utf8_is_recorded`).
+fn coordinator_short(dir: &str) {
+    let dir = Path::new(dir);
+    let mut t = Test::new("odd program name");
+    t.log_file(None);
+    t.documents(Some(dir.join("run.jsonl")));
+    t.add_with(
+        Source { n: 5, sent: 0 },
+        Settings::new().name("src").freq(100.0),
+    );
+    if let Err(e) = t.run() {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
+
+/// A program whose path is not UTF-8 (a folder named in Latin-1): the start document is
+/// written (its `program` lossy), the coordinator does not panic.
+fn program_not_in_utf8_is_recorded() -> R {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("docs-arg0");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .arg0(std::ffi::OsStr::from_bytes(b"/tmp/essai-\xe9t\xe9/prog"))
+        .args(["--coordinator-short", dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the run did not end within 15 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    ensure!(status.success(), "the run failed ({status}): {err}");
+    let docs = read_docs(&dir.path().join("run.jsonl"))?;
+    ensure!(kinds(&docs) == ["start", "stop"], "{:?}", kinds(&docs));
+    let program = docs[0]["program"].as_str().unwrap_or("");
+    ensure!(
+        program.starts_with("/tmp/essai-") && program.ends_with("/prog"),
+        "program: {program:?}"
+    );
+    Ok(())
+}
+
 fn kill9_leaves_a_start_without_stop() -> R {
     let dir = TempDir::new("docs-kill9");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -551,9 +609,16 @@ fn tensile_example_writes_documents() -> R {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    // args_os: program_not_in_utf8_is_recorded runs this binary under a non-UTF-8 name.
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     if let Some(p) = args.iter().position(|a| a == "--coordinator-forever") {
         coordinator_forever(&args[p + 1]);
+        return;
+    }
+    if let Some(p) = args.iter().position(|a| a == "--coordinator-short") {
+        coordinator_short(&args[p + 1]);
         return;
     }
     common::main(&[
@@ -570,6 +635,11 @@ fn main() {
             "kill9_leaves_a_start_without_stop",
             30,
             kill9_leaves_a_start_without_stop,
+        ),
+        case(
+            "program_not_in_utf8_is_recorded",
+            20,
+            program_not_in_utf8_is_recorded,
         ),
         case(
             "tensile_example_writes_documents",
