@@ -341,6 +341,53 @@ fn crash_says_fail() -> R {
     Ok(())
 }
 
+/// In `finish`, presses Ctrl+C twice (SIGINT to the coordinator), then takes its time: the
+/// user hurrying a cleanup.
+struct ImpatientUser;
+impl Block for ImpatientUser {
+    fn step(&mut self, _ctx: &mut Context) -> CResult<Flow> {
+        Ok(Flow::Continue)
+    }
+    fn finish(&mut self, _ctx: &mut Context) -> CResult<()> {
+        for _ in 0..2 {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::getppid(), nix::sys::signal::Signal::SIGINT);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Cut short by the second Ctrl+C (SIGTERM).
+        std::thread::sleep(Duration::from_secs(5));
+        Ok(())
+    }
+}
+
+/// A Block crashes; while the others finish, the user presses Ctrl+C twice: `run` returns
+/// Interrupted, but the run had failed, and the stop document is still written.
+fn crash_then_ctrl_c_twice_says_fail() -> R {
+    let dir = TempDir::new("docs-crash-int");
+    let mut t = new_test(&dir, "crash then Ctrl+C");
+    t.grace(Duration::from_secs(8), Duration::from_secs(1));
+    t.add_with(ImpatientUser, Settings::new().name("user").freq(50.0));
+    t.add_with(
+        Actor {
+            at: 0.3,
+            then: Then::Die,
+        },
+        Settings::new().name("crasher").freq(50.0),
+    );
+    let err = t.run().err().ok_or("run() succeeded despite a crash")?;
+    ensure!(err.kind() == crabby::ErrorKind::Interrupted, "{err}");
+    let docs = read_docs(&dir.path().join("docs").join("run.jsonl"))?;
+    ensure!(kinds(&docs) == ["start", "stop"], "{:?}", kinds(&docs));
+    let stop = &docs[1];
+    ensure!(stop["exit_status"] == "fail", "{stop}");
+    let reason = stop["reason"].as_str().unwrap_or("");
+    ensure!(
+        reason.contains("crasher failed") && reason.contains("interrupted"),
+        "reason: {reason}"
+    );
+    Ok(())
+}
+
 fn ctrl_c_says_abort() -> R {
     let dir = TempDir::new("docs-int");
     let mut t = new_test(&dir, "interrupted");
@@ -625,6 +672,11 @@ fn main() {
         case("normal_run", 30, normal_run),
         case("crash_says_fail", 30, crash_says_fail),
         case("ctrl_c_says_abort", 30, ctrl_c_says_abort),
+        case(
+            "crash_then_ctrl_c_twice_says_fail",
+            30,
+            crash_then_ctrl_c_twice_says_fail,
+        ),
         case("stop_request_says_abort", 30, stop_request_says_abort),
         case(
             "unwritable_documents_refuse_to_start",
