@@ -588,6 +588,103 @@ fn actuator_back_during_a_pause_is_stopped() -> std::result::Result<(), String> 
     Ok(())
 }
 
+/// A power supply that echoes its set point, behind a link down from `from` to `to` s; like
+/// a supply that was power-cycled, it comes back at its default (-1 V), not its last set
+/// point.
+struct ResetOnReplug {
+    volts: f64,
+    link: Dropout<()>,
+}
+
+impl InOut for ResetOnReplug {
+    fn name(&self) -> &str {
+        "supply"
+    }
+    fn channels(&self) -> Vec<String> {
+        vec!["U(V)".into()]
+    }
+    fn open(&mut self) -> Result<()> {
+        self.link.check_link()?;
+        self.link
+            .first_open
+            .get_or_insert_with(crabby::time::monotonic_ns);
+        self.volts = -1.0;
+        Ok(())
+    }
+}
+
+impl Input for ResetOnReplug {
+    fn read(&mut self) -> Result<Reading> {
+        self.link.check_link()?;
+        Ok(Reading::now(vec![self.volts]))
+    }
+}
+
+impl Output for ResetOnReplug {
+    fn write(&mut self, cmd: &[f64]) -> Result<()> {
+        self.link.check_link()?;
+        self.volts = cmd[0];
+        Ok(())
+    }
+}
+
+/// An IOBlock whose only command is its initial_cmd: once the device is back, that command
+/// (its latest) is written again.
+fn initial_cmd_is_written_again_after_a_reconnection() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-replug-initial");
+    let data = dir.path().join("data");
+    let mut test = Test::new("replug-initial");
+    quiet(&mut test);
+    let dev = ResetOnReplug {
+        volts: 0.0,
+        link: Dropout {
+            inner: (),
+            first_open: None,
+            from: 0.3,
+            to: 0.5,
+        },
+    };
+    let io = test.add_with(
+        IOBlock::input_output(dev)
+            .initial_cmd(vec![5.0])
+            .reconnect(20, Duration::from_millis(30)),
+        Settings::new().name("supply").freq(100.0),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(io, col);
+    // Ends the test at 1 s.
+    test.add_with(
+        Source {
+            label: Label::new("unused"),
+            value: |_| 0.0,
+            stop_at: Some(1.0),
+        },
+        Settings::new().freq(50.0),
+    );
+    let report = test
+        .run()
+        .map_err(|e| format!("the run should survive the dropout: {e}"))?;
+    let text = report.to_string();
+    ensure!(text.contains("reconnected 1 time(s)"), "{text}");
+    let r = rows(&data)?;
+    let (gap, at) = longest_gap(&r);
+    let after: Vec<f64> = r
+        .iter()
+        .filter_map(|row| Some((get(row, "t(s)")?, get(row, "U(V)")?)))
+        .filter(|(t, _)| *t > at + gap - 1e-9)
+        .map(|p| p.1)
+        .collect();
+    ensure!(
+        gap >= 0.15 && after.len() >= 10,
+        "gap {gap:.3} s at {at:.3} s"
+    );
+    ensure!(
+        after.iter().all(|&v| v == 5.0),
+        "the supply was left at its default after the reconnection: {after:?}"
+    );
+    Ok(())
+}
+
 fn machine_reconnects_a_lost_actuator() -> std::result::Result<(), String> {
     let dir = TempDir::new("hw-machine-replug");
     let data = dir.path().join("data");
@@ -668,6 +765,11 @@ fn main() {
             "actuator_back_during_a_pause_is_stopped",
             30,
             actuator_back_during_a_pause_is_stopped,
+        ),
+        common::case(
+            "initial_cmd_is_written_again_after_a_reconnection",
+            30,
+            initial_cmd_is_written_again_after_a_reconnection,
         ),
         common::case(
             "modbus_tcp_ioblock_to_recorder",
