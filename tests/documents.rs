@@ -547,6 +547,38 @@ fn program_not_in_utf8_is_recorded() -> R {
     Ok(())
 }
 
+/// A data file whose name is not UTF-8 (a Latin-1 name): still described and listed (its
+/// path written lossily: JSON strings are UTF-8).
+fn data_file_not_in_utf8_is_described() -> R {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new("docs-latin1");
+    let csv = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"essai-\xe9t\xe9.csv"));
+    let mut t = new_test(&dir, "latin1");
+    let src = t.add_with(
+        Source { n: 20, sent: 0 },
+        Settings::new().name("src").freq(200.0),
+    );
+    let rec = t.add_with(Recorder::new(&csv), Settings::new().name("rec"));
+    t.link(src, rec);
+    t.run().map_err(|e| e.to_string())?;
+    ensure!(lines(&csv) == 21, "{} lines in the CSV", lines(&csv));
+    let docs = read_docs(&dir.path().join("docs").join("run.jsonl"))?;
+    ensure!(
+        kinds(&docs) == ["start", "descriptor", "stop"],
+        "{:?}",
+        kinds(&docs)
+    );
+    let file = docs[1]["file"].as_str().unwrap_or("");
+    ensure!(file.contains("essai-") && file.ends_with(".csv"), "{file}");
+    let listed = docs[2]["files"]
+        .as_array()
+        .is_some_and(|fs| fs.iter().any(|f| f["role"] == "data" && f["path"] == file));
+    ensure!(listed, "{}", docs[2]["files"]);
+    Ok(())
+}
+
 fn kill9_leaves_a_start_without_stop() -> R {
     let dir = TempDir::new("docs-kill9");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -692,6 +724,11 @@ fn main() {
             "program_not_in_utf8_is_recorded",
             20,
             program_not_in_utf8_is_recorded,
+        ),
+        case(
+            "data_file_not_in_utf8_is_described",
+            20,
+            data_file_not_in_utf8_is_described,
         ),
         case(
             "tensile_example_writes_documents",
