@@ -107,13 +107,13 @@ impl StreamInfo {
 }
 
 /// The unit in a label, between its final parentheses: `F(N)` → `N`, `Exx(%)` → `%`,
-/// `v(mm/s)` → `mm/s`; `None` without parentheses at the end (`index`, `T(C)x`) or with
-/// nothing between them.
+/// `v(mm/s)` → `mm/s`; `None` without parentheses at the end (`index`, `T(C)x`), with
+/// nothing between them, or with nested ones (`k(1/(s))`).
 pub fn unit_of(label: &str) -> Option<&str> {
     let inner = label.strip_suffix(')')?;
     let open = inner.rfind('(')?;
     let unit = &inner[open + 1..];
-    (open > 0 && !unit.trim().is_empty()).then_some(unit)
+    (open > 0 && !unit.trim().is_empty() && !unit.contains(')')).then_some(unit)
 }
 
 /// The type name of a value in the documents: `float`, `int`, `bool`, `text` or `array`.
@@ -787,6 +787,11 @@ mod tests {
         assert_eq!(unit_of("x()"), None);
         assert_eq!(unit_of("(N)"), None);
         assert_eq!(unit_of(""), None);
+        assert_eq!(unit_of("F(kN)"), Some("kN"));
+        assert_eq!(unit_of("T(°C)"), Some("°C"));
+        assert_eq!(unit_of("Eyy(µm/m)"), Some("µm/m"));
+        // Nested parentheses: no half unit with a stray parenthesis.
+        assert_eq!(unit_of("k(1/(s))"), None);
     }
 
     #[test]
