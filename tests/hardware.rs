@@ -593,6 +593,8 @@ fn actuator_back_during_a_pause_is_stopped() -> std::result::Result<(), String> 
 /// point.
 struct ResetOnReplug {
     volts: f64,
+    /// The first set point written since the last opening (what it was driven to first).
+    first: Option<f64>,
     link: Dropout<()>,
 }
 
@@ -601,7 +603,7 @@ impl InOut for ResetOnReplug {
         "supply"
     }
     fn channels(&self) -> Vec<String> {
-        vec!["U(V)".into()]
+        vec!["U(V)".into(), "first(V)".into()]
     }
     fn open(&mut self) -> Result<()> {
         self.link.check_link()?;
@@ -609,6 +611,7 @@ impl InOut for ResetOnReplug {
             .first_open
             .get_or_insert_with(crabby::time::monotonic_ns);
         self.volts = -1.0;
+        self.first = None;
         Ok(())
     }
 }
@@ -616,7 +619,10 @@ impl InOut for ResetOnReplug {
 impl Input for ResetOnReplug {
     fn read(&mut self) -> Result<Reading> {
         self.link.check_link()?;
-        Ok(Reading::now(vec![self.volts]))
+        Ok(Reading::now(vec![
+            self.volts,
+            self.first.unwrap_or(f64::NAN),
+        ]))
     }
 }
 
@@ -624,8 +630,67 @@ impl Output for ResetOnReplug {
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
         self.link.check_link()?;
         self.volts = cmd[0];
+        self.first.get_or_insert(cmd[0]);
         Ok(())
     }
+}
+
+/// The set point changes while the supply is away: once back, it is driven to the newest
+/// set point at once, never first to the one from before the loss.
+fn newest_command_is_written_after_a_reconnection() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-replug-newest");
+    let data = dir.path().join("data");
+    let mut test = Test::new("replug-newest");
+    quiet(&mut test);
+    let dev = ResetOnReplug {
+        volts: 0.0,
+        first: None,
+        link: Dropout {
+            inner: (),
+            first_open: None,
+            from: 0.3,
+            to: 0.5,
+        },
+    };
+    let src = test.add_with(
+        Source {
+            label: Label::new("set(V)"),
+            value: |t| if t < 0.4 { 1.0 } else { 2.0 },
+            stop_at: Some(1.0),
+        },
+        Settings::new().freq(100.0),
+    );
+    let io = test.add_with(
+        IOBlock::input_output(dev)
+            .cmd_labels(["set(V)"])
+            .reconnect(20, Duration::from_millis(30)),
+        Settings::new().name("supply").freq(100.0),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(src, io);
+    test.link(io, col);
+    let report = test
+        .run()
+        .map_err(|e| format!("the run should survive the dropout: {e}"))?;
+    let text = report.to_string();
+    ensure!(text.contains("reconnected 1 time(s)"), "{text}");
+    let r = rows(&data)?;
+    let (gap, at) = longest_gap(&r);
+    let after: Vec<(f64, f64)> = r
+        .iter()
+        .filter_map(|row| Some((get(row, "t(s)")?, get(row, "U(V)")?, get(row, "first(V)")?)))
+        .filter(|(t, _, _)| *t > at + gap - 1e-9)
+        .map(|(_, u, f)| (u, f))
+        .collect();
+    ensure!(
+        gap >= 0.15 && after.len() >= 10,
+        "gap {gap:.3} s at {at:.3} s"
+    );
+    ensure!(
+        after.iter().all(|&(u, f)| u == 2.0 && f == 2.0),
+        "after the reconnection (set point, first set point written): {after:?}"
+    );
+    Ok(())
 }
 
 /// An IOBlock whose only command is its initial_cmd: once the device is back, that command
@@ -637,6 +702,7 @@ fn initial_cmd_is_written_again_after_a_reconnection() -> std::result::Result<()
     quiet(&mut test);
     let dev = ResetOnReplug {
         volts: 0.0,
+        first: None,
         link: Dropout {
             inner: (),
             first_open: None,
@@ -770,6 +836,11 @@ fn main() {
             "initial_cmd_is_written_again_after_a_reconnection",
             30,
             initial_cmd_is_written_again_after_a_reconnection,
+        ),
+        common::case(
+            "newest_command_is_written_after_a_reconnection",
+            30,
+            newest_command_is_written_after_a_reconnection,
         ),
         common::case(
             "modbus_tcp_ioblock_to_recorder",

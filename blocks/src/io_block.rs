@@ -842,10 +842,23 @@ impl IOBlock {
             return Ok(Flow::Continue);
         }
         let restream = self.streaming;
-        // The latest command written (from the command labels, else initial_cmd), written
-        // again as part of the reopening, also while paused: a device that was reset comes
-        // back to what it had, not to its default.
-        let latest = self.last_cmd.clone().or_else(|| self.initial_cmd.clone());
+        // The latest command, written as part of the reopening: the command labels' newest
+        // values (while paused: the last command written, as a pause changes no command),
+        // else initial_cmd. Also while paused: a device reset by the loss gets back what it
+        // had, not its default.
+        let newest =
+            (!self.cmd_labels.is_empty() && self.known.iter().all(Option::is_some)).then(|| {
+                self.known
+                    .iter()
+                    .map(|v| v.unwrap_or(0.0))
+                    .collect::<Vec<f64>>()
+            });
+        let from_labels = if ctx.paused() {
+            self.last_cmd.clone()
+        } else {
+            newest.or_else(|| self.last_cmd.clone())
+        };
+        let latest = from_labels.clone().or_else(|| self.initial_cmd.clone());
         let r = self.device.open().and_then(|()| {
             if let Some(c) = &latest {
                 self.device.write(c)?;
@@ -863,6 +876,7 @@ impl IOBlock {
         match self.link.attempted(r, self.device.name(), now) {
             Ok(Attempt::Reconnected) => {
                 self.opened = true;
+                self.last_cmd = from_labels;
                 self.tracker.set(Status::on(""));
                 self.tracker.report(self.device.status());
             }
