@@ -388,6 +388,45 @@ fn crash_then_ctrl_c_twice_says_fail() -> R {
     Ok(())
 }
 
+/// Its `prepare` fails (a device that cannot be opened).
+struct NoDevice;
+impl Block for NoDevice {
+    fn prepare(&mut self, _ctx: &mut Context) -> CResult<()> {
+        Err(crabby::Error::new(
+            crabby::ErrorKind::Communication,
+            "port /dev/ttyUSB9 not found",
+        ))
+    }
+    fn step(&mut self, _ctx: &mut Context) -> CResult<Flow> {
+        Ok(Flow::Continue)
+    }
+}
+
+/// A Block that fails to prepare: the Blocks were forked, so the run has a stop, `fail`.
+fn prepare_failure_says_fail() -> R {
+    let dir = TempDir::new("docs-prep");
+    let mut t = new_test(&dir, "prepare failure");
+    t.add_with(Forever, Settings::new().name("src").freq(100.0));
+    t.add_with(NoDevice, Settings::new().name("amp"));
+    let err = t
+        .run()
+        .err()
+        .ok_or("run() succeeded despite prepare failing")?;
+    let docs = read_docs(&dir.path().join("docs").join("run.jsonl"))?;
+    ensure!(kinds(&docs) == ["start", "stop"], "{:?}", kinds(&docs));
+    let stop = &docs[1];
+    ensure!(stop["exit_status"] == "fail", "{stop}");
+    ensure!(
+        stop["error"]["block"] == "amp"
+            && stop["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("ttyUSB9")),
+        "{} (run: {err})",
+        stop["error"]
+    );
+    Ok(())
+}
+
 fn ctrl_c_says_abort() -> R {
     let dir = TempDir::new("docs-int");
     let mut t = new_test(&dir, "interrupted");
@@ -704,6 +743,7 @@ fn main() {
         case("normal_run", 30, normal_run),
         case("crash_says_fail", 30, crash_says_fail),
         case("ctrl_c_says_abort", 30, ctrl_c_says_abort),
+        case("prepare_failure_says_fail", 30, prepare_failure_says_fail),
         case(
             "crash_then_ctrl_c_twice_says_fail",
             30,
