@@ -655,7 +655,8 @@ impl Writer {
 ///   stop button) and everything else went well;
 /// - `fail`: the run returned an error (a Block failed, crashed or was killed, data lost
 ///   under `fail_on_loss`, a `finish` failed), or it was interrupted while it was already
-///   stopping because a Block failed (or failed to prepare);
+///   stopping because a Block failed (or failed to prepare), or a `finish` failed after the
+///   interruption;
 /// - `success`: a Block ended the test by itself (`Flow::Stop`, e.g. a Generator at the end
 ///   of its path) and nothing failed.
 fn exit_status(report: Option<&Report>, error: Option<&Error>) -> (&'static str, String) {
@@ -680,6 +681,22 @@ fn exit_status(report: Option<&Report>, error: Option<&Error>) -> (&'static str,
                 )
             }
             _ => {}
+        }
+        // A finish that failed after the keys (a motor not stopped, a file not written): the
+        // user stopped the test, but its stop did not go well.
+        if let Some(b) = report
+            .into_iter()
+            .flat_map(|r| &r.blocks)
+            .find(|b| b.finish_error.is_some())
+        {
+            return (
+                "fail",
+                format!(
+                    "interrupted by the user, then the finish of {} failed: {}",
+                    b.name,
+                    b.finish_error.as_deref().unwrap_or_default()
+                ),
+            );
         }
         // Also when the keys came during the cleanup of a run a Block had ended.
         let quit = report.is_some_and(|r| r.cause == Some(StopCause::Quit));
@@ -992,5 +1009,19 @@ mod tests {
         assert!(why.contains("interrupted"), "{why}");
         r.cause = Some(StopCause::PrepareFailed("b".into()));
         assert_eq!(exit_status(Some(&r), Some(&e)).0, "fail");
+    }
+
+    #[test]
+    fn a_failed_finish_after_ctrl_c_is_a_failure() {
+        // Ctrl+C, then the Machine could not stop its motor: the user stopped the test, but
+        // the stop did not go well, and the documents must not say it only was aborted.
+        let mut r = report_of(StopCause::Interrupted, Outcome::Stopped);
+        r.blocks[0].finish_ok = false;
+        r.blocks[0].finish_error = Some("could not stop actuator 'axis'".into());
+        let e = Error::new(ErrorKind::Interrupted, "interrupted");
+        let (s, why) = exit_status(Some(&r), Some(&e));
+        assert_eq!(s, "fail", "{why}");
+        assert!(why.contains("could not stop actuator 'axis'"), "{why}");
+        assert!(why.contains("interrupted"), "{why}");
     }
 }
