@@ -97,7 +97,9 @@ impl Context {
     /// (a recorder's metadata file uses it).
     pub fn append_report_to(&self, path: impl Into<std::path::PathBuf>) {
         let path = path.into();
-        if !self.post(Lifecycle::AppendReport(path.clone())) {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = path.as_os_str().as_bytes().to_vec();
+        if !self.post(Lifecycle::AppendReport(bytes)) {
             log::warn!(
                 "the report will not be appended to {}: too many report files",
                 path.display()

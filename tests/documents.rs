@@ -615,6 +615,18 @@ fn data_file_not_in_utf8_is_described() -> R {
         .as_array()
         .is_some_and(|fs| fs.iter().any(|f| f["role"] == "data" && f["path"] == file));
     ensure!(listed, "{}", docs[2]["files"]);
+    // The recorder's metadata file, beside it, gets the run report appended.
+    let meta = std::fs::read_dir(dir.path())
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.as_os_str().as_bytes().ends_with(b".meta.txt"))
+        .ok_or("no metadata file")?;
+    let text = std::fs::read(&meta).map_err(|e| e.to_string())?;
+    ensure!(
+        String::from_utf8_lossy(&text).contains("[report]"),
+        "the report was not appended to {}",
+        meta.display()
+    );
     Ok(())
 }
 
