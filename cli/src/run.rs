@@ -116,8 +116,10 @@ pub fn run(
         let p = p.to_owned();
         move |e| CliError::Io { path: p, source: e }
     };
-    // Check before making anything: a wrong file leaves no empty folder.
-    graph::load(path, registry, Path::new("."), true, quiet)?;
+    // Check before making anything: a wrong file leaves no empty folder. The devices are
+    // checked as for the run (a serial port that is not plugged in is refused here), unlike
+    // `crabby validate`, which checks the file without the bench.
+    graph::load(path, registry, Path::new("."), false, quiet)?;
     let stamp = crabby::time::file_stamp(crabby::time::realtime_ns());
     let dir = crabby_blocks::free_name(&out.join(stamp));
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;

@@ -37,13 +37,11 @@ fn expectation(path: &Path) -> (usize, usize, String) {
     (l.parse().unwrap(), c.parse().unwrap(), msg.to_owned())
 }
 
-#[test]
-fn every_bad_file_is_an_error_at_its_position() {
+/// Every file of `files` fails to validate with its expected message at its position.
+fn check_bad_files(files: &[PathBuf]) {
     let registry = Registry::stock();
-    let files = toml_files(&dir("bad"));
-    assert!(files.len() >= 40, "only {} bad files", files.len());
     let mut failures = Vec::new();
-    for f in &files {
+    for f in files {
         let (line, col, msg) = expectation(f);
         match crabby_cli::validate(f, &registry) {
             Ok(()) => failures.push(format!("{}: validated", f.display())),
@@ -66,6 +64,40 @@ fn every_bad_file_is_an_error_at_its_position() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_bad_file_is_an_error_at_its_position() {
+    let files = toml_files(&dir("bad"));
+    assert!(files.len() >= 40, "only {} bad files", files.len());
+    check_bad_files(&files);
+}
+
+/// The good and bad files of a cargo feature's types (`tests/feature-<name>/{good,bad}`).
+#[cfg(any(feature = "v4l", feature = "hdf5"))]
+fn check_feature_files(name: &str) {
+    let bad = toml_files(&dir(&format!("feature-{name}/bad")));
+    let good = toml_files(&dir(&format!("feature-{name}/good")));
+    assert!(!bad.is_empty() && !good.is_empty(), "no files for {name}");
+    check_bad_files(&bad);
+    let registry = Registry::stock();
+    for f in good {
+        if let Err(e) = crabby_cli::validate(&f, &registry) {
+            panic!("{}:\n{}", f.display(), e.render());
+        }
+    }
+}
+
+#[cfg(feature = "v4l")]
+#[test]
+fn v4l2_camera_files() {
+    check_feature_files("v4l");
+}
+
+#[cfg(feature = "hdf5")]
+#[test]
+fn hdf5_recorder_files() {
+    check_feature_files("hdf5");
 }
 
 #[test]
@@ -304,7 +336,11 @@ fn the_json_schema_names_every_type_and_accepts_the_good_files() {
     conforms(&schema, &bad, "", &mut errs);
     assert!(!errs.is_empty());
     // The copy next to the crate (for editors: `#:schema ../cli/crabby.schema.json`) is the
-    // same as what the command prints.
+    // same as what the command prints with the default features (the optional types of
+    // `v4l` and `hdf5` are not in it).
+    if cfg!(any(feature = "v4l", feature = "hdf5", not(feature = "web"))) {
+        return;
+    }
     let saved =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("crabby.schema.json"))
             .expect(
@@ -424,4 +460,68 @@ fn the_documentation_examples_validate() {
     }
     std::fs::remove_dir_all(&d).unwrap();
     assert!(n >= 2, "found {n} examples");
+}
+
+#[test]
+fn real_drivers_validate_without_their_ports_but_run_refuses_a_missing_port() {
+    let registry = Registry::stock();
+    let f = dir("good").join("instruments.toml");
+    // None of its ports exists here: validate checks everything else (see the bad files
+    // line_regex_groups, tic_above_its_speed_limit, modbus_rtu_broadcast_unit: the drivers'
+    // own checks) and passes.
+    for port in [
+        "/dev/serial/by-id/crabby-test-no-such-cell",
+        "/dev/ttyACM-crabby-none",
+    ] {
+        assert!(!Path::new(port).exists());
+    }
+    if let Err(e) = crabby_cli::validate(&f, &registry) {
+        panic!("{}", e.render());
+    }
+    // Loaded for a run, the drivers' checks look at this machine: the first missing port
+    // is refused before anything is forked.
+    let d = tempdir("real-drivers");
+    let e = match crabby_cli::graph::load(&f, &registry, &d, false, true) {
+        Ok(_) => panic!("loaded for a run with missing ports"),
+        Err(e) => e.render(),
+    };
+    assert!(
+        e.contains("serial port '/dev/serial/by-id/crabby-test-no-such-cell' does not exist"),
+        "{e}"
+    );
+    // `crabby run` refuses it before making its results folder.
+    let out = d.join("results");
+    let r = crabby_cli::run::run(&f, &registry, &out, true, &[]);
+    assert!(r.is_err());
+    assert!(
+        !out.exists(),
+        "a results folder was made for a file that cannot run"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn list_shows_the_real_drivers_with_units_ranges_and_defaults() {
+    let registry = Registry::stock();
+    for (name, want) in [
+        ("LineInOut", "timeout"),
+        ("ScpiInOut", "identity"),
+        ("PololuTic", "max_speed"),
+        ("ModbusInOut", "word_order"),
+    ] {
+        let one = crabby_cli::describe::list(&registry, Some(name))
+            .unwrap_or_else(|| panic!("{name} not listed"));
+        assert!(one.contains(want), "{name}: {one}");
+    }
+    let tic = crabby_cli::describe::list(&registry, Some("PololuTic")).unwrap();
+    assert!(tic.contains("[mm/s], > 0; default 10."), "{tic}");
+    let modbus = crabby_cli::describe::list(&registry, Some("ModbusInOut")).unwrap();
+    assert!(
+        modbus.contains("\"even\"") && modbus.contains("65535"),
+        "{modbus}"
+    );
+    let io = crabby_cli::describe::list(&registry, Some("IOBlock")).unwrap();
+    for d in ["LineInOut", "ScpiInOut", "ModbusInOut"] {
+        assert!(io.contains(d), "IOBlock's device types lack {d}: {io}");
+    }
 }

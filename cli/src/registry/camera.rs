@@ -4,7 +4,8 @@
 //!
 //! Covered cameras: the simulated `FakeCamera` (a scrolling pattern) and
 //! `StrainedSampleCamera` (a sample with spots that follows the strains it receives) of
-//! `crabby-hardware`. `V4l2Camera` (feature `v4l`) is not declared yet.
+//! `crabby-hardware`, and with the cargo feature `v4l` (which forwards
+//! `crabby-hardware/v4l`) the real `V4l2Camera` (`v4l2_camera`).
 
 use super::{error_at, BlockType};
 use crabby::camera::{Camera, FrameFormat, FrameInfo, SettingInfo, SettingValue};
@@ -196,7 +197,77 @@ pub fn stock_cameras() -> Vec<CameraType> {
             p.str("eyy_label").unwrap_or("Eyy(%)").to_owned(),
         ]
     };
-    vec![fake, strained]
+    #[allow(unused_mut)]
+    let mut all = vec![fake, strained];
+    #[cfg(feature = "v4l")]
+    all.push(v4l2_camera());
+    all
+}
+
+/// `V4l2Camera` (feature `v4l`): a Video4Linux2 device. Built here, opened by the
+/// CameraBlock in its own process; nothing here touches the device.
+#[cfg(feature = "v4l")]
+pub fn v4l2_camera() -> CameraType {
+    use crabby::camera::PixelFormat;
+    let [w, h] = size();
+    CameraType::new(
+        "V4l2Camera",
+        "a Video4Linux2 camera (webcams, many industrial USB cameras)",
+        |p| {
+            let mut c = hc::V4l2Camera::new(p.str("path").unwrap_or("/dev/video0"));
+            match (p.i64("width"), p.i64("height")) {
+                // 1..=8192 by the declared ranges.
+                (Some(w), Some(h)) => c = c.size(w as u32, h as u32),
+                (None, None) => {}
+                _ => {
+                    return Err(
+                        "give both width and height, or neither (the device's current size)".into(),
+                    )
+                }
+            }
+            if let Some(f) = p.str("fourcc") {
+                // The declared choices are four ASCII bytes ("Y16 " ends with a space).
+                let mut code = [b' '; 4];
+                for (d, s) in code.iter_mut().zip(f.bytes()) {
+                    *d = s;
+                }
+                c = c.fourcc(&code);
+            }
+            match p.str("output") {
+                Some("mono8") => c = c.output(PixelFormat::Mono8),
+                Some("mono16") => c = c.output(PixelFormat::Mono16),
+                Some("rgb8") => c = c.output(PixelFormat::Rgb8),
+                _ => {}
+            }
+            Ok(Box::new(c))
+        },
+    )
+    .param(
+        ParamSpec::new(
+            "path",
+            T::Str,
+            "the device, e.g. /dev/video0 or /dev/v4l/by-id/...",
+        )
+        .default("/dev/video0"),
+    )
+    .param(w.optional())
+    .param(h.optional())
+    .param(
+        ParamSpec::new(
+            "fourcc",
+            T::Choice(vec!["GREY", "Y16", "YUYV", "RGB3", "BGR3"]),
+            "pixel format asked of the device (default: its current one)",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "output",
+            T::Choice(vec!["mono8", "mono16", "rgb8"]),
+            "frames after conversion (default: grey stays grey, colour is rgb8)",
+        )
+        .optional(),
+    )
 }
 
 /// The CameraBlock, with a camera among `cameras`.

@@ -2,9 +2,18 @@
 //! `Actuator` built from its checked parameters), `IOBlock` (a `device = { type = ... }`
 //! table) and `Machine` (an `actuators` array, each with its `device`).
 //!
-//! Covered drivers: the simulated `FakeFurnace` (InOut), `FakeDCMotor` and
-//! `FakeStepperMotor` (Actuators) of `crabby-hardware`. Each is built through its public
-//! builder, opened only in the Block's own process (`prepare`), never by `validate`.
+//! Drivers here: the simulated `FakeFurnace` (InOut), `FakeDCMotor` and `FakeStepperMotor`
+//! (Actuators) of `crabby-hardware`; the real ones are in [`super::instruments`]. Each is
+//! built through its public builder, opened only in the Block's own process (`prepare`),
+//! never by `validate`. A driver whose own check looks at this machine (a serial port)
+//! gives `validate` an offline constructor ([`DriverType::offline`]).
+//!
+//! What a driver can do is carried by its constructor: [`IoDevice::input`],
+//! [`IoDevice::output`], [`IoDevice::input_output`], [`IoDevice::full`];
+//! [`ActuatorDevice::speed_only`], [`ActuatorDevice::position_feedback`],
+//! [`ActuatorDevice::with_feedback`], [`ActuatorDevice::positioner_only`],
+//! [`ActuatorDevice::positioner`], [`ActuatorDevice::full`]. A file that asks for more
+//! (streaming, position mode, a speed read back) is refused at that key with the fix.
 
 use super::{error_at, BlockType};
 use crabby::hardware::{
@@ -72,6 +81,21 @@ impl IoDevice {
                 return Err(("cmd_labels", cannot(d.name(), "take commands; remove them")));
             }
             Ok(b::IOBlock::input(d))
+        }))
+    }
+    /// A device that takes commands only (a power supply, a valve).
+    pub fn output<D: Output>(d: D) -> IoDevice {
+        IoDevice(Box::new(move |w: IoWants| {
+            if w.stream {
+                return Err(("streamer", cannot(d.name(), "stream; set streamer = false")));
+            }
+            if !w.write {
+                return Err((
+                    "cmd_labels",
+                    cannot(d.name(), "be read, only take commands; give cmd_labels"),
+                ));
+            }
+            Ok(b::IOBlock::output(d))
         }))
     }
     /// A device that reads and takes commands.
@@ -158,17 +182,28 @@ fn positioned<A: Positioner>(mut c: b::ActuatorConfig<A>, q: &Params) -> b::Actu
     c
 }
 
-fn feedback<A: PositionFeedback + SpeedFeedback>(
+fn position_back<A: PositionFeedback>(
     mut c: b::ActuatorConfig<A>,
     q: &Params,
 ) -> b::ActuatorConfig<A> {
     if let Some(l) = q.str("position_label") {
         c = c.position_label(l);
     }
+    c
+}
+
+fn speed_back<A: SpeedFeedback>(mut c: b::ActuatorConfig<A>, q: &Params) -> b::ActuatorConfig<A> {
     if let Some(l) = q.str("speed_label") {
         c = c.speed_label(l);
     }
     c
+}
+
+fn feedback<A: PositionFeedback + SpeedFeedback>(
+    c: b::ActuatorConfig<A>,
+    q: &Params,
+) -> b::ActuatorConfig<A> {
+    speed_back(position_back(c, q), q)
 }
 
 impl ActuatorDevice {
@@ -202,6 +237,43 @@ impl ActuatorDevice {
             Ok(m.actuator(feedback(common(c, q), q)))
         }))
     }
+    /// A motor driven in speed that reads its position back, not its speed.
+    pub fn position_feedback<A: PositionFeedback>(a: A) -> ActuatorDevice {
+        ActuatorDevice(Box::new(move |m: b::Machine, q: &Params| {
+            refuse_unless(q, a.name(), [false, true, false])?;
+            let label = q.str("cmd_label").unwrap_or_default().to_owned();
+            let c = position_back(common(b::ActuatorConfig::speed(a, label), q), q);
+            Ok(m.actuator(c))
+        }))
+    }
+    /// A motor driven in speed or in position that reads its position back, not its speed.
+    pub fn positioner<A: Positioner + PositionFeedback>(a: A) -> ActuatorDevice {
+        ActuatorDevice(Box::new(move |m: b::Machine, q: &Params| {
+            refuse_unless(q, a.name(), [true, true, false])?;
+            let label = q.str("cmd_label").unwrap_or_default().to_owned();
+            let c = if q.str("mode") == Some("position") {
+                positioned(b::ActuatorConfig::position(a, label), q)
+            } else {
+                refuse_unless(q, a.name(), [false, true, false])?;
+                b::ActuatorConfig::speed(a, label)
+            };
+            Ok(m.actuator(position_back(common(c, q), q)))
+        }))
+    }
+    /// A motor driven in speed or in position that reads nothing back.
+    pub fn positioner_only<A: Positioner>(a: A) -> ActuatorDevice {
+        ActuatorDevice(Box::new(move |m: b::Machine, q: &Params| {
+            refuse_unless(q, a.name(), [true, false, false])?;
+            let label = q.str("cmd_label").unwrap_or_default().to_owned();
+            let c = if q.str("mode") == Some("position") {
+                positioned(b::ActuatorConfig::position(a, label), q)
+            } else {
+                refuse_unless(q, a.name(), [false, false, false])?;
+                b::ActuatorConfig::speed(a, label)
+            };
+            Ok(m.actuator(common(c, q)))
+        }))
+    }
     /// Adds the motor to `m` with the options of its table `q`.
     pub fn add_to(self, m: b::Machine, q: &Params) -> Result<b::Machine, KeyError> {
         (self.0)(m, q)
@@ -231,6 +303,7 @@ pub struct DriverType {
     /// Its parameters.
     pub params: Vec<ParamSpec>,
     build: DeviceFn,
+    offline: Option<DeviceFn>,
 }
 
 impl std::fmt::Debug for DriverType {
@@ -256,6 +329,7 @@ impl DriverType {
             kind,
             params: Vec::new(),
             build: Box::new(build),
+            offline: None,
         }
     }
     /// Declares a parameter.
@@ -263,10 +337,34 @@ impl DriverType {
         self.params.push(spec);
         self
     }
+    /// How `crabby validate` builds the driver, when that must differ from `build`: a
+    /// driver whose own check (run before the fork) looks at this machine (a serial port
+    /// exists, nobody holds its lock) is built by `offline` with those places replaced, so
+    /// that a file is checked the same on a desk without the device as on the bench.
+    pub fn offline(
+        mut self,
+        build: impl Fn(&Params) -> Result<Device, String> + 'static,
+    ) -> DriverType {
+        self.offline = Some(Box::new(build));
+        self
+    }
     /// Builds the driver (not opened).
     pub fn build(&self, p: &Params) -> Result<Device, String> {
         (self.build)(p)
     }
+    /// Builds the driver for `crabby validate` (its `offline` constructor, if it has one).
+    pub fn build_offline(&self, p: &Params) -> Result<Device, String> {
+        match &self.offline {
+            Some(f) => f(p),
+            None => (self.build)(p),
+        }
+    }
+}
+
+/// A constructor's error about one of the driver's own parameters: `crabby validate` shows
+/// it at that key of the device table (the message is `'key': error`).
+pub fn param_error(key: &str, e: impl std::fmt::Display) -> String {
+    format!("'{key}': {e}")
 }
 
 /// The stock drivers.
@@ -472,15 +570,42 @@ fn variants(drivers: &[Rc<DriverType>], kind: DriverKind) -> Vec<Variant> {
         .collect()
 }
 
-fn device(drivers: &[Rc<DriverType>], c: &crabby::schema::Checked) -> Result<Device, String> {
+/// Builds the device of table `c` (`offline`: for `crabby validate`). An error about one of
+/// the driver's parameters ([`param_error`]) is shown at that key, others at `device`.
+fn device(
+    drivers: &[Rc<DriverType>],
+    owner: &Params,
+    offline: bool,
+) -> Result<Device, Vec<crate::diag::Diagnostic>> {
+    let c = owner
+        .get("device")
+        .ok_or_else(|| error_at(owner, "device", "no device"))?;
     let Value::Variant(name, q) = &c.value else {
-        return Err("not a device table".into());
+        return Err(error_at(owner, "device", "not a device table"));
     };
     let d = drivers
         .iter()
         .find(|d| d.name == *name)
-        .ok_or_else(|| format!("no driver '{name}'"))?;
-    d.build(q)
+        .ok_or_else(|| error_at(owner, "device", format!("no driver '{name}'")))?;
+    let r = if offline {
+        d.build_offline(q)
+    } else {
+        d.build(q)
+    };
+    r.map_err(|e| {
+        let key = e
+            .strip_prefix('\'')
+            .and_then(|r| r.split_once("': "))
+            .map(|(k, _)| k)
+            .filter(|k| q.get(k).is_some());
+        match key {
+            Some(k) => vec![crate::diag::Diagnostic::at(
+                q.span_of(k),
+                format!("device '{name}': {e}"),
+            )],
+            None => error_at(owner, "device", e),
+        }
+    })
 }
 
 /// The IOBlock, with a device among `drivers`' InOuts.
@@ -489,22 +614,16 @@ pub fn io_block(drivers: &[Rc<DriverType>]) -> BlockType {
     BlockType::new(
         "IOBlock",
         "reads a sensor or DAQ and writes its commands (device = { type = ... })",
-        move |p, _| {
-            let dev = match device(
-                &ds,
-                p.get("device")
-                    .ok_or("no device")
-                    .map_err(|e| error_at(p, "device", e))?,
-            ) {
-                Ok(Device::InOut(d)) => d,
-                Ok(Device::Actuator(_)) => {
+        move |p, cx| {
+            let dev = match device(&ds, p, cx.validate_only)? {
+                Device::InOut(d) => d,
+                Device::Actuator(_) => {
                     return Err(error_at(
                         p,
                         "device",
                         "an actuator: drive it with a Machine",
                     ))
                 }
-                Err(e) => return Err(error_at(p, "device", e)),
             };
             let wants = IoWants {
                 stream: p.bool("streamer").unwrap_or(false),
@@ -668,21 +787,15 @@ pub fn machine(drivers: &[Rc<DriverType>]) -> BlockType {
     BlockType::new(
         "Machine",
         "drives motors from command labels and stops them all at the end",
-        move |p, _| {
+        move |p, cx| {
             let mut m = b::Machine::new();
             for c in p.list("actuators").unwrap_or_default() {
                 let Value::Table(q) = &c.value else { continue };
-                let dev = match device(
-                    &ds,
-                    q.get("device")
-                        .ok_or("no device")
-                        .map_err(|e| error_at(q, "device", e))?,
-                ) {
-                    Ok(Device::Actuator(a)) => a,
-                    Ok(Device::InOut(_)) => {
+                let dev = match device(&ds, q, cx.validate_only)? {
+                    Device::Actuator(a) => a,
+                    Device::InOut(_) => {
                         return Err(error_at(q, "device", "a sensor: read it with an IOBlock"))
                     }
-                    Err(e) => return Err(error_at(q, "device", e)),
                 };
                 m = dev.add_to(m, q).map_err(|(k, e)| error_at(q, k, e))?;
             }

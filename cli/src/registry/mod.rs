@@ -13,10 +13,13 @@
 
 pub mod camera;
 pub mod hardware;
+pub mod instruments;
 pub mod stock;
 
 pub use camera::CameraType;
-pub use hardware::{ActuatorDevice, Device, DriverKind, DriverType, IoDevice, IoWants, KeyError};
+pub use hardware::{
+    param_error, ActuatorDevice, Device, DriverKind, DriverType, IoDevice, IoWants, KeyError,
+};
 
 use crate::diag::Diagnostic;
 use crabby::schema::{Checked, ParamSpec, ParamType, Params, Range, Span, Value};
@@ -357,7 +360,10 @@ impl Registry {
         for t in stock::all() {
             r.register(t);
         }
-        for d in hardware::stock_drivers() {
+        for d in hardware::stock_drivers()
+            .into_iter()
+            .chain(instruments::drivers())
+        {
             r.register_driver(d);
         }
         for c in camera::stock_cameras() {

@@ -35,7 +35,80 @@ pub fn all() -> Vec<BlockType> {
     ];
     #[cfg(feature = "web")]
     v.push(web_view());
+    #[cfg(feature = "hdf5")]
+    v.push(hdf5_recorder());
     v
+}
+
+/// `Hdf5Recorder` (feature `hdf5`, forwarding `crabby-blocks/hdf5`): one dataset per label
+/// in an HDF5 file that survives a `kill -9`.
+#[cfg(feature = "hdf5")]
+pub fn hdf5_recorder() -> BlockType {
+    BlockType::new(
+        "Hdf5Recorder",
+        "every sample of its inputs to an HDF5 file (one dataset per label, readable after a kill -9)",
+        |p, cx| {
+            let mut r = b::Hdf5Recorder::new(cx.output(p.str("file").unwrap_or_default()));
+            if let Some(l) = p.strs("labels") {
+                r = r.labels(l);
+            }
+            if let Some(f) = p.f64("flush_period") {
+                r = r.flush_period(super::seconds(f));
+            }
+            if let Some(n) = p.i64("chunk_rows") {
+                r = r.chunk_rows(n as usize); // ≥ 1 by the declared range
+            }
+            for m in p.list("metadata").unwrap_or_default() {
+                if let Value::Table(q) = &m.value {
+                    r = r.metadata(
+                        q.str("key").unwrap_or_default(),
+                        q.str("value").unwrap_or_default(),
+                    );
+                }
+            }
+            Ok(Box::new(r))
+        },
+    )
+    .param(ParamSpec::new(
+        "file",
+        T::File,
+        "the HDF5 file (relative to the results folder; an existing file is never overwritten)",
+    ))
+    .param(
+        ParamSpec::new(
+            "labels",
+            list(T::Label),
+            "record only these labels, in this order",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "flush_period",
+            T::Float,
+            "how often rows reach the file at the latest",
+        )
+        .unit("s")
+        .range(super::seconds_range(false))
+        .default("0.5"),
+    )
+    .param(
+        ParamSpec::new("chunk_rows", T::Int, "rows per HDF5 chunk")
+            .range(Range::between(1.0, 1e9))
+            .default("4096"),
+    )
+    .param(
+        ParamSpec::new(
+            "metadata",
+            list(T::Table(vec![
+                ParamSpec::new("key", T::Str, "the attribute's name"),
+                ParamSpec::new("value", T::Str, "its text"),
+            ])),
+            "text attributes of the root group (operator, sample reference...)",
+        )
+        .optional(),
+    )
+    .reads(|p| labels_at(p, "labels"))
 }
 
 fn list(t: T) -> T {
