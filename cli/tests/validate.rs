@@ -525,3 +525,110 @@ fn list_shows_the_real_drivers_with_units_ranges_and_defaults() {
         assert!(io.contains(d), "IOBlock's device types lack {d}: {io}");
     }
 }
+
+/// Drivers with fewer capabilities than the stock ones, registered as a user would: a
+/// positioner that reads its position back but not its speed, and a command-only output.
+mod capabilities {
+    use super::*;
+    use crabby::hardware::{Actuator, InOut, Output, PositionFeedback, Positioner};
+    use crabby_cli::registry::{ActuatorDevice, Device, DriverKind, DriverType, IoDevice};
+
+    struct Axis;
+    impl Actuator for Axis {
+        fn set_speed(&mut self, _: f64) -> crabby::Result<()> {
+            Ok(())
+        }
+    }
+    impl Positioner for Axis {
+        fn set_position(&mut self, _: f64, _: Option<f64>) -> crabby::Result<()> {
+            Ok(())
+        }
+    }
+    impl PositionFeedback for Axis {
+        fn position(&mut self) -> crabby::Result<f64> {
+            Ok(0.0)
+        }
+    }
+    struct Valve;
+    impl InOut for Valve {}
+    impl Output for Valve {
+        fn write(&mut self, _: &[f64]) -> crabby::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::stock();
+        r.register_driver(DriverType::new(
+            "Axis",
+            "positions, reads its position back",
+            DriverKind::Actuator,
+            |_| Ok(Device::Actuator(ActuatorDevice::positioner(Axis))),
+        ));
+        r.register_driver(DriverType::new(
+            "Valve",
+            "takes commands only",
+            DriverKind::InOut,
+            |_| Ok(Device::InOut(IoDevice::output(Valve))),
+        ));
+        r
+    }
+
+    /// Validates `body` (after a generator of `cmd`): `Ok` or the rendered errors.
+    fn check(tag: &str, body: &str) -> Result<(), String> {
+        let d = tempdir(tag);
+        let f = d.join("t.toml");
+        let text = format!(
+            "crabby = 1\nname = \"t\"\n[blocks.g]\ntype = \"Generator\"\ncmd_label = \"cmd\"\npaths = [{{ type = \"constant\", value = 1, until = \"delay=1\" }}]\n{body}\n[[links]]\nfrom = \"g\"\nto = \"x\"\n"
+        );
+        std::fs::write(&f, text).unwrap();
+        let r = crabby_cli::validate(&f, &registry()).map_err(|e| e.render());
+        std::fs::remove_dir_all(&d).unwrap();
+        r
+    }
+
+    #[test]
+    fn a_positioner_without_speed_feedback_is_refused_a_speed_label() {
+        let axis = "[blocks.x]\ntype = \"Machine\"\n[[blocks.x.actuators]]\ndevice = { type = \"Axis\" }\ncmd_label = \"cmd\"\n";
+        check(
+            "axis-ok",
+            &format!("{axis}mode = \"position\"\nmove_speed = 2\nposition_label = \"x(mm)\""),
+        )
+        .unwrap();
+        check(
+            "axis-speed",
+            &format!("{axis}mode = \"speed\"\nposition_label = \"x(mm)\""),
+        )
+        .unwrap();
+        let e = check(
+            "axis-no-sfb",
+            &format!("{axis}mode = \"position\"\nspeed_label = \"v\""),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("'speed_label': device 'Axis' cannot read its speed back")
+                && e.contains(":13:15"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_command_only_output_is_refused_reading_and_streaming() {
+        let valve = "[blocks.x]\ntype = \"IOBlock\"\ndevice = { type = \"Valve\" }\n";
+        check("valve-ok", &format!("{valve}cmd_labels = [\"cmd\"]")).unwrap();
+        let e = check("valve-read", valve).unwrap_err();
+        assert!(
+            e.contains("cannot be read, only take commands; give cmd_labels"),
+            "{e}"
+        );
+        let e = check(
+            "valve-stream",
+            &format!("{valve}cmd_labels = [\"cmd\"]\nstreamer = true"),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("'streamer': device 'Valve' cannot stream"),
+            "{e}"
+        );
+    }
+}
