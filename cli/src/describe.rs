@@ -244,6 +244,7 @@ pub fn json_schema(registry: &Registry) -> Value {
         })
         .collect();
     let names = json!({"type": "string", "description": "a Block's name"});
+    let modifiers = crate::modifiers::param();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://crabby.invalid/test-file.schema.json",
@@ -274,6 +275,7 @@ pub fn json_schema(registry: &Registry) -> Value {
                         "name": {"type": "string"},
                         "overflow": {"enum": ["block", "drop_oldest"]},
                         "capacity": {"type": "integer", "minimum": 1},
+                        "modifiers": type_json(&modifiers, &modifiers.ty),
                     },
                 },
             },

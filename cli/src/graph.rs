@@ -6,6 +6,7 @@
 use crate::diag::{CliError, Diagnostic, Sources};
 use crate::file::{self, BlockDecl, TestFile};
 use crate::registry::{settings_of, settings_params, walk, BuildContext, Built, Registry};
+use crabby::modifier::Modifier;
 use crabby::schema::{check_table, suggest, Node, ParamSpec, ParamType, Params, Span};
 use crabby::{Block, LinkOptions, Overflow, Test};
 use std::collections::{BTreeSet, HashMap};
@@ -140,6 +141,7 @@ fn link_params() -> Vec<ParamSpec> {
         ParamSpec::new("capacity", ParamType::Int, "buffer size, in samples")
             .range(crabby::schema::Range::between(1.0, 1e9))
             .optional(),
+        crate::modifiers::param(),
     ]
 }
 
@@ -184,6 +186,7 @@ pub fn load(
     };
     let built = build_blocks(&tf, registry, &cx, &sources, &mut errors);
     let links = check_links(&tf, registry, &built, &mut errors);
+    check_modifier_labels(&built, &links, &mut errors);
     check_labels(&tf, registry, &built, &links, &mut errors);
     let summary = check_summary(&tf, &built, &mut errors);
     if !errors.is_empty() {
@@ -215,7 +218,11 @@ pub fn load(
         decls.insert(decl.name.clone(), decl);
     }
     for l in links {
-        test.link_with(ids[&l.from], ids[&l.to], l.options);
+        let mut options = l.options;
+        for (m, _) in l.modifiers {
+            options = options.modifier(crate::modifiers::BoxedModifier(m));
+        }
+        test.link_with(ids[&l.from], ids[&l.to], options);
     }
     let description = match test.describe() {
         Ok(d) => d,
@@ -453,6 +460,8 @@ struct Link {
     to_index: usize,
     from_index: usize,
     options: LinkOptions,
+    /// Its modifiers, each with the position of its table.
+    modifiers: Vec<(Box<dyn Modifier>, Span)>,
 }
 
 fn check_links(
@@ -500,7 +509,21 @@ fn check_links(
             }
             link_names.push(n.clone());
         }
+        let mut modifier_errors = true;
         for to in &l.to {
+            // One set of modifiers per receiver (each holds its own state); their mistakes
+            // are reported once.
+            let mut modifiers = Vec::new();
+            for c in crate::modifiers::of_link(&opts) {
+                match crate::modifiers::build(c) {
+                    Ok(m) => modifiers.push((m, c.span.clone())),
+                    Err(e) if modifier_errors => {
+                        errors.push(Diagnostic::at(c.span.clone(), format!("link: {e}")))
+                    }
+                    Err(_) => {}
+                }
+            }
+            modifier_errors = false;
             let Some(ti) = find(to, errors) else { continue };
             let Some(fi) = from else { continue };
             if fi == ti {
@@ -545,6 +568,7 @@ fn check_links(
                 from_index: fi,
                 to_index: ti,
                 options,
+                modifiers,
             });
         }
     }
@@ -587,7 +611,20 @@ fn check_labels(
                 .as_ref()
                 .and_then(|f| f.block.output_labels())
             {
-                Some(ls) => available.extend(ls.iter().map(|l| l.as_str().to_owned())),
+                Some(mut ls) => {
+                    // The labels after the link's modifiers are what the receiver gets.
+                    // (A modifier's refusal is reported by check_modifier_labels.)
+                    for (m, _) in &l.modifiers {
+                        match m.output_labels(&ls) {
+                            Ok(next) => ls = next,
+                            Err(_) => {
+                                known = false;
+                                break;
+                            }
+                        }
+                    }
+                    available.extend(ls.iter().map(|l| l.as_str().to_owned()))
+                }
                 None => known = false,
             }
         }
@@ -609,6 +646,42 @@ fn check_labels(
                     )
                     .suggest(suggest(&l, available.iter().map(String::as_str))),
                 );
+            }
+        }
+    }
+}
+
+/// Each link's modifiers, given the labels its sender declares: a label a modifier needs
+/// that never comes is shown at that modifier's table.
+fn check_modifier_labels(
+    built: &[Option<BuiltBlock>],
+    links: &[Link],
+    errors: &mut Vec<Diagnostic>,
+) {
+    for l in links.iter().filter(|l| !l.modifiers.is_empty()) {
+        let Some(mut ls) = built[l.from_index]
+            .as_ref()
+            .and_then(|f| f.block.output_labels())
+        else {
+            continue; // a sender that does not declare its labels: checked at run time
+        };
+        for (m, span) in &l.modifiers {
+            match m.output_labels(&ls) {
+                Ok(next) => ls = next,
+                Err(e) => {
+                    let d = Diagnostic::at(
+                        span.clone(),
+                        format!("link from '{}': modifier {}: {e}", l.from, m.name()),
+                    );
+                    // A link to several receivers has one set of modifiers each: say it once.
+                    if !errors
+                        .iter()
+                        .any(|o| o.span == d.span && o.message == d.message)
+                    {
+                        errors.push(d);
+                    }
+                    break;
+                }
             }
         }
     }

@@ -82,6 +82,7 @@ pub mod describe;
 pub mod diag;
 pub mod file;
 pub mod graph;
+pub mod modifiers;
 pub mod registry;
 pub mod run;
 

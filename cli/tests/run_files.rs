@@ -7,6 +7,8 @@
 //! - `failing_run_exits_1`: a test whose Recorder cannot open its file exits with 1 and
 //!   says why.
 //! - `examples_validate`: `crabby validate examples/*.toml` passes.
+//! - `link_modifiers_apply`: a link's `modifiers` (Offset, DownSampler, Diff) change what
+//!   the receiver records, row for row against the raw samples.
 
 use crabby::testing::harness::{self, case, case_alone, ensure, TempDir};
 use crabby::{Settings, Test};
@@ -235,6 +237,122 @@ fn failing_run_exits_1() -> R {
     Ok(())
 }
 
+/// A CSV written by a Recorder: its header and rows of numbers.
+fn read_csv(path: &FsPath) -> Result<(Vec<String>, Vec<Vec<f64>>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines().filter(|l| !l.starts_with('#'));
+    let header: Vec<String> = lines
+        .next()
+        .ok_or("empty CSV")?
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .collect();
+    let rows = lines
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.trim().parse::<f64>().map_err(|e| format!("{l}: {e}")))
+                .collect()
+        })
+        .collect::<Result<Vec<Vec<f64>>, String>>()?;
+    Ok((header, rows))
+}
+
+fn column(header: &[String], name: &str) -> Result<usize, String> {
+    header
+        .iter()
+        .position(|h| h == name)
+        .ok_or_else(|| format!("no column {name} in {header:?}"))
+}
+
+/// A link's `modifiers` run: the same ramp recorded raw and through Offset, DownSampler and
+/// Diff holds the 1-in-4 rows of the raw one, shifted so that the first is 10, with the
+/// ramp's slope (1 mm/s) as the difference.
+fn link_modifiers_apply() -> R {
+    let tmp = TempDir::new("cli-modifiers");
+    let f = tmp.path().join("modifiers.toml");
+    std::fs::write(
+        &f,
+        r#"crabby = 1
+name = "modifiers"
+[blocks.gen]
+type = "Generator"
+freq = 100
+cmd_label = "x(mm)"
+paths = [{ type = "ramp", speed = 1, from = 0, until = "delay=1" }]
+[blocks.raw]
+type = "Recorder"
+file = "raw.csv"
+labels = ["t(s)", "x(mm)"]
+[blocks.mod]
+type = "Recorder"
+file = "mod.csv"
+labels = ["t(s)", "x(mm)", "v(mm/s)"]
+[[links]]
+from = "gen"
+to = "raw"
+[[links]]
+from = "gen"
+to = "mod"
+modifiers = [
+  { type = "Offset", labels = ["x(mm)"], targets = [10] },
+  { type = "DownSampler", n_points = 4 },
+  { type = "Diff", label = "x(mm)", out_label = "v(mm/s)" },
+]
+"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let out = tmp.path().join("out");
+    let run = crabby()
+        .arg("run")
+        .arg(&f)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        run.status.success(),
+        "exit {:?}: {}",
+        run.status.code(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let dir = results_dir(&out)?;
+    let (rh, raw) = read_csv(&dir.join("raw.csv"))?;
+    let (mh, m) = read_csv(&dir.join("mod.csv"))?;
+    let (rt, rx) = (column(&rh, "t(s)")?, column(&rh, "x(mm)")?);
+    let (mt, mx, mv) = (
+        column(&mh, "t(s)")?,
+        column(&mh, "x(mm)")?,
+        column(&mh, "v(mm/s)")?,
+    );
+    ensure!(raw.len() >= 50, "only {} raw rows", raw.len());
+    ensure!(
+        m.len() == raw.len().div_ceil(4),
+        "{} rows through DownSampler(4) for {} raw rows",
+        m.len(),
+        raw.len()
+    );
+    let x0 = raw[0][rx];
+    for (k, row) in m.iter().enumerate() {
+        let r = &raw[4 * k];
+        ensure!(row[mt] == r[rt], "row {k}: t {} vs raw {}", row[mt], r[rt]);
+        let want = r[rx] - x0 + 10.0;
+        ensure!(
+            (row[mx] - want).abs() < 1e-9,
+            "row {k}: x {} vs {want}",
+            row[mx]
+        );
+        if k > 0 {
+            ensure!(
+                (row[mv] - 1.0).abs() < 1e-6,
+                "row {k}: slope {} (ramp of 1 mm/s)",
+                row[mv]
+            );
+        }
+    }
+    Ok(())
+}
+
 fn examples_validate() -> R {
     let mut n = 0;
     for e in std::fs::read_dir(root().join("examples")).map_err(|e| e.to_string())? {
@@ -263,5 +381,6 @@ fn main() {
         case_alone("file_run_matches_rust_api", 240, file_run_matches_rust_api),
         case("failing_run_exits_1", 60, failing_run_exits_1),
         case("examples_validate", 60, examples_validate),
+        case("link_modifiers_apply", 60, link_modifiers_apply),
     ])
 }
