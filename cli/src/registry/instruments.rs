@@ -42,21 +42,47 @@ fn name_param(default: &'static str) -> ParamSpec {
     .default(default)
 }
 
-/// The parameters of a serial port (`SerialConfig`): `port`, `baud` (`default_baud`:
-/// required if `None`), `timeout`, `data_bits`, `parity` and `stop_bits`.
-pub fn serial_params(
-    port_doc: &'static str,
-    default_baud: Option<&'static str>,
-    default_parity: &'static str,
-) -> Vec<ParamSpec> {
+/// The defaults of a device's serial port: its manual's (or its driver's) settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SerialDefaults {
+    /// Baud rate (`None`: required, the device has no usual rate).
+    pub baud: Option<u32>,
+    /// Parity.
+    pub parity: Parity,
+    /// Stop bits, 1 or 2.
+    pub stop_bits: u8,
+}
+
+impl SerialDefaults {
+    /// 8N1 at `baud`.
+    pub const fn n81(baud: Option<u32>) -> SerialDefaults {
+        SerialDefaults {
+            baud,
+            parity: Parity::None,
+            stop_bits: 1,
+        }
+    }
+}
+
+fn parity_name(p: Parity) -> &'static str {
+    match p {
+        Parity::None => "none",
+        Parity::Odd => "odd",
+        Parity::Even => "even",
+    }
+}
+
+/// The parameters of a serial port (`SerialConfig`): `port`, `baud`, `timeout`,
+/// `data_bits`, `parity` and `stop_bits`, with the device's defaults `d`.
+pub fn serial_params(port_doc: &'static str, d: SerialDefaults) -> Vec<ParamSpec> {
     let baud = ParamSpec::new(
         "baud",
         T::Int,
         "baud rate, the device's setting (a standard rate: 9600, 19200, 115200...)",
     )
     .range(Range::between(50.0, 4_000_000.0));
-    let baud = match default_baud {
-        Some(d) => baud.default(d),
+    let baud = match d.baud {
+        Some(b) => baud.default(b.to_string()),
         None => baud,
     };
     vec![
@@ -73,20 +99,17 @@ pub fn serial_params(
             .range(Range::between(5.0, 8.0))
             .default("8"),
         ParamSpec::new("parity", T::Choice(vec!["none", "odd", "even"]), "parity")
-            .default(default_parity),
+            .default(parity_name(d.parity)),
         ParamSpec::new("stop_bits", T::Int, "stop bits")
             .range(Range::between(1.0, 2.0))
-            .default("1"),
+            .default(d.stop_bits.to_string()),
     ]
 }
 
-/// The `SerialConfig` of checked [`serial_params`]; `offline`: on [`OFFLINE_PORT`].
-pub fn serial_config(
-    p: &Params,
-    offline: bool,
-    default_parity: Parity,
-) -> Result<SerialConfig, String> {
-    let baud = p.i64("baud").unwrap_or(9600);
+/// The `SerialConfig` of checked [`serial_params`] with defaults `d`; `offline`: on
+/// [`OFFLINE_PORT`].
+pub fn serial_config(p: &Params, offline: bool, d: SerialDefaults) -> Result<SerialConfig, String> {
+    let baud = p.i64("baud").or(d.baud.map(i64::from)).unwrap_or_default();
     let baud = u32::try_from(baud)
         .ok()
         .filter(|b| STANDARD_BAUD_RATES.contains(b))
@@ -98,17 +121,17 @@ pub fn serial_config(
                 ),
             )
         })?;
-    let port = if offline {
-        OFFLINE_PORT
-    } else {
-        p.str("port").unwrap_or_default()
-    };
     if p.str("port").unwrap_or_default().trim().is_empty() {
         return Err(param_error(
             "port",
             "empty; give the serial device path, e.g. /dev/ttyUSB0",
         ));
     }
+    let port = if offline {
+        OFFLINE_PORT
+    } else {
+        p.str("port").unwrap_or_default()
+    };
     let data_bits = match p.i64("data_bits").unwrap_or(8) {
         5 => DataBits::Five,
         6 => DataBits::Six,
@@ -119,9 +142,9 @@ pub fn serial_config(
         Some("odd") => Parity::Odd,
         Some("even") => Parity::Even,
         Some("none") => Parity::None,
-        _ => default_parity,
+        _ => d.parity,
     };
-    let stop_bits = match p.i64("stop_bits").unwrap_or(1) {
+    let stop_bits = match p.i64("stop_bits").unwrap_or(i64::from(d.stop_bits)) {
         2 => StopBits::Two,
         _ => StopBits::One,
     };
@@ -148,8 +171,11 @@ fn line_ending_param(default: &'static str) -> ParamSpec {
     .default(default)
 }
 
+/// A generic line or SCPI device: no usual baud rate (required), 8N1.
+const LINE: SerialDefaults = SerialDefaults::n81(None);
+
 fn build_line(p: &Params, offline: bool) -> Result<Device, String> {
-    let serial = serial_config(p, offline, Parity::None)?;
+    let serial = serial_config(p, offline, LINE)?;
     let channels = p.strs("channels").unwrap_or_default();
     let mut d = LineInOut::new(p.str("name").unwrap_or("LineInOut"), serial, channels)
         .line_ending(line_ending(p, LineEnding::CrLf));
@@ -200,8 +226,7 @@ pub fn line_in_out() -> DriverType {
     .param(name_param("LineInOut"));
     for s in serial_params(
         "the serial device path, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...",
-        None,
-        "none",
+        LINE,
     ) {
         t = t.param(s);
     }
@@ -265,7 +290,7 @@ pub fn line_in_out() -> DriverType {
 }
 
 fn build_scpi(p: &Params, offline: bool) -> Result<Device, String> {
-    let serial = serial_config(p, offline, Parity::None)?;
+    let serial = serial_config(p, offline, LINE)?;
     let mut d = ScpiInOut::new(p.str("name").unwrap_or("ScpiInOut"), serial)
         .line_ending(line_ending(p, LineEnding::Lf))
         .check_errors(p.bool("check_errors").unwrap_or(true));
@@ -299,7 +324,7 @@ pub fn scpi_in_out() -> DriverType {
     )
     .offline(|p| build_scpi(p, true))
     .param(name_param("ScpiInOut"));
-    for s in serial_params("the serial device path, e.g. /dev/ttyUSB0", None, "none") {
+    for s in serial_params("the serial device path, e.g. /dev/ttyUSB0", LINE) {
         t = t.param(s);
     }
     t.param(line_ending_param("lf"))
@@ -352,8 +377,11 @@ pub fn scpi_in_out() -> DriverType {
         )
 }
 
+/// The Tic's "serial" baud rate setting defaults to 9600, 8N1.
+const TIC: SerialDefaults = SerialDefaults::n81(Some(9600));
+
 fn build_tic(p: &Params, offline: bool) -> Result<Device, String> {
-    let serial = serial_config(p, offline, Parity::None)?;
+    let serial = serial_config(p, offline, TIC)?;
     let mut d = PololuTic::new(serial, p.f64("microsteps_per_mm").unwrap_or(1.0))
         .name(p.str("name").unwrap_or("PololuTic"))
         .limits(
@@ -378,11 +406,7 @@ pub fn pololu_tic() -> DriverType {
     )
     .offline(|p| build_tic(p, true))
     .param(name_param("PololuTic"));
-    for s in serial_params(
-        "the serial device path, e.g. /dev/ttyACM0",
-        Some("9600"),
-        "none",
-    ) {
+    for s in serial_params("the serial device path, e.g. /dev/ttyACM0", TIC) {
         t = t.param(s);
     }
     t.param(
@@ -428,6 +452,13 @@ pub fn pololu_tic() -> DriverType {
     )
 }
 
+/// Modbus RTU: 19200 baud, even parity, 1 stop bit (Serial Line guide §2.5.1).
+const MODBUS_RTU: SerialDefaults = SerialDefaults {
+    baud: Some(19200),
+    parity: Parity::Even,
+    stop_bits: 1,
+};
+
 fn point(q: &Params) -> Point {
     let label = q.str("label").unwrap_or_default();
     let address = q.i64("address").unwrap_or(0) as u16; // 0..=65535 by the declared range
@@ -461,7 +492,7 @@ fn build_modbus(p: &Params, offline: bool) -> Result<Device, String> {
     let mut d = match (p.str("address"), p.get("port")) {
         (Some(a), None) => ModbusInOut::tcp(name, a)
             .timeout(super::seconds(p.f64("timeout").unwrap_or(1.0))),
-        (None, Some(_)) => ModbusInOut::rtu(name, serial_config(p, offline, Parity::Even)?),
+        (None, Some(_)) => ModbusInOut::rtu(name, serial_config(p, offline, MODBUS_RTU)?),
         (Some(_), Some(_)) => {
             return Err(param_error(
                 "port",
@@ -544,8 +575,7 @@ pub fn modbus_in_out() -> DriverType {
     );
     for s in serial_params(
         "Modbus RTU: the serial device path, e.g. /dev/ttyUSB0",
-        Some("19200"),
-        "even",
+        MODBUS_RTU,
     ) {
         // RTU only: the port itself is optional (TCP has an address instead).
         t = t.param(if s.name == "port" { s.optional() } else { s });
@@ -584,4 +614,28 @@ pub fn modbus_in_out() -> DriverType {
         )
         .optional(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crabby::schema::{check, Node};
+
+    #[test]
+    fn a_port_gets_its_devices_defaults_and_validate_checks_it_offline() {
+        let port = [("port", Node::str("/dev/ttyUSB-crabby-none"))];
+        let p = check(&serial_params("p", MODBUS_RTU), &Node::table(port.clone())).unwrap();
+        let c = serial_config(&p, false, MODBUS_RTU).unwrap();
+        assert_eq!(
+            (c.port.as_str(), c.baud_rate, c.parity, c.stop_bits),
+            ("/dev/ttyUSB-crabby-none", 19200, Parity::Even, StopBits::One)
+        );
+        let c = serial_config(&p, true, MODBUS_RTU).unwrap();
+        assert_eq!(c.port, OFFLINE_PORT);
+        let p = check(&serial_params("p", TIC), &Node::table(port.clone())).unwrap();
+        let c = serial_config(&p, false, TIC).unwrap();
+        assert_eq!((c.baud_rate, c.parity), (9600, Parity::None));
+        // A generic line device has no usual rate: baud is required.
+        assert!(check(&serial_params("p", LINE), &Node::table(port)).is_err());
+    }
 }
