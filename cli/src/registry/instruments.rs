@@ -628,7 +628,12 @@ mod tests {
         let c = serial_config(&p, false, MODBUS_RTU).unwrap();
         assert_eq!(
             (c.port.as_str(), c.baud_rate, c.parity, c.stop_bits),
-            ("/dev/ttyUSB-crabby-none", 19200, Parity::Even, StopBits::One)
+            (
+                "/dev/ttyUSB-crabby-none",
+                19200,
+                Parity::Even,
+                StopBits::One
+            )
         );
         let c = serial_config(&p, true, MODBUS_RTU).unwrap();
         assert_eq!(c.port, OFFLINE_PORT);
