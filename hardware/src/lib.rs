@@ -17,9 +17,12 @@
 //! - [`camera`][mod@camera]: cameras.
 
 pub mod camera;
+pub mod eurotherm;
+pub mod labjack;
 pub mod lock;
 pub mod modbus;
 pub mod motor;
+pub mod oriental;
 pub mod sensor;
 pub mod serial;
 

@@ -1186,3 +1186,33 @@ impl InOut for ModbusInOut {
 
 #[cfg(test)]
 mod tests;
+
+/// 32-bit values in two registers, high word first (Application Protocol §4.2 gives the
+/// byte order within a register; the word order is the device's: high word first for the
+/// drivers of this crate, as their manuals say).
+pub mod words {
+    /// An IEEE 754 float as two registers, high word first.
+    pub fn from_f32(v: f32) -> [u16; 2] {
+        from_u32(v.to_bits())
+    }
+    /// The float in two registers, high word first.
+    pub fn to_f32(r: &[u16]) -> f32 {
+        f32::from_bits(to_u32(r))
+    }
+    /// An unsigned 32-bit value as two registers, high word first.
+    pub fn from_u32(v: u32) -> [u16; 2] {
+        [(v >> 16) as u16, v as u16]
+    }
+    /// The unsigned 32-bit value in two registers, high word first.
+    pub fn to_u32(r: &[u16]) -> u32 {
+        (r[0] as u32) << 16 | r[1] as u32
+    }
+    /// A signed 32-bit value as two registers, high word first.
+    pub fn from_i32(v: i32) -> [u16; 2] {
+        from_u32(v as u32)
+    }
+    /// The signed 32-bit value in two registers, high word first.
+    pub fn to_i32(r: &[u16]) -> i32 {
+        to_u32(r) as i32
+    }
+}
