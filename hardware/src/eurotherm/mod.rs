@@ -280,7 +280,11 @@ impl Eurotherm3200 {
         }
         let text = format!(
             "{mode}, PV {:.*}, working SP {:.*}, output {:.1} %",
-            self.decimals as usize, p.pv, self.decimals as usize, p.working_setpoint, p.working_output
+            self.decimals as usize,
+            p.pv,
+            self.decimals as usize,
+            p.working_setpoint,
+            p.working_output
         );
         self.status = if alarms.is_empty() {
             Status::on(text)

@@ -31,7 +31,19 @@ const CTRL_A: u16 = 7;
 const A1: u16 = 13;
 
 const READABLE: [u16; 14] = [
-    PV_IN, TG_SP, MAN_OP, WRK_OP, WKG_SP, PB, CTRL_A, TI, TD, RNG_LO, RNG_HI, A1, STATUS,
+    PV_IN,
+    TG_SP,
+    MAN_OP,
+    WRK_OP,
+    WKG_SP,
+    PB,
+    CTRL_A,
+    TI,
+    TD,
+    RNG_LO,
+    RNG_HI,
+    A1,
+    STATUS,
     AUTO_MANUAL,
 ];
 const WRITABLE: [u16; 9] = [TG_SP, MAN_OP, PB, TI, TD, RNG_LO, RNG_HI, A1, AUTO_MANUAL];
@@ -111,10 +123,7 @@ impl Furnace3200 {
         let manual = d.holding[AUTO_MANUAL as usize] == 1;
         let sp = self.get(d, TG_SP);
         let pb = self.get(d, PB).max(0.1);
-        let (ti, td) = (
-            d.holding[TI as usize] as f64,
-            d.holding[TD as usize] as f64,
-        );
+        let (ti, td) = (d.holding[TI as usize] as f64, d.holding[TD as usize] as f64);
         while left > 0.0 {
             let dt = left.min(0.01);
             left -= dt;
@@ -134,8 +143,10 @@ impl Furnace3200 {
                 }
                 u.clamp(0.0, 100.0)
             };
-            self.temperature +=
-                (self.gain_c * self.output / 100.0 - (self.temperature - self.ambient_c)) / self.tau_s * dt;
+            self.temperature += (self.gain_c * self.output / 100.0
+                - (self.temperature - self.ambient_c))
+                / self.tau_s
+                * dt;
         }
         if manual {
             self.last_error = None;

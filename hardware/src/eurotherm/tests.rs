@@ -57,8 +57,14 @@ fn a_setpoint_step_heats_the_furnace_under_the_controllers_pid() {
     let v = d.read().unwrap().values;
     assert_eq!(v[1], 100.0, "working setpoint");
     assert!(v[2] > 0.0, "the controller heats: OP {}", v[2]);
-    let v = read_until(&mut d, Duration::from_secs(20), |v| (v[0] - 100.0).abs() < 1.0);
-    assert!((v[0] - 100.0).abs() < 1.0, "PV settled at {} (SP 100)", v[0]);
+    let v = read_until(&mut d, Duration::from_secs(20), |v| {
+        (v[0] - 100.0).abs() < 1.0
+    });
+    assert!(
+        (v[0] - 100.0).abs() < 1.0,
+        "PV settled at {} (SP 100)",
+        v[0]
+    );
     // Held there by a steady output: K·OP/100 = 100 − 20 → OP ≈ 20 %.
     assert!((v[2] - 20.0).abs() < 5.0, "steady output {} %", v[2]);
     assert!(d.status().text.starts_with("auto"), "{}", d.status().text);
@@ -114,7 +120,11 @@ fn setpoints_beyond_the_limits_are_refused() {
     let e = d.write(&[1500.0]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
     assert!(e.to_string().contains("0x03"), "{e}");
-    assert_ne!(d.status().state, DeviceState::Fault, "a refused value is not a fault");
+    assert_ne!(
+        d.status().state,
+        DeviceState::Fault,
+        "a refused value is not a fault"
+    );
 }
 
 #[test]
@@ -156,7 +166,8 @@ fn crc_errors_silence_and_exceptions() {
     d.open().unwrap();
     for f in [Fault::BadFrame, Fault::Silence, Fault::WrongUnit] {
         r.sim.with(|dev| dev.inject(f, 1));
-        d.read().unwrap_or_else(|e| panic!("{f:?} not absorbed: {e}"));
+        d.read()
+            .unwrap_or_else(|e| panic!("{f:?} not absorbed: {e}"));
     }
     assert!(d.stats().crc_errors >= 1 && d.stats().timeouts >= 1);
     r.sim.with(|dev| dev.inject(Fault::BadFrame, 3));
@@ -204,8 +215,11 @@ fn a_vanished_controller_is_a_clear_error() {
 fn a_silent_controller_fails_open() {
     let mut port = FakePort::new();
     let _master = port.master.take(); // nobody answers
-    let mut d = Eurotherm3200::new("oven", SerialConfig::new(&port.path, 19_200).timeout(TIMEOUT))
-        .retries(0);
+    let mut d = Eurotherm3200::new(
+        "oven",
+        SerialConfig::new(&port.path, 19_200).timeout(TIMEOUT),
+    )
+    .retries(0);
     let e = d.open().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(d.status().state, DeviceState::Fault);

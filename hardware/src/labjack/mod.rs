@@ -191,9 +191,11 @@ impl T7 {
 
     /// Reads a FLOAT32 register pair.
     pub fn read_f32(&mut self, address: u16) -> Result<f32> {
-        Ok(words::to_f32(
-            &self.link.read_table(Table::Holding, address, 2)?,
-        ))
+        Ok(words::to_f32(&self.link.read_table(
+            Table::Holding,
+            address,
+            2,
+        )?))
     }
 
     /// Reads `PRODUCT_ID`, `SERIAL_NUMBER`, `FIRMWARE_VERSION`.
@@ -250,7 +252,8 @@ impl T7 {
 
     /// Drives digital line `line` (it becomes an output).
     pub fn set_dio(&mut self, line: u8, high: bool) -> Result<()> {
-        self.link.write_registers(DIO0 + line as u16, &[high as u16])
+        self.link
+            .write_registers(DIO0 + line as u16, &[high as u16])
     }
 
     fn check_dac(&self, volts: f64) -> Result<()> {
@@ -401,7 +404,11 @@ impl InOut for T7 {
             return Err(device_error(
                 ErrorKind::Internal,
                 self.name_(),
-                format!("{} command values for {} outputs", cmd.len(), n + self.dio_outputs.len()),
+                format!(
+                    "{} command values for {} outputs",
+                    cmd.len(),
+                    n + self.dio_outputs.len()
+                ),
             ));
         }
         // Every value is checked before anything is sent.
@@ -409,12 +416,19 @@ impl InOut for T7 {
             self.check_dac(*v)?;
         }
         // Adjacent DACs (DAC0, DAC1 = 1000..1003) go in one request.
-        let mut dacs: Vec<(u8, f64)> = self.dacs.iter().copied().zip(cmd[..n].iter().copied()).collect();
+        let mut dacs: Vec<(u8, f64)> = self
+            .dacs
+            .iter()
+            .copied()
+            .zip(cmd[..n].iter().copied())
+            .collect();
         dacs.sort_by_key(|d| d.0);
         if dacs.len() == 2 {
             let mut regs = words::from_f32(dacs[0].1 as f32).to_vec();
             regs.extend(words::from_f32(dacs[1].1 as f32));
-            self.link.write_registers(DAC0, &regs).map_err(|e| self.fail(e))?;
+            self.link
+                .write_registers(DAC0, &regs)
+                .map_err(|e| self.fail(e))?;
         } else if let Some((ch, v)) = dacs.first() {
             self.set_dac(*ch, *v).map_err(|e| self.fail(e))?;
         }

@@ -197,7 +197,11 @@ impl Model for T7Circuit {
         for ch in 0..2u16 {
             let at = DAC0 + 2 * ch;
             let v = Self::f32_at(d, at);
-            let c = if v.is_finite() { v.clamp(0.0, super::DAC_MAX_V) } else { 0.0 };
+            let c = if v.is_finite() {
+                v.clamp(0.0, super::DAC_MAX_V)
+            } else {
+                0.0
+            };
             let r = words::from_f32(c as f32);
             d.holding[at as usize] = r[0];
             d.holding[at as usize + 1] = r[1];

@@ -53,7 +53,10 @@ fn dac0_step_reaches_ain0_through_the_rc_filter() {
         }
     }
     assert!(seen_between, "no reading on the RC rise");
-    assert!((last - 2.5).abs() < 0.005, "AIN0 settled at {last}, not 2.5 V");
+    assert!(
+        (last - 2.5).abs() < 0.005,
+        "AIN0 settled at {last}, not 2.5 V"
+    );
     d.close().unwrap();
     assert_eq!(d.status().state, DeviceState::Off);
 }
@@ -69,13 +72,27 @@ fn strain_bridge_on_ain1_read_on_the_10mv_range() {
     assert_eq!(range, 0.01);
     d.write(&[5.0]).unwrap();
     let expect = 5.0 * (2e-3 / 4.0) / (1.0 + 1e-3);
-    let v = read_until(&mut d, Duration::from_secs(1), |v| (v[0] - expect).abs() < 2e-5).unwrap();
-    assert!((v[0] - expect).abs() < 2e-5, "bridge {} V, expected {expect}", v[0]);
+    let v = read_until(&mut d, Duration::from_secs(1), |v| {
+        (v[0] - expect).abs() < 2e-5
+    })
+    .unwrap();
+    assert!(
+        (v[0] - expect).abs() < 2e-5,
+        "bridge {} V, expected {expect}",
+        v[0]
+    );
     // Twice the strain, twice the signal (within the bridge's non-linearity).
     sim.with(|dev| dev.model_mut::<T7Circuit>().unwrap().strain = 2e-3);
     let expect2 = 5.0 * (4e-3 / 4.0) / (1.0 + 2e-3);
-    let v = read_until(&mut d, Duration::from_secs(1), |v| (v[0] - expect2).abs() < 2e-5).unwrap();
-    assert!((v[0] - expect2).abs() < 2e-5, "bridge {} V, expected {expect2}", v[0]);
+    let v = read_until(&mut d, Duration::from_secs(1), |v| {
+        (v[0] - expect2).abs() < 2e-5
+    })
+    .unwrap();
+    assert!(
+        (v[0] - expect2).abs() < 2e-5,
+        "bridge {} V, expected {expect2}",
+        v[0]
+    );
 }
 
 #[test]
@@ -221,9 +238,15 @@ fn silence_bad_frames_and_wrong_unit_are_retried_then_faults() {
     let mut d = driver(&sim).ain("a", 0).retries(2);
     d.open().unwrap();
     // One of each is absorbed by the retries.
-    for f in [Fault::Silence, Fault::BadFrame, Fault::WrongUnit, Fault::Disconnect] {
+    for f in [
+        Fault::Silence,
+        Fault::BadFrame,
+        Fault::WrongUnit,
+        Fault::Disconnect,
+    ] {
         sim.with(|dev| dev.inject(f, 1));
-        d.read().unwrap_or_else(|e| panic!("{f:?} not absorbed: {e}"));
+        d.read()
+            .unwrap_or_else(|e| panic!("{f:?} not absorbed: {e}"));
     }
     assert!(d.stats().retries >= 4 && d.stats().timeouts >= 1);
     sim.with(|dev| dev.inject(Fault::Silence, 3));
@@ -250,7 +273,11 @@ fn a_vanished_t7_is_a_clear_error() {
     assert!(e.to_string().contains("t7"), "origin named: {e}");
     assert_eq!(d.status().state, DeviceState::Fault);
     d.close().unwrap();
-    assert_eq!(d.status().state, DeviceState::Fault, "the fault stays visible");
+    assert_eq!(
+        d.status().state,
+        DeviceState::Fault,
+        "the fault stays visible"
+    );
     // And a T7 that is not there at all fails open.
     let e = T7::tcp("t7", sim.addr.unwrap().to_string())
         .timeout(TIMEOUT)
