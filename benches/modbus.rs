@@ -14,12 +14,12 @@
 //! and the Modbus requests each takes): the LabJack T7 (TCP; `read` of AIN0–AIN3 in one
 //! request, `write` of DAC0), the Eurotherm 3200 (RTU 19200 baud; `read` = process block +
 //! status word, two requests; `write` = the setpoint) and the Oriental Motor AZ (RTU 115200
-//! baud; `read_back` of position and speed, one request; `poll`, one request;
+//! baud; `position_and_speed`, one request; `poll`, one request;
 //! `set_position`, one request).
 //!
 //! Figures are noisy on a shared 2-core machine: best of 3 rounds.
 
-use crabby::hardware::{Actuator, InOut};
+use crabby::hardware::{Actuator, InOut, Input, Output, PositionFeedback, Positioner};
 use crabby_hardware::modbus::sim::{Device, SimThread};
 use crabby_hardware::modbus::{ModbusInOut, Point};
 use crabby_hardware::serial::SerialConfig;
@@ -182,9 +182,9 @@ fn drivers() {
             .max_speed(100.0);
         m.open().expect("open");
         line(
-            "Oriental AZ (RTU 115200) read_back",
+            "Oriental AZ (RTU 115200) position_and_speed",
             calls(|_| {
-                m.read_back(true, true).expect("read_back");
+                m.position_and_speed().expect("position_and_speed");
             }),
             1,
         );

@@ -118,7 +118,7 @@ fn t7_ioblock_dac_to_ain_recorded() -> std::result::Result<(), String> {
         Settings::new().freq(50.0),
     );
     let io = test.add_with(
-        IOBlock::new(daq).cmd_labels(["dac"]),
+        IOBlock::input_output(daq).cmd_labels(["dac"]),
         Settings::new().name("t7").freq(100.0),
     );
     let rec = test.add(Recorder::new(&path));

@@ -21,7 +21,7 @@
 //! | `A-M` | Loop mode: 0 auto, 1 manual (see below) | 273 | read and written |
 //!
 //! §15.5 warns that `TG.SP` is kept in non-volatile memory (about 100 000 writes): a
-//! setpoint written every loop wears it out; [`InOut::write`] is only called when the
+//! setpoint written every loop wears it out; [`Output::write`] is only called when the
 //! command changes (IOBlock sends changes only), and ramps belong in the controller's own
 //! rate limit (address 35) or the remote setpoint (address 26), not here.
 //!
@@ -54,7 +54,7 @@ mod tests;
 
 use crate::modbus::{ModbusInOut, Table};
 use crate::serial::SerialConfig;
-use crabby::hardware::{device_error, now_ns, DeviceState, InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{device_error, now_ns, DeviceState, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 
 /// `PV.IN` (§15.5).
@@ -101,7 +101,7 @@ pub struct Process {
     pub working_setpoint: f64,
 }
 
-/// A Eurotherm 3200 on Modbus RTU, as an [`InOut`].
+/// A Eurotherm 3200 on Modbus RTU, as an [`Input`] and an [`Output`].
 ///
 /// Channels (labels settable with [`labels`](Self::labels)): `T(C)` the process value,
 /// `SP(C)` the working setpoint, `OP(%)` the working output, `status` the instrument status
@@ -305,16 +305,8 @@ impl InOut for Eurotherm3200 {
         self.name_()
     }
 
-    fn capabilities(&self) -> InOutCaps {
-        InOutCaps::READ_WRITE
-    }
-
     fn channels(&self) -> Vec<String> {
         self.labels.to_vec()
-    }
-
-    fn n_commands(&self) -> Option<usize> {
-        Some(1)
     }
 
     fn check(&self) -> Result<()> {
@@ -359,6 +351,20 @@ impl InOut for Eurotherm3200 {
         }
     }
 
+    fn close(&mut self) -> Result<()> {
+        self.link.close_link();
+        if self.status.state != DeviceState::Fault {
+            self.status = Status::off();
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        self.status.clone()
+    }
+}
+
+impl Input for Eurotherm3200 {
     fn read(&mut self) -> Result<Reading> {
         let t0 = now_ns();
         let p = self.read_process().map_err(|e| self.fail(e))?;
@@ -370,6 +376,12 @@ impl InOut for Eurotherm3200 {
             t0 + (now_ns() - t0) / 2,
             vec![p.pv, p.working_setpoint, p.working_output, w as f64],
         ))
+    }
+}
+
+impl Output for Eurotherm3200 {
+    fn n_commands(&self) -> Option<usize> {
+        Some(1)
     }
 
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
@@ -385,17 +397,5 @@ impl InOut for Eurotherm3200 {
             Err(e) => Err(self.fail(e)),
             Ok(()) => Ok(()),
         }
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.link.close_link();
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
-        Ok(())
-    }
-
-    fn status(&self) -> Status {
-        self.status.clone()
     }
 }

@@ -53,7 +53,7 @@ pub mod sim;
 mod tests;
 
 use crate::modbus::{words, ModbusInOut, Table};
-use crabby::hardware::{device_error, now_ns, InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{device_error, now_ns, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 use std::time::Duration;
 
@@ -93,7 +93,8 @@ pub struct Ain {
     pub range: f64,
 }
 
-/// A LabJack T7 on Modbus TCP, as an [`InOut`].
+/// A LabJack T7 on Modbus TCP, as an [`Input`] and an [`Output`] (both always: a T7
+/// configured without analog inputs reads nothing, one without outputs takes no command).
 ///
 /// Channels: the analog inputs in the order added (volts), then `dio_state`'s label if set
 /// (the 16 FIO/EIO lines as a number, bit n = line n). Commands: the DACs in the order
@@ -284,14 +285,6 @@ impl InOut for T7 {
         self.name_()
     }
 
-    fn capabilities(&self) -> InOutCaps {
-        InOutCaps {
-            read: !self.ains.is_empty() || self.dio_state.is_some(),
-            write: !self.dacs.is_empty() || !self.dio_outputs.is_empty(),
-            stream: false,
-        }
-    }
-
     fn channels(&self) -> Vec<String> {
         self.ains
             .iter()
@@ -300,12 +293,8 @@ impl InOut for T7 {
             .collect()
     }
 
-    fn n_commands(&self) -> Option<usize> {
-        Some(self.dacs.len() + self.dio_outputs.len())
-    }
-
     fn check(&self) -> Result<()> {
-        if self.channels().is_empty() && self.n_commands() == Some(0) {
+        if self.channels().is_empty() && self.dacs.is_empty() && self.dio_outputs.is_empty() {
             return Err(self.cfg(
                 "nothing to read or write: add .ain(…), .dio_state(…), .dac(…) or .dio_output(…)"
                     .into(),
@@ -388,6 +377,20 @@ impl InOut for T7 {
         Ok(())
     }
 
+    fn close(&mut self) -> Result<()> {
+        self.link.close_link();
+        if self.status.state != crabby::hardware::DeviceState::Fault {
+            self.status = Status::off();
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        self.status.clone()
+    }
+}
+
+impl Input for T7 {
     fn read(&mut self) -> Result<Reading> {
         let t0 = now_ns();
         let mut values = self.read_ains().map_err(|e| self.fail(e))?;
@@ -396,6 +399,12 @@ impl InOut for T7 {
         }
         self.on();
         Ok(Reading::new(t0 + (now_ns() - t0) / 2, values))
+    }
+}
+
+impl Output for T7 {
+    fn n_commands(&self) -> Option<usize> {
+        Some(self.dacs.len() + self.dio_outputs.len())
     }
 
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
@@ -439,17 +448,5 @@ impl InOut for T7 {
         }
         self.on();
         Ok(())
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.link.close_link();
-        if self.status.state != crabby::hardware::DeviceState::Fault {
-            self.status = Status::off();
-        }
-        Ok(())
-    }
-
-    fn status(&self) -> Status {
-        self.status.clone()
     }
 }

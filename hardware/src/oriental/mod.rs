@@ -64,7 +64,9 @@ mod tests;
 
 use crate::modbus::{words, ModbusInOut, Table};
 use crate::serial::SerialConfig;
-use crabby::hardware::{device_error, Actuator, ActuatorCaps, DeviceState, Status};
+use crabby::hardware::{
+    device_error, Actuator, DeviceState, PositionFeedback, Positioner, SpeedFeedback, Status,
+};
 use crabby::{Error, ErrorKind, Result};
 
 /// Direct data operation, first register (operation data No.).
@@ -129,7 +131,8 @@ pub fn alarm_name(code: u16) -> &'static str {
     }
 }
 
-/// An AZ driver on Modbus RTU, as an [`Actuator`] in mm and mm/s.
+/// An AZ driver on Modbus RTU, as an [`Actuator`] in mm and mm/s, with [`Positioner`],
+/// [`PositionFeedback`] and [`SpeedFeedback`].
 ///
 /// ```no_run
 /// use crabby_hardware::oriental::AzMotor;
@@ -154,7 +157,7 @@ pub struct AzMotor {
     pub travel: (f64, f64),
     /// The highest speed accepted, mm/s.
     pub max_speed: f64,
-    /// The speed of [`Actuator::set_position`] without one, mm/s.
+    /// The speed of [`Positioner::set_position`] without one, mm/s.
     pub default_speed: f64,
     status: Status,
 }
@@ -319,10 +322,6 @@ impl Actuator for AzMotor {
         self.name_()
     }
 
-    fn capabilities(&self) -> ActuatorCaps {
-        ActuatorCaps::ALL
-    }
-
     fn check(&self) -> Result<()> {
         let pos = |x: f64| x.is_finite() && x > 0.0;
         if !pos(self.steps_per_mm)
@@ -398,28 +397,6 @@ impl Actuator for AzMotor {
         self.move_to(end, speed.abs())
     }
 
-    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
-        let v = speed.unwrap_or(self.default_speed);
-        self.move_to(position, v)
-    }
-
-    fn speed(&mut self) -> Result<f64> {
-        Ok(self.read_back(false, true)?.1.unwrap_or(0.0))
-    }
-
-    fn position(&mut self) -> Result<f64> {
-        Ok(self.read_back(true, false)?.0.unwrap_or(0.0))
-    }
-
-    fn read_back(&mut self, position: bool, speed: bool) -> Result<(Option<f64>, Option<f64>)> {
-        let (p, v) = self.read_feedback().map_err(|e| self.fail(e))?;
-        let s = self.steps_per_mm;
-        Ok((
-            position.then_some(p as f64 / s),
-            speed.then_some(v as f64 / s),
-        ))
-    }
-
     fn poll(&mut self) -> Result<()> {
         use output_bits::*;
         let out = self.read_output_status().map_err(|e| self.fail(e))?;
@@ -467,5 +444,31 @@ impl Actuator for AzMotor {
 
     fn status(&self) -> Status {
         self.status.clone()
+    }
+}
+
+impl Positioner for AzMotor {
+    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
+        let v = speed.unwrap_or(self.default_speed);
+        self.move_to(position, v)
+    }
+}
+
+impl PositionFeedback for AzMotor {
+    fn position(&mut self) -> Result<f64> {
+        Ok(self.position_and_speed()?.0)
+    }
+
+    /// Feedback position and speed in one request (00CCh–00D1h).
+    fn position_and_speed(&mut self) -> Result<(f64, Option<f64>)> {
+        let (p, v) = self.read_feedback().map_err(|e| self.fail(e))?;
+        let s = self.steps_per_mm;
+        Ok((p as f64 / s, Some(v as f64 / s)))
+    }
+}
+
+impl SpeedFeedback for AzMotor {
+    fn speed(&mut self) -> Result<f64> {
+        Ok(self.position_and_speed()?.1.unwrap_or(0.0))
     }
 }

@@ -41,8 +41,8 @@ fn follow(
     let mut out = Vec::new();
     while t0.elapsed() < within {
         m.poll().unwrap();
-        let (p, v) = m.read_back(true, true).unwrap();
-        let (p, v) = (p.unwrap(), v.unwrap());
+        let (p, v) = m.position_and_speed().unwrap();
+        let v = v.unwrap();
         let s = m.status();
         out.push((t0.elapsed().as_secs_f64(), p, v, s.state));
         if done(p, v, &s) {
