@@ -16,7 +16,8 @@
 //! - Modbus device drivers, each with a simulator of its register map and physics:
 //!   [`labjack`] (LabJack T7 over Modbus TCP, [`labjack::T7`]), [`eurotherm`] (Eurotherm
 //!   3200 temperature controllers over RTU, [`eurotherm::Eurotherm3200`]) and [`oriental`]
-//!   (Oriental Motor AZ drivers over RTU, [`oriental::AzMotor`], an `Actuator`).
+//!   (Oriental Motor AZ drivers over RTU, [`oriental::AzMotor`], an `Actuator` with position
+//!   control and feedback).
 //! - [`lock`]: exclusive access to a port or a Modbus unit across tests and processes.
 //! - [`camera`][mod@camera]: cameras.
 

@@ -163,9 +163,10 @@ pub struct AzMotor {
 }
 
 impl AzMotor {
-    /// An AZ on `serial` (the AZ's default is 115200 baud, even parity, 1 stop bit; set the
-    /// port's framing to match), unit 1, 1000 steps/mm, 100 mm/s², 100 % current, travel
-    /// ±100 mm, 10 mm/s at most.
+    /// An AZ on `serial` (set the port's baud rate and framing to the driver's
+    /// communication parameters; the open-source drivers cited above use 8 data bits, even
+    /// parity, 1 stop bit), unit 1, 1000 steps/mm, 100 mm/s², 100 % current, travel ±100 mm,
+    /// 10 mm/s at most.
     pub fn new(name: impl Into<String>, serial: SerialConfig) -> Self {
         AzMotor {
             link: ModbusInOut::rtu(name, serial),
