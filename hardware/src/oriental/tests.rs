@@ -70,19 +70,24 @@ fn a_position_move_follows_a_trapezoid_and_ends_in_position() {
     assert!(trace.iter().any(|t| t.3 == DeviceState::Moving));
     // Accelerates at 200 mm/s²: 0.1 s to cruise; the first samples are below cruise, and the
     // speed never jumps faster than the acceleration allows (with a sampling margin).
+    // (Sample times are taken after each answer: a margin of 20 ms of acceleration covers a
+    // descheduled test thread.)
     let moving: Vec<_> = trace.iter().filter(|t| t.2 > 0.0).collect();
+    let first = moving.first().unwrap();
     assert!(
-        moving.first().unwrap().2 < 19.0,
-        "starts slow: {:?}",
-        moving.first()
+        first.2 <= 200.0 * (first.0 + 0.02),
+        "starts slow: {first:?}"
     );
     for w in moving.windows(2) {
         let dv = (w[1].2 - w[0].2).abs();
         let dt = w[1].0 - w[0].0;
-        assert!(dv <= 200.0 * dt + 1.0, "speed jumped {dv} mm/s in {dt} s");
+        assert!(
+            dv <= 200.0 * (dt + 0.02),
+            "speed jumped {dv} mm/s in {dt} s"
+        );
     }
     // 10 mm at 20 mm/s with 0.1 s ramps: 0.6 s.
-    assert!(last.0 > 0.5 && last.0 < 1.5, "took {} s", last.0);
+    assert!(last.0 > 0.55 && last.0 < 3.0, "took {} s", last.0);
 }
 
 #[test]
