@@ -13,13 +13,21 @@
 //!   stepper controller ([`serial::PololuTic`]).
 //! - [`modbus`]: Modbus RTU (over [`serial`]) and Modbus TCP devices, [`modbus::ModbusInOut`],
 //!   and the simulators their tests (and yours) play them with ([`modbus::sim`]).
+//! - Modbus device drivers, each with a simulator of its register map and physics:
+//!   [`labjack`] (LabJack T7 over Modbus TCP, [`labjack::T7`]), [`eurotherm`] (Eurotherm
+//!   3200 temperature controllers over RTU, [`eurotherm::Eurotherm3200`]) and [`oriental`]
+//!   (Oriental Motor AZ drivers over RTU, [`oriental::AzMotor`], an `Actuator` with position
+//!   control and feedback).
 //! - [`lock`]: exclusive access to a port or a Modbus unit across tests and processes.
 //! - [`camera`][mod@camera]: cameras.
 
 pub mod camera;
+pub mod eurotherm;
+pub mod labjack;
 pub mod lock;
 pub mod modbus;
 pub mod motor;
+pub mod oriental;
 pub mod sensor;
 pub mod serial;
 
