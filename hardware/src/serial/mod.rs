@@ -13,10 +13,13 @@
 //! the device on the master side, including wrong answers, silence and a device that
 //! vanishes.
 
+mod keysight;
 mod line;
 mod scpi;
+pub mod sim;
 mod tic;
 
+pub use keysight::{Function34420A, Keysight34420A};
 pub use line::{LineInOut, Parse};
 pub use scpi::ScpiInOut;
 pub use tic::{PololuTic, TicError};
