@@ -17,11 +17,13 @@ mod keysight;
 mod line;
 mod scpi;
 pub mod sim;
+mod smc100;
 mod tic;
 
 pub use keysight::{Function34420A, Keysight34420A};
 pub use line::{LineInOut, Parse};
 pub use scpi::ScpiInOut;
+pub use smc100::{NewportSmc100, Smc100State};
 pub use tic::{PololuTic, TicError};
 
 use crabby::hardware::device_error;

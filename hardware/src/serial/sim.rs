@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use super::keysight::sim::Nanovoltmeter34420A;
+pub use super::smc100::sim::Smc100;
 
 /// A device that answers request lines.
 pub trait LineDevice: Send + 'static {
