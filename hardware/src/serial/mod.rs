@@ -13,6 +13,7 @@
 //! the device on the master side, including wrong answers, silence and a device that
 //! vanishes.
 
+mod alicat;
 mod keysight;
 mod line;
 mod scpi;
@@ -20,6 +21,7 @@ pub mod sim;
 mod smc100;
 mod tic;
 
+pub use alicat::{AlicatFrame, AlicatMfc, GASES as ALICAT_GASES};
 pub use keysight::{Function34420A, Keysight34420A};
 pub use line::{LineInOut, Parse};
 pub use scpi::ScpiInOut;

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+pub use super::alicat::sim::AlicatMfc;
 pub use super::keysight::sim::Nanovoltmeter34420A;
 pub use super::smc100::sim::Smc100;
 
