@@ -16,6 +16,7 @@
 mod alicat;
 mod keysight;
 mod line;
+mod mdrive;
 mod scpi;
 pub mod sim;
 mod smc100;
@@ -24,6 +25,7 @@ mod tic;
 pub use alicat::{AlicatFrame, AlicatMfc, GASES as ALICAT_GASES};
 pub use keysight::{Function34420A, Keysight34420A};
 pub use line::{LineInOut, Parse};
+pub use mdrive::MDrive;
 pub use scpi::ScpiInOut;
 pub use smc100::{NewportSmc100, Smc100State};
 pub use tic::{PololuTic, TicError};

@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 
 pub use super::alicat::sim::AlicatMfc;
 pub use super::keysight::sim::Nanovoltmeter34420A;
+pub use super::mdrive::sim::MDriveSim;
 pub use super::smc100::sim::Smc100;
 
 /// A device that answers request lines.
