@@ -32,8 +32,8 @@ use crabby::{Error, ErrorKind, Result};
 /// Gas numbers (index) and names, as `numat/alicat` lists them from Alicat's gas table.
 pub const GASES: [&str; 30] = [
     "Air", "Ar", "CH4", "CO", "CO2", "C2H6", "H2", "He", "N2", "N2O", "Ne", "O2", "C3H8",
-    "n-C4H10", "C2H2", "C2H4", "i-C2H10", "Kr", "Xe", "SF6", "C-25", "C-10", "C-8", "C-2",
-    "C-75", "A-75", "A-25", "A1025", "Star29", "P-5",
+    "n-C4H10", "C2H2", "C2H4", "i-C2H10", "Kr", "Xe", "SF6", "C-25", "C-10", "C-8", "C-2", "C-75",
+    "A-75", "A-25", "A1025", "Star29", "P-5",
 ];
 
 /// One data frame of a flow controller.
@@ -68,7 +68,10 @@ impl AlicatFrame {
             return None;
         }
         let tokens: Vec<&str> = it.collect();
-        let n = tokens.iter().take_while(|t| t.parse::<f64>().is_ok()).count();
+        let n = tokens
+            .iter()
+            .take_while(|t| t.parse::<f64>().is_ok())
+            .count();
         let v: Vec<f64> = tokens[..n].iter().filter_map(|t| t.parse().ok()).collect();
         let (setpoint, total) = match n {
             5 => (v[4], None),
@@ -181,7 +184,10 @@ impl AlicatMfc {
             if f.unit != self.unit.to_ascii_uppercase() {
                 return Err(self.err(
                     ErrorKind::Communication,
-                    format!("the answer came from unit {} instead of {}", f.unit, self.unit),
+                    format!(
+                        "the answer came from unit {} instead of {}",
+                        f.unit, self.unit
+                    ),
                 ));
             }
             Ok(f)
@@ -224,7 +230,10 @@ impl AlicatMfc {
         if !sp.is_finite() || sp < 0.0 || sp > self.full_scale {
             return Err(self.err(
                 ErrorKind::OutOfRange,
-                format!("setpoint {sp} is outside 0..={} (full scale)", self.full_scale),
+                format!(
+                    "setpoint {sp} is outside 0..={} (full scale)",
+                    self.full_scale
+                ),
             ));
         }
         let f = self.frame(&format!("S{sp:.3}"))?;
@@ -245,7 +254,10 @@ impl AlicatMfc {
             if !f.gas.eq_ignore_ascii_case(name) {
                 return Err(self.err(
                     ErrorKind::Hardware,
-                    format!("gas {number} ({name}) was asked but the controller reports {}", f.gas),
+                    format!(
+                        "gas {number} ({name}) was asked but the controller reports {}",
+                        f.gas
+                    ),
                 ));
             }
         }
@@ -264,7 +276,10 @@ impl AlicatMfc {
 
     fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r {
-            if matches!(e.kind(), ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware) {
+            if matches!(
+                e.kind(),
+                ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
+            ) {
                 self.status = Status::fault(e.to_string());
             }
         }
@@ -350,7 +365,13 @@ impl InOut for AlicatMfc {
         let f = self.poll_frame()?;
         Ok(Reading::new(
             t0 + (now_ns() - t0) / 2,
-            vec![f.pressure, f.temperature, f.volumetric_flow, f.mass_flow, f.setpoint],
+            vec![
+                f.pressure,
+                f.temperature,
+                f.volumetric_flow,
+                f.mass_flow,
+                f.setpoint,
+            ],
         ))
     }
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
@@ -446,13 +467,7 @@ pub mod sim {
             let qv = qm * (14.696 / self.pressure) * ((self.temperature + 273.15) / 298.15);
             let mut s = format!(
                 "{} {:+07.2} {:+07.2} {:+07.2} {:+07.2} {:+07.2} {}",
-                self.unit,
-                self.pressure,
-                self.temperature,
-                qv,
-                qm,
-                self.setpoint,
-                GASES[self.gas]
+                self.unit, self.pressure, self.temperature, qv, qm, self.setpoint, GASES[self.gas]
             );
             if qm.abs() > self.full_scale * 1.0 + 1e-9 {
                 s.push_str(" MOV");
@@ -542,7 +557,10 @@ mod tests {
     #[test]
     fn frames_parse_as_the_primer_shows() {
         let f = AlicatFrame::parse("A +014.70 +025.00 +004.98 +004.95 +005.00 N2").unwrap();
-        assert_eq!((f.unit, f.pressure, f.mass_flow, f.setpoint), ('A', 14.7, 4.95, 5.0));
+        assert_eq!(
+            (f.unit, f.pressure, f.mass_flow, f.setpoint),
+            ('A', 14.7, 4.95, 5.0)
+        );
         assert_eq!(f.gas, "N2");
         assert!(f.codes.is_empty() && f.total.is_none());
         let f = AlicatFrame::parse("B +014.70 +025.00 +011.0 +010.9 +010.0 +0021513.0 Air MOV HLD")
@@ -582,7 +600,11 @@ mod tests {
         assert_eq!(d.status().state, DeviceState::On);
         assert!(sim.with(|s| s.log.contains(&"AS5.000".to_string())));
         d.close().unwrap();
-        assert_eq!(sim.with(|s| s.setpoint), 0.0, "close sets the setpoint to 0");
+        assert_eq!(
+            sim.with(|s| s.setpoint),
+            0.0,
+            "close sets the setpoint to 0"
+        );
     }
 
     #[test]
@@ -595,7 +617,10 @@ mod tests {
         let e = d.request("ZZ").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
         assert!(e.description().contains("'?'"), "{e}");
-        assert_eq!(d.select_gas(99).unwrap_err().kind(), ErrorKind::Configuration);
+        assert_eq!(
+            d.select_gas(99).unwrap_err().kind(),
+            ErrorKind::Configuration
+        );
         // Out of the configured range: refused before sending.
         assert_eq!(d.write(&[12.0]).unwrap_err().kind(), ErrorKind::OutOfRange);
         // Flow pushed beyond full scale (upstream pressure): MOV, an ALARM.
@@ -637,7 +662,13 @@ mod tests {
         let e = d.read().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Communication, "{e}");
         let p = FakePort::new();
-        assert_eq!(mfc(&p).unit('a').check().unwrap_err().kind(), ErrorKind::Configuration);
-        assert_eq!(mfc(&p).gas(100).check().unwrap_err().kind(), ErrorKind::Configuration);
+        assert_eq!(
+            mfc(&p).unit('a').check().unwrap_err().kind(),
+            ErrorKind::Configuration
+        );
+        assert_eq!(
+            mfc(&p).gas(100).check().unwrap_err().kind(),
+            ErrorKind::Configuration
+        );
     }
 }

@@ -460,7 +460,9 @@ pub mod sim {
                     let (c, t) = self.errors.pop_front().unwrap_or((0, "No error"));
                     return Self::answer(format!("{c:+},\"{t}\""));
                 }
-                [c, v, d] if is(c, "CONF", "CONFIGURE") && is(v, "VOLT", "VOLTAGE") && d == &"DC" => {
+                [c, v, d]
+                    if is(c, "CONF", "CONFIGURE") && is(v, "VOLT", "VOLTAGE") && d == &"DC" =>
+                {
                     let ch = if args.contains("FRONT2") { 2 } else { 1 };
                     self.func = Func::Volt(ch);
                     self.set_range(&arg0);
@@ -493,7 +495,9 @@ pub mod sim {
                     let v = self.measure();
                     return Self::answer(Self::format_reading(v));
                 }
-                [m, v, d] if is(m, "MEAS", "MEASURE") && is(v, "VOLT", "VOLTAGE") && d == &"DC?" => {
+                [m, v, d]
+                    if is(m, "MEAS", "MEASURE") && is(v, "VOLT", "VOLTAGE") && d == &"DC?" =>
+                {
                     self.func = Func::Volt(if args.contains("FRONT2") { 2 } else { 1 });
                     self.range = None;
                     let v = self.measure();
@@ -555,7 +559,10 @@ mod tests {
         )
     }
 
-    fn start(mut p: FakePort, dev: Nanovoltmeter34420A) -> (FakePort, SimThread<Nanovoltmeter34420A>) {
+    fn start(
+        mut p: FakePort,
+        dev: Nanovoltmeter34420A,
+    ) -> (FakePort, SimThread<Nanovoltmeter34420A>) {
         let m = p.master.take().expect("master");
         (p, SimThread::spawn(m, dev))
     }
@@ -668,10 +675,18 @@ mod tests {
         dev.idn = "HEWLETT-PACKARD,34401A,0,11-5-2".into();
         let (_p, _sim) = start(p, dev);
         let e = d.open().unwrap_err();
-        assert!(e.description().contains("wrong port or wrong instrument"), "{e}");
+        assert!(
+            e.description().contains("wrong port or wrong instrument"),
+            "{e}"
+        );
         // check(): NPLC and channel.
         let p = FakePort::new();
-        assert!(meter(&p).nplc(3.0).check().unwrap_err().description().contains("nplc"));
+        assert!(meter(&p)
+            .nplc(3.0)
+            .check()
+            .unwrap_err()
+            .description()
+            .contains("nplc"));
         let e = meter(&p)
             .function(Function34420A::VoltageDc { channel: 2 })
             .range(Some(100.0))
@@ -702,7 +717,13 @@ mod tests {
             Nanovoltmeter34420A::format_reading(1.23456789e-3),
             "+1.23456789E-03"
         );
-        assert_eq!(Nanovoltmeter34420A::format_reading(-12.5), "-1.25000000E+01");
-        assert_eq!(Nanovoltmeter34420A::format_reading(9.9e37), "+9.90000000E+37");
+        assert_eq!(
+            Nanovoltmeter34420A::format_reading(-12.5),
+            "-1.25000000E+01"
+        );
+        assert_eq!(
+            Nanovoltmeter34420A::format_reading(9.9e37),
+            "+9.90000000E+37"
+        );
     }
 }

@@ -46,20 +46,38 @@ pub fn error_text(code: i32) -> (&'static str, ErrorKind) {
         1..=5 => ("I/O fault", Hardware),
         6 => ("an I/O is already set to this type", Configuration),
         7 => ("tried to set an input or defined I/O", Configuration),
-        8 => ("tried to set an I/O to an incorrect I/O type", Configuration),
-        9 => ("tried to write to an I/O set as input or typed", Configuration),
+        8 => (
+            "tried to set an I/O to an incorrect I/O type",
+            Configuration,
+        ),
+        9 => (
+            "tried to write to an I/O set as input or typed",
+            Configuration,
+        ),
         10 => ("illegal I/O number", Configuration),
         20 => ("tried to set an unknown variable or flag", Configuration),
         21 => ("tried to set an incorrect value", OutOfRange),
-        22 => ("VI (initial velocity) set greater than or equal to VM", OutOfRange),
+        22 => (
+            "VI (initial velocity) set greater than or equal to VM",
+            OutOfRange,
+        ),
         23 => ("VM (max velocity) set less than or equal to VI", OutOfRange),
         24 => ("illegal data entered", Configuration),
         25 => ("variable or flag is read only", Configuration),
-        26 => ("variable or flag cannot be incremented or decremented", Configuration),
+        26 => (
+            "variable or flag cannot be incremented or decremented",
+            Configuration,
+        ),
         27 => ("trip not defined", Configuration),
-        28 | 29 => ("trying to redefine a label, variable or embedded command", Configuration),
+        28 | 29 => (
+            "trying to redefine a label, variable or embedded command",
+            Configuration,
+        ),
         30 => ("unknown label or user variable", Configuration),
-        31 => ("program label or user variable table is full", Configuration),
+        31 => (
+            "program label or user variable table is full",
+            Configuration,
+        ),
         32 => ("trying to set a label", Configuration),
         40 => ("program not running", NotAllowed),
         41 => ("program running", NotAllowed),
@@ -291,8 +309,10 @@ impl Actuator for MDrive {
             .with_origin(&self.name));
         }
         if self.device_name.is_some_and(|c| !c.is_ascii_alphanumeric()) {
-            return Err(Error::config("device_name must be a letter or digit (the drive's DN)")
-                .with_origin(&self.name));
+            return Err(
+                Error::config("device_name must be a letter or digit (the drive's DN)")
+                    .with_origin(&self.name),
+            );
         }
         Ok(())
     }
@@ -358,11 +378,17 @@ impl Actuator for MDrive {
     /// and [`poll`](Actuator::poll) sends the move once stopped.
     fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
         if !position.is_finite() {
-            return Err(self.err(ErrorKind::OutOfRange, format!("position {position} mm is not finite")));
+            return Err(self.err(
+                ErrorKind::OutOfRange,
+                format!("position {position} mm is not finite"),
+            ));
         }
         if let Some(s) = speed {
             if s <= 0.0 {
-                return Err(self.err(ErrorKind::OutOfRange, format!("move speed {s} mm/s must be above 0")));
+                return Err(self.err(
+                    ErrorKind::OutOfRange,
+                    format!("move speed {s} mm/s must be above 0"),
+                ));
             }
             self.check_speed(s)?;
         }
@@ -617,8 +643,8 @@ pub mod sim {
                         }
                     })
                 }
-                ("ER", Ok(v)) if v == 0.0 => self.er = 0,
-                ("ST", Ok(v)) if v == 0.0 => self.stall = false,
+                ("ER", Ok(0.0)) => self.er = 0,
+                ("ST", Ok(0.0)) => self.stall = false,
                 ("DE", Ok(_)) => {}
                 ("VM", Ok(v)) => {
                     if v <= self.vi {
@@ -654,9 +680,10 @@ pub mod sim {
                         self.start(Motion::Slew(v));
                     }
                 }
-                ("A" | "D" | "VM" | "VI" | "P" | "MA" | "MR" | "SL" | "ER" | "ST" | "EM" | "DE", _) => {
-                    self.er = 21
-                }
+                (
+                    "A" | "D" | "VM" | "VI" | "P" | "MA" | "MR" | "SL" | "ER" | "ST" | "EM" | "DE",
+                    _,
+                ) => self.er = 21,
                 _ => self.er = 60,
             }
             if self.em != 0 || printed.is_none() {
@@ -747,7 +774,10 @@ mod tests {
         settle(&mut d, 3.0);
         assert!((d.position().unwrap() - 1.0).abs() < 1e-3);
         let log = sim.with(|s| s.log.clone());
-        assert!(log.contains(&"ASL 0".to_string()) && log.contains(&"AMA 1000".to_string()), "{log:?}");
+        assert!(
+            log.contains(&"ASL 0".to_string()) && log.contains(&"AMA 1000".to_string()),
+            "{log:?}"
+        );
         d.stop().unwrap();
         d.close().unwrap();
     }
@@ -766,7 +796,10 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
         assert!(e.description().contains("error 60"), "{e}");
         d.send("A=fast").unwrap();
-        assert_eq!(d.check_error("A").unwrap_err().kind(), ErrorKind::OutOfRange);
+        assert_eq!(
+            d.check_error("A").unwrap_err().kind(),
+            ErrorKind::OutOfRange
+        );
         d.send("VM=10").unwrap();
         let e = d.check_error("VM").unwrap_err();
         assert!(e.description().contains("error 23"), "{e}");

@@ -149,7 +149,11 @@ pub struct Noise(u64);
 impl Noise {
     /// A generator seeded with `seed` (0 is replaced by a fixed odd constant).
     pub fn new(seed: u64) -> Self {
-        Noise(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        Noise(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {

@@ -64,13 +64,19 @@ pub const POSITIONER_ERRORS: [&str; 10] = [
 pub fn command_error(letter: char) -> (&'static str, ErrorKind) {
     use ErrorKind::*;
     match letter {
-        'A' => ("unknown message code or floating point controller address", Communication),
+        'A' => (
+            "unknown message code or floating point controller address",
+            Communication,
+        ),
         'B' => ("controller address not correct", Configuration),
         'C' => ("parameter missing or out of range", OutOfRange),
         'D' => ("execution not allowed", NotAllowed),
         'E' => ("home sequence already started", NotAllowed),
         'G' => ("displacement out of limits", OutOfRange),
-        'H' => ("not allowed in NOT REFERENCED state (home the axis first)", NotAllowed),
+        'H' => (
+            "not allowed in NOT REFERENCED state (home the axis first)",
+            NotAllowed,
+        ),
         'I' => ("not allowed in CONFIGURATION state", NotAllowed),
         'J' => ("not allowed in DISABLE state", NotAllowed),
         'K' => ("not allowed in READY state", NotAllowed),
@@ -356,9 +362,13 @@ impl NewportSmc100 {
     fn execute(&mut self, p: Pending) -> Result<()> {
         let (target, speed) = match p {
             Pending::Position(t, s) => (t, s),
-            Pending::Speed(v) if v == 0.0 => return Ok(()),
+            Pending::Speed(0.0) => return Ok(()),
             Pending::Speed(v) => (
-                if v > 0.0 { self.limits.1 } else { self.limits.0 },
+                if v > 0.0 {
+                    self.limits.1
+                } else {
+                    self.limits.0
+                },
                 Some(v.abs()),
             ),
         };
@@ -393,7 +403,10 @@ impl NewportSmc100 {
 
     fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r {
-            if matches!(e.kind(), ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware) {
+            if matches!(
+                e.kind(),
+                ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
+            ) {
                 self.status = Status::fault(e.to_string());
             }
         }
@@ -473,7 +486,10 @@ impl Actuator for NewportSmc100 {
         self.check_target(position)?;
         if let Some(s) = speed {
             if s <= 0.0 {
-                return Err(self.err(ErrorKind::OutOfRange, format!("move speed {s} mm/s must be above 0")));
+                return Err(self.err(
+                    ErrorKind::OutOfRange,
+                    format!("move speed {s} mm/s must be above 0"),
+                ));
             }
             self.check_speed(s)?;
         }
@@ -596,7 +612,11 @@ pub mod sim {
             if !matches!(self.mode, Mode::Moving | Mode::Homing) {
                 return;
             }
-            let vmax = if self.mode == Mode::Homing { self.va_max } else { self.va };
+            let vmax = if self.mode == Mode::Homing {
+                self.va_max
+            } else {
+                self.va
+            };
             while dt_total > 0.0 {
                 let dt = dt_total.min(2e-4);
                 dt_total -= dt;
@@ -696,7 +716,10 @@ pub mod sim {
             let num = |a: &str| a.trim().parse::<f64>().ok();
             match (cmd.as_str(), arg) {
                 ("TS", "") => {
-                    return self.reply("TS", format!("{:04X}{:02X}", self.errors, self.state_code()))
+                    return self.reply(
+                        "TS",
+                        format!("{:04X}{:02X}", self.errors, self.state_code()),
+                    )
                 }
                 ("TP", "") | ("TP", "?") => return self.reply("TP", format!("{}", self.pos)),
                 ("TE", "") | ("TE", "?") => {
@@ -864,7 +887,10 @@ mod tests {
         .home_at_open(true);
         a.open().unwrap();
         // Limits checked before sending.
-        assert_eq!(a.set_position(9.0, None).unwrap_err().kind(), ErrorKind::OutOfRange);
+        assert_eq!(
+            a.set_position(9.0, None).unwrap_err().kind(),
+            ErrorKind::OutOfRange
+        );
         assert_eq!(a.set_speed(5.0).unwrap_err().kind(), ErrorKind::OutOfRange);
         // The controller's own refusals, TE letter by letter.
         let refused = |a: &mut NewportSmc100, cmd: &str, val: &str| {
@@ -927,7 +953,10 @@ mod tests {
     #[test]
     fn check_rejects_a_bad_address() {
         let p = FakePort::new();
-        assert_eq!(axis(&p).address(32).check().unwrap_err().kind(), ErrorKind::Configuration);
+        assert_eq!(
+            axis(&p).address(32).check().unwrap_err().kind(),
+            ErrorKind::Configuration
+        );
         axis(&p).check().unwrap();
     }
 }
