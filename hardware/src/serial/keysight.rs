@@ -7,9 +7,9 @@
 //! *Agilent 34420A User's Guide*), chapter 4 "Remote Interface Reference" and chapter 3
 //! "Features and Functions". Commands used, with where the guide describes them:
 //! - `*IDN?`, `*CLS`: chapter 4, "IEEE-488.2 Common Commands" (via [`ScpiInOut`]).
-//! - `SYSTem:REMote`: chapter 4, "RS-232 Interface Commands": puts the meter in the remote
-//!   state for RS-232 operation (sent at open; the 34401A guide's section of the same name
-//!   is identical).
+//! - `SYSTem:REMote`: puts the meter in the remote state for RS-232 operation (sent at
+//!   open). Cited from the sibling *Agilent 34401A User's Guide*, chapter 4 "RS-232
+//!   Interface Commands"; the 34420A guide's page for it was not opened here.
 //! - `CONFigure:VOLTage:DC {<range>|DEF},DEF,(@FRONt1|@FRONt2)` and `CONFigure:FRESistance`:
 //!   chapter 4, "Using the MEASure? and CONFigure Commands"; the channel list form is
 //!   chapter 3, "Two Channel Measurements" (`CONF:VOLT:DC DEF,DEF,(@FRONt2)`).
@@ -24,8 +24,11 @@
 //! - Readings on RS-232 are `SD.DDDDDDDDESDD<cr><nl>`: chapter 4, "Output Data Formats";
 //!   the `<cr>` is trimmed.
 //! - Ranges: channel 1 (and 2) voltage 1 mV, 10 mV, 100 mV, 1 V, 10 V, 100 V (channel 2 at
-//!   most 10 V: chapter 3 "To Make Voltage Ratio and Difference Measurements", maximum
-//!   input 12 V on channel 2); 4-wire resistance 1 Ω to 1 MΩ in decades. An input beyond
+//!   most 10 V: chapter 2 "To Make Voltage Ratio and Difference Measurements", maximum
+//!   input 12 V on channel 2; *34420A Service Guide* "Theory of Operation": "The maximum
+//!   range on Channel 2 input is 10 V"); 4-wire resistance 1 Ω to 1 MΩ in decades (the
+//!   resistance ranges and the `FRESistance` mnemonics were not checked against the guide's
+//!   pages: the voltage path is the one cited line by line). An input beyond
 //!   120 % of the range reads `+9.90000000E+37` (overload), which [`ScpiInOut`] turns into
 //!   NaN and an ALARM status.
 //!
