@@ -126,6 +126,10 @@ pub struct MDrive {
     link: Option<SerialLink>,
     status: Status,
     pending: Option<Pending>,
+    /// The position command last sent (or waiting): the same one again is not re-sent.
+    active: Option<Pending>,
+    /// The slew speed last sent, steps/s.
+    slew: Option<i64>,
     vm_sent: Option<i64>,
     last_poll: Option<Instant>,
     version: String,
@@ -147,6 +151,8 @@ impl MDrive {
             link: None,
             status: Status::off(),
             pending: None,
+            active: None,
+            slew: None,
             vm_sent: None,
             last_poll: None,
             version: String::new(),
@@ -220,6 +226,9 @@ impl MDrive {
             return Ok(());
         }
         self.send("ER=0")?;
+        // The motion stopped or was refused: the next command is sent even if repeated.
+        self.active = None;
+        self.slew = None;
         let (what, kind) = error_text(code);
         let msg = format!("the drive reports error {code} after {after}: {what}");
         match code {
@@ -324,6 +333,8 @@ impl Actuator for MDrive {
         self.link = Some(link);
         self.vm_sent = None;
         self.pending = None;
+        self.active = None;
+        self.slew = None;
         let r = (|| {
             self.send("EM=1")?;
             // What the drive echoed before EM=1 took effect is skipped by `print` (empty
@@ -362,9 +373,14 @@ impl Actuator for MDrive {
     /// Slews at `speed` mm/s (`SL`); 0 decelerates to a stop.
     fn set_speed(&mut self, speed: f64) -> Result<()> {
         self.check_speed(speed)?;
+        let s = self.steps(speed);
+        if self.slew == Some(s) && self.active.is_none() {
+            return Ok(()); // the Machine sends its latest command every loop
+        }
         let r = (|| {
             self.pending = None;
-            let s = self.steps(speed);
+            self.active = None;
+            self.slew = Some(s);
             self.send(&format!("SL {s}"))?;
             self.check_error(&format!("SL {s}"))?;
             if s != 0 {
@@ -393,6 +409,11 @@ impl Actuator for MDrive {
             self.check_speed(s)?;
         }
         let p = Pending::Absolute(self.steps(position), speed.map(|s| self.steps(s)));
+        if self.active == Some(p) {
+            return Ok(()); // the Machine sends its latest command every loop
+        }
+        self.active = Some(p);
+        self.slew = None;
         let r = (|| {
             if self.print_num("MV")? != 0.0 {
                 self.send("SL 0")?;
@@ -402,6 +423,9 @@ impl Actuator for MDrive {
             self.pending = None;
             self.move_absolute(p)
         })();
+        if r.is_err() {
+            self.active = None;
+        }
         self.fault(r)
     }
     fn speed(&mut self) -> Result<f64> {
@@ -441,6 +465,8 @@ impl Actuator for MDrive {
     /// `SL 0`: decelerates to a stop.
     fn stop(&mut self) -> Result<()> {
         self.pending = None;
+        self.active = None;
+        self.slew = Some(0);
         let r = self.send("SL 0");
         self.fault(r)
     }
@@ -765,6 +791,11 @@ mod tests {
         settle(&mut d, 3.0);
         assert!(t0.elapsed().as_secs_f64() > 0.28);
         assert!((d.position().unwrap() - 2.0).abs() < 1e-3);
+        // The same target again (the Machine sends its latest command every loop): nothing
+        // is sent.
+        let n = sim.with(|s| s.log.len());
+        d.set_position(2.0, None).unwrap();
+        assert_eq!(sim.with(|s| s.log.len()), n);
         // Slew, then a new position while slewing: SL 0 first, MA once stopped.
         d.set_speed(-5.0).unwrap();
         std::thread::sleep(Duration::from_millis(100));

@@ -161,6 +161,8 @@ pub struct NewportSmc100 {
     limits: (f64, f64),
     va: f64,
     pending: Option<Pending>,
+    /// The motion command last sent (or waiting): the same command again is not re-sent.
+    active: Option<Pending>,
     last_state: Option<Smc100State>,
 }
 
@@ -179,6 +181,7 @@ impl NewportSmc100 {
             limits: (0.0, 0.0),
             va: 0.0,
             pending: None,
+            active: None,
             last_state: None,
         }
     }
@@ -307,6 +310,8 @@ impl NewportSmc100 {
 
     /// Starts a home search (`OR`).
     pub fn home(&mut self) -> Result<()> {
+        self.active = None;
+        self.pending = None;
         self.send("OR", "")?;
         self.last_error("OR (home search)")
     }
@@ -381,23 +386,36 @@ impl NewportSmc100 {
         Ok(())
     }
 
-    /// Runs `p` now if READY, else stops and keeps it for [`poll`](Actuator::poll).
+    /// Runs `p` now if READY, else stops and keeps it for [`poll`](Actuator::poll). The
+    /// command being executed (or waiting), sent again, changes nothing: the Machine sends
+    /// its latest command every loop.
     fn command(&mut self, p: Pending) -> Result<()> {
+        if self.active == Some(p) {
+            return Ok(());
+        }
+        self.active = Some(p);
         let (_, s) = self.state()?;
         match s {
             Smc100State::Ready => {
                 self.pending = None;
-                self.execute(p)
+                let r = self.execute(p);
+                if r.is_err() {
+                    self.active = None;
+                }
+                r
             }
             Smc100State::Moving => {
                 self.send("ST", "")?;
                 self.pending = Some(p);
                 Ok(())
             }
-            other => Err(self.err(
-                ErrorKind::NotAllowed,
-                format!("the controller is {other:?}, not READY: it cannot move (home it, or enable it)"),
-            )),
+            other => {
+                self.active = None;
+                Err(self.err(
+                    ErrorKind::NotAllowed,
+                    format!("the controller is {other:?}, not READY: it cannot move (home it, or enable it)"),
+                ))
+            }
         }
     }
 
@@ -449,6 +467,7 @@ impl Actuator for NewportSmc100 {
         link.discard_input()?;
         self.link = Some(link);
         self.pending = None;
+        self.active = None;
         let r = (|| {
             let (_, s) = self.state()?;
             if s == Smc100State::NotReferenced {
@@ -476,6 +495,7 @@ impl Actuator for NewportSmc100 {
         self.check_speed(speed)?;
         let r = if speed == 0.0 {
             self.pending = None;
+            self.active = None;
             self.send("ST", "")
         } else {
             self.command(Pending::Speed(speed))
@@ -507,7 +527,10 @@ impl Actuator for NewportSmc100 {
             let (_, s) = self.state()?;
             if s == Smc100State::Ready {
                 if let Some(p) = self.pending.take() {
-                    self.execute(p)?;
+                    if let Err(e) = self.execute(p) {
+                        self.active = None;
+                        return Err(e);
+                    }
                 }
             }
             Ok(())
@@ -516,6 +539,7 @@ impl Actuator for NewportSmc100 {
     }
     fn stop(&mut self) -> Result<()> {
         self.pending = None;
+        self.active = None;
         let r = self.send("ST", "");
         self.fault(r)
     }
@@ -854,9 +878,21 @@ mod tests {
         settle(&mut a, 3.0);
         let p1 = a.position().unwrap();
         assert!(p1 > 1.05 && p1 < 1.4, "{p1}");
-        // A new target while moving: ST, then sent by poll once READY.
+        // The same target sent every loop (as the Machine does) while moving: not re-sent,
+        // the move goes on.
         a.set_position(3.0, Some(2.0)).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        let n_pa = |sim: &SimThread<Smc100>| {
+            sim.with(|s| s.log.iter().filter(|l| l.starts_with("1PA")).count())
+        };
+        let before = n_pa(&sim);
+        for _ in 0..5 {
+            a.set_position(3.0, Some(2.0)).unwrap();
+            a.poll().unwrap();
+        }
+        assert_eq!(n_pa(&sim), before);
+        assert_eq!(a.status().state, DeviceState::Moving);
+        // A new target while moving: ST, then sent by poll once READY.
+        std::thread::sleep(Duration::from_millis(50));
         a.set_position(2.0, None).unwrap();
         settle(&mut a, 3.0);
         assert!((a.position().unwrap() - 2.0).abs() < 1e-6);
