@@ -10,7 +10,7 @@
 //!
 //! Figures are noisy on a shared machine: best of 3 rounds of about 1 s.
 
-use crabby::hardware::{Actuator, InOut};
+use crabby::hardware::{Actuator, InOut, Input, Output, PositionFeedback};
 use crabby_hardware::serial::sim::{
     AlicatMfc as SimMfc, LineDevice, MDriveSim, Nanovoltmeter34420A, SimThread, Smc100,
 };

@@ -143,7 +143,7 @@ fn alicat_ioblock_follows_a_setpoint_step() -> std::result::Result<(), String> {
         Settings::new().freq(50.0),
     );
     let io = test.add_with(
-        IOBlock::new(mfc).cmd_labels(["sp"]),
+        IOBlock::input_output(mfc).cmd_labels(["sp"]),
         Settings::new().name("mfc").freq(50.0),
     );
     let col = test.add(Collector {

@@ -1,5 +1,5 @@
 //! [`AlicatMfc`]: an Alicat mass flow controller (MC, MCS, MCR, BC… series) on its serial
-//! port (RS-232 or RS-485, ASCII), an `InOut` that reads the data frame and writes the
+//! port (RS-232 or RS-485, ASCII), an `Input` + `Output` that reads the data frame and writes the
 //! setpoint; the simulator its tests play is [`sim::AlicatMfc`].
 //!
 //! Sources: Alicat *MC-Series Mass Flow Controller Operating Manual*, "Serial
@@ -26,7 +26,7 @@
 //! Default line settings: 19 200 baud (MC series; 38 400 on BC), 8N1.
 
 use super::{LineEnding, SerialConfig, SerialLink};
-use crabby::hardware::{now_ns, DeviceState, InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{now_ns, DeviceState, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 
 /// Gas numbers (index) and names, as `numat/alicat` lists them from Alicat's gas table.
@@ -291,17 +291,11 @@ impl InOut for AlicatMfc {
     fn name(&self) -> &str {
         &self.name
     }
-    fn capabilities(&self) -> InOutCaps {
-        InOutCaps::READ_WRITE
-    }
     fn channels(&self) -> Vec<String> {
         ["P", "T(C)", "Qv", "Qm", "setpoint"]
             .iter()
             .map(|s| s.to_string())
             .collect()
-    }
-    fn n_commands(&self) -> Option<usize> {
-        Some(1)
     }
     fn check(&self) -> Result<()> {
         self.serial.check(&self.name)?;
@@ -360,6 +354,24 @@ impl InOut for AlicatMfc {
         }
         r
     }
+    /// Sets the setpoint to 0 (best effort) and closes the port.
+    fn close(&mut self) -> Result<()> {
+        if self.link.is_some() && self.status.state != DeviceState::Fault {
+            let _ = self.set_setpoint(0.0);
+        }
+        self.link = None;
+        if self.status.state != DeviceState::Fault {
+            self.status = Status::off();
+        }
+        Ok(())
+    }
+    fn status(&self) -> Status {
+        self.status.clone()
+    }
+}
+
+impl Input for AlicatMfc {
+    /// One poll: pressure, temperature, volumetric flow, mass flow, setpoint.
     fn read(&mut self) -> Result<Reading> {
         let t0 = now_ns();
         let f = self.poll_frame()?;
@@ -374,25 +386,18 @@ impl InOut for AlicatMfc {
             ],
         ))
     }
+}
+
+impl Output for AlicatMfc {
+    fn n_commands(&self) -> Option<usize> {
+        Some(1)
+    }
+    /// The setpoint (`AS…`), checked in the answered frame.
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
         let Some(&sp) = cmd.first() else {
             return Err(self.err(ErrorKind::Configuration, "no setpoint value"));
         };
         self.set_setpoint(sp).map(|_| ())
-    }
-    /// Sets the setpoint to 0 (best effort) and closes the port.
-    fn close(&mut self) -> Result<()> {
-        if self.link.is_some() && self.status.state != DeviceState::Fault {
-            let _ = self.set_setpoint(0.0);
-        }
-        self.link = None;
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
-        Ok(())
-    }
-    fn status(&self) -> Status {
-        self.status.clone()
     }
 }
 

@@ -1,5 +1,5 @@
 //! [`Keysight34420A`]: the Keysight (formerly Agilent/HP) 34420A nanovolt/micro-ohm meter on
-//! its RS-232 port, an `InOut` of one channel, built on [`ScpiInOut`] (identity check,
+//! its RS-232 port, an `Input` of one channel, built on [`ScpiInOut`] (identity check,
 //! error queue, overload handling); the simulator its tests play is
 //! [`sim::Nanovoltmeter34420A`].
 //!
@@ -38,7 +38,7 @@
 
 use super::scpi::ScpiInOut;
 use super::SerialConfig;
-use crabby::hardware::{InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{InOut, Input, Reading, Status};
 use crabby::{Error, Result};
 
 /// The integration times the 34420A accepts, in power-line cycles.
@@ -62,7 +62,7 @@ pub enum Function34420A {
     FourWireResistance,
 }
 
-/// A Keysight/Agilent 34420A on RS-232, reading one value per [`InOut::read`].
+/// A Keysight/Agilent 34420A on RS-232, reading one value per [`Input::read`].
 ///
 /// ```no_run
 /// use crabby_hardware::serial::{Keysight34420A, SerialConfig, StopBits, DataBits, Parity};
@@ -190,9 +190,6 @@ impl InOut for Keysight34420A {
     fn name(&self) -> &str {
         &self.scpi.name
     }
-    fn capabilities(&self) -> InOutCaps {
-        InOutCaps::READ
-    }
     fn channels(&self) -> Vec<String> {
         self.scpi.channels()
     }
@@ -240,14 +237,18 @@ impl InOut for Keysight34420A {
         }
         Ok(())
     }
-    fn read(&mut self) -> Result<Reading> {
-        self.scpi.read()
-    }
     fn close(&mut self) -> Result<()> {
         self.scpi.close()
     }
     fn status(&self) -> Status {
         self.scpi.status()
+    }
+}
+
+impl Input for Keysight34420A {
+    /// One `READ?` (the configured function, range and integration time).
+    fn read(&mut self) -> Result<Reading> {
+        self.scpi.read()
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`MDrive`]: a Schneider Electric / Novanta IMS MDrive (MDrivePlus, MDrive Motion Control)
-//! integrated stepper programmed in MCode over RS-422/485, as an `Actuator` in mm and mm/s;
+//! integrated stepper programmed in MCode over RS-422/485, as an `Actuator` (with
+//! `Positioner`, `PositionFeedback`, `SpeedFeedback`) in mm and mm/s;
 //! the simulator its tests play is [`sim::MDriveSim`].
 //!
 //! Source: IMS *MCode Programming and Software Reference Manual* (the manual could not be
@@ -34,7 +35,9 @@
 //! silence or a vanished port.
 
 use super::{LineEnding, SerialConfig, SerialLink};
-use crabby::hardware::{Actuator, ActuatorCaps, DeviceState, Status};
+use crabby::hardware::{
+    Actuator, DeviceState, PositionFeedback, Positioner, SpeedFeedback, Status,
+};
 use crabby::{Error, ErrorKind, Result};
 use std::time::{Duration, Instant};
 
@@ -292,9 +295,6 @@ impl Actuator for MDrive {
     fn name(&self) -> &str {
         &self.name
     }
-    fn capabilities(&self) -> ActuatorCaps {
-        ActuatorCaps::ALL
-    }
     fn check(&self) -> Result<()> {
         self.serial.check(&self.name)?;
         for (n, v, u) in [
@@ -390,52 +390,6 @@ impl Actuator for MDrive {
         })();
         self.fault(r)
     }
-    /// Moves to `position` mm at `speed` (sent as `VM`); while moving, decelerates first
-    /// and [`poll`](Actuator::poll) sends the move once stopped.
-    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
-        if !position.is_finite() {
-            return Err(self.err(
-                ErrorKind::OutOfRange,
-                format!("position {position} mm is not finite"),
-            ));
-        }
-        if let Some(s) = speed {
-            if s <= 0.0 {
-                return Err(self.err(
-                    ErrorKind::OutOfRange,
-                    format!("move speed {s} mm/s must be above 0"),
-                ));
-            }
-            self.check_speed(s)?;
-        }
-        let p = Pending::Absolute(self.steps(position), speed.map(|s| self.steps(s)));
-        if self.active == Some(p) {
-            return Ok(()); // the Machine sends its latest command every loop
-        }
-        self.active = Some(p);
-        self.slew = None;
-        let r = (|| {
-            if self.print_num("MV")? != 0.0 {
-                self.send("SL 0")?;
-                self.pending = Some(p);
-                return Ok(());
-            }
-            self.pending = None;
-            self.move_absolute(p)
-        })();
-        if r.is_err() {
-            self.active = None;
-        }
-        self.fault(r)
-    }
-    fn speed(&mut self) -> Result<f64> {
-        let r = self.print_num("V");
-        Ok(self.fault(r)? / self.steps_per_mm)
-    }
-    fn position(&mut self) -> Result<f64> {
-        let r = self.print_num("P");
-        Ok(self.fault(r)? / self.steps_per_mm)
-    }
     /// Every 100 ms (and at once if a move waits): the moving flag, a waiting move, and
     /// the error code (stall, limit).
     fn poll(&mut self) -> Result<()> {
@@ -479,6 +433,62 @@ impl Actuator for MDrive {
     }
     fn status(&self) -> Status {
         self.status.clone()
+    }
+}
+
+impl Positioner for MDrive {
+    /// Moves to `position` mm at `speed` (sent as `VM`); while moving, decelerates first
+    /// and [`poll`](Actuator::poll) sends the move once stopped.
+    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
+        if !position.is_finite() {
+            return Err(self.err(
+                ErrorKind::OutOfRange,
+                format!("position {position} mm is not finite"),
+            ));
+        }
+        if let Some(s) = speed {
+            if s <= 0.0 {
+                return Err(self.err(
+                    ErrorKind::OutOfRange,
+                    format!("move speed {s} mm/s must be above 0"),
+                ));
+            }
+            self.check_speed(s)?;
+        }
+        let p = Pending::Absolute(self.steps(position), speed.map(|s| self.steps(s)));
+        if self.active == Some(p) {
+            return Ok(()); // the Machine sends its latest command every loop
+        }
+        self.active = Some(p);
+        self.slew = None;
+        let r = (|| {
+            if self.print_num("MV")? != 0.0 {
+                self.send("SL 0")?;
+                self.pending = Some(p);
+                return Ok(());
+            }
+            self.pending = None;
+            self.move_absolute(p)
+        })();
+        if r.is_err() {
+            self.active = None;
+        }
+        self.fault(r)
+    }
+}
+
+impl PositionFeedback for MDrive {
+    fn position(&mut self) -> Result<f64> {
+        let r = self.print_num("P");
+        Ok(self.fault(r)? / self.steps_per_mm)
+    }
+}
+
+impl SpeedFeedback for MDrive {
+    /// `PR V`, in mm/s.
+    fn speed(&mut self) -> Result<f64> {
+        let r = self.print_num("V");
+        Ok(self.fault(r)? / self.steps_per_mm)
     }
 }
 

@@ -1,9 +1,9 @@
 //! Devices over a serial port: a generic line-protocol [`LineInOut`], a SCPI instrument
 //! [`ScpiInOut`], and instrument drivers, each citing its maker's manual in its module docs:
 //! - [`Keysight34420A`] ([`keysight`]): the Keysight/Agilent 34420A nanovolt meter, an
-//!   `InOut` built on [`ScpiInOut`];
-//! - [`AlicatMfc`] ([`alicat`]): Alicat mass flow controllers, an `InOut` (data frame in,
-//!   setpoint out);
+//!   `Input` built on [`ScpiInOut`];
+//! - [`AlicatMfc`] ([`alicat`]): Alicat mass flow controllers, an `Input` + `Output` (data
+//!   frame in, setpoint out);
 //! - [`PololuTic`] ([`tic`]), [`NewportSmc100`] ([`smc100`]) and [`MDrive`] ([`mdrive`]):
 //!   stepper controllers, `Actuator`s in mm and mm/s.
 //!

@@ -1,5 +1,6 @@
 //! [`NewportSmc100`]: a Newport SMC100CC/SMC100PP single-axis motion controller (for example
-//! with a TRA6PPD actuator) on its RS-232 port, as an `Actuator` in mm and mm/s; the
+//! with a TRA6PPD actuator) on its RS-232 port, as an `Actuator` (with `Positioner` and
+//! `PositionFeedback`; the SMC100 has no velocity read-back) in mm and mm/s; the
 //! simulator its tests play is [`sim::Smc100`].
 //!
 //! Source: Newport *SMC100CC & SMC100PP Single-Axis DC or Stepper Motion Controller User's
@@ -42,7 +43,7 @@
 //! errors), silence or a vanished port.
 
 use super::{LineEnding, SerialConfig, SerialLink};
-use crabby::hardware::{Actuator, ActuatorCaps, DeviceState, Status};
+use crabby::hardware::{Actuator, DeviceState, PositionFeedback, Positioner, Status};
 use crabby::{Error, ErrorKind, Result};
 use std::time::{Duration, Instant};
 
@@ -436,13 +437,6 @@ impl Actuator for NewportSmc100 {
     fn name(&self) -> &str {
         &self.name
     }
-    fn capabilities(&self) -> ActuatorCaps {
-        ActuatorCaps {
-            position: true,
-            read_speed: false,
-            read_position: true,
-        }
-    }
     fn check(&self) -> Result<()> {
         self.serial.check(&self.name)?;
         if !(1..=31).contains(&self.address) {
@@ -502,24 +496,6 @@ impl Actuator for NewportSmc100 {
         };
         self.fault(r)
     }
-    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
-        self.check_target(position)?;
-        if let Some(s) = speed {
-            if s <= 0.0 {
-                return Err(self.err(
-                    ErrorKind::OutOfRange,
-                    format!("move speed {s} mm/s must be above 0"),
-                ));
-            }
-            self.check_speed(s)?;
-        }
-        let r = self.command(Pending::Position(position, speed));
-        self.fault(r)
-    }
-    fn position(&mut self) -> Result<f64> {
-        let r = self.query_f64("TP");
-        self.fault(r)
-    }
     /// Sends a waiting motion command once the controller is READY again, and reads the
     /// fault bits.
     fn poll(&mut self) -> Result<()> {
@@ -552,6 +528,31 @@ impl Actuator for NewportSmc100 {
     }
     fn status(&self) -> Status {
         self.status.clone()
+    }
+}
+
+impl Positioner for NewportSmc100 {
+    /// `VA` then `PA` (a READY controller), or `ST` and the move kept for `poll`.
+    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
+        self.check_target(position)?;
+        if let Some(s) = speed {
+            if s <= 0.0 {
+                return Err(self.err(
+                    ErrorKind::OutOfRange,
+                    format!("move speed {s} mm/s must be above 0"),
+                ));
+            }
+            self.check_speed(s)?;
+        }
+        let r = self.command(Pending::Position(position, speed));
+        self.fault(r)
+    }
+}
+
+impl PositionFeedback for NewportSmc100 {
+    fn position(&mut self) -> Result<f64> {
+        let r = self.query_f64("TP");
+        self.fault(r)
     }
 }
 
