@@ -9,8 +9,11 @@
 //! - [`sensor`]: a simulated furnace with a heater command and a noisy thermocouple,
 //!   [`FakeFurnace`], readable or streamed, deterministic under a seed.
 //! - [`serial`]: real devices on serial ports: a generic line protocol
-//!   ([`serial::LineInOut`]), SCPI instruments ([`serial::ScpiInOut`]) and the Pololu Tic
-//!   stepper controller ([`serial::PololuTic`]).
+//!   ([`serial::LineInOut`]), SCPI instruments ([`serial::ScpiInOut`]), the Keysight 34420A
+//!   nanovolt meter ([`serial::Keysight34420A`]), Alicat mass flow controllers
+//!   ([`serial::AlicatMfc`]), and the Pololu Tic, Newport SMC100 and IMS MDrive motion
+//!   controllers ([`serial::PololuTic`], [`serial::NewportSmc100`], [`serial::MDrive`]);
+//!   simulators of each instrument's protocol, for tests and benches, in [`serial::sim`].
 //! - [`modbus`]: Modbus RTU (over [`serial`]) and Modbus TCP devices, [`modbus::ModbusInOut`],
 //!   and the simulators their tests (and yours) play them with ([`modbus::sim`]).
 //! - Modbus device drivers, each with a simulator of its register map and physics:

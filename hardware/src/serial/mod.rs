@@ -1,5 +1,15 @@
 //! Devices over a serial port: a generic line-protocol [`LineInOut`], a SCPI instrument
-//! [`ScpiInOut`], and the Pololu Tic stepper controller [`PololuTic`] (an `Actuator`).
+//! [`ScpiInOut`], and instrument drivers, each citing its maker's manual in its module docs:
+//! - [`Keysight34420A`] ([`keysight`]): the Keysight/Agilent 34420A nanovolt meter, an
+//!   `Input` built on [`ScpiInOut`];
+//! - [`AlicatMfc`] ([`alicat`]): Alicat mass flow controllers, an `Input` + `Output` (data
+//!   frame in, setpoint out);
+//! - [`PololuTic`] ([`tic`]), [`NewportSmc100`] ([`smc100`]) and [`MDrive`] ([`mdrive`]):
+//!   stepper controllers, `Actuator`s in mm and mm/s.
+//!
+//! Each driver is a protocol client with plain methods (usable without crabby's Blocks)
+//! and a short trait implementation. Their simulators, which play the documented protocols
+//! byte for byte on a pseudo-terminal, are public in [`sim`].
 //!
 //! They share [`SerialConfig`] (port, baud rate, timeout, framing), checked before the test
 //! is forked ([`SerialConfig::check`]: the port exists, the baud rate is a standard one),
@@ -9,16 +19,25 @@
 //! [`ErrorKind::Timeout`], a port that disappears (cable pulled) is
 //! [`ErrorKind::Communication`], with the port named and what to check.
 //!
-//! The drivers are tested without hardware against pseudo-terminal pairs: the test plays
-//! the device on the master side, including wrong answers, silence and a device that
-//! vanishes.
+//! The drivers are tested without hardware against pseudo-terminal pairs: the test (or a
+//! simulator of [`sim`]) plays the device on the master side, including wrong answers,
+//! every fault the protocol expresses, silence and a device that vanishes.
 
+pub mod alicat;
+pub mod keysight;
 mod line;
-mod scpi;
-mod tic;
+pub mod mdrive;
+pub mod scpi;
+pub mod sim;
+pub mod smc100;
+pub mod tic;
 
+pub use alicat::{AlicatFrame, AlicatMfc, GASES as ALICAT_GASES};
+pub use keysight::{Function34420A, Keysight34420A};
 pub use line::{LineInOut, Parse};
+pub use mdrive::MDrive;
 pub use scpi::ScpiInOut;
+pub use smc100::{NewportSmc100, Smc100State};
 pub use tic::{PololuTic, TicError};
 
 use crabby::hardware::device_error;
