@@ -16,10 +16,12 @@
 mod line;
 mod scpi;
 mod tic;
+pub mod ucontroller;
 
 pub use line::{LineInOut, Parse};
 pub use scpi::ScpiInOut;
 pub use tic::{PololuTic, TicError};
+pub use ucontroller::UController;
 
 use crabby::hardware::device_error;
 use crabby::{Error, ErrorKind, Result};
@@ -285,6 +287,30 @@ impl SerialLink {
             self.fill(deadline, &what)?;
         }
         Ok(self.pending.drain(..n).collect())
+    }
+
+    /// Returns every byte received so far, waiting at most `wait` for the first one when
+    /// none is there yet (an empty vector if none came: for devices that stream without
+    /// being asked, where silence is judged by the caller).
+    pub fn read_available(&mut self, wait: Duration) -> Result<Vec<u8>> {
+        if self.pending.is_empty() {
+            let deadline = Instant::now() + wait.max(Duration::from_millis(1));
+            match self.fill(deadline, "waiting for data") {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Timeout => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
+        let avail = self.port.bytes_to_read().unwrap_or(0) as usize;
+        if avail > 0 {
+            let mut tmp = vec![0u8; avail];
+            let n = self
+                .port
+                .read(&mut tmp)
+                .map_err(|e| self.map_io(e, "reading"))?;
+            self.pending.extend_from_slice(&tmp[..n]);
+        }
+        Ok(std::mem::take(&mut self.pending))
     }
 
     /// Reads what arrives before `deadline` into `pending`.
