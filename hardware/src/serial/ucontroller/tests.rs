@@ -273,7 +273,7 @@ fn bad_configurations_are_rejected_before_opening() {
     base().labels(["a"]).cmd_labels(["f"]).check().unwrap();
     // Commands: wrong count, non-finite, before open.
     let mut u = base().cmd_labels(["f"]);
-    assert_eq!(u.write(&[1.0]).unwrap_err().kind(), ErrorKind::Configuration);
+    assert_eq!(u.write(&[1.0, 2.0]).unwrap_err().kind(), ErrorKind::Configuration);
     assert_eq!(u.write(&[f64::NAN]).unwrap_err().kind(), ErrorKind::OutOfRange);
     assert_eq!(u.write(&[1.0]).unwrap_err().kind(), ErrorKind::NotAllowed);
 }
