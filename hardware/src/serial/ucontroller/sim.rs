@@ -327,7 +327,8 @@ impl Board {
         if !(rate > 0.0 && rate.is_finite()) {
             return (out, self.scheduled_next());
         }
-        let period = Duration::from_secs_f64(1.0 / rate.min(1e6));
+        // The script counts in whole milliseconds: `max(1, int(1000 / rate))`.
+        let period = Duration::from_millis(((1000.0 / rate).floor() as u64).max(1));
         let mut due = self.next_due.unwrap_or(now);
         // A board that fell behind by more than a second does not send a burst.
         if now.saturating_duration_since(due) > Duration::from_secs(1) {
