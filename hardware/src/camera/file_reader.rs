@@ -14,8 +14,8 @@
 //! - `.raw`: the frame's bytes, sized from `metadata.csv` (raw needs it).
 //!
 //! Without `metadata.csv` (a folder copied without it, or images named the same way by
-//! another program), the TIFF and PNG files named `<index>_<t>…` are replayed in index
-//! order, their time taken from the name (millisecond resolution).
+//! another program), the TIFF and PNG files named `<index>_<t>…` are replayed in time
+//! order (then index), their time taken from the name (millisecond resolution).
 //!
 //! ## Timing
 //!
@@ -110,7 +110,10 @@ impl FileReader {
         let folder = folder.into();
         if let Pacing::RealTime { speed } = pacing {
             if !(speed > 0.0 && speed.is_finite()) {
-                return Err(cfg_err(&folder, format!("replay speed {speed} must be above 0")));
+                return Err(cfg_err(
+                    &folder,
+                    format!("replay speed {speed} must be above 0"),
+                ));
             }
         }
         if !folder.is_dir() {
@@ -261,7 +264,10 @@ impl Camera for FileReader {
         if let Some(e) = self.entries.iter().find(|e| !e.path.is_file()) {
             return Err(cfg_err(
                 &self.folder,
-                format!("{} disappeared since the replay was set up", e.path.display()),
+                format!(
+                    "{} disappeared since the replay was set up",
+                    e.path.display()
+                ),
             ));
         }
         Ok(())
@@ -354,15 +360,29 @@ fn read_metadata(folder: &Path, meta: &Path) -> Result<(Vec<Entry>, Vec<FrameFor
                 format!("metadata.csv line {row} ({line:?}): {what}"),
             )
         };
-        let get = |c: usize| f.get(c).map(|s| s.trim()).ok_or_else(|| bad("too few fields"));
-        let t_ns: u64 = get(c_ts)?.parse().map_err(|_| bad("timestamp_ns is not an integer"))?;
-        let w: u32 = get(c_w)?.parse().map_err(|_| bad("width is not an integer"))?;
-        let h: u32 = get(c_h)?.parse().map_err(|_| bad("height is not an integer"))?;
+        let get = |c: usize| {
+            f.get(c)
+                .map(|s| s.trim())
+                .ok_or_else(|| bad("too few fields"))
+        };
+        let t_ns: u64 = get(c_ts)?
+            .parse()
+            .map_err(|_| bad("timestamp_ns is not an integer"))?;
+        let w: u32 = get(c_w)?
+            .parse()
+            .map_err(|_| bad("width is not an integer"))?;
+        let h: u32 = get(c_h)?
+            .parse()
+            .map_err(|_| bad("height is not an integer"))?;
         let pixel = match get(c_fmt)? {
             "mono8" => PixelFormat::Mono8,
             "mono16" => PixelFormat::Mono16,
             "rgb8" => PixelFormat::Rgb8,
-            other => return Err(bad(&format!("unknown pixel format '{other}' (mono8, mono16, rgb8)"))),
+            other => {
+                return Err(bad(&format!(
+                    "unknown pixel format '{other}' (mono8, mono16, rgb8)"
+                )))
+            }
         };
         let name = get(c_file)?;
         let path = folder.join(name);
@@ -381,7 +401,7 @@ fn read_metadata(folder: &Path, meta: &Path) -> Result<(Vec<Entry>, Vec<FrameFor
     Ok((entries, formats))
 }
 
-/// No `metadata.csv`: the `<index>_<t>[_n].tiff|png` files, in index order.
+/// No `metadata.csv`: the `<index>_<t>[_n].tiff|png` files, in time (then index) order.
 fn scan_names(folder: &Path) -> Result<Vec<Entry>> {
     let rd = std::fs::read_dir(folder)
         .map_err(|e| Error::io(format!("cannot list {}", folder.display()), e))?;
@@ -391,16 +411,22 @@ fn scan_names(folder: &Path) -> Result<Vec<Entry>> {
         let path = d
             .map_err(|e| Error::io(format!("cannot list {}", folder.display()), e))?
             .path();
-        let Some(kind) = Kind::of(&path) else { continue };
+        let Some(kind) = Kind::of(&path) else {
+            continue;
+        };
         if kind == Kind::Raw {
             raw = true;
             continue;
         }
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let mut parts = stem.split('_');
-        let (Some(i), Some(t)) = (parts.next(), parts.next()) else { continue };
+        let (Some(i), Some(t)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         let suffix: u32 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        let (Ok(index), Ok(t)) = (i.parse::<u64>(), t.parse::<f64>()) else { continue };
+        let (Ok(index), Ok(t)) = (i.parse::<u64>(), t.parse::<f64>()) else {
+            continue;
+        };
         if !(t.is_finite() && t >= 0.0) {
             continue;
         }
@@ -413,7 +439,7 @@ fn scan_names(folder: &Path) -> Result<Vec<Entry>> {
             "holds .raw frames but no metadata.csv; raw frames need it for their size and format",
         ));
     }
-    found.sort_by(|a, b| (a.2.t_ns, a.0, a.1).cmp(&(b.2.t_ns, b.0, b.1)));
+    found.sort_by_key(|a| (a.2.t_ns, a.0, a.1));
     Ok(found.into_iter().map(|(_, _, e)| e).collect())
 }
 
@@ -463,14 +489,22 @@ pub(crate) fn decode_tiff(b: &[u8], out: &mut Vec<u8>) -> std::result::Result<Fr
             .get(o..o + 2)
             .and_then(|s| s.try_into().ok())
             .ok_or("truncated TIFF")?;
-        Ok(u32::from(if le { u16::from_le_bytes(s) } else { u16::from_be_bytes(s) }))
+        Ok(u32::from(if le {
+            u16::from_le_bytes(s)
+        } else {
+            u16::from_be_bytes(s)
+        }))
     };
     let u32_at = |o: usize| -> std::result::Result<u32, String> {
         let s: [u8; 4] = b
             .get(o..o + 4)
             .and_then(|s| s.try_into().ok())
             .ok_or("truncated TIFF")?;
-        Ok(if le { u32::from_le_bytes(s) } else { u32::from_be_bytes(s) })
+        Ok(if le {
+            u32::from_le_bytes(s)
+        } else {
+            u32::from_be_bytes(s)
+        })
     };
     let ifd = u32_at(4)? as usize;
     let n = u16_at(ifd)? as usize;
@@ -490,9 +524,19 @@ pub(crate) fn decode_tiff(b: &[u8], out: &mut Vec<u8>) -> std::result::Result<Fr
             4 => 4,
             _ => return Err(format!("TIFF tag {tag} has unsupported type {typ}")),
         };
-        let at = if size * count <= 4 { field } else { u32_at(field)? as usize };
+        let at = if size * count <= 4 {
+            field
+        } else {
+            u32_at(field)? as usize
+        };
         (0..count)
-            .map(|i| if size == 2 { u16_at(at + 2 * i) } else { u32_at(at + 4 * i) })
+            .map(|i| {
+                if size == 2 {
+                    u16_at(at + 2 * i)
+                } else {
+                    u32_at(at + 4 * i)
+                }
+            })
             .collect()
     };
     let one = |tag: u32, default: Option<u32>| -> std::result::Result<u32, String> {
@@ -540,7 +584,10 @@ pub(crate) fn decode_tiff(b: &[u8], out: &mut Vec<u8>) -> std::result::Result<Fr
         out.extend_from_slice(s);
     }
     if out.len() < need {
-        return Err(format!("TIFF holds {} pixel bytes, a {width}x{height} {pixel} frame needs {need}", out.len()));
+        return Err(format!(
+            "TIFF holds {} pixel bytes, a {width}x{height} {pixel} frame needs {need}",
+            out.len()
+        ));
     }
     out.truncate(need);
     if pixel == PixelFormat::Mono16 && !le {
@@ -554,10 +601,14 @@ pub(crate) fn decode_tiff(b: &[u8], out: &mut Vec<u8>) -> std::result::Result<Fr
 /// A PNG: 8/16-bit grey or 8-bit RGB (16-bit samples turned little-endian).
 pub(crate) fn decode_png(b: &[u8], out: &mut Vec<u8>) -> std::result::Result<FrameFormat, String> {
     let dec = png::Decoder::new(std::io::Cursor::new(b));
-    let mut r = dec.read_info().map_err(|e| format!("not a readable PNG: {e}"))?;
+    let mut r = dec
+        .read_info()
+        .map_err(|e| format!("not a readable PNG: {e}"))?;
     out.clear();
     out.resize(r.output_buffer_size(), 0);
-    let info = r.next_frame(out).map_err(|e| format!("PNG decoding failed: {e}"))?;
+    let info = r
+        .next_frame(out)
+        .map_err(|e| format!("PNG decoding failed: {e}"))?;
     let pixel = match (info.color_type, info.bit_depth) {
         (png::ColorType::Grayscale, png::BitDepth::Eight) => PixelFormat::Mono8,
         (png::ColorType::Grayscale, png::BitDepth::Sixteen) => PixelFormat::Mono16,

@@ -21,7 +21,10 @@ pub use v4l2::V4l2Camera;
 /// or another, is refused with [`crabby::ErrorKind::NotAllowed`] naming the holder). Held
 /// until the returned lock is dropped; the camera Block's children inherit it with the
 /// process, and the kernel releases it when they all end. See [`crate::lock`].
-pub fn lock_device(path: &std::path::Path, camera: &str) -> crabby::Result<crate::lock::DeviceLock> {
+pub fn lock_device(
+    path: &std::path::Path,
+    camera: &str,
+) -> crabby::Result<crate::lock::DeviceLock> {
     crate::lock::DeviceLock::acquire(&crate::lock::camera_key(path), camera)
 }
 

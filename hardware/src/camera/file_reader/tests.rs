@@ -118,7 +118,12 @@ fn be_tiff(w: u32, h: u32, px: &[u16]) -> Vec<u8> {
     e(278, 4, 1, rows1);
     e(279, 4, 2, arrays as u32 + 8);
     b.extend_from_slice(&0u32.to_be_bytes());
-    for v in [data_off, data_off + split as u32, split as u32, (data.len() - split) as u32] {
+    for v in [
+        data_off,
+        data_off + split as u32,
+        split as u32,
+        (data.len() - split) as u32,
+    ] {
         b.extend_from_slice(&v.to_be_bytes());
     }
     b.extend_from_slice(&data);
@@ -192,9 +197,17 @@ fn bad_folders_are_refused_with_what_to_do() {
     // Compression is the 4th entry: its value (SHORT) at 8 + 2 + 3·12 + 8.
     t[8 + 2 + 36 + 8..8 + 2 + 36 + 10].copy_from_slice(&5u16.to_be_bytes());
     std::fs::write(d.0.join("000001_0.100.tiff"), &t).unwrap();
-    std::fs::write(&meta, format!("{HEADER}1,0.1,5,2,2,mono16,000001_0.100.tiff\n")).unwrap();
+    std::fs::write(
+        &meta,
+        format!("{HEADER}1,0.1,5,2,2,mono16,000001_0.100.tiff\n"),
+    )
+    .unwrap();
     assert!(msg(FileReader::new(&d.0, fast)).contains("compressed TIFF"));
     std::fs::write(d.0.join("000002_0.200.tiff"), b"hello").unwrap();
-    std::fs::write(&meta, format!("{HEADER}2,0.2,5,2,2,mono16,000002_0.200.tiff\n")).unwrap();
+    std::fs::write(
+        &meta,
+        format!("{HEADER}2,0.2,5,2,2,mono16,000002_0.200.tiff\n"),
+    )
+    .unwrap();
     assert!(msg(FileReader::new(&d.0, fast)).contains("not a TIFF"));
 }

@@ -402,7 +402,10 @@ impl UController {
                 return Err(device_error(
                     ErrorKind::OutOfRange,
                     &self.name,
-                    format!("command '{}' is {v}; the board takes finite numbers", self.cmd_labels[i]),
+                    format!(
+                        "command '{}' is {v}; the board takes finite numbers",
+                        self.cmd_labels[i]
+                    ),
                 ));
             }
             if self.prev_cmd.get(i).copied().flatten() != Some(v) {
@@ -476,7 +479,9 @@ impl InOut for UController {
     fn check(&self) -> Result<()> {
         let cfg = |m: String| Err(Error::config(m).with_origin(&self.name));
         if self.labels.is_empty() && self.cmd_labels.is_empty() {
-            return cfg("neither labels nor cmd_labels are given; the board would do nothing".into());
+            return cfg(
+                "neither labels nor cmd_labels are given; the board would do nothing".into(),
+            );
         }
         for (what, list) in [("labels", &self.labels), ("cmd_labels", &self.cmd_labels)] {
             if list.len() > MAX_LABELS {

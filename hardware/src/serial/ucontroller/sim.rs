@@ -81,6 +81,9 @@ pub struct Board {
     pub bad_lines: Vec<String>,
     /// Times `stop!` was received.
     pub stops: u32,
+    /// [`serve`] returns after the first `stop!` (for a board played in a process of its
+    /// own: it ends with the host's session).
+    pub end_on_stop: bool,
 }
 
 impl Default for Board {
@@ -115,6 +118,7 @@ impl Board {
             commands_applied: Vec::new(),
             bad_lines: Vec::new(),
             stops: 0,
+            end_on_stop: false,
         }
     }
 
@@ -161,7 +165,8 @@ impl Board {
         let v = |n: &str| self.vars.get(n).copied().unwrap_or(0.0);
         match label {
             "sine" => Some(
-                (v("amp") * (2.0 * std::f64::consts::PI * v("freq") * f64::from(t_ms) / 1000.0).sin())
+                (v("amp")
+                    * (2.0 * std::f64::consts::PI * v("freq") * f64::from(t_ms) / 1000.0).sin())
                     as f32,
             ),
             "count" => Some(count as f32),
@@ -188,7 +193,11 @@ impl Board {
                 }
                 // Anything else is read and dropped while waiting (as the script does).
             }
-            State::Tables { n_cmd, n_lab, lines } => {
+            State::Tables {
+                n_cmd,
+                n_lab,
+                lines,
+            } => {
                 if line.is_empty() {
                     return;
                 }
@@ -208,7 +217,10 @@ impl Board {
                     self.start_tables(&line);
                 } else if !line.is_empty() {
                     let idx = line.as_bytes()[0].wrapping_sub(b'0');
-                    match (self.commands.get(&idx), line.get(1..).unwrap_or("").parse::<f64>()) {
+                    match (
+                        self.commands.get(&idx),
+                        line.get(1..).unwrap_or("").parse::<f64>(),
+                    ) {
                         (Some(name), Ok(v)) => {
                             let name = name.clone();
                             if name == "rate" {
@@ -274,12 +286,13 @@ impl Board {
         // its tick counter from zero.
         let scheduled = std::mem::take(&mut self.scheduled);
         let running_since = self.running_since;
-        let (frames, hs, cmds, bad, stops) = (
+        let (frames, hs, cmds, bad, stops, end) = (
             self.frames_sent,
             self.handshakes,
             std::mem::take(&mut self.commands_applied),
             std::mem::take(&mut self.bad_lines),
             self.stops,
+            self.end_on_stop,
         );
         *self = Board::new();
         self.scheduled = scheduled;
@@ -289,6 +302,7 @@ impl Board {
         self.commands_applied = cmds;
         self.bad_lines = bad;
         self.stops = stops;
+        self.end_on_stop = end;
     }
 
     /// The bytes the board sends up to `now`, and when it next has something to send.
@@ -337,7 +351,8 @@ impl Board {
         while due <= now {
             let t_ms = self.ticks_ms(due);
             for name in ["sine", "count"] {
-                let (Some(&idx), Some(v)) = (self.labels.get(name), self.value(name, t_ms, self.count))
+                let (Some(&idx), Some(v)) =
+                    (self.labels.get(name), self.value(name, t_ms, self.count))
                 else {
                     continue;
                 };
@@ -378,8 +393,11 @@ pub fn serve(master: OwnedFd, board: &Mutex<Board>, stop: &AtomicBool) {
                 let _ = nix::unistd::write(&master, &out);
             }
         }
-        if lock().vanished() {
-            return; // drops the master: the port vanishes
+        {
+            let b = lock();
+            if b.vanished() || (b.end_on_stop && b.stops > 0) {
+                return; // drops the master: the port vanishes
+            }
         }
         let wait = next
             .map(|n| n.saturating_duration_since(Instant::now()))
@@ -453,13 +471,20 @@ mod tests {
         assert_eq!(b.commands().get(&1).map(String::as_str), Some("freq"));
         assert_eq!(b.labels().get("t(s)"), Some(&0));
         let (out, next) = b.output(t0);
-        assert_eq!(out.len(), 9, "one <ibf frame for 'sine' ('count' not asked)");
+        assert_eq!(
+            out.len(),
+            9,
+            "one <ibf frame for 'sine' ('count' not asked)"
+        );
         assert_eq!(out[4], 1);
         assert!(next.is_some());
         b.input(b"12.500\r\n", t0);
         assert_eq!(b.vars["freq"], 2.5);
         b.input(b"stop!\r\n", t0);
         assert!(!b.running());
-        assert_eq!(b.vars["freq"], 1.0, "a reset restores the script's defaults");
+        assert_eq!(
+            b.vars["freq"], 1.0,
+            "a reset restores the script's defaults"
+        );
     }
 }

@@ -106,14 +106,27 @@ fn reads_sine_stamped_by_the_board_and_sends_commands() {
     }
     assert_eq!(u.discarded_bytes(), 0);
     // Two frames per sample (sine then count): the count row repeats the sample number.
-    let distinct: Vec<f64> = counts.windows(2).filter(|w| w[0] != w[1]).map(|w| w[1]).collect();
-    assert!(distinct.windows(2).all(|w| w[1] == w[0] + 1.0), "{distinct:?}");
+    let distinct: Vec<f64> = counts
+        .windows(2)
+        .filter(|w| w[0] != w[1])
+        .map(|w| w[1])
+        .collect();
+    assert!(
+        distinct.windows(2).all(|w| w[1] == w[0] + 1.0),
+        "{distinct:?}"
+    );
     // One reading: the latest value of each label, with the board's time.
     let r = u.read().unwrap();
     assert!(r.values[1] > 100.0);
-    assert!(r.values[0].abs() <= 0.5 + 1e-6, "amp is 0.5: {}", r.values[0]);
+    assert!(
+        r.values[0].abs() <= 0.5 + 1e-6,
+        "amp is 0.5: {}",
+        r.values[0]
+    );
     u.close().unwrap();
-    wait_board(&sim, "stop! resets the board", |b| b.stops == 1 && !b.running());
+    wait_board(&sim, "stop! resets the board", |b| {
+        b.stops == 1 && !b.running()
+    });
     assert_eq!(u.status().state, DeviceState::Off);
 }
 
@@ -136,10 +149,7 @@ fn garbage_is_dropped_and_the_stream_realigns() {
     assert_eq!(u.discarded_bytes(), 3, "the 3 garbage bytes, nothing else");
     assert_eq!(u.status().state, DeviceState::Alarm, "{}", u.status());
     // Every sample arrived, in order, garbage or not.
-    assert!(
-        counts.windows(2).all(|w| w[1] == w[0] + 1.0),
-        "{counts:?}"
-    );
+    assert!(counts.windows(2).all(|w| w[1] == w[0] + 1.0), "{counts:?}");
     drop(sim);
 }
 
@@ -167,8 +177,14 @@ fn a_stream_of_garbage_is_a_communication_error() {
 fn silence_is_a_timeout_and_the_board_resumes_after_a_short_one() {
     let mut p = FakePort::new();
     let mut board = Board::new().rate(100.0);
-    board.schedule(Duration::from_millis(100), Fault::Silence(Duration::from_millis(100)));
-    board.schedule(Duration::from_millis(400), Fault::Silence(Duration::from_secs(30)));
+    board.schedule(
+        Duration::from_millis(100),
+        Fault::Silence(Duration::from_millis(100)),
+    );
+    board.schedule(
+        Duration::from_millis(400),
+        Fault::Silence(Duration::from_secs(30)),
+    );
     let _sim = board_on(&mut p, board);
     let mut u = UController::new("pico", cfg(&p, 250)).labels(["count"]);
     u.open().unwrap();
@@ -180,7 +196,11 @@ fn silence_is_a_timeout_and_the_board_resumes_after_a_short_one() {
             break e;
         }
     };
-    assert!(start.elapsed() > Duration::from_millis(600), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() > Duration::from_millis(600),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.description().contains("no frame"), "{e}");
     assert_eq!(u.status().state, DeviceState::Fault);
@@ -261,7 +281,11 @@ fn bad_configurations_are_rejected_before_opening() {
     assert!(e.description().contains("reserved"), "{e}");
     let e = base().labels(["a\nb"]).check().unwrap_err();
     assert!(e.description().contains("line breaks"), "{e}");
-    let e = base().labels(["a"]).init_output([1.0, 2.0]).check().unwrap_err();
+    let e = base()
+        .labels(["a"])
+        .init_output([1.0, 2.0])
+        .check()
+        .unwrap_err();
     assert!(e.description().contains("init_output"), "{e}");
     let e = base().cmd_labels(["f"]).t_device(true).check().unwrap_err();
     assert!(e.description().contains("t_device"), "{e}");
@@ -273,8 +297,14 @@ fn bad_configurations_are_rejected_before_opening() {
     base().labels(["a"]).cmd_labels(["f"]).check().unwrap();
     // Commands: wrong count, non-finite, before open.
     let mut u = base().cmd_labels(["f"]);
-    assert_eq!(u.write(&[1.0, 2.0]).unwrap_err().kind(), ErrorKind::Configuration);
-    assert_eq!(u.write(&[f64::NAN]).unwrap_err().kind(), ErrorKind::OutOfRange);
+    assert_eq!(
+        u.write(&[1.0, 2.0]).unwrap_err().kind(),
+        ErrorKind::Configuration
+    );
+    assert_eq!(
+        u.write(&[f64::NAN]).unwrap_err().kind(),
+        ErrorKind::OutOfRange
+    );
     assert_eq!(u.write(&[1.0]).unwrap_err().kind(), ErrorKind::NotAllowed);
 }
 
