@@ -6,7 +6,7 @@
 
 pub mod convert;
 mod fake;
-mod file_reader;
+pub mod file_reader;
 mod strained;
 
 pub use fake::FakeCamera;
