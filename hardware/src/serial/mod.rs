@@ -13,11 +13,13 @@
 //! the device on the master side, including wrong answers, silence and a device that
 //! vanishes.
 
+pub mod jvl_mac;
 mod line;
 mod scpi;
 mod tic;
 pub mod ucontroller;
 
+pub use jvl_mac::JvlMac;
 pub use line::{LineInOut, Parse};
 pub use scpi::ScpiInOut;
 pub use tic::{PololuTic, TicError};
