@@ -32,6 +32,11 @@ fn main() {
             ucontroller_board_vanishing_mid_test_faults_the_test,
         ),
         case(
+            "jvl_mac_machine_moves_to_position_and_leaves_the_motor_passive",
+            60,
+            jvl_mac_machine_moves_to_position_and_leaves_the_motor_passive,
+        ),
+        case(
             "file_reader_replays_a_recording_through_the_camera_block",
             90,
             file_reader_replays_a_recording_through_the_camera_block,
@@ -317,6 +322,89 @@ fn ucontroller_board_vanishing_mid_test_faults_the_test() -> std::result::Result
     };
     ensure!(text.contains("disappeared"), "{text}");
     ensure!(text.contains("pico"), "{text}");
+    Ok(())
+}
+
+// ------------------------------------------------------------------------- JVL MAC
+
+fn jvl_mac_machine_moves_to_position_and_leaves_the_motor_passive(
+) -> std::result::Result<(), String> {
+    use crabby_blocks::{ActuatorConfig, Machine};
+    use crabby_hardware::serial::jvl_mac::{self, sim::Motor};
+    use crabby_hardware::serial::JvlMac;
+    let dir = TempDir::new("jvl");
+    let csv = dir.path().join("axis.csv");
+    let summary = dir.path().join("motor.txt");
+    let (path, master) = pty()?;
+    let mut children = crabby::process::ChildSet::new();
+    let mut motor = Motor::new(8, 1.92e-3);
+    motor.end_on_close = true;
+    let out = summary.clone();
+    children
+        .spawn("motor", move || {
+            let m = std::sync::Mutex::new(motor);
+            jvl_mac::sim::serve(master, &m, &std::sync::atomic::AtomicBool::new(false));
+            let m = m.into_inner().unwrap_or_else(|e| e.into_inner());
+            let text = format!(
+                "mode {}\nposition {}\ntelegrams {}\nignored {}\n",
+                m.regs[&jvl_mac::MODE_REG],
+                m.position_counts(),
+                m.telegrams,
+                m.ignored
+            );
+            i32::from(std::fs::write(&out, text).is_err())
+        })
+        .map_err(|e| e.to_string())?;
+    // 1000 counts per mm; 2 mm at up to 10 mm/s with 200 mm/s².
+    let axis = JvlMac::new("axis", SerialConfig::new(&path, 19200), 1000.0)
+        .address(8)
+        .acceleration(200.0);
+    let mut test = Test::new("jvl-mac");
+    test.log_file(None);
+    let src = test.add_with(
+        Source {
+            label: "x",
+            value: |_| 2.0,
+            stop_at: 1.0,
+        },
+        Settings::new().freq(50.0),
+    );
+    let m = test.add_with(
+        Machine::new().actuator(
+            ActuatorConfig::position(axis, "x")
+                .move_speed(10.0)
+                .position_label("x(mm)")
+                .speed_label("v(mm/s)"),
+        ),
+        Settings::new().name("machine").freq(50.0),
+    );
+    let rec = test.add(Recorder::new(&csv));
+    test.link(src, m);
+    test.link(m, rec);
+    let run = test.run();
+    children.shutdown(Duration::from_secs(3), Duration::from_secs(2));
+    let report = run.map_err(|e| format!("run: {e}"))?;
+    ensure!(!report.failed(), "{report}");
+    let (header, rows) = read_csv(&csv)?;
+    let (x, v) = (col(&header, "x(mm)")?, col(&header, "v(mm/s)")?);
+    ensure!(rows.len() > 20, "{} rows", rows.len());
+    ensure!(
+        rows.windows(2).all(|w| w[1][x] >= w[0][x] - 1e-9),
+        "position went backwards"
+    );
+    // V_IST is whole counts per sample: ±0.52 mm/s of quantisation at 1000 counts/mm.
+    ensure!(
+        rows.iter().all(|r| r[v] <= 10.0 + 0.53),
+        "faster than the 10 mm/s move speed"
+    );
+    let last = rows.last().map_or(f64::NAN, |r| r[x]);
+    ensure!(last == 2.0, "did not arrive at 2 mm: {last}");
+    let s = std::fs::read_to_string(&summary).map_err(|e| format!("motor summary: {e}"))?;
+    ensure!(
+        s.contains("mode 0\n"),
+        "the motor was not left passive: {s}"
+    );
+    ensure!(s.contains("ignored 0\n"), "telegrams ignored: {s}");
     Ok(())
 }
 

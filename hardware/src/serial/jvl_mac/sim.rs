@@ -55,6 +55,10 @@ pub struct Motor {
     pub telegrams: u64,
     /// Telegrams ignored (inverted bytes wrong, garbage, another address).
     pub ignored: u64,
+    /// [`serve`] returns once the host, having put the motor in passive mode after using it
+    /// (the driver's `close`), closes the port: for a motor played in a process of its own.
+    pub end_on_close: bool,
+    closed: bool,
     pos: f64,
     vel: f64,
     last: Option<Instant>,
@@ -79,6 +83,8 @@ impl Motor {
             faults: VecDeque::new(),
             telegrams: 0,
             ignored: 0,
+            end_on_close: false,
+            closed: false,
             pos: 0.0,
             vel: 0.0,
             last: None,
@@ -99,6 +105,11 @@ impl Motor {
     /// Whether the motor has vanished.
     pub fn vanished(&self) -> bool {
         self.vanished
+    }
+
+    /// Whether the host put the motor in passive mode after using it.
+    pub fn closed(&self) -> bool {
+        self.closed
     }
 
     /// Advances the physics to `now`, one sample period at a time.
@@ -132,18 +143,27 @@ impl Motor {
         };
         let dv = (target_v - self.vel).clamp(-acc, acc);
         self.vel += dv;
-        self.pos += self.vel;
         if self.reg(MODE_REG) == mode::POSITION {
             let d = f64::from(self.reg(P_SOLL)) - self.pos;
-            if d.abs() < 0.5 && self.vel.abs() <= acc {
+            // Arrives within this sample (never overshoots: the profile brakes in time, and
+            // the last step lands on the target).
+            if d.abs() <= self.vel.abs().max(0.5)
+                && (d == 0.0 || d.signum() == self.vel.signum() || d.abs() < 0.5)
+            {
                 self.pos = f64::from(self.reg(P_SOLL));
                 self.vel = 0.0;
+            } else {
+                self.pos += self.vel;
             }
+            let d = f64::from(self.reg(P_SOLL)) - self.pos;
             if d.abs() < 1.0 {
                 err |= 1 << IN_POSITION_BIT;
             } else {
                 err &= !(1 << IN_POSITION_BIT);
             }
+        }
+        if self.reg(MODE_REG) != mode::POSITION {
+            self.pos += self.vel;
         }
         let (lo, hi) = (self.reg(MIN_P_IST), self.reg(MAX_P_IST));
         if (lo, hi) != (0, 0) && (self.pos < f64::from(lo) || self.pos > f64::from(hi)) {
@@ -256,6 +276,9 @@ impl Motor {
                 // An error keeps the motor passive until ERR_STAT is cleared.
             }
             _ => {
+                if reg == MODE_REG && v == mode::PASSIVE && self.reg(MODE_REG) != mode::PASSIVE {
+                    self.closed = true;
+                }
                 self.regs.insert(reg, v);
             }
         }
@@ -298,7 +321,15 @@ pub fn serve(master: OwnedFd, motor: &Mutex<Motor>, stop: &AtomicBool) {
                     return;
                 }
             }
-            _ => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                // EIO: no process has the port open (the host closed it).
+                let m = lock();
+                if m.end_on_close && m.closed() {
+                    return;
+                }
+                drop(m);
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 }
