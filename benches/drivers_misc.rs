@@ -1,6 +1,9 @@
-//! Rates of the UController driver and of the FileReader camera (prints figures; run with
-//! `cargo bench --bench drivers_misc`).
+//! Rates of the UController and JVL MAC drivers and of the FileReader camera (prints
+//! figures; run with `cargo bench --bench drivers_misc`).
 //!
+//! - JVL MAC against the simulated motor (a thread, on a pty): P_IST reads per second and
+//!   `set_speed` calls per second (V_SOLL and MODE_REG writes, each waiting for the
+//!   accept), and what the motor's 19200 baud line allows.
 //! - UController against the simulated board (a thread of this process, on a pty): the
 //!   board script at its highest rate (1000 samples/s: it counts in whole milliseconds),
 //!   two labels and the board's clock (9-byte frames), read with `read_frames` for 2 s;
@@ -176,7 +179,47 @@ fn file_reader() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+fn jvl_mac() {
+    use crabby::hardware::Actuator;
+    use crabby_hardware::serial::jvl_mac::sim::{Motor, SimThread as MotorThread};
+    use crabby_hardware::serial::JvlMac;
+    let mut best = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        let (path, master, _slave) = pty();
+        let _sim = MotorThread::new(master, Motor::new(8, 1.92e-3));
+        let mut m = JvlMac::new("bench", SerialConfig::new(&path, 19200), 1000.0).address(8);
+        m.open().expect("open");
+        let t = Instant::now();
+        let mut n = 0u32;
+        while t.elapsed() < Duration::from_secs(1) {
+            m.position().expect("read");
+            n += 1;
+        }
+        let reads = f64::from(n) / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut n = 0u32;
+        while t.elapsed() < Duration::from_secs(1) {
+            m.set_speed(f64::from(n % 10)).expect("write");
+            n += 1;
+        }
+        let speeds = f64::from(n) / t.elapsed().as_secs_f64();
+        m.close().expect("close");
+        best = (best.0.max(reads), best.1.max(speeds));
+    }
+    println!(
+        "JVL MAC, simulated motor on a pty: {:.0} register reads/s (P_IST), {:.0} set_speed/s (2 writes each)",
+        best.0, best.1
+    );
+    // On the motor's 19200 baud line: a read is 9 + 19 bytes, a write 15 + 3 (10 bits each).
+    println!(
+        "JVL MAC, line bound at 19200 baud: {:.0} reads/s, {:.0} set_speed/s",
+        1920.0 / 28.0,
+        1920.0 / 36.0
+    );
+}
+
 fn main() {
+    jvl_mac();
     ucontroller_board();
     ucontroller_ceiling();
     file_reader();
