@@ -1,5 +1,7 @@
 //! Devices over a serial port: a generic line-protocol [`LineInOut`], a SCPI instrument
-//! [`ScpiInOut`], and the Pololu Tic stepper controller [`PololuTic`] (an `Actuator`).
+//! [`ScpiInOut`], the Pololu Tic stepper controller [`PololuTic`] (an `Actuator`), a
+//! microcontroller board with Crappy's UController protocol [`UController`], and JVL MAC
+//! servo motors [`JvlMac`] (an `Actuator`, MacTalk registers).
 //!
 //! They share [`SerialConfig`] (port, baud rate, timeout, framing), checked before the test
 //! is forked ([`SerialConfig::check`]: the port exists, the baud rate is a standard one),
