@@ -5,7 +5,7 @@
 //! - [`Board`]: the script's state machine, fed the host's bytes ([`Board::input`]) and
 //!   asked for what it sends at a given instant ([`Board::output`]). It waits for `go`,
 //!   reads the command and label tables, then sends one frame per asked-for label at each
-//!   sample (`rate` per second): `sine` = `amp`·sin(2π·`freq`·t) and `count` (the sample
+//!   sample (every `max(1, int(1000 / rate))` ms, as the script counts): `sine` = `amp`·sin(2π·`freq`·t) and `count` (the sample
 //!   number), with the board's `ticks_ms` when the host asked for `t(s)`. Commands set the
 //!   script's variables (`freq`, `amp`, `rate`, or any other name, kept but unused); `stop!`
 //!   resets the board, which then waits for `go` again.
