@@ -17,7 +17,7 @@
 //! Figures are noisy on a shared 2-core machine: best of 3 rounds.
 
 use crabby::camera::{Camera, FrameFormat, FrameInfo, PixelFormat};
-use crabby::hardware::InOut;
+use crabby::hardware::{InOut, Stream};
 use crabby_hardware::camera::{FileReader, Pacing};
 use crabby_hardware::serial::ucontroller::sim::{Board, SimThread};
 use crabby_hardware::serial::ucontroller::{encode_frame, Frame};
@@ -180,7 +180,7 @@ fn file_reader() {
 }
 
 fn jvl_mac() {
-    use crabby::hardware::Actuator;
+    use crabby::hardware::{Actuator, PositionFeedback};
     use crabby_hardware::serial::jvl_mac::sim::{Motor, SimThread as MotorThread};
     use crabby_hardware::serial::JvlMac;
     let mut best = (0.0f64, 0.0f64);

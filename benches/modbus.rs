@@ -12,7 +12,7 @@
 //!
 //! Figures are noisy on a shared 2-core machine: best of 3 rounds.
 
-use crabby::hardware::InOut;
+use crabby::hardware::{InOut, Input, Output};
 use crabby_hardware::modbus::sim::{Device, SimThread};
 use crabby_hardware::modbus::{ModbusInOut, Point};
 use crabby_hardware::serial::SerialConfig;

@@ -7,12 +7,14 @@
 //!
 //! Run: `cargo run --example custom_actuator`
 
-use crabby::hardware::{Actuator, ActuatorCaps};
+use crabby::hardware::{Actuator, PositionFeedback, SpeedFeedback};
 use crabby::{Result, Settings, Test};
 use crabby_blocks::{ActuatorConfig, Generator, Machine, Path, Recorder};
 use std::time::Instant;
 
-/// The driver: `set_speed` is the one required method; reading back is declared.
+/// The driver: an `Actuator` (`set_speed` is its one required method; `stop` is overridden
+/// here) that reads its position and speed back (`PositionFeedback`, `SpeedFeedback`), so
+/// its `ActuatorConfig` accepts `position_label` and `speed_label`.
 struct Axis {
     target: f64,
     speed: f64,
@@ -31,27 +33,31 @@ impl Axis {
 }
 
 impl Actuator for Axis {
-    fn capabilities(&self) -> ActuatorCaps {
-        ActuatorCaps::SPEED_READ
-    }
     fn set_speed(&mut self, speed: f64) -> Result<()> {
         self.update();
         self.target = speed;
         Ok(())
     }
-    fn speed(&mut self) -> Result<f64> {
-        self.update();
-        Ok(self.speed)
-    }
-    fn position(&mut self) -> Result<f64> {
-        self.update();
-        Ok(self.position)
-    }
+
     fn stop(&mut self) -> Result<()> {
         self.target = 0.0;
         self.speed = 0.0;
         println!("axis stopped at {:.3} mm", self.position);
         Ok(())
+    }
+}
+
+impl PositionFeedback for Axis {
+    fn position(&mut self) -> Result<f64> {
+        self.update();
+        Ok(self.position)
+    }
+}
+
+impl SpeedFeedback for Axis {
+    fn speed(&mut self) -> Result<f64> {
+        self.update();
+        Ok(self.speed)
     }
 }
 

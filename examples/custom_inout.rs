@@ -6,11 +6,13 @@
 //!
 //! Run: `cargo run --example custom_inout`
 
-use crabby::hardware::{InOut, Reading};
+use crabby::hardware::{InOut, Input, Reading};
 use crabby::{Result, Settings, Test};
 use crabby_blocks::{IOBlock, Recorder, StopBlock};
 
-/// The driver: one method to implement for a read-only sensor (plus its channel names).
+/// The driver: a read-only sensor is an `Input` (its one method, `read`) on top of the
+/// `InOut` base (here only its channel names; `open`, `close`, `check`, `status` have
+/// defaults).
 struct LoadCell {
     start: std::time::Instant,
 }
@@ -19,6 +21,9 @@ impl InOut for LoadCell {
     fn channels(&self) -> Vec<String> {
         vec!["F(N)".into()]
     }
+}
+
+impl Input for LoadCell {
     fn read(&mut self) -> Result<Reading> {
         // Replace with the real acquisition; the load grows by 10 N/s after 0.5 s.
         let t = self.start.elapsed().as_secs_f64();
@@ -36,7 +41,7 @@ fn main() -> Result<()> {
         start: std::time::Instant::now(),
     };
     let io = test.add_with(
-        IOBlock::new(cell).make_zero(0.2),
+        IOBlock::input(cell).make_zero(0.2),
         Settings::new().name("load cell").freq(50.0),
     );
     let rec = test.add(Recorder::new(&csv));

@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         Settings::new().name("pid"),
     );
     let furnace = test.add_with(
-        IOBlock::new(FakeFurnace::new().noise(0.1, 7).simulation_speed(10.0))
+        IOBlock::input_output(FakeFurnace::new().noise(0.1, 7).simulation_speed(10.0))
             .cmd_labels(["power(%)"])
             .exit_cmd(vec![0.0]),
         Settings::new().name("furnace").freq(100.0),

@@ -5,7 +5,8 @@
 //! read the machine's outputs (the two Blocks are linked both ways); two Recorders write the
 //! machine's outputs and the command to CSV; a StopBlock guards against overload and overtime;
 //! a Console Block shows the test live in the terminal (`--quiet`: not). At the end: a summary, and a
-//! force–strain plot as PNG, all in `results/<date>-<time>/` (or under `--out DIR`).
+//! force–strain plot as PNG, all in `results/<date>-<time>/` (or under `--out DIR`), with the
+//! run documents (`run.jsonl`: what ran, each CSV's labels and units, how it ended).
 //!
 //! A web view (crate `crabby-web`) shows it live in a browser: open the URL printed at the
 //! start (plots of force against time and strain, the latest values, every Block's health,
@@ -56,6 +57,8 @@ pub struct RunFiles {
     pub command_csv: PathBuf,
     pub plot_png: PathBuf,
     pub log: PathBuf,
+    /// The run documents (JSON lines: start, one descriptor per CSV, stop).
+    pub documents: PathBuf,
 }
 
 impl RunFiles {
@@ -70,6 +73,7 @@ impl RunFiles {
             command_csv: dir.join("command.csv"),
             plot_png: dir.join("force_strain.png"),
             log: dir.join("tensile_test.log"),
+            documents: dir.join("run.jsonl"),
             dir,
         })
     }
@@ -100,6 +104,7 @@ pub fn build_with(
 ) -> anyhow::Result<Test> {
     let mut test = Test::new("tensile_test");
     test.log_file(Some(files.log.clone()));
+    test.documents(Some(files.documents.clone()));
 
     let mut paths = Vec::new();
     for level in &p.cycles_pct {
@@ -328,6 +333,7 @@ fn main() -> anyhow::Result<()> {
             files.machine_csv.with_extension("meta.txt").display()
         );
         say!("  log                {}", files.log.display());
+        say!("  run documents      {}", files.documents.display());
     }
     // The run report is already in the log (console and file) and in the metadata file.
     result?;

@@ -57,6 +57,13 @@ pub trait Block: Send + 'static {
         String::new()
     }
 
+    /// The device this Block talks to, if any (a model and where it is connected, e.g.
+    /// `"Instron 5967 on /dev/ttyUSB0"`). The run documents name it as the origin of the
+    /// labels this Block sends (see [`documents`](crate::documents)). Default: none.
+    fn device(&self) -> Option<String> {
+        None
+    }
+
     /// Opens hardware and files. An error here stops the test before anything starts.
     fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
         let _ = ctx;

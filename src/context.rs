@@ -26,6 +26,8 @@ pub struct Context {
     pub(crate) owner: u32,
     /// Whether a pause of the test pauses this Block (its `pausable` setting).
     pub(crate) pausable: bool,
+    /// Whether the test keeps run documents (else streams and files are not declared).
+    pub(crate) documents: bool,
     test_name: String,
     graph: String,
     enc: Vec<u8>,
@@ -62,6 +64,7 @@ impl Context {
             owner: 0,
             health: None,
             pausable: true,
+            documents: false,
             test_name: String::new(),
             graph: String::new(),
             enc: Vec::with_capacity(256),
@@ -110,6 +113,62 @@ impl Context {
         crate::error::clip(&mut note, 1000);
         if !self.post(Lifecycle::Note(note)) {
             log::warn!("too many report notes: this one is only in the log");
+        }
+    }
+
+    /// Declares a stream this Block records (a data file with its labels): the coordinator
+    /// writes it as a *descriptor* in the run documents, with each label's unit and source
+    /// Block (see [`documents`](crate::documents)). Call it once the file and its columns
+    /// are known (a later declaration of the same file is ignored). Does nothing
+    /// when the test keeps no run documents.
+    pub fn declare_stream(&self, info: crate::documents::StreamInfo) {
+        if !self.documents {
+            return;
+        }
+        let mut info = info;
+        // The mailbox holds 12 KiB of messages besides the final one, shared with notes and
+        // report files: a descriptor keeps to 4 KiB (about 300 short labels).
+        let mut size = info.file.as_os_str().len() + 64;
+        let keep = info
+            .columns
+            .iter()
+            .take_while(|c| {
+                size += c.label.len() + c.dtype.as_ref().map_or(0, String::len) + 4;
+                size <= 4096
+            })
+            .count();
+        if keep < info.columns.len() {
+            log::warn!(
+                "the run documents describe only the first {keep} of the {} columns of {}",
+                info.columns.len(),
+                info.file.display()
+            );
+            info.columns.truncate(keep);
+        }
+        let file = info.file.clone();
+        if !self.post(Lifecycle::Stream(info)) {
+            log::warn!(
+                "the run documents will not describe {}: too many messages to the coordinator",
+                file.display()
+            );
+        }
+    }
+
+    /// Declares another file or folder this Block made (a video folder, images), with its
+    /// role (`"video"`, `"images"`, ...): the run documents list it among the run's files.
+    /// Does nothing when the test keeps no run documents.
+    pub fn declare_file(&self, path: impl Into<std::path::PathBuf>, role: &str) {
+        if !self.documents {
+            return;
+        }
+        let path = path.into();
+        let mut role = role.to_owned();
+        crate::error::clip(&mut role, 100);
+        if !self.post(Lifecycle::File(path.clone(), role)) {
+            log::warn!(
+                "the run documents will not list {}: too many messages to the coordinator",
+                path.display()
+            );
         }
     }
 

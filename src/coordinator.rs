@@ -88,6 +88,11 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
         ));
     }
     let graph = describe_graph(&test, &resolved);
+    // The run documents' view of the graph, taken before the Blocks move into their specs.
+    let doc_graph = test
+        .documents
+        .is_some()
+        .then(|| crate::documents::graph_info(&test, &resolved));
     let Test {
         name: test_name,
         blocks,
@@ -99,6 +104,9 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
         prepare_timeout,
         fail_on_loss,
         silent_link_after,
+        documents,
+        provenance,
+        metadata,
         ..
     } = test;
     let limits = Limits {
@@ -125,13 +133,43 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
             None
         }
     };
-    let result = match build(&test_name, &graph, blocks, links, &resolved) {
+    // The start document, before anything is forked: without it the run does not start.
+    let mut docs = match (documents, doc_graph) {
+        (Some(path), Some((graph_info, links_json))) => {
+            let info = crate::documents::StartInfo {
+                test: &test_name,
+                provenance: provenance.as_ref(),
+                metadata: &metadata,
+                graph: graph_info,
+                links_json,
+                log_file: log_path.as_deref(),
+            };
+            match crate::documents::Writer::start(path, info) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    logging::coordinator_done();
+                    return Err(e);
+                }
+            }
+        }
+        _ => None,
+    };
+    let result = match build(&test_name, &graph, blocks, links, &resolved, docs.is_some()) {
         Ok(built) => match mode {
-            Mode::Processes => run_processes(&test_name, built, &resolved, grace, log_path, limits),
-            Mode::Threads => run_threads(&test_name, built, &resolved, grace, log_path, limits),
+            Mode::Processes => run_processes(
+                &test_name, built, &resolved, grace, log_path, limits, &mut docs,
+            ),
+            Mode::Threads => run_threads(
+                &test_name, built, &resolved, grace, log_path, limits, &mut docs,
+            ),
         },
         Err(e) => Err(e),
     };
+    // The run ended before its event loop (a failed fork, no memory for the links): the
+    // stop document says so.
+    if let Some(mut w) = docs.take() {
+        w.stop(result.as_ref().ok(), result.as_ref().err());
+    }
     logging::coordinator_done();
     result
 }
@@ -164,6 +202,7 @@ fn build(
     blocks: Vec<crate::test::Entry>,
     links: Vec<crate::test::LinkEntry>,
     resolved: &[Resolved],
+    documents: bool,
 ) -> Result<Built> {
     let n = blocks.len();
     let control = Arc::new(Control::new(n).map_err(|e| internal("map the control region", e))?);
@@ -237,6 +276,7 @@ fn build(
         )
         .with_meta(test_name, graph);
         ctx.pausable = r.pausable; // issue 12: pause
+        ctx.documents = documents;
         ctx.health = Some(health.clone());
         specs.push(Some(ChildSpec {
             block: e.block,
@@ -293,6 +333,7 @@ fn run_processes(
     grace: crate::block::Grace,
     log_path: Option<std::path::PathBuf>,
     limits: Limits,
+    docs: &mut Option<crate::documents::Writer>,
 ) -> Result<Report> {
     let Built {
         control,
@@ -403,6 +444,7 @@ fn run_processes(
     let sfd = sfd.take().expect("made above");
     let mut ev = EventLoop::new(children, rings, control.clone(), grace, health, limits);
     ev.procs = Some(blocks);
+    ev.docs = docs.take();
     ev.run(&sfd);
     stop_sentinel(sentinel);
     reap_orphans(&theirs);
@@ -494,6 +536,7 @@ fn run_threads(
     grace: crate::block::Grace,
     log_path: Option<std::path::PathBuf>,
     limits: Limits,
+    docs: &mut Option<crate::documents::Writer>,
 ) -> Result<Report> {
     let Built {
         control,
@@ -522,6 +565,7 @@ fn run_threads(
     }
     drop(tx);
     let mut ev = EventLoop::new(children, rings, control, grace, health, limits);
+    ev.docs = docs.take();
     ev.run_threads(&rx);
     ev.finish(test_name, &link_meta, log_path)
 }
@@ -652,6 +696,8 @@ struct EventLoop {
     warnings: Vec<crate::health::Warning>,
     /// Blocks stopped because their `step` hung past their `step_timeout` (and for how long).
     hung: Vec<Option<f64>>,
+    /// The run documents' writer, if the test keeps them.
+    docs: Option<crate::documents::Writer>,
 }
 
 /// The watchdogs' memory between two rounds.
@@ -717,6 +763,7 @@ impl EventLoop {
             t0: None,
             log_dropped_seen: vec![0; n],
             last_drop_note: 0,
+            docs: None,
         }
     }
 
@@ -1139,7 +1186,7 @@ impl EventLoop {
     }
 
     fn finish(
-        &self,
+        &mut self,
         test_name: &str,
         link_meta: &[(String, String, String)],
         log_path: Option<std::path::PathBuf>,
@@ -1151,7 +1198,19 @@ impl EventLoop {
                 append_report(f, &report);
             }
         }
-        self.result(report)
+        let result = self.result(report);
+        if let Some(mut w) = self.docs.take() {
+            for (i, c) in self.children.iter().enumerate() {
+                for f in &c.report_files {
+                    w.file(Some(i), f.clone(), "metadata".to_owned());
+                }
+            }
+            match &result {
+                Ok(r) => w.stop(Some(r), None),
+                Err(e) => w.stop(e.report(), Some(e)),
+            }
+        }
+        result
     }
 
     fn read_pipe(&mut self, i: usize, buf: &mut [u8]) {
@@ -1234,6 +1293,16 @@ impl EventLoop {
             }
             Lifecycle::AppendReport(path) => self.children[i].report_files.push(path),
             Lifecycle::Note(note) => self.children[i].notes.push(note),
+            Lifecycle::Stream(info) => {
+                if let Some(w) = self.docs.as_mut() {
+                    w.descriptor(i, info);
+                }
+            }
+            Lifecycle::File(path, role) => {
+                if let Some(w) = self.docs.as_mut() {
+                    w.file(Some(i), path, role);
+                }
+            }
         }
     }
 

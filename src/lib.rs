@@ -22,6 +22,8 @@
 //!   [`Sample`]s, waiting for data, stopping the test.
 //! - [`LinkOptions`] and [`modifier`]: per-link buffer, overflow policy and transformations.
 //! - [`Report`]: how every Block and link ended; [`Error`] with its [`ErrorKind`].
+//! - [`documents`]: the run documents ([`Test::documents`]), a machine-readable record of
+//!   each run (start, one descriptor per recorded stream, stop) in JSON lines.
 //!
 //! ## A two-Block graph
 //!
@@ -113,6 +115,7 @@ pub mod camera;
 mod child;
 mod context;
 mod coordinator;
+pub mod documents;
 mod error;
 pub mod hardware;
 pub mod health;

@@ -37,6 +37,10 @@ pub(crate) enum Lifecycle {
     AppendReport(std::path::PathBuf),
     /// A line for the Block's entry in the run report.
     Note(String),
+    /// A stream this Block records (a data file), for the run documents.
+    Stream(crate::documents::StreamInfo),
+    /// Another file or folder this Block made (path, role), for the run documents.
+    File(std::path::PathBuf, String),
     /// The Block's outcome and statistics, posted just before the process exits.
     Final(BlockFinal),
 }

@@ -59,6 +59,11 @@ pub struct Test {
     pub(crate) prepare_timeout: std::time::Duration,
     pub(crate) fail_on_loss: bool,
     pub(crate) silent_link_after: std::time::Duration,
+    pub(crate) documents: Option<PathBuf>,
+    pub(crate) provenance: Option<crate::documents::Provenance>,
+    pub(crate) metadata: Vec<(String, String)>,
+    /// Per Block (by index): the parameters the front end read for it.
+    pub(crate) block_parameters: Vec<(usize, Vec<(String, String)>)>,
 }
 
 impl std::fmt::Debug for Test {
@@ -102,7 +107,83 @@ impl Test {
             prepare_timeout: std::time::Duration::from_secs(60),
             fail_on_loss: false,
             silent_link_after: std::time::Duration::from_secs(10),
+            documents: None,
+            provenance: None,
+            metadata: Vec::new(),
+            block_parameters: Vec::new(),
         }
+    }
+
+    /// Keeps the run documents in this file (JSON lines, appended: several runs may share
+    /// it): a *start* document before the Blocks are forked, one *descriptor* per recorded
+    /// stream, a *stop* document at the end however the run ended. `None` (the default)
+    /// writes none. See [`documents`](crate::documents) for what each holds. If the start
+    /// document cannot be written, `run` returns an error before anything starts.
+    ///
+    /// ```no_run
+    /// # let mut test = crabby::Test::new("tensile");
+    /// test.documents(Some("results/run1/run.jsonl".into()))
+    ///     .metadata("operator", "A. Technician")
+    ///     .metadata("specimen", "S-042");
+    /// ```
+    pub fn documents(&mut self, path: Option<PathBuf>) -> &mut Self {
+        self.documents = path;
+        self
+    }
+
+    /// Records where the test came from, for the run documents: the test file's path and
+    /// its text, whose SHA-256 is kept (so a run can be matched with the exact file that
+    /// described it). Front ends that read a test file call it.
+    pub fn provenance(&mut self, source: impl Into<PathBuf>, text: &str) -> &mut Self {
+        self.provenance = Some(crate::documents::Provenance {
+            source: source.into(),
+            sha256: crate::documents::sha256_hex(text.as_bytes()),
+            bytes: text.len(),
+        });
+        self
+    }
+
+    /// Adds user metadata to the run documents' start document (operator, specimen,
+    /// batch...). A key given twice keeps its last value.
+    pub fn metadata(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        let (key, value) = (key.into(), value.into());
+        match self.metadata.iter_mut().find(|(k, _)| *k == key) {
+            Some(kv) => kv.1 = value,
+            None => self.metadata.push((key, value)),
+        }
+        self
+    }
+
+    /// Records the parameters a front end read for a Block (name and value as written in
+    /// the test file), for the run documents: they appear under the Block in the start
+    /// document, beside its own [`describe`](crate::Block::describe). Given twice for the
+    /// same Block, the parameters are added to the earlier ones.
+    pub fn block_parameters<K, V>(
+        &mut self,
+        block: BlockId,
+        params: impl IntoIterator<Item = (K, V)>,
+    ) -> &mut Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let params: Vec<(String, String)> = params
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        if block.test != self.id {
+            log::warn!("Test::block_parameters: the BlockId belongs to another Test; ignored");
+            return self;
+        }
+        match self
+            .block_parameters
+            .iter_mut()
+            .find(|(i, _)| *i == block.index)
+        {
+            Some((_, p)) => p.extend(params),
+            None => self.block_parameters.push((block.index, params)),
+        }
+        self
     }
 
     /// After how long a link that carried nothing while its sender loops is reported (once

@@ -90,7 +90,7 @@ fn furnace_loop(
         Settings::new().name("pid"),
     );
     let furnace = test.add_with(
-        IOBlock::new(FakeFurnace::new().noise(0.1, 1).simulation_speed(10.0))
+        IOBlock::input_output(FakeFurnace::new().noise(0.1, 1).simulation_speed(10.0))
             .cmd_labels(["power(%)"])
             .exit_cmd(vec![0.0]),
         Settings::new().name("furnace").freq(100.0),
@@ -302,7 +302,7 @@ fn limit_alarm_stops_the_test_and_is_reported() -> std::result::Result<(), Strin
         Settings::new().name("heat"),
     );
     let furnace = test.add_with(
-        IOBlock::new(FakeFurnace::new().simulation_speed(10.0))
+        IOBlock::input_output(FakeFurnace::new().simulation_speed(10.0))
             .cmd_labels(["power"])
             .exit_cmd(vec![0.0]),
         Settings::new().name("furnace").freq(100.0),
@@ -620,7 +620,7 @@ fn ioblock_writes_no_command_change_while_paused() -> std::result::Result<(), St
         Settings::new().name("power").freq(100.0).pausable(false),
     );
     let furnace = test.add_with(
-        IOBlock::new(FakeFurnace::new().noise(0.0, 0).simulation_speed(10.0))
+        IOBlock::input_output(FakeFurnace::new().noise(0.0, 0).simulation_speed(10.0))
             .cmd_labels(["power"])
             .exit_cmd(vec![0.0]),
         Settings::new().name("furnace").freq(100.0),

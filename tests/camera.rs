@@ -490,6 +490,8 @@ fn camera_block_records_frames_and_metadata() -> Result<(), String> {
     let preview = dir.path().join("preview.pgm");
     let mut test = Test::new("camera-record");
     test.log_file(None);
+    let docs = dir.path().join("run.jsonl");
+    test.documents(Some(docs.clone()));
     let camera = test.add_with(
         CameraBlock::new(cam)
             .setting("speed", 50.0)
@@ -522,6 +524,16 @@ fn camera_block_records_frames_and_metadata() -> Result<(), String> {
         "existing folder written to"
     );
     let folder = dir.path().join("imgs_00001");
+    // The run documents list the folder the images went to.
+    let text = std::fs::read_to_string(&docs).map_err(|e| e.to_string())?;
+    let stop: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or_default()).map_err(|e| e.to_string())?;
+    let want =
+        serde_json::json!({"block": "cam", "path": folder.display().to_string(), "role": "images"});
+    ensure!(
+        stop["document"] == "stop" && stop["files"].as_array().is_some_and(|f| f.contains(&want)),
+        "{want} not in the stop document {stop}"
+    );
     let csv = std::fs::read_to_string(folder.join("metadata.csv")).map_err(|e| e.to_string())?;
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     let saved: Vec<f64> = acquired

@@ -195,7 +195,7 @@ fn ioblock_label_count_must_match_channels() -> Outcome {
     let dir = TempDir::new("io-labels");
     let mut t = new_test(&dir);
     let io = t.add_with(
-        IOBlock::new(FakeFurnace::new()).labels(["T(C)", "extra"]),
+        IOBlock::input(FakeFurnace::new()).labels(["T(C)", "extra"]),
         Settings::new().name("furnace"),
     );
     let sink = marker(&mut t, &dir, "sink");

@@ -238,7 +238,7 @@ fn ucontroller_streams_into_a_recorder_and_takes_commands() -> std::result::Resu
         Settings::new().freq(50.0),
     );
     let io = test.add_with(
-        IOBlock::new(board).cmd_labels(["freq"]),
+        IOBlock::input_output(board).cmd_labels(["freq"]),
         Settings::new().name("board").freq(100.0),
     );
     let rec = test.add(Recorder::new(&csv));
@@ -302,7 +302,7 @@ fn ucontroller_board_vanishing_mid_test_faults_the_test() -> std::result::Result
     let mut test = Test::new("ucontroller-vanish");
     test.log_file(None);
     let io = test.add_with(
-        IOBlock::new(board),
+        IOBlock::input(board),
         Settings::new().name("board").freq(100.0),
     );
     let stop = test.add(StopAfterSamples {

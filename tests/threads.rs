@@ -382,3 +382,45 @@ fn realtime_is_not_applied_in_threads() {
         }
     }
 }
+
+#[test]
+fn run_documents_are_written_in_threads_too() {
+    let dir = TempDir::new("threads-docs");
+    let csv = dir.path().join("machine.csv");
+    let docs = dir.path().join("run.jsonl");
+    let mut t = quiet("threads-docs");
+    t.documents(Some(docs.clone())).metadata("specimen", "S-1");
+    let gen = Generator::new([Path::constant(2.0).until("Exx(%) > 0.2")])
+        .unwrap()
+        .end_delay(Some(0.0));
+    let g = t.add_with(gen, Settings::new().name("gen"));
+    let m = t.add_with(FakeMachine::new(), Settings::new().name("machine"));
+    let r = t.add_with(Recorder::new(&csv), Settings::new().name("rec"));
+    t.link(g, m);
+    t.link(m, g);
+    t.link(m, r);
+    let report = t.run_in_threads().expect("run");
+    let docs: Vec<serde_json::Value> = std::fs::read_to_string(&docs)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs
+        .iter()
+        .map(|d| d["document"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["start", "descriptor", "stop"]);
+    assert_eq!(docs[0]["metadata"]["specimen"], "S-1");
+    let f = docs[1]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "F(N)")
+        .unwrap();
+    assert_eq!(f["unit"], "N");
+    assert_eq!(f["source"][0], "machine");
+    assert_eq!(docs[2]["exit_status"], "success");
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count() as u64 - 1;
+    assert_eq!(docs[2]["counts"]["streams"][0]["rows"], rows);
+    assert_eq!(report.block("rec").unwrap().rows_durable, Some(rows));
+}

@@ -451,6 +451,10 @@ impl Block for FakeMachine {
         Some(self.labels.to_vec())
     }
 
+    fn device(&self) -> Option<String> {
+        Some("simulated tensile machine (FakeMachine, no hardware)".to_owned())
+    }
+
     fn check(&self, graph: &GraphView<'_>) -> Result<()> {
         self.model
             .validate()

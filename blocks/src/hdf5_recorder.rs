@@ -15,6 +15,9 @@
 //!   metadata, so a `kill -9` of the whole test leaves a file that `h5dump` reads, holding
 //!   everything up to the last batch (only a kill during the few milliseconds of a batch
 //!   can catch the file mid-update).
+//! - With run documents ([`Test::documents`](crabby::Test::documents)) the file is declared
+//!   as a stream: at the start when [`labels`](Hdf5Recorder::labels) are given, else at the
+//!   end with every label seen.
 //! - An existing file is never overwritten (`run.h5` becomes `run_00001.h5`); at the stop
 //!   everything still arriving is written before the file closes.
 //!
@@ -56,6 +59,8 @@ struct Open {
     group: hdf5::Group,
     cols: Vec<Column>,
     fixed: bool,
+    /// Whether the file was declared to the run documents.
+    declared: bool,
     rows: u64,
     text_warned: bool,
     last_flush: Instant,
@@ -76,10 +81,7 @@ fn h5err(what: &str, e: hdf5::Error) -> Error {
 
 /// What is between the last parentheses of a label: `F(N)` → `N`, `t(s)` → `s`.
 pub fn unit_of(label: &str) -> &str {
-    match (label.rfind('('), label.ends_with(')')) {
-        (Some(i), true) => &label[i + 1..label.len() - 1],
-        _ => "",
-    }
+    crabby::documents::unit_of(label).unwrap_or("")
 }
 
 fn write_str_attr(loc: &hdf5::Location, name: &str, value: &str) -> Result<()> {
@@ -144,6 +146,7 @@ impl Hdf5Recorder {
             group,
             cols: Vec::new(),
             fixed: false,
+            declared: false,
             rows: 0,
             text_warned: false,
             last_flush: Instant::now(),
@@ -159,6 +162,20 @@ impl Hdf5Recorder {
 }
 
 impl Open {
+    /// Declares the file to the run documents (every column is stored as `float64`, one
+    /// dataset per label under `/data`).
+    fn declare(&mut self, ctx: &Context) {
+        if self.declared {
+            return;
+        }
+        let mut info = crabby::documents::StreamInfo::new(&self.path, "hdf5");
+        for c in &self.cols {
+            info = info.column(c.label.as_str(), Some("float64"));
+        }
+        ctx.declare_stream(info);
+        self.declared = true;
+    }
+
     fn add_column(&mut self, label: &Label, chunk: usize) -> Result<usize> {
         let name = label.replace('/', "_");
         let ds = self
@@ -297,7 +314,7 @@ impl Block for Hdf5Recorder {
         Ok(())
     }
     fn begin(&mut self, ctx: &mut Context) -> Result<()> {
-        let Some(open) = &self.state else {
+        let Some(open) = self.state.as_mut() else {
             return Ok(());
         };
         let started = ctx
@@ -312,6 +329,10 @@ impl Block for Hdf5Recorder {
         write_str_attr(root, "graph", ctx.graph_description())?;
         for (k, v) in &self.metadata {
             write_str_attr(root, k, v)?;
+        }
+        // Fixed labels: the columns are known now (otherwise declared at the end).
+        if open.fixed {
+            open.declare(ctx);
         }
         open.file
             .flush()
@@ -350,6 +371,7 @@ impl Block for Hdf5Recorder {
             open.push(&s, self.chunk, &name)?;
         }
         open.flush()?;
+        open.declare(ctx);
         log::info!("{} rows written to {}", open.rows, open.path.display());
         Ok(())
     }

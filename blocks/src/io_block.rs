@@ -1,5 +1,14 @@
 //! [`IOBlock`]: drives one [`InOut`] device (sensor, DAQ board, instrument).
 //!
+//! The constructor says what the Block may ask of the device, and takes only a device
+//! whose type implements the matching capability traits: [`IOBlock::input`] ([`Input`]),
+//! [`IOBlock::output`] ([`Output`]), [`IOBlock::input_output`] (both),
+//! [`IOBlock::stream`] ([`Stream`]) and [`IOBlock::stream_output`] (`Stream + Output`).
+//! The device is then held as an object that knows exactly those capabilities, and the
+//! Block's `check` refuses, before anything is forked, a graph that asks for more (output
+//! links to a device given with [`IOBlock::output`], command labels for one given with
+//! [`IOBlock::input`]).
+//!
 //! It reads when it has output links (every loop, or only when a trigger label arrives),
 //! writes commands when it has command labels (only when they change unless `spam`),
 //! applies initial and exit commands, offsets the readings to zero at the start
@@ -8,9 +17,11 @@
 //! changes; not for every new text of a running device) and can be sent as a label; a
 //! device error puts it in fault and ends the test through the normal cleanup.
 
-use crabby::hardware::{Chunk, DeviceState, InOut, Reading, Status};
+use crate::reconnect::{Attempt, Reconnect, Reconnector};
+use crabby::hardware::{Chunk, DeviceState, InOut, Input, Output, Reading, Status, Stream};
 use crabby::{Block, Context, Error, ErrorKind, Flow, GraphView, Label, Result, Sample, Value};
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, Instant};
 
 /// Turns a driver's error into the Block's: same kind, the device named in the description
 /// (the run report shows descriptions under the Block's name).
@@ -98,6 +109,193 @@ impl StatusTracker {
     }
 }
 
+/// A device with the capabilities its [`IOBlock`] constructor proved: the function
+/// pointers are taken from the device type's trait impls, so a capability is here exactly
+/// when the type implements it and the constructor asked for it.
+struct Typed<D> {
+    dev: D,
+    constructor: &'static str,
+    read: Option<fn(&mut D) -> Result<Reading>>,
+    write: Option<WriteFns<D>>,
+    stream: Option<StreamFns<D>>,
+}
+
+struct WriteFns<D> {
+    write: fn(&mut D, &[f64]) -> Result<()>,
+    n_commands: fn(&D) -> Option<usize>,
+}
+
+struct StreamFns<D> {
+    start: fn(&mut D) -> Result<()>,
+    read: fn(&mut D) -> Result<Chunk>,
+    stop: fn(&mut D) -> Result<()>,
+}
+
+impl<D: Output> WriteFns<D> {
+    fn of() -> Self {
+        WriteFns {
+            write: D::write,
+            n_commands: D::n_commands,
+        }
+    }
+}
+
+impl<D: Stream> StreamFns<D> {
+    fn of() -> Self {
+        StreamFns {
+            start: D::start_stream,
+            read: D::read_stream,
+            stop: D::stop_stream,
+        }
+    }
+}
+
+/// The erased device an [`IOBlock`] holds.
+trait Device: Send {
+    fn base(&self) -> &dyn InOut;
+    fn base_mut(&mut self) -> &mut dyn InOut;
+    /// The constructor that built the Block (`IOBlock::input`...), for messages.
+    fn constructor(&self) -> &'static str;
+    fn can_read(&self) -> bool;
+    fn can_write(&self) -> bool;
+    fn can_stream(&self) -> bool;
+    fn n_commands(&self) -> Option<usize>;
+    fn read(&mut self) -> Result<Reading>;
+    fn write(&mut self, cmd: &[f64]) -> Result<()>;
+    fn start_stream(&mut self) -> Result<()>;
+    fn read_stream(&mut self) -> Result<Chunk>;
+    fn stop_stream(&mut self) -> Result<()>;
+}
+
+impl<D: InOut> Typed<D> {
+    /// The error for a call the Block's `check` should have refused.
+    fn missing(&self, what: &str) -> Error {
+        Error::new(
+            ErrorKind::Internal,
+            format!(
+                "device '{}' was given with {}, which cannot {what}; the Block's check should have refused this graph",
+                self.dev.name(),
+                self.constructor
+            ),
+        )
+    }
+}
+
+impl<D: InOut> Device for Typed<D> {
+    fn base(&self) -> &dyn InOut {
+        &self.dev
+    }
+    fn base_mut(&mut self) -> &mut dyn InOut {
+        &mut self.dev
+    }
+    fn constructor(&self) -> &'static str {
+        self.constructor
+    }
+    fn can_read(&self) -> bool {
+        self.read.is_some()
+    }
+    fn can_write(&self) -> bool {
+        self.write.is_some()
+    }
+    fn can_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+    fn n_commands(&self) -> Option<usize> {
+        self.write.as_ref().and_then(|w| (w.n_commands)(&self.dev))
+    }
+    fn read(&mut self) -> Result<Reading> {
+        match self.read {
+            Some(f) => f(&mut self.dev),
+            None => Err(self.missing("read")),
+        }
+    }
+    fn write(&mut self, cmd: &[f64]) -> Result<()> {
+        match &self.write {
+            Some(w) => (w.write)(&mut self.dev, cmd),
+            None => Err(self.missing("take commands")),
+        }
+    }
+    fn start_stream(&mut self) -> Result<()> {
+        match &self.stream {
+            Some(s) => (s.start)(&mut self.dev),
+            None => Err(self.missing("stream")),
+        }
+    }
+    fn read_stream(&mut self) -> Result<Chunk> {
+        match &self.stream {
+            Some(s) => (s.read)(&mut self.dev),
+            None => Err(self.missing("stream")),
+        }
+    }
+    fn stop_stream(&mut self) -> Result<()> {
+        match &self.stream {
+            Some(s) => (s.stop)(&mut self.dev),
+            None => Err(self.missing("stream")),
+        }
+    }
+}
+
+/// The device of an [`IOBlock`], erased.
+struct Erased(Box<dyn Device>);
+
+impl Erased {
+    fn new<D: InOut>(
+        dev: D,
+        constructor: &'static str,
+        read: Option<fn(&mut D) -> Result<Reading>>,
+        write: Option<WriteFns<D>>,
+        stream: Option<StreamFns<D>>,
+    ) -> Self {
+        Erased(Box::new(Typed {
+            dev,
+            constructor,
+            read,
+            write,
+            stream,
+        }))
+    }
+    fn name(&self) -> &str {
+        self.0.base().name()
+    }
+    fn channels(&self) -> Vec<String> {
+        self.0.base().channels()
+    }
+    fn check(&self) -> Result<()> {
+        self.0.base().check()
+    }
+    fn open(&mut self) -> Result<()> {
+        self.0.base_mut().open()
+    }
+    fn close(&mut self) -> Result<()> {
+        self.0.base_mut().close()
+    }
+    fn status(&self) -> Status {
+        self.0.base().status()
+    }
+}
+
+impl std::ops::Deref for Erased {
+    type Target = dyn Device;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl std::ops::DerefMut for Erased {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut *self.0
+    }
+}
+
+impl fmt::Debug for Erased {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Device")
+            .field("name", &self.name())
+            .field("constructor", &self.0.constructor())
+            .finish()
+    }
+}
+
 /// How long after the `make_zero` delay a device that gave no reading at all is declared
 /// silent, s.
 pub const MAKE_ZERO_MARGIN_S: f64 = 5.0;
@@ -163,10 +361,10 @@ impl ZeroAccumulator {
 ///   reads the device and sends `t(s)` (the device's timestamp relative to the common start)
 ///   and one label per channel (the device's [`InOut::channels`], or [`labels`](Self::labels)).
 /// - **Writing** ([`cmd_labels`](Self::cmd_labels)): once every command label has been
-///   received, calls [`InOut::write`] with their latest values in order, only when they change
-///   (or every loop with [`spam`](Self::spam)).
-/// - **Streamer mode** ([`streamer`](Self::streamer)): sends each chunk as arrays: `t(s)`
-///   and one array per channel.
+///   received, calls [`Output::write`] with their latest values in order, only when they
+///   change (or every loop with [`spam`](Self::spam)).
+/// - **Streamer mode** ([`stream`](Self::stream), [`stream_output`](Self::stream_output)):
+///   sends each chunk as arrays: `t(s)` and one array per channel.
 /// - [`make_zero`](Self::make_zero): in `prepare`, averages the readings for the given time
 ///   and subtracts that from every later reading, for any device (non-finite values left
 ///   out; a test stopped meanwhile interrupts it; a device silent for the delay plus
@@ -179,18 +377,20 @@ impl ZeroAccumulator {
 /// ```no_run
 /// use crabby::{Settings, Test};
 /// use crabby_blocks::IOBlock;
-/// # use crabby::hardware::{InOut, Reading};
+/// # use crabby::hardware::{InOut, Input, Reading};
 /// # struct Thermo;
 /// # impl InOut for Thermo {
 /// #     fn channels(&self) -> Vec<String> { vec!["T(C)".into()] }
+/// # }
+/// # impl Input for Thermo {
 /// #     fn read(&mut self) -> crabby::Result<Reading> { Ok(Reading::now(vec![20.0])) }
 /// # }
 /// let mut test = Test::new("thermo");
-/// let io = test.add_with(IOBlock::new(Thermo).make_zero(0.5), Settings::new().freq(50.0));
+/// let io = test.add_with(IOBlock::input(Thermo).make_zero(0.5), Settings::new().freq(50.0));
 /// ```
 #[derive(Debug)]
-pub struct IOBlock<D: InOut> {
-    device: D,
+pub struct IOBlock {
+    device: Erased,
     labels: Option<Vec<Label>>,
     time_label: Label,
     cmd_labels: Vec<Label>,
@@ -201,7 +401,9 @@ pub struct IOBlock<D: InOut> {
     make_zero: Option<f64>,
     spam: bool,
     status_label: Option<Label>,
+    reconnect: Option<Reconnect>,
     // Run time.
+    link: Reconnector,
     out_labels: Vec<Label>,
     reading: bool,
     offsets: Vec<f64>,
@@ -214,9 +416,62 @@ pub struct IOBlock<D: InOut> {
     t0_ns: u64,
 }
 
-impl<D: InOut> IOBlock<D> {
-    /// An IOBlock driving `device`.
-    pub fn new(device: D) -> Self {
+impl IOBlock {
+    /// An IOBlock that reads `device` (a sensor).
+    pub fn input<D: Input>(device: D) -> Self {
+        Self::with(
+            Erased::new(device, "IOBlock::input", Some(D::read), None, None),
+            false,
+        )
+    }
+
+    /// An IOBlock that writes commands to `device` and never reads it (it has no output
+    /// link).
+    pub fn output<D: Output>(device: D) -> Self {
+        Self::with(
+            Erased::new(device, "IOBlock::output", None, Some(WriteFns::of()), None),
+            false,
+        )
+    }
+
+    /// An IOBlock that reads `device` and writes commands to it.
+    pub fn input_output<D: Input + Output>(device: D) -> Self {
+        Self::with(
+            Erased::new(
+                device,
+                "IOBlock::input_output",
+                Some(D::read),
+                Some(WriteFns::of()),
+                None,
+            ),
+            false,
+        )
+    }
+
+    /// An IOBlock in streamer mode: starts the stream of `device` and sends each chunk as
+    /// arrays, `t(s)` and one array per channel.
+    pub fn stream<D: Stream>(device: D) -> Self {
+        Self::with(
+            Erased::new(device, "IOBlock::stream", None, None, Some(StreamFns::of())),
+            true,
+        )
+    }
+
+    /// An IOBlock in streamer mode that also writes commands to `device`.
+    pub fn stream_output<D: Stream + Output>(device: D) -> Self {
+        Self::with(
+            Erased::new(
+                device,
+                "IOBlock::stream_output",
+                None,
+                Some(WriteFns::of()),
+                Some(StreamFns::of()),
+            ),
+            true,
+        )
+    }
+
+    fn with(device: Erased, streamer: bool) -> Self {
         let tracker = StatusTracker::new(device.name());
         IOBlock {
             device,
@@ -224,12 +479,14 @@ impl<D: InOut> IOBlock<D> {
             time_label: Label::new("t(s)"),
             cmd_labels: Vec::new(),
             trigger_label: None,
-            streamer: false,
+            streamer,
             initial_cmd: None,
             exit_cmd: None,
             make_zero: None,
             spam: false,
             status_label: None,
+            reconnect: None,
+            link: Reconnector::new(None),
             out_labels: Vec::new(),
             reading: false,
             offsets: Vec::new(),
@@ -263,11 +520,6 @@ impl<D: InOut> IOBlock<D> {
         self.trigger_label = Some(l.into());
         self
     }
-    /// Streams chunks instead of single readings.
-    pub fn streamer(mut self, yes: bool) -> Self {
-        self.streamer = yes;
-        self
-    }
     /// Command written in `prepare`, right after opening.
     pub fn initial_cmd(mut self, cmd: impl Into<Vec<f64>>) -> Self {
         self.initial_cmd = Some(cmd.into());
@@ -295,9 +547,22 @@ impl<D: InOut> IOBlock<D> {
         self
     }
 
-    /// The device.
-    pub fn device(&self) -> &D {
-        &self.device
+    /// When the device is lost mid-test (an error of kind
+    /// [`Communication`](ErrorKind::Communication): the port vanished), closes it and opens
+    /// it again after `backoff` (doubling after each failed opening, bounded), at most
+    /// `attempts` openings over the test, instead of failing the Block (the default). No
+    /// sample is sent while it is down (a gap in the data, logged); after it is back the
+    /// latest command is written again and, in streamer mode, the stream restarted. The
+    /// losses, reconnections and failed attempts are counted in the run report. See
+    /// [`crate::reconnect`].
+    pub fn reconnect(mut self, attempts: u32, backoff: Duration) -> Self {
+        self.reconnect = Some(Reconnect::new(attempts, backoff));
+        self
+    }
+
+    /// The device's name.
+    pub fn device_name(&self) -> &str {
+        self.device.name()
     }
 
     /// The offsets subtracted from each channel (empty until `make_zero` ran).
@@ -337,10 +602,11 @@ impl<D: InOut> IOBlock<D> {
                     )));
                 }
             }
-            if !self.device.capabilities().write {
+            if !self.device.can_write() {
                 return Err(self.cfg_err(format!(
-                    "{what} is set but device '{}' takes no command (its capabilities().write is false)",
-                    self.device.name()
+                    "{what} is set but device '{}' takes no command (it was given with {}; use IOBlock::input_output or IOBlock::stream_output, for a device that implements Output)",
+                    self.device.name(),
+                    self.device.constructor()
                 )));
             }
         }
@@ -412,6 +678,34 @@ impl<D: InOut> IOBlock<D> {
         ctx.send(&s)
     }
 
+    /// `finish` with the device lost and not back: one more opening to write the exit
+    /// command, if there is one (a heater left on would be worse than a failed opening).
+    fn finish_down(&mut self) -> Result<()> {
+        let Some(c) = self.exit_cmd.clone() else {
+            log::warn!(
+                "device '{}' was still disconnected at the end",
+                self.device.name()
+            );
+            return Ok(());
+        };
+        let r = self
+            .device
+            .open()
+            .and_then(|()| self.device.write(&c))
+            .and_then(|()| self.device.close());
+        match r {
+            Ok(()) => {
+                log::info!("device '{}' reopened to write exit_cmd", self.device.name());
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.device.close();
+                log::error!("device '{}' was disconnected at the end and exit_cmd could not be written: {e}", self.device.name());
+                Err(device_failure(&e, self.device.name()))
+            }
+        }
+    }
+
     fn rel_t(&self, t_ns: u64) -> f64 {
         (t_ns as i64 - self.t0_ns as i64) as f64 * 1e-9
     }
@@ -428,7 +722,7 @@ impl<D: InOut> IOBlock<D> {
         let start = crabby::time::monotonic_ns();
         let end = start + (seconds * 1e9) as u64;
         let deadline = end + (MAKE_ZERO_MARGIN_S * 1e9) as u64;
-        let use_stream = !self.device.capabilities().read;
+        let use_stream = !self.device.can_read();
         if use_stream {
             self.device.start_stream()?;
             self.streaming = true;
@@ -476,21 +770,27 @@ impl<D: InOut> IOBlock<D> {
         Ok(true)
     }
 
-    fn step_inner(&mut self, ctx: &mut Context) -> Result<()> {
+    /// Receives the latest samples and keeps the latest value of each command label.
+    fn receive(&mut self, ctx: &mut Context) -> Result<Sample> {
         let received = if ctx.n_inputs() > 0 {
             ctx.recv_latest(false)
         } else {
             Sample::new()
         };
-        if !self.cmd_labels.is_empty() {
-            for (i, l) in self.cmd_labels.iter().enumerate() {
-                if let Some(v) = received.get(l.as_str()) {
-                    let f = v.as_f64().ok_or_else(|| {
-                        Error::config(format!("command label '{l}' carries {v:?}, not a number"))
-                    })?;
-                    self.known[i] = Some(f);
-                }
+        for (i, l) in self.cmd_labels.iter().enumerate() {
+            if let Some(v) = received.get(l.as_str()) {
+                let f = v.as_f64().ok_or_else(|| {
+                    Error::config(format!("command label '{l}' carries {v:?}, not a number"))
+                })?;
+                self.known[i] = Some(f);
             }
+        }
+        Ok(received)
+    }
+
+    fn step_inner(&mut self, ctx: &mut Context) -> Result<()> {
+        let received = self.receive(ctx)?;
+        if !self.cmd_labels.is_empty() {
             if self.known.iter().all(Option::is_some) {
                 let cmd: Vec<f64> = self.known.iter().map(|v| v.unwrap_or(0.0)).collect();
                 // Paused: the device keeps its last command (written again after the resume
@@ -529,9 +829,49 @@ impl<D: InOut> IOBlock<D> {
     }
 }
 
-impl<D: InOut> Block for IOBlock<D> {
+impl IOBlock {
+    /// A loop while the device is down: keeps the latest commands, and opens the device
+    /// again when the back-off has passed (restarting the stream, writing the latest command
+    /// again at the next loop).
+    fn step_down(&mut self, ctx: &mut Context) -> Result<Flow> {
+        self.receive(ctx)?;
+        let now = Instant::now();
+        if !self.link.due(now) {
+            return Ok(Flow::Continue);
+        }
+        let restream = self.streaming;
+        let r = self.device.open().and_then(|()| {
+            if restream {
+                self.device.start_stream()
+            } else {
+                Ok(())
+            }
+        });
+        if r.is_err() {
+            // Whatever the opening left half open.
+            let _ = self.device.close();
+        }
+        match self.link.attempted(r, self.device.name(), now) {
+            Ok(Attempt::Reconnected) => {
+                self.opened = true;
+                self.last_cmd = None;
+                self.tracker.set(Status::on(""));
+                self.tracker.report(self.device.status());
+            }
+            Ok(Attempt::Waiting) => {}
+            Err(e) => return Err(self.tracker.fault(e, Status::unknown())),
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+impl Block for IOBlock {
     fn kind(&self) -> &str {
         "IOBlock"
+    }
+
+    fn device(&self) -> Option<String> {
+        Some(self.device_name().to_owned())
     }
 
     fn output_labels(&self) -> Option<Vec<Label>> {
@@ -547,16 +887,15 @@ impl<D: InOut> Block for IOBlock<D> {
         self.device
             .check()
             .map_err(|e| device_failure(&e, self.device.name()))?;
-        let caps = self.device.capabilities();
         let dev = self.device.name();
+        let ctor = self.device.constructor();
         let labels = self.value_labels();
         if graph.n_outputs() > 0 {
-            if self.streamer && !caps.stream {
-                return Err(self.cfg_err(format!("streamer mode is on but device '{dev}' cannot stream (its capabilities().stream is false)")));
-            }
-            if !self.streamer && !caps.read {
+            if self.streamer && !self.device.can_stream()
+                || !self.streamer && !self.device.can_read()
+            {
                 return Err(self.cfg_err(format!(
-                    "the Block has output links but device '{dev}' cannot read (its capabilities().read is false); remove the links"
+                    "the Block has output links but device '{dev}' cannot read (it was given with {ctor}, which only writes); remove the links, or give a device that implements Input with IOBlock::input_output"
                 )));
             }
             if labels.is_empty() {
@@ -600,9 +939,9 @@ impl<D: InOut> Block for IOBlock<D> {
             }
         }
         if !self.cmd_labels.is_empty() {
-            if !caps.write {
+            if !self.device.can_write() {
                 return Err(self.cfg_err(format!(
-                    "cmd_labels {:?} are set but device '{dev}' takes no command (its capabilities().write is false)",
+                    "cmd_labels {:?} are set but device '{dev}' takes no command (it was given with {ctor}); use IOBlock::input_output or IOBlock::stream_output, for a device that implements Output",
                     self.cmd_labels
                 )));
             }
@@ -624,23 +963,29 @@ impl<D: InOut> Block for IOBlock<D> {
         }
         self.check_cmd_len("initial_cmd", &self.initial_cmd)?;
         self.check_cmd_len("exit_cmd", &self.exit_cmd)?;
+        if let Some(r) = &self.reconnect {
+            r.check()?;
+        }
         Ok(())
     }
 
     fn describe(&self) -> String {
         format!(
-            "device={}, labels={:?}, cmd_labels={:?}, trigger={:?}, streamer={}, make_zero={:?}, spam={}",
+            "device={} ({}), labels={:?}, cmd_labels={:?}, trigger={:?}, streamer={}, make_zero={:?}, spam={}, reconnect={:?}",
             self.device.name(),
+            self.device.constructor(),
             self.value_labels(),
             self.cmd_labels,
             self.trigger_label,
             self.streamer,
             self.make_zero,
-            self.spam
+            self.spam,
+            self.reconnect
         )
     }
 
     fn prepare(&mut self, ctx: &mut Context) -> Result<()> {
+        self.link = Reconnector::new(self.reconnect);
         self.out_labels = self.value_labels();
         self.reading = ctx.n_outputs() > 0;
         self.known = vec![None; self.cmd_labels.len()];
@@ -690,17 +1035,40 @@ impl<D: InOut> Block for IOBlock<D> {
     }
 
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        if self.link.is_down() {
+            return self.step_down(ctx);
+        }
         match self.step_inner(ctx) {
             Ok(()) => {
                 self.tracker.report(self.device.status());
                 Ok(Flow::Continue)
             }
             Err(e) if e.kind() == ErrorKind::Configuration && e.origin().is_none() => Err(e),
-            Err(e) => Err(self.tracker.fault(e, self.device.status())),
+            Err(e) => {
+                if self.link.lost(&e, self.device.name(), Instant::now()) {
+                    // Closed now (best effort: the link is what failed); opened again by
+                    // `step_down` after the back-off.
+                    if let Err(c) = self.device.close() {
+                        log::debug!("closing the lost device: {c}");
+                    }
+                    self.opened = false;
+                    self.tracker.set(Status::new(
+                        DeviceState::Alarm,
+                        format!("connection lost ({e}); reconnecting"),
+                    ));
+                    self.tracker.report(Status::unknown());
+                    return Ok(Flow::Continue);
+                }
+                Err(self.tracker.fault(e, self.device.status()))
+            }
         }
     }
 
-    fn finish(&mut self, _ctx: &mut Context) -> Result<()> {
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        self.link.report(ctx, self.device.name());
+        if self.link.is_down() {
+            return self.finish_down();
+        }
         if !self.opened {
             return Ok(());
         }
@@ -741,18 +1109,24 @@ impl<D: InOut> Block for IOBlock<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crabby::hardware::InOutCaps;
 
     struct Dev;
     impl InOut for Dev {
         fn name(&self) -> &str {
             "dev"
         }
-        fn capabilities(&self) -> InOutCaps {
-            InOutCaps::READ_WRITE
+    }
+    impl Input for Dev {
+        fn read(&mut self) -> Result<Reading> {
+            Ok(Reading::new(1, vec![]))
         }
+    }
+    impl Output for Dev {
         fn n_commands(&self) -> Option<usize> {
             Some(1)
+        }
+        fn write(&mut self, _: &[f64]) -> Result<()> {
+            Ok(())
         }
     }
 
@@ -812,11 +1186,18 @@ mod tests {
 
     #[test]
     fn command_lengths_are_checked() {
-        let b = IOBlock::new(Dev).initial_cmd(vec![1.0, 2.0]);
+        let b = IOBlock::input_output(Dev).initial_cmd(vec![1.0, 2.0]);
         let e = b.check_cmd_len("initial_cmd", &b.initial_cmd).unwrap_err();
         assert!(e.description().contains("takes 1 command values"), "{e}");
-        let b = IOBlock::new(Dev).exit_cmd(vec![0.0]);
+        let b = IOBlock::input_output(Dev).exit_cmd(vec![0.0]);
         b.check_cmd_len("exit_cmd", &b.exit_cmd).unwrap();
+        let b = IOBlock::input(Dev).exit_cmd(vec![0.0]);
+        let e = b.check_cmd_len("exit_cmd", &b.exit_cmd).unwrap_err();
+        assert!(
+            e.description()
+                .contains("takes no command (it was given with IOBlock::input"),
+            "{e}"
+        );
         assert_eq!(b.output_labels().unwrap(), [Label::new("t(s)")]);
     }
 }

@@ -22,13 +22,16 @@
 //! ```no_run
 //! use crabby::Test;
 //! use crabby_blocks::{Generator, Path, Pid, Setpoint};
-//! # use crabby::hardware::{InOut, Reading};
+//! # use crabby::hardware::{InOut, Input, Output, Reading};
 //! # struct Furnace;
 //! # impl InOut for Furnace {
 //! #     fn channels(&self) -> Vec<String> { vec!["T(C)".into()] }
+//! # }
+//! # impl Input for Furnace {
 //! #     fn read(&mut self) -> crabby::Result<Reading> { Ok(Reading::now(vec![20.0])) }
+//! # }
+//! # impl Output for Furnace {
 //! #     fn write(&mut self, _: &[f64]) -> crabby::Result<()> { Ok(()) }
-//! #     fn capabilities(&self) -> crabby::hardware::InOutCaps { crabby::hardware::InOutCaps::ALL }
 //! # }
 //! let mut test = Test::new("furnace");
 //! let target = test.add(Generator::new([Path::constant(300.0).until("delay=60")])?.cmd_label("T_target"));
@@ -37,7 +40,7 @@
 //!         .gains(0.4, 0.8, 0.0)
 //!         .out_limits(0.0, 100.0),
 //! );
-//! let furnace = test.add(crabby_blocks::IOBlock::new(Furnace).cmd_labels(["power(%)"]));
+//! let furnace = test.add(crabby_blocks::IOBlock::input_output(Furnace).cmd_labels(["power(%)"]));
 //! test.link(target, pid);
 //! test.link(furnace, pid);
 //! test.link(pid, furnace);

@@ -19,6 +19,9 @@
 //! - A metadata file `<stem>.meta.txt` next to the data holds the test name, the start date
 //!   and time (ISO 8601), the crabby version, the graph (Blocks, parameters, links), the row
 //!   count and, appended by the coordinator at the very end, the run report.
+//! - When the test keeps run documents ([`Test::documents`](crabby::Test::documents)), the
+//!   file is declared as a stream once its columns and first row are known (or at the end
+//!   if no row came): the descriptor lists each column with its value type and unit.
 
 use crabby::{Block, Context, Error, Flow, GraphView, Label, Result, Sample, Settings, Value};
 use std::fs::File;
@@ -53,6 +56,10 @@ struct Open {
     rows: u64,
     extra_warned: bool,
     last_flush: std::time::Instant,
+    /// The type of each column's value in the first row (for the run documents).
+    types: Vec<Option<&'static str>>,
+    /// Whether the stream was declared to the run documents.
+    declared: bool,
     /// Several inputs, columns not fixed yet: links that sent, samples held, first arrival.
     seen: Vec<bool>,
     held: Vec<Sample>,
@@ -185,6 +192,8 @@ impl Recorder {
             rows: 0,
             extra_warned: false,
             last_flush: std::time::Instant::now(),
+            types: Vec::new(),
+            declared: false,
             seen: Vec::new(),
             held: Vec::new(),
             union: Vec::new(),
@@ -268,6 +277,12 @@ impl Open {
             self.header();
         }
         let cols = self.columns.as_ref().expect("columns known");
+        if self.rows == 0 {
+            self.types = cols
+                .iter()
+                .map(|l| s.get(l).map(crabby::documents::value_type))
+                .collect();
+        }
         for (i, l) in cols.iter().enumerate() {
             if i > 0 {
                 self.buf.push(',');
@@ -295,6 +310,24 @@ impl Open {
                 "{name}: labels {extra:?} are not among the recorded columns and are not written"
             );
         }
+    }
+
+    /// Declares the file to the run documents once its columns are known and (unless `now`)
+    /// its first row gave the type of each value.
+    fn declare(&mut self, ctx: &Context, now: bool) {
+        let Some(cols) = self.columns.as_ref().filter(|_| !self.declared) else {
+            return;
+        };
+        if self.rows == 0 && !now {
+            return;
+        }
+        let mut info =
+            crabby::documents::StreamInfo::new(&self.path, "csv").metadata_file(&self.meta_path);
+        for (i, l) in cols.iter().enumerate() {
+            info = info.column(l.as_str(), self.types.get(i).copied().flatten());
+        }
+        ctx.declare_stream(info);
+        self.declared = true;
     }
 
     /// Writes the buffered whole rows in one call.
@@ -465,6 +498,7 @@ impl Block for Recorder {
         {
             open.fix_columns(&name);
         }
+        open.declare(ctx, false);
         if open.last_flush.elapsed() >= self.flush_period {
             open.flush()?;
             if self.mux.is_none() {
@@ -514,6 +548,7 @@ impl Block for Recorder {
         if self.mux.is_none() {
             ctx.report_durable(open.rows);
         }
+        open.declare(ctx, true);
         open.file
             .sync_all()
             .map_err(|e| Error::io(format!("cannot sync {}", open.path.display()), e))?;

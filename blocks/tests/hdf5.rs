@@ -144,20 +144,17 @@ struct Daq {
     k: u64,
 }
 impl crabby::hardware::InOut for Daq {
-    fn capabilities(&self) -> crabby::hardware::InOutCaps {
-        crabby::hardware::InOutCaps {
-            read: false,
-            write: false,
-            stream: true,
-        }
-    }
     fn channels(&self) -> Vec<String> {
         vec!["V(V)".into()]
     }
+}
+
+impl crabby::hardware::Stream for Daq {
     fn start_stream(&mut self) -> Result<()> {
         self.next_ns = crabby::hardware::now_ns();
         Ok(())
     }
+
     fn read_stream(&mut self) -> Result<crabby::hardware::Chunk> {
         let now = crabby::hardware::now_ns();
         let mut c = crabby::hardware::Chunk::default();
@@ -170,6 +167,10 @@ impl crabby::hardware::InOut for Daq {
         }
         Ok(c)
     }
+
+    fn stop_stream(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 fn ioblock_stream_becomes_columns() -> std::result::Result<(), String> {
@@ -178,7 +179,7 @@ fn ioblock_stream_becomes_columns() -> std::result::Result<(), String> {
     let mut test = Test::new("h5-stream");
     test.log_file(None);
     let daq = test.add_with(
-        crabby_blocks::IOBlock::new(Daq { next_ns: 0, k: 0 }).streamer(true),
+        crabby_blocks::IOBlock::stream(Daq { next_ns: 0, k: 0 }),
         Settings::new().name("daq").freq(20.0),
     );
     let r = test.add_with(Hdf5Recorder::new(&file), Settings::new().name("h5"));
@@ -269,6 +270,53 @@ fn readable_after_kill9() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The run documents describe the HDF5 file: every label (known only at the end, as the
+/// labels are not given) stored as float64, with its unit and the Block that sent it.
+fn declared_in_the_run_documents() -> std::result::Result<(), String> {
+    let dir = TempDir::new("h5-docs");
+    let file = dir.path().join("run.h5");
+    let docs = dir.path().join("run.jsonl");
+    let mut test = Test::new("h5-docs");
+    test.log_file(None);
+    test.documents(Some(docs.clone()));
+    let f = test.add_with(
+        Force { stop_at: Some(0.3) },
+        Settings::new().name("force").freq(200.0),
+    );
+    let s = test.add_with(Stream, Settings::new().name("daq").freq(50.0));
+    let r = test.add_with(Hdf5Recorder::new(&file), Settings::new().name("h5"));
+    test.link(f, r);
+    test.link(s, r);
+    test.run().map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&docs).map_err(|e| e.to_string())?;
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("{e}: {l}")))
+        .collect::<std::result::Result<_, _>>()?;
+    ensure!(lines.len() == 3, "{text}");
+    let d = &lines[1];
+    ensure!(
+        d["document"] == "descriptor" && d["data_format"] == "hdf5",
+        "{d}"
+    );
+    ensure!(d["file"] == file.display().to_string(), "{d}");
+    let col = |label: &str| {
+        d["columns"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["label"] == label).cloned())
+            .ok_or(format!("no column {label} in {d}"))
+    };
+    let (force, temp, t) = (col("F(N)")?, col("T(C)")?, col("t(s)")?);
+    ensure!(
+        force["unit"] == "N" && force["dtype"] == "float64" && force["source"][0] == "force",
+        "{force}"
+    );
+    ensure!(temp["unit"] == "C" && temp["source"][0] == "daq", "{temp}");
+    ensure!(t["source"] == serde_json::json!(["force", "daq"]), "{t}");
+    ensure!(lines[2]["exit_status"] == "success", "{}", lines[2]);
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(p) = args.iter().position(|a| a == "--h5-forever") {
@@ -282,6 +330,11 @@ fn main() {
             records_a_graph_read_back_by_h5dump,
         ),
         common::case("readable_after_kill9", 40, readable_after_kill9),
+        common::case(
+            "declared_in_the_run_documents",
+            30,
+            declared_in_the_run_documents,
+        ),
         common::case(
             "ioblock_stream_becomes_columns",
             30,

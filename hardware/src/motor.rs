@@ -7,7 +7,9 @@
 //! [`FakeStepperMotor::advance`] integrate a given duration directly: unit tests use them to
 //! be deterministic.
 
-use crabby::hardware::{device_error, now_ns, Actuator, ActuatorCaps, Status};
+use crabby::hardware::{
+    device_error, now_ns, Actuator, PositionFeedback, Positioner, SpeedFeedback, Status,
+};
 use crabby::{Error, ErrorKind, Result};
 
 /// Simulated time of a fake device: real elapsed time × `speed`, measured on each call.
@@ -59,7 +61,7 @@ fn check_finite(device: &str, name: &str, v: f64) -> Result<()> {
 /// A simulated DC motor driven in voltage (Crappy's model, with coherent units).
 ///
 /// Units: the command of [`set_speed`](Actuator::set_speed) is the **voltage** (V);
-/// [`speed`](Actuator::speed) reads **rpm**; [`position`](Actuator::position) reads
+/// [`speed`](SpeedFeedback::speed) reads **rpm**; [`position`](PositionFeedback::position) reads
 /// **turns** (Crappy's model integrated rpm over seconds, so its position was 60× the number
 /// of turns).
 ///
@@ -240,10 +242,6 @@ impl FakeDCMotor {
 }
 
 impl Actuator for FakeDCMotor {
-    fn capabilities(&self) -> ActuatorCaps {
-        ActuatorCaps::SPEED_READ
-    }
-
     fn check(&self) -> Result<()> {
         let n = "FakeDCMotor";
         check_positive(n, "inertia", self.inertia, "")?;
@@ -280,18 +278,6 @@ impl Actuator for FakeDCMotor {
         self.apply_voltage(volt)
     }
 
-    /// Speed in rpm.
-    fn speed(&mut self) -> Result<f64> {
-        self.sync();
-        Ok(self.rpm)
-    }
-
-    /// Position in turns.
-    fn position(&mut self) -> Result<f64> {
-        self.sync();
-        Ok(self.turns)
-    }
-
     fn close(&mut self) -> Result<()> {
         self.sync();
         self.volt = 0.0;
@@ -307,6 +293,22 @@ impl Actuator for FakeDCMotor {
         } else {
             Status::on("idle")
         }
+    }
+}
+
+impl PositionFeedback for FakeDCMotor {
+    /// Position in turns.
+    fn position(&mut self) -> Result<f64> {
+        self.sync();
+        Ok(self.turns)
+    }
+}
+
+impl SpeedFeedback for FakeDCMotor {
+    /// Speed in rpm.
+    fn speed(&mut self) -> Result<f64> {
+        self.sync();
+        Ok(self.rpm)
     }
 }
 
@@ -567,10 +569,6 @@ fn approach(v: f64, target: f64, step: f64) -> f64 {
 }
 
 impl Actuator for FakeStepperMotor {
-    fn capabilities(&self) -> ActuatorCaps {
-        ActuatorCaps::ALL
-    }
-
     fn check(&self) -> Result<()> {
         let n = "FakeStepperMotor";
         check_positive(n, "steps_per_mm", self.steps_per_mm, "")?;
@@ -598,23 +596,6 @@ impl Actuator for FakeStepperMotor {
         self.command_speed(speed)
     }
 
-    /// Position in mm, speed in mm/s.
-    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
-        self.sync();
-        self.command_position(position, speed)
-    }
-
-    fn speed(&mut self) -> Result<f64> {
-        self.sync();
-        Ok(self.v)
-    }
-
-    fn position(&mut self) -> Result<f64> {
-        self.sync();
-        let m = self.microstep_mm();
-        Ok((self.pos / m).round() * m)
-    }
-
     fn stop(&mut self) -> Result<()> {
         self.sync();
         self.halt();
@@ -635,6 +616,29 @@ impl Actuator for FakeStepperMotor {
         } else {
             Status::on(format!("holding at {:.3} mm", self.pos))
         }
+    }
+}
+
+impl Positioner for FakeStepperMotor {
+    /// Position in mm, speed in mm/s.
+    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
+        self.sync();
+        self.command_position(position, speed)
+    }
+}
+
+impl PositionFeedback for FakeStepperMotor {
+    fn position(&mut self) -> Result<f64> {
+        self.sync();
+        let m = self.microstep_mm();
+        Ok((self.pos / m).round() * m)
+    }
+}
+
+impl SpeedFeedback for FakeStepperMotor {
+    fn speed(&mut self) -> Result<f64> {
+        self.sync();
+        Ok(self.v)
     }
 }
 

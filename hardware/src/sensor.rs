@@ -6,7 +6,9 @@
 //! elapsed since the previous call; [`FakeFurnace::advance`] integrates a given duration
 //! for unit tests.
 
-use crabby::hardware::{device_error, now_ns, Chunk, InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{
+    device_error, now_ns, Chunk, InOut, Input, Output, Reading, Status, Stream,
+};
 use crabby::{Error, ErrorKind, Result};
 
 /// A small seeded pseudo-random generator (SplitMix64), with Gaussian draws (Box–Muller).
@@ -56,8 +58,8 @@ impl Prng {
 
 /// A simulated furnace: a heater driven in percent of its power and a thermocouple.
 ///
-/// Command ([`InOut::write`], one value): heater power in % (0–100). Reading
-/// ([`InOut::read`], one channel, label `T(C)`): the furnace temperature in °C plus the
+/// Command ([`Output::write`], one value): heater power in % (0–100). Reading
+/// ([`Input::read`], one channel, label `T(C)`): the furnace temperature in °C plus the
 /// thermocouple's Gaussian noise (seeded).
 ///
 /// The thermal model is first order: a lumped heat capacity `C` (J/K) heated by
@@ -72,8 +74,8 @@ impl Prng {
 /// `T(t+dt) = T_ss + (T(t) − T_ss)·exp(−dt/τ)` with `T_ss = T_ambient + P·R` and `τ = R·C`.
 /// With the defaults (500 W, 1 K/W, 5 J/K, 20 °C) full power settles at 520 °C with τ = 5 s.
 ///
-/// Streaming ([`InOut::start_stream`]) simulates a DAQ sampling at `sample_rate` (at most
-/// [`FakeFurnace::MAX_SAMPLE_RATE`]): each [`InOut::read_stream`] returns the samples due
+/// Streaming ([`Stream::start_stream`]) simulates a DAQ sampling at `sample_rate` (at most
+/// [`FakeFurnace::MAX_SAMPLE_RATE`]): each [`Stream::read_stream`] returns the samples due
 /// since the previous one. The model is integrated along one simulated time line that never
 /// goes back: a command written while streaming first generates the samples due up to that
 /// instant (with the power in force until then), then changes the power.
@@ -249,16 +251,8 @@ impl FakeFurnace {
 }
 
 impl InOut for FakeFurnace {
-    fn capabilities(&self) -> InOutCaps {
-        InOutCaps::ALL
-    }
-
     fn channels(&self) -> Vec<String> {
         vec!["T(C)".to_owned()]
-    }
-
-    fn n_commands(&self) -> Option<usize> {
-        Some(1)
     }
 
     fn check(&self) -> Result<()> {
@@ -305,10 +299,39 @@ impl InOut for FakeFurnace {
         Ok(())
     }
 
+    fn close(&mut self) -> Result<()> {
+        self.sync();
+        self.power_pct = 0.0;
+        self.stream_next_ns = None;
+        self.pending = Chunk::default();
+        self.open = false;
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        if !self.open {
+            Status::off()
+        } else {
+            Status::on(if self.power_pct > 0.0 {
+                "heating"
+            } else {
+                "heater off"
+            })
+        }
+    }
+}
+
+impl Input for FakeFurnace {
     fn read(&mut self) -> Result<Reading> {
         self.sync();
         let t = now_ns();
         Ok(Reading::new(t, vec![self.measure()]))
+    }
+}
+
+impl Output for FakeFurnace {
+    fn n_commands(&self) -> Option<usize> {
+        Some(1)
     }
 
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
@@ -322,7 +345,9 @@ impl InOut for FakeFurnace {
         self.sync();
         self.set_power(p)
     }
+}
 
+impl Stream for FakeFurnace {
     fn start_stream(&mut self) -> Result<()> {
         self.sync();
         self.stream_next_ns = self.model_ns;
@@ -350,27 +375,6 @@ impl InOut for FakeFurnace {
         self.stream_next_ns = None;
         self.pending = Chunk::default();
         Ok(())
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.sync();
-        self.power_pct = 0.0;
-        self.stream_next_ns = None;
-        self.pending = Chunk::default();
-        self.open = false;
-        Ok(())
-    }
-
-    fn status(&self) -> Status {
-        if !self.open {
-            Status::off()
-        } else {
-            Status::on(if self.power_pct > 0.0 {
-                "heating"
-            } else {
-                "heater off"
-            })
-        }
     }
 }
 

@@ -420,6 +420,40 @@ pub trait Camera: Send + 'static {
     }
 }
 
+/// Forwards every method, so a camera chosen at run time (`Box<dyn Camera>`) works wherever
+/// a camera does. [`format`](Camera::format) and [`grab`](Camera::grab) are required, so
+/// the compiler rejects a forward that leaves them out; the defaulted ones are checked by
+/// the unit test `box_forwards_every_camera_method`, which lists them once.
+impl<T: Camera + ?Sized> Camera for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn open(&mut self) -> Result<()> {
+        (**self).open()
+    }
+    fn settings(&self) -> Vec<SettingInfo> {
+        (**self).settings()
+    }
+    fn get(&self, name: &str) -> Result<SettingValue> {
+        (**self).get(name)
+    }
+    fn set(&mut self, name: &str, value: &SettingValue) -> Result<()> {
+        (**self).set(name, value)
+    }
+    fn format(&self) -> FrameFormat {
+        (**self).format()
+    }
+    fn grab(&mut self, buf: &mut [u8]) -> Result<Option<FrameInfo>> {
+        (**self).grab(buf)
+    }
+    fn update_inputs(&mut self, inputs: &Sample) {
+        (**self).update_inputs(inputs)
+    }
+    fn close(&mut self) -> Result<()> {
+        (**self).close()
+    }
+}
+
 fn unknown_setting(camera: &str, name: &str, known: &[SettingInfo]) -> Error {
     let names: Vec<&str> = known.iter().map(|s| s.name.as_str()).collect();
     Error::config(format!(
@@ -440,6 +474,73 @@ pub fn apply_setting(cam: &mut dyn Camera, name: &str, value: &SettingValue) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every defaulted method of `Camera`, called through a `Box`: each must reach the
+    /// probe (a forgotten forward would run the default, which the probe never sees).
+    #[test]
+    fn box_forwards_every_camera_method() {
+        const DEFAULTED: [&str; 7] = [
+            "name",
+            "open",
+            "settings",
+            "get",
+            "set",
+            "update_inputs",
+            "close",
+        ];
+        use std::sync::{Arc, Mutex};
+        struct Probe(Arc<Mutex<Vec<&'static str>>>);
+        impl Probe {
+            fn hit(&self, m: &'static str) {
+                self.0.lock().unwrap().push(m);
+            }
+        }
+        impl Camera for Probe {
+            fn name(&self) -> &str {
+                self.hit("name");
+                "probe"
+            }
+            fn open(&mut self) -> Result<()> {
+                self.hit("open");
+                Ok(())
+            }
+            fn settings(&self) -> Vec<SettingInfo> {
+                self.hit("settings");
+                vec![SettingInfo::bool("on", true, "probe")]
+            }
+            fn get(&self, _: &str) -> Result<SettingValue> {
+                self.hit("get");
+                Ok(SettingValue::Bool(true))
+            }
+            fn set(&mut self, _: &str, _: &SettingValue) -> Result<()> {
+                self.hit("set");
+                Ok(())
+            }
+            fn format(&self) -> FrameFormat {
+                FrameFormat::new(1, 1, PixelFormat::Mono8)
+            }
+            fn grab(&mut self, _: &mut [u8]) -> Result<Option<FrameInfo>> {
+                Ok(None)
+            }
+            fn update_inputs(&mut self, _: &Sample) {
+                self.hit("update_inputs");
+            }
+            fn close(&mut self) -> Result<()> {
+                self.hit("close");
+                Ok(())
+            }
+        }
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let mut c: Box<dyn Camera> = Box::new(Probe(calls.clone()));
+        assert_eq!(Camera::name(&c), "probe");
+        Camera::open(&mut c).unwrap();
+        assert_eq!(Camera::settings(&c).len(), 1);
+        assert_eq!(Camera::get(&c, "on").unwrap(), SettingValue::Bool(true));
+        Camera::set(&mut c, "on", &SettingValue::Bool(false)).unwrap();
+        Camera::update_inputs(&mut c, &Sample::new());
+        Camera::close(&mut c).unwrap();
+        assert_eq!(*calls.lock().unwrap(), DEFAULTED);
+    }
 
     #[test]
     fn range_validation_snaps_to_step_and_rejects_outside() {

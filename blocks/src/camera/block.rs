@@ -586,6 +586,8 @@ impl Block for CameraBlock {
         if let Some(r) = &self.recording {
             let folder = unique_folder(&r.folder)?;
             log::info!("camera: recording into {}", folder.display());
+            // Listed among the run's files in the run documents.
+            ctx.declare_file(folder.clone(), "images");
             self.record_folder = Some(folder);
             modes.push(r.mode);
             kinds.push(Kind::Recorder);

@@ -56,7 +56,7 @@ pub mod sim;
 
 use crate::lock::DeviceLock;
 use crate::serial::{SerialConfig, SerialLink};
-use crabby::hardware::{device_error, now_ns, InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{device_error, now_ns, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 use frame::{FrameError, Request, Response};
 use std::io::{Read, Write};
@@ -862,20 +862,8 @@ impl InOut for ModbusInOut {
         &self.name
     }
 
-    fn capabilities(&self) -> InOutCaps {
-        InOutCaps {
-            read: !self.reads.is_empty(),
-            write: !self.writes.is_empty(),
-            stream: false,
-        }
-    }
-
     fn channels(&self) -> Vec<String> {
         self.reads.iter().map(|p| p.label.clone()).collect()
-    }
-
-    fn n_commands(&self) -> Option<usize> {
-        Some(self.writes.len())
     }
 
     fn check(&self) -> Result<()> {
@@ -974,7 +962,29 @@ impl InOut for ModbusInOut {
         Ok(())
     }
 
+    fn close(&mut self) -> Result<()> {
+        self.conn = None;
+        self.lock = None;
+        if self.status.state != crabby::hardware::DeviceState::Fault {
+            self.status = Status::off();
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        self.status.clone()
+    }
+}
+
+impl Input for ModbusInOut {
+    /// An error of kind `NotAllowed` if no read point is configured (a write-only device).
     fn read(&mut self) -> Result<Reading> {
+        if self.reads.is_empty() {
+            return Err(crabby::hardware::not_supported(
+                &self.name,
+                "be read (no read point configured)",
+            ));
+        }
         let mut values = vec![0.0; self.reads.len()];
         let t0 = now_ns();
         for k in 0..self.plan.len() {
@@ -1002,6 +1012,12 @@ impl InOut for ModbusInOut {
         self.status_on();
         // The device measured somewhere between the first request and the last answer.
         Ok(Reading::new(t0 + (now_ns() - t0) / 2, values))
+    }
+}
+
+impl Output for ModbusInOut {
+    fn n_commands(&self) -> Option<usize> {
+        Some(self.writes.len())
     }
 
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
@@ -1067,19 +1083,6 @@ impl InOut for ModbusInOut {
         }
         self.status_on();
         Ok(())
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.conn = None;
-        self.lock = None;
-        if self.status.state != crabby::hardware::DeviceState::Fault {
-            self.status = Status::off();
-        }
-        Ok(())
-    }
-
-    fn status(&self) -> Status {
-        self.status.clone()
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`LineInOut`]: a generic text-line protocol over a serial port.
 
 use super::{fill_template, template_arity, LineEnding, SerialConfig, SerialLink};
-use crabby::hardware::{now_ns, InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{now_ns, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 use regex::Regex;
 
@@ -201,20 +201,8 @@ impl InOut for LineInOut {
         &self.name
     }
 
-    fn capabilities(&self) -> InOutCaps {
-        InOutCaps {
-            read: !self.channels.is_empty(),
-            write: self.command.is_some(),
-            stream: false,
-        }
-    }
-
     fn channels(&self) -> Vec<String> {
         self.channels.clone()
-    }
-
-    fn n_commands(&self) -> Option<usize> {
-        self.command.as_deref().map(template_arity)
     }
 
     fn check(&self) -> Result<()> {
@@ -246,7 +234,28 @@ impl InOut for LineInOut {
         Ok(())
     }
 
+    fn close(&mut self) -> Result<()> {
+        self.link = None;
+        if self.status.state != crabby::hardware::DeviceState::Fault {
+            self.status = Status::off();
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        self.status.clone()
+    }
+}
+
+impl Input for LineInOut {
+    /// An error of kind `NotAllowed` if no channel is configured (a command-only device).
     fn read(&mut self) -> Result<Reading> {
+        if self.channels.is_empty() {
+            return Err(crabby::hardware::not_supported(
+                &self.name,
+                "be read (no channels configured)",
+            ));
+        }
         let ending = self.line_ending;
         let query = self.query.clone();
         let r = (|| {
@@ -270,6 +279,12 @@ impl InOut for LineInOut {
             Ok(Reading::new(t, self.parse_line(&line)?))
         })();
         self.fault(r)
+    }
+}
+
+impl Output for LineInOut {
+    fn n_commands(&self) -> Option<usize> {
+        self.command.as_deref().map(template_arity)
     }
 
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
@@ -296,18 +311,6 @@ impl InOut for LineInOut {
             Ok(())
         })();
         self.fault(r)
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.link = None;
-        if self.status.state != crabby::hardware::DeviceState::Fault {
-            self.status = Status::off();
-        }
-        Ok(())
-    }
-
-    fn status(&self) -> Status {
-        self.status.clone()
     }
 }
 
@@ -412,7 +415,9 @@ mod tests {
         .line_ending(LineEnding::Lf);
         d.check().unwrap();
         assert_eq!(d.n_commands(), Some(2));
-        assert!(!d.capabilities().read && d.capabilities().write);
+        // No channel: nothing to read, said before anything touches the port.
+        assert!(d.channels().is_empty());
+        assert_eq!(d.read().unwrap_err().kind(), crabby::ErrorKind::NotAllowed);
         d.open().unwrap();
         p.send(b"OK\n");
         d.write(&[1.5, 0.25]).unwrap();

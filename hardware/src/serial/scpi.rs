@@ -2,7 +2,7 @@
 //! serial port.
 
 use super::{fill_template, template_arity, LineEnding, SerialConfig, SerialLink};
-use crabby::hardware::{now_ns, DeviceState, InOut, InOutCaps, Reading, Status};
+use crabby::hardware::{now_ns, DeviceState, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 
 /// SCPI's "overload" value (9.9E+37): the input is beyond the range.
@@ -175,20 +175,8 @@ impl InOut for ScpiInOut {
         &self.name
     }
 
-    fn capabilities(&self) -> InOutCaps {
-        InOutCaps {
-            read: !self.measures.is_empty(),
-            write: !self.commands.is_empty(),
-            stream: false,
-        }
-    }
-
     fn channels(&self) -> Vec<String> {
         self.measures.iter().map(|(l, _)| l.clone()).collect()
-    }
-
-    fn n_commands(&self) -> Option<usize> {
-        Some(self.commands.len())
     }
 
     fn check(&self) -> Result<()> {
@@ -259,7 +247,28 @@ impl InOut for ScpiInOut {
         r
     }
 
+    fn close(&mut self) -> Result<()> {
+        self.link = None;
+        if self.status.state != DeviceState::Fault {
+            self.status = Status::off();
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        self.status.clone()
+    }
+}
+
+impl Input for ScpiInOut {
+    /// An error of kind `NotAllowed` if no measure is configured (a command-only instrument).
     fn read(&mut self) -> Result<Reading> {
+        if self.measures.is_empty() {
+            return Err(crabby::hardware::not_supported(
+                &self.name,
+                "be read (no measure configured)",
+            ));
+        }
         let t0 = now_ns();
         let queries: Vec<String> = self.measures.iter().map(|(_, q)| q.clone()).collect();
         let r = (|| {
@@ -295,6 +304,12 @@ impl InOut for ScpiInOut {
         }
         Ok(Reading::new(t0 + (now_ns() - t0) / 2, values))
     }
+}
+
+impl Output for ScpiInOut {
+    fn n_commands(&self) -> Option<usize> {
+        Some(self.commands.len())
+    }
 
     fn write(&mut self, cmd: &[f64]) -> Result<()> {
         if cmd.len() != self.commands.len() {
@@ -325,18 +340,6 @@ impl InOut for ScpiInOut {
             Ok(())
         })();
         self.fault(r)
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.link = None;
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
-        Ok(())
-    }
-
-    fn status(&self) -> Status {
-        self.status.clone()
     }
 }
 
@@ -383,6 +386,16 @@ mod tests {
             }
             (p, seen)
         })
+    }
+
+    #[test]
+    fn command_only_instruments_cannot_be_read() {
+        let mut d = ScpiInOut::new("psu", SerialConfig::new("/dev/null", 9600)).command("VOLT {}");
+        assert!(d.channels().is_empty());
+        assert_eq!(d.read().unwrap_err().kind(), ErrorKind::NotAllowed);
+        let mut m = crate::modbus::ModbusInOut::tcp("plc", "127.0.0.1:1")
+            .write_point(crate::modbus::Point::holding("sp", 0));
+        assert_eq!(m.read().unwrap_err().kind(), ErrorKind::NotAllowed);
     }
 
     #[test]

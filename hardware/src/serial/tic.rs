@@ -46,7 +46,9 @@
 //!   (best effort) before dropping the port.
 
 use super::{SerialConfig, SerialLink};
-use crabby::hardware::{Actuator, ActuatorCaps, DeviceState, Status};
+use crabby::hardware::{
+    Actuator, DeviceState, PositionFeedback, Positioner, SpeedFeedback, Status,
+};
 use crabby::{Error, ErrorKind, Result};
 
 const CMD_SET_TARGET_POSITION: u8 = 0xE0;
@@ -372,10 +374,6 @@ impl Actuator for PololuTic {
         &self.name
     }
 
-    fn capabilities(&self) -> ActuatorCaps {
-        ActuatorCaps::ALL
-    }
-
     fn check(&self) -> Result<()> {
         self.serial.check(&self.name)?;
         for (n, v, u) in [
@@ -469,49 +467,6 @@ impl Actuator for PololuTic {
         self.fault(r)
     }
 
-    /// Position in mm; `speed` (mm/s, above 0) becomes the Tic's max speed for this move
-    /// (`None`: `max_speed`).
-    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
-        let r = (|| {
-            let s = speed.unwrap_or(self.max_speed);
-            if s.is_nan() || s <= 0.0 {
-                return Err(Error::new(
-                    ErrorKind::OutOfRange,
-                    format!("move speed {s} mm/s must be above 0 (the motor would never move)"),
-                )
-                .with_origin(&self.name));
-            }
-            self.check_speed(s)?;
-            if !position.is_finite() {
-                return Err(Error::new(
-                    ErrorKind::OutOfRange,
-                    format!("position {position} mm is not finite"),
-                )
-                .with_origin(&self.name));
-            }
-            self.ensure_started()?;
-            let su = self.speed_units(s);
-            self.send_max_speed(su)?;
-            let p = (position * self.microsteps_per_mm).round() as i64;
-            self.send_32(CMD_SET_TARGET_POSITION, p)
-        })();
-        self.fault(r)
-    }
-
-    fn speed(&mut self) -> Result<f64> {
-        Ok(self.motion_mm()?.1)
-    }
-
-    fn position(&mut self) -> Result<f64> {
-        Ok(self.motion_mm()?.0)
-    }
-
-    /// Position and speed from one get-variable request.
-    fn read_back(&mut self, position: bool, speed: bool) -> Result<(Option<f64>, Option<f64>)> {
-        let (p, v) = self.motion_mm()?;
-        Ok((position.then_some(p), speed.then_some(v)))
-    }
-
     /// The first call after `open` energizes and exits safe start again (see the module
     /// docs). Then every 100 ms: *reset command timeout* (the Tic's watchdog stops the
     /// motor if this process dies or hangs) and a check of the error flags, safe start
@@ -558,6 +513,55 @@ impl Actuator for PololuTic {
 
     fn status(&self) -> Status {
         self.status.clone()
+    }
+}
+
+impl Positioner for PololuTic {
+    /// Position in mm; `speed` (mm/s, above 0) becomes the Tic's max speed for this move
+    /// (`None`: `max_speed`).
+    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
+        let r = (|| {
+            let s = speed.unwrap_or(self.max_speed);
+            if s.is_nan() || s <= 0.0 {
+                return Err(Error::new(
+                    ErrorKind::OutOfRange,
+                    format!("move speed {s} mm/s must be above 0 (the motor would never move)"),
+                )
+                .with_origin(&self.name));
+            }
+            self.check_speed(s)?;
+            if !position.is_finite() {
+                return Err(Error::new(
+                    ErrorKind::OutOfRange,
+                    format!("position {position} mm is not finite"),
+                )
+                .with_origin(&self.name));
+            }
+            self.ensure_started()?;
+            let su = self.speed_units(s);
+            self.send_max_speed(su)?;
+            let p = (position * self.microsteps_per_mm).round() as i64;
+            self.send_32(CMD_SET_TARGET_POSITION, p)
+        })();
+        self.fault(r)
+    }
+}
+
+impl PositionFeedback for PololuTic {
+    fn position(&mut self) -> Result<f64> {
+        Ok(self.motion_mm()?.0)
+    }
+
+    /// Position and speed from one get-variable request.
+    fn position_and_speed(&mut self) -> Result<(f64, Option<f64>)> {
+        let (p, v) = self.motion_mm()?;
+        Ok((p, Some(v)))
+    }
+}
+
+impl SpeedFeedback for PololuTic {
+    fn speed(&mut self) -> Result<f64> {
+        Ok(self.motion_mm()?.1)
     }
 }
 
@@ -783,8 +787,8 @@ mod tests {
         // About −0.25 mm after 0.1 s at −2.5 mm/s (wide margin: a loaded machine).
         assert!(x < -0.1 && x > -2.0, "{x}");
         // Both read back with one request (what the Machine does every loop).
-        let (xb, vb) = t.read_back(true, true).unwrap();
-        assert!(xb.unwrap() <= x && vb == Some(-2.5));
+        let (xb, vb) = t.position_and_speed().unwrap();
+        assert!(xb <= x && vb == Some(-2.5));
         // poll: keep-alive and state check, at most every 100 ms.
         t.poll().unwrap();
         t.poll().unwrap();

@@ -1,7 +1,8 @@
 //! [`JvlMac`]: JVL MAC integrated servo motors (MAC050 to MAC141 on their RS232/RS485
 //! interface, MAC400 and up through a MAC00-B1/B2/B4 module) driven by reading and writing
-//! their registers with JVL's *MacTalk* serial protocol, as an [`Actuator`]; the simulated
-//! motor its tests play is in [`sim`], the protocol client in [`MacTalk`].
+//! their registers with JVL's *MacTalk* serial protocol, as an [`Actuator`] that is also a
+//! [`Positioner`], a [`PositionFeedback`] and a [`SpeedFeedback`]; the simulated motor its
+//! tests play is in [`sim`], the protocol client in [`MacTalk`].
 //!
 //! ## Sources
 //!
@@ -42,7 +43,7 @@
 //!
 //! [`open`](Actuator::open) clears ERR_STAT (write 0), writes A_SOLL and enters velocity
 //! mode at speed 0. [`set_speed`](Actuator::set_speed) writes V_SOLL then MODE_REG = 1;
-//! [`set_position`](Actuator::set_position) writes P_SOLL, V_SOLL (the speed given, else
+//! [`set_position`](Positioner::set_position) writes P_SOLL, V_SOLL (the speed given, else
 //! [`JvlMac::default_speed`]) then MODE_REG = 2. [`stop`](Actuator::stop) writes V_SOLL = 0
 //! in velocity mode: the motor decelerates under control and holds.
 //! [`close`](Actuator::close) puts it in passive mode (MODE_REG = 0, no torque, as Crappy's
@@ -57,7 +58,9 @@ pub mod sim;
 mod tests;
 
 use super::{SerialConfig, SerialLink};
-use crabby::hardware::{device_error, Actuator, ActuatorCaps, Status};
+use crabby::hardware::{
+    device_error, Actuator, PositionFeedback, Positioner, SpeedFeedback, Status,
+};
 use crabby::{Error, ErrorKind, Result};
 use std::time::{Duration, Instant};
 
@@ -410,10 +413,6 @@ impl Actuator for JvlMac {
         &self.name
     }
 
-    fn capabilities(&self) -> ActuatorCaps {
-        ActuatorCaps::ALL
-    }
-
     fn check(&self) -> Result<()> {
         let cfg = |m: String| Err(Error::config(m).with_origin(&self.name));
         if self.address == 0 || self.address == 255 {
@@ -475,36 +474,6 @@ impl Actuator for JvlMac {
         Ok(())
     }
 
-    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
-        let counts = (position * self.counts_per_unit).round();
-        if !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&counts) {
-            return Err(device_error(
-                ErrorKind::OutOfRange,
-                &self.name,
-                format!("position {position} is {counts} counts, beyond P_SOLL's 32 bits"),
-            ));
-        }
-        let speed = speed.unwrap_or(self.default_speed).abs();
-        let v = self.to_v_soll(speed)?;
-        self.mode_and(&[
-            (P_SOLL, counts as i32, 4),
-            (V_SOLL, v, 2),
-            (MODE_REG, mode::POSITION, 2),
-        ])?;
-        self.status = Status::moving(format!("position mode, to {position} at {speed} units/s"));
-        Ok(())
-    }
-
-    fn speed(&mut self) -> Result<f64> {
-        let v = self.io(|c| c.read_reg(V_IST))?;
-        Ok(f64::from(v) / self.sample_period_s / self.counts_per_unit)
-    }
-
-    fn position(&mut self) -> Result<f64> {
-        let p = self.io(|c| c.read_reg(P_IST))?;
-        Ok(f64::from(p) / self.counts_per_unit)
-    }
-
     fn stop(&mut self) -> Result<()> {
         self.mode_and(&[(V_SOLL, 0, 2), (MODE_REG, mode::VELOCITY, 2)])?;
         self.status = Status::on("stopped (velocity 0, holding)");
@@ -534,5 +503,41 @@ impl Actuator for JvlMac {
 
     fn status(&self) -> Status {
         self.status.clone()
+    }
+}
+
+impl Positioner for JvlMac {
+    fn set_position(&mut self, position: f64, speed: Option<f64>) -> Result<()> {
+        let counts = (position * self.counts_per_unit).round();
+        if !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&counts) {
+            return Err(device_error(
+                ErrorKind::OutOfRange,
+                &self.name,
+                format!("position {position} is {counts} counts, beyond P_SOLL's 32 bits"),
+            ));
+        }
+        let speed = speed.unwrap_or(self.default_speed).abs();
+        let v = self.to_v_soll(speed)?;
+        self.mode_and(&[
+            (P_SOLL, counts as i32, 4),
+            (V_SOLL, v, 2),
+            (MODE_REG, mode::POSITION, 2),
+        ])?;
+        self.status = Status::moving(format!("position mode, to {position} at {speed} units/s"));
+        Ok(())
+    }
+}
+
+impl PositionFeedback for JvlMac {
+    fn position(&mut self) -> Result<f64> {
+        let p = self.io(|c| c.read_reg(P_IST))?;
+        Ok(f64::from(p) / self.counts_per_unit)
+    }
+}
+
+impl SpeedFeedback for JvlMac {
+    fn speed(&mut self) -> Result<f64> {
+        let v = self.io(|c| c.read_reg(V_IST))?;
+        Ok(f64::from(v) / self.sample_period_s / self.counts_per_unit)
     }
 }

@@ -1,6 +1,7 @@
 //! [`UController`]: a microcontroller (MicroPython or Arduino) that streams labelled values
-//! over a serial port and takes labelled commands, with Crappy's UController protocol; the
-//! simulated board its tests play is in [`sim`].
+//! over a serial port and takes labelled commands, with Crappy's UController protocol (an
+//! [`InOut`] that is an [`Input`], an [`Output`] and a [`Stream`]); the simulated board its
+//! tests play is in [`sim`].
 //!
 //! A cheap DAQ: flash MicroPython on a board (Raspberry Pi Pico, ESP32, pyboard), copy
 //! `hardware/boards/crabby_ucontroller.py` onto it as `main.py`, edit its acquisition
@@ -47,7 +48,7 @@ mod tests;
 
 use super::{SerialConfig, SerialLink};
 use crabby::hardware::{
-    device_error, now_ns, Chunk, DeviceState, InOut, InOutCaps, Reading, Status,
+    device_error, now_ns, Chunk, DeviceState, InOut, Input, Output, Reading, Status, Stream,
 };
 use crabby::{Error, ErrorKind, Result};
 use std::time::{Duration, Instant};
@@ -242,6 +243,17 @@ impl UController {
     /// The bytes of a command: label index and the value with 3 decimals.
     pub fn command_line(index: usize, value: f64) -> String {
         format!("{}{value:.3}\r\n", index + 1)
+    }
+
+    fn require_labels(&self) -> Result<()> {
+        if self.labels.is_empty() {
+            return Err(device_error(
+                ErrorKind::NotAllowed,
+                &self.name,
+                "no labels are configured: the board sends nothing to read",
+            ));
+        }
+        Ok(())
     }
 
     fn link(&mut self) -> Result<&mut SerialLink> {
@@ -459,21 +471,8 @@ impl InOut for UController {
         &self.name
     }
 
-    fn capabilities(&self) -> InOutCaps {
-        let read = !self.labels.is_empty();
-        InOutCaps {
-            read,
-            write: !self.cmd_labels.is_empty(),
-            stream: read,
-        }
-    }
-
     fn channels(&self) -> Vec<String> {
         self.labels.clone()
-    }
-
-    fn n_commands(&self) -> Option<usize> {
-        Some(self.cmd_labels.len())
     }
 
     fn check(&self) -> Result<()> {
@@ -530,23 +529,6 @@ impl InOut for UController {
         Ok(())
     }
 
-    fn read(&mut self) -> Result<Reading> {
-        self.read_latest()
-    }
-
-    fn write(&mut self, cmd: &[f64]) -> Result<()> {
-        self.send_commands(cmd)
-    }
-
-    fn start_stream(&mut self) -> Result<()> {
-        self.link()?;
-        Ok(())
-    }
-
-    fn read_stream(&mut self) -> Result<Chunk> {
-        self.read_frames()
-    }
-
     fn close(&mut self) -> Result<()> {
         if let Some(mut link) = self.link.take() {
             // The board resets and waits for the next handshake. A board already gone
@@ -561,5 +543,46 @@ impl InOut for UController {
 
     fn status(&self) -> Status {
         self.status.clone()
+    }
+}
+
+impl Input for UController {
+    fn read(&mut self) -> Result<Reading> {
+        self.require_labels()?;
+        self.read_latest()
+    }
+}
+
+impl Output for UController {
+    fn n_commands(&self) -> Option<usize> {
+        Some(self.cmd_labels.len())
+    }
+
+    fn write(&mut self, cmd: &[f64]) -> Result<()> {
+        if self.cmd_labels.is_empty() {
+            return Err(device_error(
+                ErrorKind::NotAllowed,
+                &self.name,
+                "no cmd_labels are configured: the board takes no command",
+            ));
+        }
+        self.send_commands(cmd)
+    }
+}
+
+impl Stream for UController {
+    fn start_stream(&mut self) -> Result<()> {
+        self.require_labels()?;
+        self.link()?;
+        Ok(())
+    }
+
+    fn read_stream(&mut self) -> Result<Chunk> {
+        self.require_labels()?;
+        self.read_frames()
+    }
+
+    fn stop_stream(&mut self) -> Result<()> {
+        Ok(())
     }
 }
