@@ -59,7 +59,9 @@ pub trait Block: Send + 'static {
 
     /// The device this Block talks to, if any (a model and where it is connected, e.g.
     /// `"Instron 5967 on /dev/ttyUSB0"`). The run documents name it as the origin of the
-    /// labels this Block sends (see [`documents`](crate::documents)). Default: none.
+    /// labels this Block sends (see [`documents`](crate::documents)). Called in the test's
+    /// own process before anything is forked, like `describe`: build it from the
+    /// configuration, never by talking to the device. Default: none.
     fn device(&self) -> Option<String> {
         None
     }

@@ -97,7 +97,9 @@ impl Context {
     /// (a recorder's metadata file uses it).
     pub fn append_report_to(&self, path: impl Into<std::path::PathBuf>) {
         let path = path.into();
-        if !self.post(Lifecycle::AppendReport(path.clone())) {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = path.as_os_str().as_bytes().to_vec();
+        if !self.post(Lifecycle::AppendReport(bytes)) {
             log::warn!(
                 "the report will not be appended to {}: too many report files",
                 path.display()
@@ -126,6 +128,10 @@ impl Context {
             return;
         }
         let mut info = info;
+        // The message carries paths as UTF-8 (and the documents are JSON): a name that is not
+        // UTF-8 goes as its lossy form rather than not at all.
+        info.file = utf8_path(&info.file);
+        info.metadata_file = info.metadata_file.as_deref().map(utf8_path);
         // The mailbox holds 12 KiB of messages besides the final one, shared with notes and
         // report files: a descriptor keeps to 4 KiB (about 300 short labels).
         let mut size = info.file.as_os_str().len() + 64;
@@ -161,7 +167,7 @@ impl Context {
         if !self.documents {
             return;
         }
-        let path = path.into();
+        let path = utf8_path(&path.into());
         let mut role = role.to_owned();
         crate::error::clip(&mut role, 100);
         if !self.post(Lifecycle::File(path.clone(), role)) {
@@ -563,4 +569,13 @@ fn check_size(len: usize, sender: &str, link: &OutputLink) -> Result<()> {
         .with_origin(sender));
     }
     Ok(())
+}
+
+/// `p` as UTF-8 (lossy: `U+FFFD` for the bytes that are not), for messages and documents
+/// that carry paths as text.
+fn utf8_path(p: &std::path::Path) -> std::path::PathBuf {
+    match p.to_str() {
+        Some(_) => p.to_path_buf(),
+        None => p.to_string_lossy().into_owned().into(),
+    }
 }

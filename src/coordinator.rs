@@ -1291,7 +1291,11 @@ impl EventLoop {
                 }
                 self.children[i].fin = Some(f);
             }
-            Lifecycle::AppendReport(path) => self.children[i].report_files.push(path),
+            Lifecycle::AppendReport(path) => {
+                use std::os::unix::ffi::OsStringExt;
+                let path = std::ffi::OsString::from_vec(path);
+                self.children[i].report_files.push(path.into());
+            }
             Lifecycle::Note(note) => self.children[i].notes.push(note),
             Lifecycle::Stream(info) => {
                 if let Some(w) = self.docs.as_mut() {

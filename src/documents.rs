@@ -107,13 +107,13 @@ impl StreamInfo {
 }
 
 /// The unit in a label, between its final parentheses: `F(N)` → `N`, `Exx(%)` → `%`,
-/// `v(mm/s)` → `mm/s`; `None` without parentheses at the end (`index`, `T(C)x`) or with
-/// nothing between them.
+/// `v(mm/s)` → `mm/s`; `None` without parentheses at the end (`index`, `T(C)x`), with
+/// nothing between them, or with nested ones (`k(1/(s))`).
 pub fn unit_of(label: &str) -> Option<&str> {
     let inner = label.strip_suffix(')')?;
     let open = inner.rfind('(')?;
     let unit = &inner[open + 1..];
-    (open > 0 && !unit.trim().is_empty()).then_some(unit)
+    (open > 0 && !unit.trim().is_empty() && !unit.contains(')')).then_some(unit)
 }
 
 /// The type name of a value in the documents: `float`, `int`, `bool`, `text` or `array`.
@@ -451,7 +451,8 @@ impl Writer {
             "user": std::env::var("USER").ok(),
             "pid": std::process::id(),
             "cwd": std::env::current_dir().ok().map(|p| path_str(&p)),
-            "program": std::env::args().next(),
+            // args_os: a program path that is not UTF-8 must not panic the coordinator.
+            "program": std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()),
             "provenance": info.provenance.map(|p| json!({
                 "source": path_str(&p.source),
                 "sha256": p.sha256,
@@ -653,7 +654,9 @@ impl Writer {
 ///   stop ([`Context::stop_test`](crate::Context::stop_test): a StopBlock's criterion, a
 ///   stop button) and everything else went well;
 /// - `fail`: the run returned an error (a Block failed, crashed or was killed, data lost
-///   under `fail_on_loss`, a `finish` failed);
+///   under `fail_on_loss`, a `finish` failed), or it was interrupted while it was already
+///   stopping because a Block failed (or failed to prepare), or a `finish` failed after the
+///   interruption;
 /// - `success`: a Block ended the test by itself (`Flow::Stop`, e.g. a Generator at the end
 ///   of its path) and nothing failed.
 fn exit_status(report: Option<&Report>, error: Option<&Error>) -> (&'static str, String) {
@@ -662,6 +665,39 @@ fn exit_status(report: Option<&Report>, error: Option<&Error>) -> (&'static str,
         return ("fail", e.to_string());
     }
     if interrupted {
+        // A run already stopping because a Block failed stays a failure: the keys only
+        // hurried its cleanup (`run` returns Interrupted all the same).
+        match report.and_then(|r| r.cause.as_ref()) {
+            Some(StopCause::BlockFailed(b)) => {
+                return (
+                    "fail",
+                    format!("{b} failed; then the user interrupted the cleanup"),
+                )
+            }
+            Some(StopCause::PrepareFailed(b)) => {
+                return (
+                    "fail",
+                    format!("{b} failed to prepare; then the user interrupted the cleanup"),
+                )
+            }
+            _ => {}
+        }
+        // A finish that failed after the keys (a motor not stopped, a file not written): the
+        // user stopped the test, but its stop did not go well.
+        if let Some(b) = report
+            .into_iter()
+            .flat_map(|r| &r.blocks)
+            .find(|b| b.finish_error.is_some())
+        {
+            return (
+                "fail",
+                format!(
+                    "interrupted by the user, then the finish of {} failed: {}",
+                    b.name,
+                    b.finish_error.as_deref().unwrap_or_default()
+                ),
+            );
+        }
         // Also when the keys came during the cleanup of a run a Block had ended.
         let quit = report.is_some_and(|r| r.cause == Some(StopCause::Quit));
         return (
@@ -698,15 +734,32 @@ fn exit_status(report: Option<&Report>, error: Option<&Error>) -> (&'static str,
 }
 
 /// Appends `doc` as one line, in one `write` (a reader never sees half a document unless
-/// the disk is full).
+/// the disk is full). If the file does not end with a newline (an earlier write was cut
+/// short by a full disk), the document starts on a new line, so only the cut one is lost.
 fn append_line(path: &Path, doc: &Json) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut line = serde_json::to_vec(doc).map_err(std::io::Error::other)?;
-    line.push(b'\n');
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let json = serde_json::to_vec(doc).map_err(std::io::Error::other)?;
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)?;
+    let mut line = Vec::with_capacity(json.len() + 2);
+    // Best effort, on a regular file only (a pipe or a terminal has no last byte).
+    let cut = || -> std::io::Result<bool> {
+        let mut r = std::fs::File::open(path)?;
+        if !r.metadata()?.is_file() || r.metadata()?.len() == 0 {
+            return Ok(false);
+        }
+        let mut last = [0u8; 1];
+        r.seek(SeekFrom::End(-1))?;
+        r.read_exact(&mut last)?;
+        Ok(last[0] != b'\n')
+    };
+    if cut().unwrap_or(false) {
+        line.push(b'\n');
+    }
+    line.extend_from_slice(&json);
+    line.push(b'\n');
     f.write_all(&line)
 }
 
@@ -751,6 +804,11 @@ mod tests {
         assert_eq!(unit_of("x()"), None);
         assert_eq!(unit_of("(N)"), None);
         assert_eq!(unit_of(""), None);
+        assert_eq!(unit_of("F(kN)"), Some("kN"));
+        assert_eq!(unit_of("T(°C)"), Some("°C"));
+        assert_eq!(unit_of("Eyy(µm/m)"), Some("µm/m"));
+        // Nested parentheses: no half unit with a stray parenthesis.
+        assert_eq!(unit_of("k(1/(s))"), None);
     }
 
     #[test]
@@ -790,6 +848,30 @@ mod tests {
         }
         let back: Json = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(back["a"], nasty);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_line_cut_by_a_full_disk_does_not_swallow_the_next_document() {
+        // A write cut short (disk full, quota) leaves a line without its newline; the next
+        // document (of this run or of the next one sharing the file) must still be a line
+        // of its own.
+        let dir = std::env::temp_dir().join(format!("crabby-docs-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("run.jsonl");
+        std::fs::write(&p, "{\"document\":\"descriptor\",\"fi").unwrap();
+        append_line(&p, &json!({"document": "stop"})).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let last = text.lines().last().unwrap();
+        let back: Result<Json, _> = serde_json::from_str(last);
+        assert!(
+            back.is_ok(),
+            "the stop document is not a line of its own: {text:?}"
+        );
+        // A file that ends with a newline gets no empty line.
+        append_line(&p, &json!({"b": 1})).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().filter(|l| l.is_empty()).count(), 0, "{text:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -849,9 +931,8 @@ mod tests {
         assert_eq!(g.sources(4, "x(mm)"), (vec![5], false, vec![]));
     }
 
-    #[test]
-    fn exit_status_says_how_the_run_ended() {
-        let report = |cause, outcome| Report {
+    fn report_of(cause: StopCause, outcome: Outcome) -> Report {
+        Report {
             test: "t".into(),
             cause: Some(cause),
             started_at: None,
@@ -880,7 +961,12 @@ mod tests {
             log_file: None,
             console_lines_dropped: 0,
             console_closed: false,
-        };
+        }
+    }
+
+    #[test]
+    fn exit_status_says_how_the_run_ended() {
+        let report = report_of;
         let r = report(StopCause::Block("b".into()), Outcome::Ended);
         assert_eq!(exit_status(Some(&r), None).0, "success");
         let r = report(StopCause::Block("b".into()), Outcome::StopRequested);
@@ -909,5 +995,33 @@ mod tests {
         assert_eq!(s, "fail");
         assert!(why.contains("panicked: x"), "{why}");
         assert_eq!(exit_status(None, Some(&e)).0, "fail");
+    }
+
+    #[test]
+    fn a_failure_stays_a_failure_when_ctrl_c_comes_during_its_cleanup() {
+        // A Block crashed (the run was stopping because of it), then the user pressed Ctrl+C
+        // while the others finished: `run` returns Interrupted, but the run failed first.
+        let mut r = report_of(StopCause::BlockFailed("b".into()), Outcome::Killed);
+        let e = Error::new(ErrorKind::Interrupted, "interrupted");
+        let (s, why) = exit_status(Some(&r), Some(&e));
+        assert_eq!(s, "fail", "{why}");
+        assert!(why.contains("b failed"), "{why}");
+        assert!(why.contains("interrupted"), "{why}");
+        r.cause = Some(StopCause::PrepareFailed("b".into()));
+        assert_eq!(exit_status(Some(&r), Some(&e)).0, "fail");
+    }
+
+    #[test]
+    fn a_failed_finish_after_ctrl_c_is_a_failure() {
+        // Ctrl+C, then the Machine could not stop its motor: the user stopped the test, but
+        // the stop did not go well, and the documents must not say it only was aborted.
+        let mut r = report_of(StopCause::Interrupted, Outcome::Stopped);
+        r.blocks[0].finish_ok = false;
+        r.blocks[0].finish_error = Some("could not stop actuator 'axis'".into());
+        let e = Error::new(ErrorKind::Interrupted, "interrupted");
+        let (s, why) = exit_status(Some(&r), Some(&e));
+        assert_eq!(s, "fail", "{why}");
+        assert!(why.contains("could not stop actuator 'axis'"), "{why}");
+        assert!(why.contains("interrupted"), "{why}");
     }
 }

@@ -24,6 +24,8 @@
 //! - [`Report`]: how every Block and link ended; [`Error`] with its [`ErrorKind`].
 //! - [`documents`]: the run documents ([`Test::documents`]), a machine-readable record of
 //!   each run (start, one descriptor per recorded stream, stop) in JSON lines.
+//! - [`units`] and [`schema`]: quantities with units, and the parameter declarations from
+//!   which test files are checked (the `crabby` command of `crabby-cli`).
 //!
 //! ## A two-Block graph
 //!
@@ -129,10 +131,12 @@ mod proto;
 mod realtime;
 mod report;
 mod sample;
+pub mod schema;
 mod sys;
 mod test;
 pub mod testing;
 pub mod time;
+pub mod units;
 
 pub(crate) use sys::control;
 

@@ -33,8 +33,9 @@ pub(crate) enum Lifecycle {
         /// The Block failed (error, panic): the test stops because of it.
         failed: bool,
     },
-    /// Append the run report to this file at the end (a recorder's metadata file).
-    AppendReport(std::path::PathBuf),
+    /// Append the run report to this file at the end (a recorder's metadata file): the
+    /// path's bytes (a `PathBuf` would not encode a name that is not UTF-8).
+    AppendReport(Vec<u8>),
     /// A line for the Block's entry in the run report.
     Note(String),
     /// A stream this Block records (a data file), for the run documents.

@@ -118,7 +118,14 @@ impl Test {
     /// it): a *start* document before the Blocks are forked, one *descriptor* per recorded
     /// stream, a *stop* document at the end however the run ended. `None` (the default)
     /// writes none. See [`documents`](crate::documents) for what each holds. If the start
-    /// document cannot be written, `run` returns an error before anything starts.
+    /// document cannot be written, `run` returns an error before anything starts. A test
+    /// refused before it starts (its graph fails the checks made before the fork, or `run`
+    /// is called while threads run) writes no document at all: nothing ran, `run` returns
+    /// the error.
+    /// A later write that fails (a full disk) is logged and the run goes on; keep the file on
+    /// a local disk: the coordinator writes descriptors during the run, and a write that
+    /// hangs (an unreachable network file system) holds its loop, Ctrl+C and the watchdogs
+    /// included, until the write returns.
     ///
     /// ```no_run
     /// # let mut test = crabby::Test::new("tensile");

@@ -341,6 +341,92 @@ fn crash_says_fail() -> R {
     Ok(())
 }
 
+/// In `finish`, presses Ctrl+C twice (SIGINT to the coordinator), then takes its time: the
+/// user hurrying a cleanup.
+struct ImpatientUser;
+impl Block for ImpatientUser {
+    fn step(&mut self, _ctx: &mut Context) -> CResult<Flow> {
+        Ok(Flow::Continue)
+    }
+    fn finish(&mut self, _ctx: &mut Context) -> CResult<()> {
+        for _ in 0..2 {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::getppid(), nix::sys::signal::Signal::SIGINT);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Cut short by the second Ctrl+C (SIGTERM).
+        std::thread::sleep(Duration::from_secs(5));
+        Ok(())
+    }
+}
+
+/// A Block crashes; while the others finish, the user presses Ctrl+C twice: `run` returns
+/// Interrupted, but the run had failed, and the stop document is still written.
+fn crash_then_ctrl_c_twice_says_fail() -> R {
+    let dir = TempDir::new("docs-crash-int");
+    let mut t = new_test(&dir, "crash then Ctrl+C");
+    t.grace(Duration::from_secs(8), Duration::from_secs(1));
+    t.add_with(ImpatientUser, Settings::new().name("user").freq(50.0));
+    t.add_with(
+        Actor {
+            at: 0.3,
+            then: Then::Die,
+        },
+        Settings::new().name("crasher").freq(50.0),
+    );
+    let err = t.run().err().ok_or("run() succeeded despite a crash")?;
+    ensure!(err.kind() == crabby::ErrorKind::Interrupted, "{err}");
+    let docs = read_docs(&dir.path().join("docs").join("run.jsonl"))?;
+    ensure!(kinds(&docs) == ["start", "stop"], "{:?}", kinds(&docs));
+    let stop = &docs[1];
+    ensure!(stop["exit_status"] == "fail", "{stop}");
+    let reason = stop["reason"].as_str().unwrap_or("");
+    ensure!(
+        reason.contains("crasher failed") && reason.contains("interrupted"),
+        "reason: {reason}"
+    );
+    Ok(())
+}
+
+/// Its `prepare` fails (a device that cannot be opened).
+struct NoDevice;
+impl Block for NoDevice {
+    fn prepare(&mut self, _ctx: &mut Context) -> CResult<()> {
+        Err(crabby::Error::new(
+            crabby::ErrorKind::Communication,
+            "port /dev/ttyUSB9 not found",
+        ))
+    }
+    fn step(&mut self, _ctx: &mut Context) -> CResult<Flow> {
+        Ok(Flow::Continue)
+    }
+}
+
+/// A Block that fails to prepare: the Blocks were forked, so the run has a stop, `fail`.
+fn prepare_failure_says_fail() -> R {
+    let dir = TempDir::new("docs-prep");
+    let mut t = new_test(&dir, "prepare failure");
+    t.add_with(Forever, Settings::new().name("src").freq(100.0));
+    t.add_with(NoDevice, Settings::new().name("amp"));
+    let err = t
+        .run()
+        .err()
+        .ok_or("run() succeeded despite prepare failing")?;
+    let docs = read_docs(&dir.path().join("docs").join("run.jsonl"))?;
+    ensure!(kinds(&docs) == ["start", "stop"], "{:?}", kinds(&docs));
+    let stop = &docs[1];
+    ensure!(stop["exit_status"] == "fail", "{stop}");
+    ensure!(
+        stop["error"]["block"] == "amp"
+            && stop["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("ttyUSB9")),
+        "{} (run: {err})",
+        stop["error"]
+    );
+    Ok(())
+}
+
 fn ctrl_c_says_abort() -> R {
     let dir = TempDir::new("docs-int");
     let mut t = new_test(&dir, "interrupted");
@@ -440,6 +526,108 @@ fn coordinator_forever(dir: &str) {
     );
     t.link(src, rec);
     let _ = t.run();
+}
+
+/// A short run with documents in `dir` (for `program_not_in_utf8_is_recorded`).
+fn coordinator_short(dir: &str) {
+    let dir = Path::new(dir);
+    let mut t = Test::new("odd program name");
+    t.log_file(None);
+    t.documents(Some(dir.join("run.jsonl")));
+    t.add_with(
+        Source { n: 5, sent: 0 },
+        Settings::new().name("src").freq(100.0),
+    );
+    if let Err(e) = t.run() {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
+
+/// A program whose path is not UTF-8 (a folder named in Latin-1): the start document is
+/// written (its `program` lossy), the coordinator does not panic.
+fn program_not_in_utf8_is_recorded() -> R {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("docs-arg0");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .arg0(std::ffi::OsStr::from_bytes(b"/tmp/essai-\xe9t\xe9/prog"))
+        .args(["--coordinator-short", dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the run did not end within 15 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    ensure!(status.success(), "the run failed ({status}): {err}");
+    let docs = read_docs(&dir.path().join("run.jsonl"))?;
+    ensure!(kinds(&docs) == ["start", "stop"], "{:?}", kinds(&docs));
+    let program = docs[0]["program"].as_str().unwrap_or("");
+    ensure!(
+        program.starts_with("/tmp/essai-") && program.ends_with("/prog"),
+        "program: {program:?}"
+    );
+    Ok(())
+}
+
+/// A data file whose name is not UTF-8 (a Latin-1 name): still described and listed (its
+/// path written lossily: JSON strings are UTF-8).
+fn data_file_not_in_utf8_is_described() -> R {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new("docs-latin1");
+    let csv = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"essai-\xe9t\xe9.csv"));
+    let mut t = new_test(&dir, "latin1");
+    let src = t.add_with(
+        Source { n: 20, sent: 0 },
+        Settings::new().name("src").freq(200.0),
+    );
+    let rec = t.add_with(Recorder::new(&csv), Settings::new().name("rec"));
+    t.link(src, rec);
+    t.run().map_err(|e| e.to_string())?;
+    ensure!(lines(&csv) == 21, "{} lines in the CSV", lines(&csv));
+    let docs = read_docs(&dir.path().join("docs").join("run.jsonl"))?;
+    ensure!(
+        kinds(&docs) == ["start", "descriptor", "stop"],
+        "{:?}",
+        kinds(&docs)
+    );
+    let file = docs[1]["file"].as_str().unwrap_or("");
+    ensure!(file.contains("essai-") && file.ends_with(".csv"), "{file}");
+    let listed = docs[2]["files"]
+        .as_array()
+        .is_some_and(|fs| fs.iter().any(|f| f["role"] == "data" && f["path"] == file));
+    ensure!(listed, "{}", docs[2]["files"]);
+    // The recorder's metadata file, beside it, gets the run report appended.
+    let meta = std::fs::read_dir(dir.path())
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.as_os_str().as_bytes().ends_with(b".meta.txt"))
+        .ok_or("no metadata file")?;
+    let text = std::fs::read(&meta).map_err(|e| e.to_string())?;
+    ensure!(
+        String::from_utf8_lossy(&text).contains("[report]"),
+        "the report was not appended to {}",
+        meta.display()
+    );
+    Ok(())
 }
 
 fn kill9_leaves_a_start_without_stop() -> R {
@@ -551,15 +739,28 @@ fn tensile_example_writes_documents() -> R {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    // args_os: program_not_in_utf8_is_recorded runs this binary under a non-UTF-8 name.
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     if let Some(p) = args.iter().position(|a| a == "--coordinator-forever") {
         coordinator_forever(&args[p + 1]);
+        return;
+    }
+    if let Some(p) = args.iter().position(|a| a == "--coordinator-short") {
+        coordinator_short(&args[p + 1]);
         return;
     }
     common::main(&[
         case("normal_run", 30, normal_run),
         case("crash_says_fail", 30, crash_says_fail),
         case("ctrl_c_says_abort", 30, ctrl_c_says_abort),
+        case("prepare_failure_says_fail", 30, prepare_failure_says_fail),
+        case(
+            "crash_then_ctrl_c_twice_says_fail",
+            30,
+            crash_then_ctrl_c_twice_says_fail,
+        ),
         case("stop_request_says_abort", 30, stop_request_says_abort),
         case(
             "unwritable_documents_refuse_to_start",
@@ -570,6 +771,16 @@ fn main() {
             "kill9_leaves_a_start_without_stop",
             30,
             kill9_leaves_a_start_without_stop,
+        ),
+        case(
+            "program_not_in_utf8_is_recorded",
+            20,
+            program_not_in_utf8_is_recorded,
+        ),
+        case(
+            "data_file_not_in_utf8_is_described",
+            20,
+            data_file_not_in_utf8_is_described,
         ),
         case(
             "tensile_example_writes_documents",

@@ -398,7 +398,7 @@ struct Dropout<A> {
     to: f64,
 }
 
-impl<A: Actuator> Dropout<A> {
+impl<A> Dropout<A> {
     fn check_link(&self) -> Result<()> {
         let t = self
             .first_open
@@ -446,6 +446,309 @@ impl<A: PositionFeedback> PositionFeedback for Dropout<A> {
         self.check_link()?;
         self.inner.position()
     }
+}
+
+/// A motor behind a link that goes away from `from` to `to` s after its first opening, and
+/// that keeps moving meanwhile: a vanished port cannot carry a halt (`close` does not reach
+/// the motor while the link is down).
+struct RunawayAxis {
+    inner: FakeStepperMotor,
+    link: Dropout<()>,
+}
+
+impl Actuator for RunawayAxis {
+    fn name(&self) -> &str {
+        "axis"
+    }
+    fn open(&mut self) -> Result<()> {
+        self.link.check_link()?;
+        self.link
+            .first_open
+            .get_or_insert_with(crabby::time::monotonic_ns);
+        self.inner.open()
+    }
+    fn close(&mut self) -> Result<()> {
+        self.link.check_link()?;
+        self.inner.close()
+    }
+    fn set_speed(&mut self, v: f64) -> Result<()> {
+        self.link.check_link()?;
+        self.inner.set_speed(v)
+    }
+    fn stop(&mut self) -> Result<()> {
+        self.link.check_link()?;
+        self.inner.stop()
+    }
+    fn poll(&mut self) -> Result<()> {
+        self.link.check_link()?;
+        self.inner.poll()
+    }
+}
+
+impl PositionFeedback for RunawayAxis {
+    fn position(&mut self) -> Result<f64> {
+        self.link.check_link()?;
+        self.inner.position()
+    }
+}
+
+/// Pauses the test from `from` to `to` s.
+struct Pauser {
+    from: f64,
+    to: f64,
+}
+
+impl Block for Pauser {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let t = ctx.t();
+        if (self.from..self.to).contains(&t) {
+            ctx.pause("review: paused while the axis is unplugged");
+        } else if t >= self.to {
+            ctx.resume();
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// The axis is lost before a pause (so the pause cannot stop it) and comes back during it:
+/// the Machine must stop it then, not leave it running on its last command until the resume.
+fn actuator_back_during_a_pause_is_stopped() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-machine-replug-paused");
+    let data = dir.path().join("data");
+    let mut test = Test::new("machine-replug-paused");
+    quiet(&mut test);
+    let src = test.add_with(
+        Source {
+            label: Label::new("v"),
+            value: |_| 2.0,
+            stop_at: Some(1.6),
+        },
+        Settings::new().freq(100.0),
+    );
+    let axis = RunawayAxis {
+        inner: FakeStepperMotor::new().acceleration(1000.0),
+        link: Dropout {
+            inner: (),
+            first_open: None,
+            from: 0.2,
+            to: 0.45,
+        },
+    };
+    let m = test.add_with(
+        Machine::new()
+            .actuator(ActuatorConfig::speed(axis, "v").position_label("x(mm)"))
+            .reconnect(20, Duration::from_millis(30)),
+        Settings::new().name("machine").freq(100.0),
+    );
+    test.add_with(
+        Pauser { from: 0.3, to: 1.3 },
+        Settings::new().name("pauser").freq(100.0).pausable(false),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(src, m);
+    test.link(m, col);
+    let report = test
+        .run()
+        .map_err(|e| format!("the run should survive the dropout: {e}"))?;
+    let text = report.to_string();
+    ensure!(
+        text.contains("reconnected 1 time(s)"),
+        "no reconnection:\n{text}"
+    );
+    let r = rows(&data)?;
+    let (gap, at) = longest_gap(&r);
+    let back = at + gap;
+    ensure!(
+        gap >= 0.15 && back < 1.2,
+        "expected the axis back during the pause (gap {gap:.3} s at {at:.3} s)"
+    );
+    // From its return to the resume (1.3 s), the test is paused: the axis must hold still.
+    let held: Vec<(f64, f64)> = r
+        .iter()
+        .filter_map(|row| Some((get(row, "t(s)")?, get(row, "x(mm)")?)))
+        .filter(|(t, _)| *t > back + 0.05 && *t < 1.25)
+        .collect();
+    ensure!(held.len() >= 5, "too few samples while paused: {held:?}");
+    let moved = held.last().unwrap().1 - held.first().unwrap().1;
+    ensure!(
+        moved.abs() < 1e-6,
+        "the axis moved {moved:.3} mm while the test was paused, after it came back: {held:?}"
+    );
+    // And it is driven again after the resume.
+    let after: Vec<f64> = r
+        .iter()
+        .filter_map(|row| Some((get(row, "t(s)")?, get(row, "x(mm)")?)))
+        .filter(|(t, _)| *t > 1.4)
+        .map(|p| p.1)
+        .collect();
+    ensure!(
+        after.len() >= 5 && after.last() > after.first(),
+        "the axis did not move after the resume: {after:?}"
+    );
+    Ok(())
+}
+
+/// A power supply that echoes its set point, behind a link down from `from` to `to` s; like
+/// a supply that was power-cycled, it comes back at its default (-1 V), not its last set
+/// point.
+struct ResetOnReplug {
+    volts: f64,
+    /// The first set point written since the last opening (what it was driven to first).
+    first: Option<f64>,
+    link: Dropout<()>,
+}
+
+impl InOut for ResetOnReplug {
+    fn name(&self) -> &str {
+        "supply"
+    }
+    fn channels(&self) -> Vec<String> {
+        vec!["U(V)".into(), "first(V)".into()]
+    }
+    fn open(&mut self) -> Result<()> {
+        self.link.check_link()?;
+        self.link
+            .first_open
+            .get_or_insert_with(crabby::time::monotonic_ns);
+        self.volts = -1.0;
+        self.first = None;
+        Ok(())
+    }
+}
+
+impl Input for ResetOnReplug {
+    fn read(&mut self) -> Result<Reading> {
+        self.link.check_link()?;
+        Ok(Reading::now(vec![
+            self.volts,
+            self.first.unwrap_or(f64::NAN),
+        ]))
+    }
+}
+
+impl Output for ResetOnReplug {
+    fn write(&mut self, cmd: &[f64]) -> Result<()> {
+        self.link.check_link()?;
+        self.volts = cmd[0];
+        self.first.get_or_insert(cmd[0]);
+        Ok(())
+    }
+}
+
+/// The set point changes while the supply is away: once back, it is driven to the newest
+/// set point at once, never first to the one from before the loss.
+fn newest_command_is_written_after_a_reconnection() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-replug-newest");
+    let data = dir.path().join("data");
+    let mut test = Test::new("replug-newest");
+    quiet(&mut test);
+    let dev = ResetOnReplug {
+        volts: 0.0,
+        first: None,
+        link: Dropout {
+            inner: (),
+            first_open: None,
+            from: 0.3,
+            to: 0.5,
+        },
+    };
+    let src = test.add_with(
+        Source {
+            label: Label::new("set(V)"),
+            value: |t| if t < 0.4 { 1.0 } else { 2.0 },
+            stop_at: Some(1.0),
+        },
+        Settings::new().freq(100.0),
+    );
+    let io = test.add_with(
+        IOBlock::input_output(dev)
+            .cmd_labels(["set(V)"])
+            .reconnect(20, Duration::from_millis(30)),
+        Settings::new().name("supply").freq(100.0),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(src, io);
+    test.link(io, col);
+    let report = test
+        .run()
+        .map_err(|e| format!("the run should survive the dropout: {e}"))?;
+    let text = report.to_string();
+    ensure!(text.contains("reconnected 1 time(s)"), "{text}");
+    let r = rows(&data)?;
+    let (gap, at) = longest_gap(&r);
+    let after: Vec<(f64, f64)> = r
+        .iter()
+        .filter_map(|row| Some((get(row, "t(s)")?, get(row, "U(V)")?, get(row, "first(V)")?)))
+        .filter(|(t, _, _)| *t > at + gap - 1e-9)
+        .map(|(_, u, f)| (u, f))
+        .collect();
+    ensure!(
+        gap >= 0.15 && after.len() >= 10,
+        "gap {gap:.3} s at {at:.3} s"
+    );
+    ensure!(
+        after.iter().all(|&(u, f)| u == 2.0 && f == 2.0),
+        "after the reconnection (set point, first set point written): {after:?}"
+    );
+    Ok(())
+}
+
+/// An IOBlock whose only command is its initial_cmd: once the device is back, that command
+/// (its latest) is written again.
+fn initial_cmd_is_written_again_after_a_reconnection() -> std::result::Result<(), String> {
+    let dir = TempDir::new("hw-replug-initial");
+    let data = dir.path().join("data");
+    let mut test = Test::new("replug-initial");
+    quiet(&mut test);
+    let dev = ResetOnReplug {
+        volts: 0.0,
+        first: None,
+        link: Dropout {
+            inner: (),
+            first_open: None,
+            from: 0.3,
+            to: 0.5,
+        },
+    };
+    let io = test.add_with(
+        IOBlock::input_output(dev)
+            .initial_cmd(vec![5.0])
+            .reconnect(20, Duration::from_millis(30)),
+        Settings::new().name("supply").freq(100.0),
+    );
+    let col = test.add(Collector::new(&data));
+    test.link(io, col);
+    // Ends the test at 1 s.
+    test.add_with(
+        Source {
+            label: Label::new("unused"),
+            value: |_| 0.0,
+            stop_at: Some(1.0),
+        },
+        Settings::new().freq(50.0),
+    );
+    let report = test
+        .run()
+        .map_err(|e| format!("the run should survive the dropout: {e}"))?;
+    let text = report.to_string();
+    ensure!(text.contains("reconnected 1 time(s)"), "{text}");
+    let r = rows(&data)?;
+    let (gap, at) = longest_gap(&r);
+    let after: Vec<f64> = r
+        .iter()
+        .filter_map(|row| Some((get(row, "t(s)")?, get(row, "U(V)")?)))
+        .filter(|(t, _)| *t > at + gap - 1e-9)
+        .map(|p| p.1)
+        .collect();
+    ensure!(
+        gap >= 0.15 && after.len() >= 10,
+        "gap {gap:.3} s at {at:.3} s"
+    );
+    ensure!(
+        after.iter().all(|&v| v == 5.0),
+        "the supply was left at its default after the reconnection: {after:?}"
+    );
+    Ok(())
 }
 
 fn machine_reconnects_a_lost_actuator() -> std::result::Result<(), String> {
@@ -523,6 +826,21 @@ fn main() {
             "machine_reconnects_a_lost_actuator",
             30,
             machine_reconnects_a_lost_actuator,
+        ),
+        common::case(
+            "actuator_back_during_a_pause_is_stopped",
+            30,
+            actuator_back_during_a_pause_is_stopped,
+        ),
+        common::case(
+            "initial_cmd_is_written_again_after_a_reconnection",
+            30,
+            initial_cmd_is_written_again_after_a_reconnection,
+        ),
+        common::case(
+            "newest_command_is_written_after_a_reconnection",
+            30,
+            newest_command_is_written_after_a_reconnection,
         ),
         common::case(
             "modbus_tcp_ioblock_to_recorder",

@@ -551,8 +551,10 @@ impl IOBlock {
     /// [`Communication`](ErrorKind::Communication): the port vanished), closes it and opens
     /// it again after `backoff` (doubling after each failed opening, bounded), at most
     /// `attempts` openings over the test, instead of failing the Block (the default). No
-    /// sample is sent while it is down (a gap in the data, logged); after it is back the
-    /// latest command is written again and, in streamer mode, the stream restarted. The
+    /// sample is sent while it is down (a gap in the data, logged); as it is opened again
+    /// the latest command written (from the command labels, else
+    /// [`initial_cmd`](Self::initial_cmd)) is written again, even while paused (a device
+    /// reset meanwhile gets back what it had), and in streamer mode the stream restarted. The
     /// losses, reconnections and failed attempts are counted in the run report. See
     /// [`crate::reconnect`].
     pub fn reconnect(mut self, attempts: u32, backoff: Duration) -> Self {
@@ -831,8 +833,8 @@ impl IOBlock {
 
 impl IOBlock {
     /// A loop while the device is down: keeps the latest commands, and opens the device
-    /// again when the back-off has passed (restarting the stream, writing the latest command
-    /// again at the next loop).
+    /// again when the back-off has passed (writing the latest command again, restarting the
+    /// stream; a command that changed meanwhile is written at the next loop).
     fn step_down(&mut self, ctx: &mut Context) -> Result<Flow> {
         self.receive(ctx)?;
         let now = Instant::now();
@@ -840,7 +842,27 @@ impl IOBlock {
             return Ok(Flow::Continue);
         }
         let restream = self.streaming;
+        // The latest command, written as part of the reopening: the command labels' newest
+        // values (while paused: the last command written, as a pause changes no command),
+        // else initial_cmd. Also while paused: a device reset by the loss gets back what it
+        // had, not its default.
+        let newest =
+            (!self.cmd_labels.is_empty() && self.known.iter().all(Option::is_some)).then(|| {
+                self.known
+                    .iter()
+                    .map(|v| v.unwrap_or(0.0))
+                    .collect::<Vec<f64>>()
+            });
+        let from_labels = if ctx.paused() {
+            self.last_cmd.clone()
+        } else {
+            newest.or_else(|| self.last_cmd.clone())
+        };
+        let latest = from_labels.clone().or_else(|| self.initial_cmd.clone());
         let r = self.device.open().and_then(|()| {
+            if let Some(c) = &latest {
+                self.device.write(c)?;
+            }
             if restream {
                 self.device.start_stream()
             } else {
@@ -854,7 +876,7 @@ impl IOBlock {
         match self.link.attempted(r, self.device.name(), now) {
             Ok(Attempt::Reconnected) => {
                 self.opened = true;
-                self.last_cmd = None;
+                self.last_cmd = from_labels;
                 self.tracker.set(Status::on(""));
                 self.tracker.report(self.device.status());
             }

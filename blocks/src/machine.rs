@@ -302,7 +302,8 @@ struct Running {
 /// sends them with `t(s)`, the middle of the reads (serial reads take milliseconds).
 /// While the test is paused ([`Context::paused`]), every actuator is stopped once and held
 /// stopped (commands arriving meanwhile are not applied, positions keep being sent); at the
-/// resume, the latest command of each actuator is applied again. In `finish`, every opened
+/// resume, the latest command of each actuator is applied again (an actuator lost when the
+/// pause began and back during it is stopped as it comes back). In `finish`, every opened
 /// actuator is stopped then closed, all at once on threads of their own, each bounded by
 /// [`stop_timeout`](Machine::stop_timeout); a stop or close that fails, panics or hangs is
 /// reported naming the actuator and does not keep the others from being stopped.
@@ -359,7 +360,8 @@ impl Machine {
     /// bounded), at most `attempts` openings per actuator over the test, instead of failing
     /// the Block (the default). Meanwhile the other actuators go on, the lost one's labels
     /// are not sent (a gap, logged) and its commands are not applied; once back it is polled
-    /// (as in `begin`) and the latest commands are applied again. An actuator still lost at
+    /// (as in `begin`) and the latest commands are applied again (while the test is paused,
+    /// it is stopped instead, and driven again at the resume). An actuator still lost at
     /// the end is opened once more to be stopped (bounded by
     /// [`stop_timeout`](Machine::stop_timeout)); if that fails, `finish` reports it. The
     /// losses, reconnections and failed attempts are counted in the run report. See
@@ -480,6 +482,17 @@ impl Machine {
                     back = true;
                     self.run[i].opened = true;
                     self.run[i].tracker.set(Status::on(""));
+                    // Back during a pause: the pause's stop could not reach it (it was lost),
+                    // and the motor may still run on its last command: stop it now.
+                    if self.holding {
+                        if let Err(e) = self.actuators[i].actuator.base_mut().stop() {
+                            if !self.lose(i, &e) {
+                                return Err(self.fail(i, e));
+                            }
+                            continue;
+                        }
+                        log::info!("actuator '{dev}' back during the pause: stopped and held");
+                    }
                     let st = self.actuators[i].actuator.base().status();
                     self.run[i].tracker.report(st);
                 }

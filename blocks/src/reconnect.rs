@@ -11,8 +11,12 @@
 //! other kinds (a timeout, a fault the device reports, a value out of range) end the test as
 //! before. While the device is down the Block keeps looping without touching it, sends no
 //! sample for it (a gap in the data, logged, never invented values) and tries to open it when
-//! the back-off has passed; an opening takes as long as the driver's `open` (its I/O timeout
-//! bounds it), never longer. Each loss, reconnection and failed attempt is logged, and the
+//! the back-off has passed. The back-off is waited across loops, but an opening runs inside
+//! `step`: it holds the loop as long as the driver's `open` (and, for an IOBlock, writing the
+//! latest command again) takes, which the driver's I/O timeout bounds; a long one shows as a
+//! loop-rate warning. Once back, an IOBlock writes its latest command again and a Machine
+//! applies the latest commands again (while the test is paused it stops the actuator
+//! instead): a motor may start again, on the newest command only. Each loss, reconnection and failed attempt is logged, and the
 //! Block adds their count to the run report ([`Context::report_note`]). Once the attempts
 //! are used up, the next loss (or a failed last attempt) fails the Block with the error that
 //! lost the device.
