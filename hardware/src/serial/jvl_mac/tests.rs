@@ -92,7 +92,9 @@ fn speed_then_position_control_follow_the_motor_model() {
         (m.speed().unwrap() - 30.0).abs() < 0.6
     });
     let p1 = m.position().unwrap();
-    wait_for(&mut m, "moving forward", |m| m.position().unwrap() > p1 + 1.0);
+    wait_for(&mut m, "moving forward", |m| {
+        m.position().unwrap() > p1 + 1.0
+    });
     m.poll().unwrap();
     // Position mode: goes to -5 units and stops there, in position.
     m.set_position(-5.0, Some(40.0)).unwrap();
