@@ -5,7 +5,12 @@
 //! - [`AlicatMfc`] ([`alicat`]): Alicat mass flow controllers, an `Input` + `Output` (data
 //!   frame in, setpoint out);
 //! - [`PololuTic`] ([`tic`]), [`NewportSmc100`] ([`smc100`]) and [`MDrive`] ([`mdrive`]):
-//!   stepper controllers, `Actuator`s in mm and mm/s.
+//!   stepper controllers, `Actuator`s in mm and mm/s;
+//! - [`JvlMac`] ([`jvl_mac`]): JVL MAC integrated servo motors, an `Actuator` (MacTalk
+//!   registers);
+//! - [`UController`] ([`ucontroller`]): a microcontroller board speaking Crappy's UController
+//!   protocol (`Input`, `Output`, `Stream`), with its MicroPython board script in
+//!   `hardware/boards/`.
 //!
 //! Each driver is a protocol client with plain methods (usable without crabby's Blocks)
 //! and a short trait implementation. Their simulators, which play the documented protocols
@@ -24,6 +29,7 @@
 //! every fault the protocol expresses, silence and a device that vanishes.
 
 pub mod alicat;
+pub mod jvl_mac;
 pub mod keysight;
 mod line;
 pub mod mdrive;
@@ -31,14 +37,17 @@ pub mod scpi;
 pub mod sim;
 pub mod smc100;
 pub mod tic;
+pub mod ucontroller;
 
 pub use alicat::{AlicatFrame, AlicatMfc, GASES as ALICAT_GASES};
+pub use jvl_mac::JvlMac;
 pub use keysight::{Function34420A, Keysight34420A};
 pub use line::{LineInOut, Parse};
 pub use mdrive::MDrive;
 pub use scpi::ScpiInOut;
 pub use smc100::{NewportSmc100, Smc100State};
 pub use tic::{PololuTic, TicError};
+pub use ucontroller::UController;
 
 use crabby::hardware::device_error;
 use crabby::{Error, ErrorKind, Result};
@@ -304,6 +313,30 @@ impl SerialLink {
             self.fill(deadline, &what)?;
         }
         Ok(self.pending.drain(..n).collect())
+    }
+
+    /// Returns every byte received so far, waiting at most `wait` for the first one when
+    /// none is there yet (an empty vector if none came: for devices that stream without
+    /// being asked, where silence is judged by the caller).
+    pub fn read_available(&mut self, wait: Duration) -> Result<Vec<u8>> {
+        if self.pending.is_empty() {
+            let deadline = Instant::now() + wait.max(Duration::from_millis(1));
+            match self.fill(deadline, "waiting for data") {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Timeout => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
+        let avail = self.port.bytes_to_read().unwrap_or(0) as usize;
+        if avail > 0 {
+            let mut tmp = vec![0u8; avail];
+            let n = self
+                .port
+                .read(&mut tmp)
+                .map_err(|e| self.map_io(e, "reading"))?;
+            self.pending.extend_from_slice(&tmp[..n]);
+        }
+        Ok(std::mem::take(&mut self.pending))
     }
 
     /// Reads what arrives before `deadline` into `pending`.
