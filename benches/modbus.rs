@@ -10,9 +10,16 @@
 //!   below) and the simulator's turnaround, not by the line: on a real line add the
 //!   frames' transmission time (8 + 13 bytes ≈ 1.8 ms at 115200 baud, 11 ms at 19200).
 //!
+//! Then the device drivers against their simulators (same method, loop calls per second
+//! and the Modbus requests each takes): the LabJack T7 (TCP; `read` of AIN0–AIN3 in one
+//! request, `write` of DAC0), the Eurotherm 3200 (RTU 19200 baud; `read` = process block +
+//! status word, two requests; `write` = the setpoint) and the Oriental Motor AZ (RTU 115200
+//! baud; `position_and_speed`, one request; `poll`, one request;
+//! `set_position`, one request).
+//!
 //! Figures are noisy on a shared 2-core machine: best of 3 rounds.
 
-use crabby::hardware::{InOut, Input, Output};
+use crabby::hardware::{Actuator, InOut, Input, Output, PositionFeedback, Positioner};
 use crabby_hardware::modbus::sim::{Device, SimThread};
 use crabby_hardware::modbus::{ModbusInOut, Point};
 use crabby_hardware::serial::SerialConfig;
@@ -82,5 +89,117 @@ fn main() {
         report(&format!("Modbus RTU (pty, {baud} baud)"), &mut d);
         drop(sim);
         drop(pty.slave);
+    }
+    drivers();
+}
+
+/// Calls per second of `op` over about 1 s, best of 3.
+fn calls(mut op: impl FnMut(u64)) -> f64 {
+    let mut best: f64 = 0.0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut n = 0u64;
+        while t.elapsed() < Duration::from_secs(1) {
+            op(n);
+            n += 1;
+        }
+        best = best.max(n as f64 / t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn line(what: &str, per_s: f64, requests: u32) {
+    println!(
+        "{what:<44} {per_s:>8.0} calls/s ({:>7.1} µs each, {requests} request{} each, {:>8.0} requests/s)",
+        1e6 / per_s,
+        if requests == 1 { "" } else { "s" },
+        per_s * requests as f64
+    );
+}
+
+/// A raw pty pair: (master, slave kept open, slave path).
+fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd, String) {
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).expect("tcgetattr");
+    nix::sys::termios::cfmakeraw(&mut t);
+    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
+        .expect("tcsetattr");
+    let path = nix::unistd::ttyname(pty.slave.as_fd())
+        .expect("ttyname")
+        .to_string_lossy()
+        .into_owned();
+    (pty.master, pty.slave, path)
+}
+
+fn drivers() {
+    use crabby_hardware::{eurotherm, labjack, oriental};
+    println!();
+    {
+        let sim = SimThread::tcp(labjack::sim::device(labjack::sim::T7Circuit::default()))
+            .expect("simulator");
+        let mut d = labjack::T7::tcp("t7", sim.addr.expect("tcp").to_string())
+            .ain("a0", 0)
+            .ain("a1", 1)
+            .ain("a2", 2)
+            .ain("a3", 3)
+            .dac(0);
+        d.open().expect("open");
+        line(
+            "LabJack T7 (TCP) read AIN0-3",
+            calls(|_| drop(d.read().expect("read"))),
+            1,
+        );
+        line(
+            "LabJack T7 (TCP) write DAC0",
+            calls(|n| d.write(&[(n % 50) as f64 / 10.0]).expect("write")),
+            1,
+        );
+        d.close().expect("close");
+    }
+    {
+        let (master, _slave, path) = pty();
+        let sim = SimThread::rtu(master, eurotherm::sim::device(1, Default::default()));
+        let mut d = eurotherm::Eurotherm3200::new("3200", SerialConfig::new(&path, 19_200));
+        d.open().expect("open");
+        line(
+            "Eurotherm 3200 (RTU 19200) read",
+            calls(|_| drop(d.read().expect("read"))),
+            2,
+        );
+        line(
+            "Eurotherm 3200 (RTU 19200) write setpoint",
+            calls(|n| d.write(&[20.0 + (n % 100) as f64]).expect("write")),
+            1,
+        );
+        d.close().expect("close");
+        drop(sim);
+    }
+    {
+        let (master, _slave, path) = pty();
+        let sim = SimThread::rtu(master, oriental::sim::device(1, Default::default()));
+        let mut m = oriental::AzMotor::new("az", SerialConfig::new(&path, 115_200))
+            .travel(-1000.0, 1000.0)
+            .max_speed(100.0);
+        m.open().expect("open");
+        line(
+            "Oriental AZ (RTU 115200) position_and_speed",
+            calls(|_| {
+                m.position_and_speed().expect("position_and_speed");
+            }),
+            1,
+        );
+        line(
+            "Oriental AZ (RTU 115200) poll",
+            calls(|_| m.poll().expect("poll")),
+            1,
+        );
+        line(
+            "Oriental AZ (RTU 115200) set_position",
+            calls(|n| m.set_position((n % 100) as f64, Some(50.0)).expect("move")),
+            1,
+        );
+        m.stop().expect("stop");
+        m.close().expect("close");
+        drop(sim);
     }
 }

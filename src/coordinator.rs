@@ -133,6 +133,12 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
             None
         }
     };
+    // With run documents, the stop keys are blocked from before the start document is
+    // written (read later from the signalfd like any Ctrl+C during the run), so a Ctrl+C in
+    // the few milliseconds before the event loop takes over cannot kill the program between
+    // its start and stop documents.
+    let early_mask = (mode == Mode::Processes && documents.is_some())
+        .then(|| EarlyMask::block(&coordinator_signals()));
     // The start document, before anything is forked: without it the run does not start.
     let mut docs = match (documents, doc_graph) {
         (Some(path), Some((graph_info, links_json))) => {
@@ -170,8 +176,42 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
     if let Some(mut w) = docs.take() {
         w.stop(result.as_ref().ok(), result.as_ref().err());
     }
+    drop(early_mask);
     logging::coordinator_done();
     result
+}
+
+/// The stop keys blocked from the start document to the end of `run` (see there); on drop,
+/// the keys that came after the run's own signalfd was closed are discarded (they were
+/// meant for the test, as in `run_processes`) and the program's mask is put back.
+struct EarlyMask {
+    sigs: SigSet,
+    old: SigSet,
+}
+
+impl EarlyMask {
+    fn block(sigs: &SigSet) -> Self {
+        let mut old = SigSet::empty();
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(sigs), Some(&mut old));
+        EarlyMask { sigs: *sigs, old }
+    }
+}
+
+impl Drop for EarlyMask {
+    fn drop(&mut self) {
+        // Only the signals this guard blocked (not those the program blocked itself).
+        let mut ours = SigSet::empty();
+        for s in self.sigs.iter() {
+            if !self.old.contains(s) {
+                ours.add(s);
+            }
+        }
+        if let Ok(fd) = SignalFd::with_flags(&ours, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        {
+            while let Ok(Some(_)) = fd.read_signal() {}
+        }
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+    }
 }
 
 /// The watchdogs' limits.

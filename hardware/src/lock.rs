@@ -1,5 +1,6 @@
-//! Exclusive access to a device: one running test holds a serial port or a Modbus unit, and
-//! a second opener is refused with an error that names the holder (pid, test, device).
+//! Exclusive access to a device: one running test holds a serial port, a Modbus unit or a
+//! camera ([`camera_key`]), and a second opener is refused with an error that names the
+//! holder (pid, test, device).
 //!
 //! A [`DeviceLock`] is an exclusive `flock(2)` on a small file named after the resource, in
 //! the lock directory ([`lock_dir`]: `$CRABBY_LOCK_DIR`, else `/run/lock` if writable, else
@@ -65,6 +66,13 @@ pub fn serial_key(port: &str) -> String {
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| port.to_owned());
     format!("serial{canon}")
+}
+
+/// The key of a camera (or any device node): `camera` and its canonical path, so a
+/// `/dev/v4l/by-id/…` link and the `/dev/videoN` it points to are one resource.
+pub fn camera_key(path: &Path) -> String {
+    let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    format!("camera{}", canon.display())
 }
 
 /// An exclusive hold on a resource, released (and its file deleted) on drop.
@@ -201,7 +209,9 @@ fn held_error(device: &str, key: &str, holder: &str) -> crabby::Error {
         device,
         format!(
             "'{}' is in use by {holder}; stop that test first, or use another device",
-            key.strip_prefix("serial").unwrap_or(key)
+            key.strip_prefix("serial")
+                .or_else(|| key.strip_prefix("camera"))
+                .unwrap_or(key)
         ),
     )
 }

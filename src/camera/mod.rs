@@ -360,6 +360,13 @@ pub trait Camera: Send + 'static {
         base.rsplit("::").next().unwrap_or(base)
     }
 
+    /// Validates the configuration without opening the device: runs in `main`, from the
+    /// camera Block's `check`, before anything is forked (e.g. a device held by another
+    /// test). Default: nothing to check.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Opens the device. Called once, in the camera Block's process, before anything else.
     ///
     /// `open` and `set` must not start threads: the camera Block forks its children

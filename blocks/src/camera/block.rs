@@ -499,6 +499,7 @@ impl Block for CameraBlock {
 
     fn check(&self, graph: &GraphView<'_>) -> Result<()> {
         let origin = graph.name().to_owned();
+        self.camera.check()?;
         if let Some(l) = &self.trigger {
             graph.require_label(l, "the software trigger")?;
         }

@@ -30,6 +30,8 @@ pub struct V4l2Camera {
     controls: Vec<ControlDesc>,
     sequence: Sequence,
     torn: u64,
+    // Dropped in `close`, after the stream and the device.
+    lock: Option<crate::lock::DeviceLock>,
 }
 
 impl std::fmt::Debug for V4l2Camera {
@@ -56,6 +58,7 @@ impl V4l2Camera {
             controls: Vec::new(),
             sequence: Sequence::default(),
             torn: 0,
+            lock: None,
         }
     }
 
@@ -111,6 +114,11 @@ fn kind_of(t: v4l::control::Type) -> ControlKind {
 
 impl V4l2Camera {
     fn open_device(&mut self) -> Result<()> {
+        // One opener per device: a second test (or Block) is refused before the device is
+        // touched, with the holder named.
+        if self.lock.is_none() {
+            self.lock = Some(super::lock_device(&self.path, "V4l2Camera")?);
+        }
         let dev = v4l::Device::with_path(&self.path).map_err(|e| self.io("cannot open", e))?;
         let mut fmt = dev
             .format()
@@ -204,8 +212,16 @@ impl Camera for V4l2Camera {
         "V4l2Camera"
     }
 
+    fn check(&self) -> Result<()> {
+        super::probe_device(&self.path, "V4l2Camera")
+    }
+
     fn open(&mut self) -> Result<()> {
-        self.open_device()
+        let r = self.open_device();
+        if r.is_err() {
+            self.lock = None;
+        }
+        r
     }
 
     fn settings(&self) -> Vec<SettingInfo> {
@@ -333,6 +349,7 @@ impl Camera for V4l2Camera {
     fn close(&mut self) -> Result<()> {
         self.stream = None;
         self.device = None;
+        self.lock = None;
         Ok(())
     }
 }
@@ -363,6 +380,25 @@ mod tests {
         }
         assert!(got > 0, "no frame in 10 grabs");
         cam.close().unwrap();
+    }
+
+    #[test]
+    fn a_held_device_is_refused_at_check_and_open_before_it_is_touched() {
+        let path = std::env::temp_dir().join(format!("crabby-v4l2-held-{}", std::process::id()));
+        let held = super::super::lock_device(&path, "other test").unwrap();
+        let mut cam = V4l2Camera::new(&path);
+        let e = cam.check().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotAllowed, "{e}");
+        let e = cam.open().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotAllowed, "{e}");
+        assert!(e.description().contains("device 'other test'"), "{e}");
+        drop(held);
+        cam.check().unwrap();
+        // Free now: the lock is taken, then the (absent) device fails, and the lock is
+        // given back.
+        assert_eq!(cam.open().unwrap_err().kind(), ErrorKind::Io);
+        assert!(cam.lock.is_none());
+        drop(super::super::lock_device(&path, "third").unwrap());
     }
 
     #[test]

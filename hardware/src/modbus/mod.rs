@@ -857,22 +857,107 @@ fn once(
     }
 }
 
-impl InOut for ModbusInOut {
-    fn name(&self) -> &str {
-        &self.name
+/// Register access for device drivers built on this client (a driver keeps a
+/// `ModbusInOut` without points as its link: [`crate::labjack`], [`crate::eurotherm`],
+/// [`crate::oriental`]). Retries, deadlines, statistics, exception mapping and the device
+/// lock are the same as for the points.
+impl ModbusInOut {
+    /// Checks how the device is reached (transport, unit, retries) and that its lock is
+    /// free, without touching it: what [`InOut::check`] checks, points aside.
+    pub fn check_link(&self) -> Result<()> {
+        self.check_transport()?;
+        self.probe_lock()
     }
 
-    fn channels(&self) -> Vec<String> {
-        self.reads.iter().map(|p| p.label.clone()).collect()
+    /// Takes the device lock and connects (TCP) or opens the port (RTU): what
+    /// [`InOut::open`] does, points aside. Counts start again from zero.
+    pub fn open_link(&mut self) -> Result<()> {
+        self.check_link()?;
+        if let Some(key) = self.lock_key()? {
+            self.lock = Some(DeviceLock::acquire(&key, &self.name)?);
+        }
+        self.stats = ModbusStats::default();
+        self.status = Status::on("opening");
+        if let Err(e) = self.connect() {
+            self.status = Status::fault(e.to_string());
+            return Err(e);
+        }
+        self.status_on();
+        Ok(())
     }
 
-    fn check(&self) -> Result<()> {
-        if self.reads.is_empty() && self.writes.is_empty() {
-            return Err(self.cfg_err(
-                "no point to read or write; add .read_point(Point::…) or .write_point(Point::…)"
-                    .into(),
+    /// Reads `count` registers (holding: function 03, input: 04) or bits (coils: 01,
+    /// discrete inputs: 02, as 0/1) from `address` (0-based) in one request.
+    pub fn read_table(&mut self, table: Table, address: u16, count: u16) -> Result<Vec<u16>> {
+        if count == 0 || count > table.max_read() || address as u32 + count as u32 > 0x1_0000 {
+            return Err(device_error(
+                ErrorKind::Internal,
+                &self.name,
+                format!(
+                    "{count} {table:?} values from {address}: 1 to {} in one request, within 0..=65535",
+                    table.max_read()
+                ),
             ));
         }
+        let regs = match self.transact(&table.read_request(address, count))? {
+            Response::Bits(b) => b.into_iter().map(u16::from).collect(),
+            Response::Registers(r) => r,
+            Response::Written => Vec::new(),
+        };
+        if regs.len() != count as usize {
+            return Err(device_error(
+                ErrorKind::Communication,
+                &self.name,
+                format!("{} values where {count} were asked", regs.len()),
+            ));
+        }
+        self.status_on();
+        Ok(regs)
+    }
+
+    /// Writes holding registers from `address` (0-based): function 06 for one register,
+    /// 10 (Write Multiple Registers) for more, in one request.
+    pub fn write_registers(&mut self, address: u16, values: &[u16]) -> Result<()> {
+        if values.is_empty()
+            || values.len() > frame::MAX_WRITE_REGISTERS as usize
+            || address as usize + values.len() > 0x1_0000
+        {
+            return Err(device_error(
+                ErrorKind::Internal,
+                &self.name,
+                format!(
+                    "{} registers at {address}: 1 to {} in one request, within 0..=65535",
+                    values.len(),
+                    frame::MAX_WRITE_REGISTERS
+                ),
+            ));
+        }
+        let req = if values.len() == 1 {
+            Request::WriteSingleRegister {
+                address,
+                value: values[0],
+            }
+        } else {
+            Request::WriteMultipleRegisters {
+                address,
+                values: values.to_vec(),
+            }
+        };
+        self.transact(&req)?;
+        self.status_on();
+        Ok(())
+    }
+
+    /// Closes the connection or port and releases the lock.
+    pub fn close_link(&mut self) {
+        self.conn = None;
+        self.lock = None;
+        if self.status.state != crabby::hardware::DeviceState::Fault {
+            self.status = Status::off();
+        }
+    }
+
+    fn check_transport(&self) -> Result<()> {
         match &self.transport {
             Transport::Rtu(serial) => {
                 if !(1..=247).contains(&self.unit) {
@@ -898,6 +983,10 @@ impl InOut for ModbusInOut {
                 self.retries
             )));
         }
+        Ok(())
+    }
+
+    fn check_points(&self) -> Result<()> {
         let mut labels = std::collections::HashSet::new();
         for (p, writing) in self
             .reads
@@ -940,34 +1029,46 @@ impl InOut for ModbusInOut {
                 )));
             }
         }
+        Ok(())
+    }
+
+    fn probe_lock(&self) -> Result<()> {
         if let Some(key) = self.lock_key()? {
             DeviceLock::probe(&key, &self.name)?;
         }
         Ok(())
     }
+}
+
+impl InOut for ModbusInOut {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn channels(&self) -> Vec<String> {
+        self.reads.iter().map(|p| p.label.clone()).collect()
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.reads.is_empty() && self.writes.is_empty() {
+            return Err(self.cfg_err(
+                "no point to read or write; add .read_point(Point::…) or .write_point(Point::…)"
+                    .into(),
+            ));
+        }
+        self.check_transport()?;
+        self.check_points()?;
+        self.probe_lock()
+    }
 
     fn open(&mut self) -> Result<()> {
         self.check()?;
-        if let Some(key) = self.lock_key()? {
-            self.lock = Some(DeviceLock::acquire(&key, &self.name)?);
-        }
         self.plan = self.make_plan();
-        self.stats = ModbusStats::default();
-        self.status = Status::on("opening");
-        if let Err(e) = self.connect() {
-            self.status = Status::fault(e.to_string());
-            return Err(e);
-        }
-        self.status_on();
-        Ok(())
+        self.open_link()
     }
 
     fn close(&mut self) -> Result<()> {
-        self.conn = None;
-        self.lock = None;
-        if self.status.state != crabby::hardware::DeviceState::Fault {
-            self.status = Status::off();
-        }
+        self.close_link();
         Ok(())
     }
 
@@ -1088,3 +1189,33 @@ impl Output for ModbusInOut {
 
 #[cfg(test)]
 mod tests;
+
+/// 32-bit values in two registers, high word first (Application Protocol §4.2 gives the
+/// byte order within a register; the word order is the device's: high word first for the
+/// drivers of this crate, as their manuals say).
+pub mod words {
+    /// An IEEE 754 float as two registers, high word first.
+    pub fn from_f32(v: f32) -> [u16; 2] {
+        from_u32(v.to_bits())
+    }
+    /// The float in two registers, high word first.
+    pub fn to_f32(r: &[u16]) -> f32 {
+        f32::from_bits(to_u32(r))
+    }
+    /// An unsigned 32-bit value as two registers, high word first.
+    pub fn from_u32(v: u32) -> [u16; 2] {
+        [(v >> 16) as u16, v as u16]
+    }
+    /// The unsigned 32-bit value in two registers, high word first.
+    pub fn to_u32(r: &[u16]) -> u32 {
+        (r[0] as u32) << 16 | r[1] as u32
+    }
+    /// A signed 32-bit value as two registers, high word first.
+    pub fn from_i32(v: i32) -> [u16; 2] {
+        from_u32(v as u32)
+    }
+    /// The signed 32-bit value in two registers, high word first.
+    pub fn to_i32(r: &[u16]) -> i32 {
+        to_u32(r) as i32
+    }
+}

@@ -3,6 +3,11 @@
 //! inject, served over TCP ([`serve_tcp`], [`SimThread::tcp`]) or on the master side of a
 //! pseudo-terminal as an RTU device ([`serve_rtu`], [`SimThread::rtu`]).
 //!
+//! A device that computes its registers (a furnace, a motor, a circuit) plugs a [`Model`]
+//! into the [`Device`]: it runs before each request (advance the physics to now, refresh
+//! the measured registers, or refuse the request with an exception code as the device's
+//! firmware would) and after each request served (react to what was written).
+//!
 //! The servers run on a thread ([`SimThread`], for tests that do not fork) or in a process
 //! of their own (call [`serve_tcp`] / [`serve_rtu`] in a child made with
 //! `crabby::process::ChildSet`, for tests that run a `Test`).
@@ -35,8 +40,44 @@ pub enum Fault {
     WrongUnit,
 }
 
-/// The device: its unit, its four tables, the faults to come, what it has seen.
-#[derive(Debug, Clone)]
+/// A device's behaviour beyond storing registers: its physics and its firmware's rules.
+pub trait Model: Send + std::fmt::Debug + 'static {
+    /// Called before `request` is served: advance to now, put the measurements in the
+    /// tables; `Err(code)` answers the exception `code` instead (nothing is applied).
+    fn before(&mut self, device: &mut Device, request: &Request) -> Result<(), u8>;
+    /// Called after `request` was applied without exception: react to what was written.
+    fn after(&mut self, device: &mut Device, request: &Request);
+    /// The model itself, for a test that changes its state ([`Device::model_mut`]).
+    fn as_any(&mut self) -> &mut dyn std::any::Any;
+}
+
+/// The table, first address and count a request touches, and whether it writes: what a
+/// [`Model`] checks against its register map.
+pub fn span(request: &Request) -> (super::Table, u16, u16, bool) {
+    use super::Table;
+    match request {
+        Request::ReadCoils { address, count } => (Table::Coil, *address, *count, false),
+        Request::ReadDiscreteInputs { address, count } => {
+            (Table::DiscreteInput, *address, *count, false)
+        }
+        Request::ReadHoldingRegisters { address, count } => {
+            (Table::Holding, *address, *count, false)
+        }
+        Request::ReadInputRegisters { address, count } => (Table::Input, *address, *count, false),
+        Request::WriteSingleCoil { address, .. } => (Table::Coil, *address, 1, true),
+        Request::WriteSingleRegister { address, .. } => (Table::Holding, *address, 1, true),
+        Request::WriteMultipleCoils { address, values } => {
+            (Table::Coil, *address, values.len() as u16, true)
+        }
+        Request::WriteMultipleRegisters { address, values } => {
+            (Table::Holding, *address, values.len() as u16, true)
+        }
+    }
+}
+
+/// The device: its unit, its four tables, the faults to come, what it has seen, and its
+/// [`Model`] if it has one.
+#[derive(Debug)]
 pub struct Device {
     /// The unit it answers as (others are ignored).
     pub unit: u8,
@@ -52,6 +93,8 @@ pub struct Device {
     pub faults: VecDeque<Fault>,
     /// Requests received (for this unit, with a good frame).
     pub requests: u64,
+    /// What computes the registers, if anything does.
+    pub model: Option<Box<dyn Model>>,
 }
 
 impl Device {
@@ -65,7 +108,19 @@ impl Device {
             input: vec![0; size],
             faults: VecDeque::new(),
             requests: 0,
+            model: None,
         }
+    }
+
+    /// Plugs a model into the device.
+    pub fn with_model(mut self, model: impl Model) -> Self {
+        self.model = Some(Box::new(model));
+        self
+    }
+
+    /// The model, if it is a `M`.
+    pub fn model_mut<M: Model>(&mut self) -> Option<&mut M> {
+        self.model.as_mut()?.as_any().downcast_mut::<M>()
     }
 
     /// Injects `fault` into the next `n` requests (after those already queued).
@@ -81,9 +136,18 @@ impl Device {
         let answer = match fault {
             Some(Fault::Exception(code)) => vec![fc | 0x80, code],
             _ => match Request::decode(pdu) {
-                Ok(req) => self
-                    .apply(&req)
-                    .unwrap_or_else(|code| vec![fc | 0x80, code]),
+                Ok(req) => {
+                    let mut model = self.model.take();
+                    let r = match model.as_mut() {
+                        Some(m) => m.before(self, &req).and_then(|()| self.apply(&req)),
+                        None => self.apply(&req),
+                    };
+                    if let (Ok(_), Some(m)) = (&r, model.as_mut()) {
+                        m.after(self, &req);
+                    }
+                    self.model = model;
+                    r.unwrap_or_else(|code| vec![fc | 0x80, code])
+                }
                 Err(code) => vec![fc | 0x80, code],
             },
         };

@@ -1,5 +1,20 @@
 //! Devices over a serial port: a generic line-protocol [`LineInOut`], a SCPI instrument
-//! [`ScpiInOut`], and the Pololu Tic stepper controller [`PololuTic`] (an `Actuator`).
+//! [`ScpiInOut`], and instrument drivers, each citing its maker's manual in its module docs:
+//! - [`Keysight34420A`] ([`keysight`]): the Keysight/Agilent 34420A nanovolt meter, an
+//!   `Input` built on [`ScpiInOut`];
+//! - [`AlicatMfc`] ([`alicat`]): Alicat mass flow controllers, an `Input` + `Output` (data
+//!   frame in, setpoint out);
+//! - [`PololuTic`] ([`tic`]), [`NewportSmc100`] ([`smc100`]) and [`MDrive`] ([`mdrive`]):
+//!   stepper controllers, `Actuator`s in mm and mm/s;
+//! - [`JvlMac`] ([`jvl_mac`]): JVL MAC integrated servo motors, an `Actuator` (MacTalk
+//!   registers);
+//! - [`UController`] ([`ucontroller`]): a microcontroller board speaking Crappy's UController
+//!   protocol (`Input`, `Output`, `Stream`), with its MicroPython board script in
+//!   `hardware/boards/`.
+//!
+//! Each driver is a protocol client with plain methods (usable without crabby's Blocks)
+//! and a short trait implementation. Their simulators, which play the documented protocols
+//! byte for byte on a pseudo-terminal, are public in [`sim`].
 //!
 //! They share [`SerialConfig`] (port, baud rate, timeout, framing), checked before the test
 //! is forked ([`SerialConfig::check`]: the port exists, the baud rate is a standard one),
@@ -9,17 +24,30 @@
 //! [`ErrorKind::Timeout`], a port that disappears (cable pulled) is
 //! [`ErrorKind::Communication`], with the port named and what to check.
 //!
-//! The drivers are tested without hardware against pseudo-terminal pairs: the test plays
-//! the device on the master side, including wrong answers, silence and a device that
-//! vanishes.
+//! The drivers are tested without hardware against pseudo-terminal pairs: the test (or a
+//! simulator of [`sim`]) plays the device on the master side, including wrong answers,
+//! every fault the protocol expresses, silence and a device that vanishes.
 
+pub mod alicat;
+pub mod jvl_mac;
+pub mod keysight;
 mod line;
-mod scpi;
-mod tic;
+pub mod mdrive;
+pub mod scpi;
+pub mod sim;
+pub mod smc100;
+pub mod tic;
+pub mod ucontroller;
 
+pub use alicat::{AlicatFrame, AlicatMfc, GASES as ALICAT_GASES};
+pub use jvl_mac::JvlMac;
+pub use keysight::{Function34420A, Keysight34420A};
 pub use line::{LineInOut, Parse};
+pub use mdrive::MDrive;
 pub use scpi::ScpiInOut;
+pub use smc100::{NewportSmc100, Smc100State};
 pub use tic::{PololuTic, TicError};
+pub use ucontroller::UController;
 
 use crabby::hardware::device_error;
 use crabby::{Error, ErrorKind, Result};
@@ -285,6 +313,30 @@ impl SerialLink {
             self.fill(deadline, &what)?;
         }
         Ok(self.pending.drain(..n).collect())
+    }
+
+    /// Returns every byte received so far, waiting at most `wait` for the first one when
+    /// none is there yet (an empty vector if none came: for devices that stream without
+    /// being asked, where silence is judged by the caller).
+    pub fn read_available(&mut self, wait: Duration) -> Result<Vec<u8>> {
+        if self.pending.is_empty() {
+            let deadline = Instant::now() + wait.max(Duration::from_millis(1));
+            match self.fill(deadline, "waiting for data") {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Timeout => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
+        let avail = self.port.bytes_to_read().unwrap_or(0) as usize;
+        if avail > 0 {
+            let mut tmp = vec![0u8; avail];
+            let n = self
+                .port
+                .read(&mut tmp)
+                .map_err(|e| self.map_io(e, "reading"))?;
+            self.pending.extend_from_slice(&tmp[..n]);
+        }
+        Ok(std::mem::take(&mut self.pending))
     }
 
     /// Reads what arrives before `deadline` into `pending`.

@@ -1,5 +1,23 @@
 //! [`ScpiInOut`]: a SCPI instrument (multimeter, power supply, source-measure unit) on a
 //! serial port.
+//!
+//! The commands it sends itself, and where they are defined:
+//! - `*IDN?` (identification: manufacturer, model, serial number, firmware, comma
+//!   separated) and `*CLS` (clear status, which empties the error queue): IEEE 488.2
+//!   common commands, mandatory for every SCPI instrument (SCPI-1999 Vol. 1 §4.1.1
+//!   "IEEE Mandated Commands"); the instrument's manual repeats them (e.g. Keysight 34420A
+//!   User's Guide, chapter 4 "Remote Interface Reference", "IEEE-488.2 Common Commands").
+//! - `SYSTem:ERRor[:NEXT]?`: SCPI-1999 Vol. 2, SYSTem subsystem (required by Vol. 1
+//!   §4.2.1 "Required Commands"): answers `<code>,"<description>"`, oldest first, then
+//!   `0,"No error"` once the queue is empty. The code classes are SCPI's standard
+//!   error/event list: −100…−199 command errors (−113 "Undefined header"), −200…−299
+//!   execution errors (−222 "Data out of range"), −300…−399 device-specific errors
+//!   (−350 "Queue overflow"), −400…−499 query errors.
+//! - An overload reads `9.9E+37` (SCPI-1999 Vol. 1 §7.2.1.4 `INFinity`), which the
+//!   Keysight/Agilent meters return for an input beyond the range.
+//!
+//! (Section numbers of SCPI-1999 are those of its table of contents; the section of
+//! `SYSTem:ERRor` in Vol. 2 was not checked page by page.)
 
 use super::{fill_template, template_arity, LineEnding, SerialConfig, SerialLink};
 use crabby::hardware::{now_ns, DeviceState, InOut, Input, Output, Reading, Status};
@@ -110,7 +128,8 @@ impl ScpiInOut {
         })
     }
 
-    fn query(&mut self, q: &str) -> Result<String> {
+    /// Sends a query and returns its answer, trimmed (a thin layer for instrument drivers).
+    pub(crate) fn query(&mut self, q: &str) -> Result<String> {
         let e = self.line_ending;
         let link = self.link()?;
         link.write_line(q, e)?;
@@ -120,7 +139,7 @@ impl ScpiInOut {
     /// Reads the error queue until `0,"No error"`: `Ok` if it was empty, else every error
     /// in it, with the kind of the first (-1xx command errors: Configuration; -222 data out
     /// of range: OutOfRange; other -2xx execution errors: NotAllowed; the rest: Hardware).
-    fn check_error_queue(&mut self, after: &str) -> Result<()> {
+    pub(crate) fn check_error_queue(&mut self, after: &str) -> Result<()> {
         let mut errors: Vec<(i32, String)> = Vec::new();
         for _ in 0..MAX_QUEUED_ERRORS {
             let ans = self.query("SYST:ERR?")?;
@@ -157,7 +176,21 @@ impl ScpiInOut {
         .with_origin(&self.name))
     }
 
-    fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
+    /// Sends a command line, then reads the error queue ([`check_error_queue`]): the
+    /// instrument's refusal, if any, is the error.
+    ///
+    /// [`check_error_queue`]: Self::check_error_queue
+    pub(crate) fn command_checked(&mut self, line: &str) -> Result<()> {
+        let e = self.line_ending;
+        let r = (|| {
+            self.link()?.write_line(line, e)?;
+            self.check_error_queue(line)
+        })();
+        self.fault(r)
+    }
+
+    /// Records a communication or hardware error as a fault (for wrappers).
+    pub(crate) fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r {
             if matches!(
                 e.kind(),

@@ -2,22 +2,40 @@
 //! its TTL serial interface, as an [`Actuator`].
 //!
 //! Why this controller: the Tic is a widespread, inexpensive lab stepper controller (Crappy
-//! ships a driver for it), its serial protocol is fully documented in Pololu's Tic user's
-//! guide (section "Serial command encoding" and "Variable reference"), and it is binary
-//! and compact, so a test can play the device byte for byte on a pseudo-terminal.
+//! ships a driver for it), its serial protocol is fully documented in Pololu's *Tic Stepper
+//! Motor Controller User's Guide* (document 0J71, © 2001–2018; <https://www.pololu.com/docs/0J71>),
+//! and it is binary and compact, so a test can play the device byte for byte on a
+//! pseudo-terminal.
+//!
+//! Every byte below was checked against that guide (issue 15; the round-1 version was
+//! written from memory and turned out to match, except that an acceleration below the
+//! Tic's minimum of 100 was silently raised by the Tic: it is now refused by `check`), and
+//! against Pololu's reference implementation named by the guide (§9), the `TicSerial` class
+//! of `pololu/tic-arduino` (`Tic.h`: `TicCommand`, `VarOffset`; `Tic.cpp`: `commandW32`).
+//! The unit test `bytes_match_the_guides_own_examples` pins the guide's worked examples.
+//! One discrepancy inside the guide: its §9 worked example of a 32-bit write (target
+//! position 1,234,567,890) prints the MSbs byte as `0x0A`, while its own rule ("bit 0 is
+//! the MSb for the first data byte") and the reference implementation give `0x05`; this
+//! driver follows the rule and the reference implementation.
 //!
 //! The protocol used is the *compact protocol* (no device number), or the *Pololu
 //! protocol* (`0xAA`, device number, command & 0x7F) when
-//! [`device_number`](PololuTic::device_number) is set:
-//! - quick commands are one byte: halt and hold `0x89`, energize `0x85`, de-energize `0x86`,
-//!   exit safe start `0x83`, enter safe start `0x8F`, reset command timeout `0x8C`;
+//! [`device_number`](PololuTic::device_number) is set (guide §9, "Serial protocols"):
+//! - quick commands are one byte (§9 "Quick"; bytes from §8 "Command reference"):
+//!   halt and hold `0x89`, energize `0x85`, de-energize `0x86`, exit safe start `0x83`,
+//!   enter safe start `0x8F`, reset command timeout `0x8C`;
 //! - 32-bit writes are the command byte, one byte holding the most significant bit of each
-//!   of the four little-endian data bytes, then the four bytes with that bit cleared:
-//!   set target position `0xE0`, set target velocity `0xE3`, set max speed `0xE6`,
-//!   set max acceleration `0xEA`, set max deceleration `0xE9`;
-//! - get variable `0xA1, offset, length` answers `length` raw bytes (little-endian):
-//!   operation state at `0x00`, error status (u16) at `0x02`, current position (i32,
-//!   microsteps) at `0x22`, current velocity (i32, microsteps per 10 000 s) at `0x26`.
+//!   of the four little-endian data bytes (bit 0 for the first), then the four bytes with
+//!   that bit cleared (§9 "32-bit write"): set target position `0xE0` (microsteps), set
+//!   target velocity `0xE3` (±500 000 000 microsteps per 10 000 s), set max speed `0xE6`
+//!   (0–500 000 000 microsteps per 10 000 s), set max acceleration `0xEA` and set max
+//!   deceleration `0xE9` (100–2 147 483 647 microsteps per 100 s²) (§8);
+//! - get variable `0xA1, offset, length` (§8 "Get variable", §9 "Block read": length
+//!   1–15) answers `length` raw bytes, little-endian; the offsets are those of §7
+//!   "Variable reference": operation state (u8) at `0x00` (0 reset, 2 de-energized, 4 soft
+//!   error, 6 waiting for ERR line, 8 starting up, 10 normal), error status (u16) at `0x02`
+//!   (bits 0–8, [`TicError::BITS`]), current position (i32, microsteps) at `0x22`, current
+//!   velocity (i32, microsteps per 10 000 s) at `0x26`.
 //!
 //! Units seen by crabby: **mm** and **mm/s** through
 //! [`microsteps_per_mm`](PololuTic::microsteps_per_mm) (full steps per mm × the step mode
@@ -397,10 +415,21 @@ impl Actuator for PololuTic {
             ))
             .with_origin(&self.name));
         }
-        if self.acceleration * self.microsteps_per_mm * 100.0 > i32::MAX as f64 {
+        // Guide §8, "Set max acceleration"/"Set max deceleration": 100 to 2 147 483 647
+        // microsteps per 100 s²; the Tic raises 0–99 to 100 without a word.
+        let accel = self.acceleration * self.microsteps_per_mm * 100.0;
+        if accel > i32::MAX as f64 {
             return Err(Error::config(format!(
                 "acceleration {} mm/s² is above the Tic's limit",
                 self.acceleration
+            ))
+            .with_origin(&self.name));
+        }
+        if accel.round() < 100.0 {
+            return Err(Error::config(format!(
+                "acceleration {} mm/s² is {accel:.1} microsteps per 100 s², below the Tic's minimum of 100 (it would use 100); raise 'acceleration' to at least {} mm/s²",
+                self.acceleration,
+                100.0 / (self.microsteps_per_mm * 100.0)
             ))
             .with_origin(&self.name));
         }
@@ -1058,5 +1087,62 @@ mod tests {
             t.frame(&encode_32(0xE3, 5)),
             [0xAA, 14, 0x63, 0, 5, 0, 0, 0]
         );
+    }
+
+    /// The worked examples of the Tic user's guide (0J71), byte for byte, and every command
+    /// byte and variable offset against §7 "Variable reference" / §8 "Command reference".
+    #[test]
+    fn bytes_match_the_guides_own_examples() {
+        // §9 "Quick": halt and hold is the single byte 0x89.
+        assert_eq!(CMD_HALT_AND_HOLD, 0x89);
+        // §9 "32-bit write": set target position to 1,234,567,890 = 0x4996_02D2. The data
+        // bytes are the guide's (52 02 16 49: D2 02 96 49 with their MSb cleared). The MSbs
+        // byte follows the guide's own rule ("bit 0 is the MSb for the first data byte") and
+        // Pololu's reference `TicSerial::commandW32` (tic-arduino, Tic.cpp): D2 and 96 have
+        // their MSb set, so bits 0 and 2: 0x05. The guide's worked example prints 0x0A
+        // (bits 1 and 3), which contradicts both; 0x05 is kept (see the module docs).
+        assert_eq!(
+            encode_32(CMD_SET_TARGET_POSITION, 1_234_567_890),
+            [0xE0, 0x05, 0x52, 0x02, 0x16, 0x49]
+        );
+        assert_eq!(decode_32(&[0x05, 0x52, 0x02, 0x16, 0x49]), 1_234_567_890);
+        // §9 "Block read": get variable "target position" (offset 0x0A, 4 bytes) is
+        // A1 0A 04 and the answer D2 02 96 49 reads 1,234,567,890 (little-endian).
+        let p = FakePort::new();
+        let t = tic(&p);
+        assert_eq!(t.frame(&[CMD_GET_VARIABLE, 0x0A, 4]), [0xA1, 0x0A, 0x04]);
+        assert_eq!(i32::from_le_bytes([0xD2, 0x02, 0x96, 0x49]), 1_234_567_890);
+        // §9 "Serial protocols": set step mode 1/8 (0x94 0x03) in the Pololu protocol to
+        // device 14 is AA 0E 14 03 (command byte with its MSB cleared).
+        assert_eq!(t.frame(&[0x94, 0x03]), [0x94, 0x03]);
+        let t = tic(&p).device_number(14);
+        assert_eq!(t.frame(&[0x94, 0x03]), [0xAA, 0x0E, 0x14, 0x03]);
+        // §8 "Command reference": each command this driver sends.
+        for (cmd, byte) in [
+            (CMD_SET_TARGET_POSITION, 0xE0),
+            (CMD_SET_TARGET_VELOCITY, 0xE3),
+            (CMD_SET_MAX_SPEED, 0xE6),
+            (CMD_SET_MAX_ACCEL, 0xEA),
+            (CMD_SET_MAX_DECEL, 0xE9),
+            (CMD_HALT_AND_HOLD, 0x89),
+            (CMD_ENERGIZE, 0x85),
+            (CMD_DEENERGIZE, 0x86),
+            (CMD_EXIT_SAFE_START, 0x83),
+            (CMD_ENTER_SAFE_START, 0x8F),
+            (CMD_RESET_COMMAND_TIMEOUT, 0x8C),
+            (CMD_GET_VARIABLE, 0xA1),
+        ] {
+            assert_eq!(cmd, byte);
+        }
+        // §7 "Variable reference": the offsets read.
+        assert_eq!(VAR_OPERATION_STATE, 0x00);
+        assert_eq!(VAR_CURRENT_POSITION, 0x22);
+        // Error status bits 0–8 in the guide's order.
+        assert_eq!(TicError::BITS[6].0, "command timeout");
+        assert_eq!(TicError::BITS[7].0, "safe start violation");
+        assert_eq!(TicError::BITS[8].0, "ERR line high");
+        // §8: an acceleration below 100 microsteps per 100 s² is refused before the test.
+        let e = tic(&p).limits(1.0, 0.001).check().unwrap_err();
+        assert!(e.description().contains("minimum of 100"), "{e}");
     }
 }

@@ -1,0 +1,172 @@
+//! Simulated serial instruments, for tests and benchmarks: each plays its maker's documented
+//! protocol byte for byte on the master side of a pseudo-terminal, with physics where the
+//! device measures or moves.
+//!
+//! - [`LineDevice`]: a device that answers request lines (ASCII protocols), implemented by
+//!   [`Nanovoltmeter34420A`], [`AlicatMfc`] and [`Smc100`].
+//! - [`serve`]: the loop that plays a [`LineDevice`] on a pty master until stopped, until the
+//!   driver's side closes, or until the device is made to vanish.
+//! - [`SimThread`]: that loop on a thread of this process (unit tests, benchmarks), with
+//!   two faults every device shares: silence ([`SimThread::mute`]: requests go unanswered)
+//!   and a vanished device ([`SimThread::vanish`]: the master is closed, as when the cable
+//!   is pulled). For a test that runs a `Test` (which forks), call [`serve`] in a child
+//!   process instead (`crabby::process::fork_child`).
+//!
+//! The physics is integrated lazily, from the time elapsed since the previous request, so a
+//! device needs no thread of its own.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+pub use super::alicat::sim::AlicatMfc;
+pub use super::keysight::sim::Nanovoltmeter34420A;
+pub use super::mdrive::sim::MDriveSim;
+pub use super::smc100::sim::Smc100;
+
+/// A device that answers request lines.
+pub trait LineDevice: Send + 'static {
+    /// The bytes that end a request.
+    fn request_ending(&self) -> &'static [u8];
+    /// The answer to one request (without its ending), bytes included; `None`: no answer.
+    fn handle(&mut self, request: &str) -> Option<Vec<u8>>;
+}
+
+/// Plays `device` on the pty master `fd` until `stop` is set, the driver's side closes, or
+/// `vanish` is set (then `fd` is closed: the port disappears for the driver). While `mute`
+/// is set, requests are read and dropped unanswered.
+pub fn serve<D: LineDevice>(
+    fd: OwnedFd,
+    device: &Mutex<D>,
+    stop: &AtomicBool,
+    mute: &AtomicBool,
+    vanish: &AtomicBool,
+) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut pending: Vec<u8> = Vec::with_capacity(256);
+    let mut tmp = [0u8; 512];
+    loop {
+        if stop.load(Ordering::Relaxed) || vanish.load(Ordering::Relaxed) {
+            return; // fd dropped
+        }
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(20u16)).unwrap_or(0) == 0 {
+            continue;
+        }
+        match nix::unistd::read(&fd, &mut tmp) {
+            Ok(0) | Err(nix::errno::Errno::EIO) => return,
+            Ok(n) => pending.extend_from_slice(&tmp[..n]),
+            Err(_) => continue,
+        }
+        let ending = device
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .request_ending();
+        while let Some(i) = pending.windows(ending.len()).position(|w| w == ending) {
+            let line: Vec<u8> = pending.drain(..i + ending.len()).take(i).collect();
+            let request = String::from_utf8_lossy(&line).into_owned();
+            let answer = device
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .handle(&request);
+            if mute.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Some(a) = answer {
+                let _ = nix::unistd::write(&fd, &a);
+            }
+        }
+    }
+}
+
+/// A simulated device served on a thread of this process; stopped and joined on drop.
+#[derive(Debug)]
+pub struct SimThread<D: LineDevice> {
+    /// The device (change its state or inject faults while it runs).
+    pub device: Arc<Mutex<D>>,
+    stop: Arc<AtomicBool>,
+    mute: Arc<AtomicBool>,
+    vanish: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl<D: LineDevice> SimThread<D> {
+    /// Serves `device` on the pty master `master`.
+    pub fn spawn(master: OwnedFd, device: D) -> Self {
+        let device = Arc::new(Mutex::new(device));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mute = Arc::new(AtomicBool::new(false));
+        let vanish = Arc::new(AtomicBool::new(false));
+        let (d, s, m, v) = (device.clone(), stop.clone(), mute.clone(), vanish.clone());
+        let handle = std::thread::spawn(move || serve(master, &d, &s, &m, &v));
+        SimThread {
+            device,
+            stop,
+            mute,
+            vanish,
+            handle: Some(handle),
+        }
+    }
+
+    /// Runs `f` on the device.
+    pub fn with<R>(&self, f: impl FnOnce(&mut D) -> R) -> R {
+        f(&mut self.device.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The device stops answering (or answers again).
+    pub fn mute(&self, yes: bool) {
+        self.mute.store(yes, Ordering::Relaxed);
+    }
+
+    /// The device vanishes: the master side is closed and the thread ends.
+    pub fn vanish(&mut self) {
+        self.vanish.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Stops serving (the master is closed too).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl<D: LineDevice> Drop for SimThread<D> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A small deterministic generator (xorshift64*) and Gaussian noise for the simulators.
+#[derive(Debug, Clone)]
+pub struct Noise(u64);
+
+impl Noise {
+    /// A generator seeded with `seed` (0 is replaced by a fixed odd constant).
+    pub fn new(seed: u64) -> Self {
+        Noise(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Standard normal (Box–Muller).
+    pub fn gauss(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
