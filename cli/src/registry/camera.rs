@@ -7,7 +7,7 @@
 //! `crabby-hardware`, and with the cargo feature `v4l` (which forwards
 //! `crabby-hardware/v4l`) the real `V4l2Camera` (`v4l2_camera`).
 
-use super::{error_at, BlockType};
+use super::{error_at, BlockType, BuildContext};
 use crabby::camera::{Camera, FrameFormat, FrameInfo, SettingInfo, SettingValue};
 use crabby::schema::{ParamSpec, ParamType as T, Params, Range, Value, Variant};
 use crabby::Sample;
@@ -27,6 +27,9 @@ impl std::fmt::Debug for BoxedCamera {
 impl Camera for BoxedCamera {
     fn name(&self) -> &str {
         self.0.name()
+    }
+    fn check(&self) -> crabby::Result<()> {
+        self.0.check()
     }
     fn open(&mut self) -> crabby::Result<()> {
         self.0.open()
@@ -54,7 +57,7 @@ impl Camera for BoxedCamera {
     }
 }
 
-type CameraFn = Box<dyn Fn(&Params) -> Result<Box<dyn Camera>, String>>;
+type CameraFn = Box<dyn Fn(&Params, &BuildContext) -> Result<Box<dyn Camera>, String>>;
 type LabelsFn = fn(&Params) -> Vec<String>;
 
 /// One camera type: its name in files, doc, parameters and constructor (which must not open
@@ -86,6 +89,15 @@ impl CameraType {
         doc: &'static str,
         build: impl Fn(&Params) -> Result<Box<dyn Camera>, String> + 'static,
     ) -> CameraType {
+        CameraType::with_context(name, doc, move |p, _| build(p))
+    }
+    /// A camera built by `build` from its checked parameters and the test file's context
+    /// (a relative input path is read from the file's folder: [`BuildContext::input`]).
+    pub fn with_context(
+        name: &'static str,
+        doc: &'static str,
+        build: impl Fn(&Params, &BuildContext) -> Result<Box<dyn Camera>, String> + 'static,
+    ) -> CameraType {
         CameraType {
             name,
             doc,
@@ -100,8 +112,8 @@ impl CameraType {
         self
     }
     /// Builds the camera (not opened).
-    pub fn build(&self, p: &Params) -> Result<Box<dyn Camera>, String> {
-        (self.build)(p)
+    pub fn build(&self, p: &Params, cx: &BuildContext) -> Result<Box<dyn Camera>, String> {
+        (self.build)(p, cx)
     }
 }
 
@@ -198,10 +210,49 @@ pub fn stock_cameras() -> Vec<CameraType> {
         ]
     };
     #[allow(unused_mut)]
-    let mut all = vec![fake, strained];
+    let mut all = vec![fake, strained, file_reader()];
     #[cfg(feature = "v4l")]
     all.push(v4l2_camera());
     all
+}
+
+/// `FileReader`: replays a folder recorded by a CameraBlock.
+pub fn file_reader() -> CameraType {
+    CameraType::with_context(
+        "FileReader",
+        "replays a folder of images recorded by a CameraBlock (record), to run the processing again offline",
+        |p, cx| {
+            let pacing = match p.str("pacing") {
+                Some("as_fast_as_possible") => hc::Pacing::AsFastAsPossible,
+                _ => hc::Pacing::RealTime {
+                    speed: p.f64("speed").unwrap_or(1.0),
+                },
+            };
+            let c = hc::FileReader::new(cx.input(p.str("folder").unwrap_or_default()), pacing)
+                .map_err(|e| e.description().to_owned())?
+                .looping(p.bool("looping").unwrap_or(false));
+            Ok(Box::new(c))
+        },
+    )
+    .param(ParamSpec::new(
+        "folder",
+        T::File,
+        "the folder a CameraBlock recorded (relative to the test file's folder)",
+    ))
+    .param(
+        ParamSpec::new(
+            "pacing",
+            T::Choice(vec!["real_time", "as_fast_as_possible"]),
+            "deliver each frame at its recorded time, or as fast as the Block asks",
+        )
+        .default("real_time"),
+    )
+    .param(
+        ParamSpec::new("speed", T::Float, "real_time: replay speed factor (1: as recorded)")
+            .range(Range::above(0.0))
+            .default("1"),
+    )
+    .param(ParamSpec::new("looping", T::Bool, "start over after the last frame").default("false"))
 }
 
 /// `V4l2Camera` (feature `v4l`): a Video4Linux2 device. Built here, opened by the
@@ -351,7 +402,7 @@ pub fn camera_block(cameras: &[Rc<CameraType>]) -> BlockType {
                 .iter()
                 .find(|c| c.name == *name)
                 .ok_or_else(|| error_at(p, "camera", format!("no camera type '{name}'")))?
-                .build(q)
+                .build(q, cx)
                 .map_err(|e| error_at(p, "camera", e))?;
             let mut b = bc::CameraBlock::new(BoxedCamera(cam));
             if let Some(r) = p.table("record") {

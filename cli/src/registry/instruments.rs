@@ -1,6 +1,11 @@
-//! The real drivers of `crabby-hardware` as file types: the serial [`line_in_out`]
-//! (`LineInOut`), [`scpi_in_out`] (`ScpiInOut`) and [`pololu_tic`] (`PololuTic`), and
-//! [`modbus_in_out`] (`ModbusInOut`, Modbus TCP or RTU, its points as a list of tables).
+//! The real drivers of `crabby-hardware` as file types. Generic: the serial
+//! [`line_in_out`] (`LineInOut`), [`scpi_in_out`] (`ScpiInOut`), [`modbus_in_out`]
+//! (`ModbusInOut`, Modbus TCP or RTU, its points as a list of tables). Instruments: the
+//! Keysight 34420A ([`keysight_34420a`]), Alicat flow controllers ([`alicat_mfc`]),
+//! UController boards ([`ucontroller`]), the LabJack T7 ([`labjack_t7`]) and the Eurotherm
+//! 3200 ([`eurotherm_3200`]) as IOBlock devices; the Pololu Tic ([`pololu_tic`]), Newport
+//! SMC100 ([`newport_smc100`], position read back but not speed), MDrive ([`mdrive`]), JVL
+//! MAC ([`jvl_mac`]) and Oriental AZ ([`oriental_az`]) as Machine actuators.
 //!
 //! Each parameter's unit, range, default and doc come from the driver's own documentation
 //! and checks (`SerialConfig::check`, `ModbusInOut`'s `check`...). The driver is built
@@ -30,7 +35,21 @@ pub const OFFLINE_PORT: &str = "/dev/null";
 
 /// The real drivers.
 pub fn drivers() -> Vec<DriverType> {
-    vec![line_in_out(), scpi_in_out(), pololu_tic(), modbus_in_out()]
+    vec![
+        line_in_out(),
+        scpi_in_out(),
+        pololu_tic(),
+        modbus_in_out(),
+        keysight_34420a(),
+        alicat_mfc(),
+        newport_smc100(),
+        mdrive(),
+        jvl_mac(),
+        ucontroller(),
+        labjack_t7(),
+        eurotherm_3200(),
+        oriental_az(),
+    ]
 }
 
 fn name_param(default: &'static str) -> ParamSpec {
@@ -612,6 +631,775 @@ pub fn modbus_in_out() -> DriverType {
             T::List(Box::new(T::Table(point_params()))),
             "the values written, in the order of the command labels",
         )
+        .optional(),
+    )
+}
+
+// ---- The instrument drivers (LabJack T7, Eurotherm 3200, Oriental AZ, Keysight 34420A,
+// ---- Alicat, Newport SMC100, MDrive, JVL MAC, UController).
+
+fn serial_driver(
+    name: &'static str,
+    doc: &'static str,
+    kind: DriverKind,
+    port_doc: &'static str,
+    d: SerialDefaults,
+    build: fn(&Params, bool) -> Result<Device, String>,
+) -> DriverType {
+    let mut t = DriverType::new(name, doc, kind, move |p| build(p, false))
+        .offline(move |p| build(p, true))
+        .param(name_param(name));
+    for s in serial_params(port_doc, d) {
+        t = t.param(s);
+    }
+    t
+}
+
+fn retries_param() -> ParamSpec {
+    ParamSpec::new(
+        "retries",
+        T::Int,
+        "times a failed request is sent again before the device is in FAULT",
+    )
+    .range(Range::between(0.0, 10.0))
+    .default("2")
+}
+
+fn rtu_unit_param() -> ParamSpec {
+    ParamSpec::new("unit", T::Int, "the device's Modbus address, 1-247")
+        .range(Range::between(1.0, 247.0))
+        .default("1")
+}
+
+/// The 34420A's RS-232: 8 data bits, no parity, two stop bits (its guide, chapter 4,
+/// "RS-232 Interface Configuration"); 9600 baud as the driver's example.
+const KEYSIGHT: SerialDefaults = SerialDefaults {
+    baud: Some(9600),
+    parity: Parity::None,
+    stop_bits: 2,
+};
+
+fn build_keysight(p: &Params, offline: bool) -> Result<Device, String> {
+    use crabby_hardware::serial::keysight::{NPLC_VALUES, RESISTANCE_RANGES, VOLTAGE_RANGES};
+    use crabby_hardware::serial::{Function34420A, Keysight34420A};
+    let serial = serial_config(p, offline, KEYSIGHT)?;
+    let resistance = p.str("function") == Some("resistance");
+    let channel = p.i64("channel").unwrap_or(1) as u8; // 1..=2 by the declared range
+    if resistance && p.get("channel").is_some() {
+        return Err(param_error(
+            "channel",
+            "4-wire resistance uses both inputs (1 sources, 2 senses); remove channel",
+        ));
+    }
+    let (function, ranges): (_, &[f64]) = if resistance {
+        (Function34420A::FourWireResistance, &RESISTANCE_RANGES)
+    } else if channel == 2 {
+        (Function34420A::VoltageDc { channel }, &VOLTAGE_RANGES[..5])
+    } else {
+        (Function34420A::VoltageDc { channel }, &VOLTAGE_RANGES)
+    };
+    let range = p.f64("range");
+    if let Some(r) = range {
+        if !ranges.iter().any(|x| (x - r).abs() <= 1e-12 * x) {
+            return Err(param_error(
+                "range",
+                format!("{r} is not a range of the 34420A here; use one of {ranges:?}, or leave it out (autorange)"),
+            ));
+        }
+    }
+    let nplc = p.f64("nplc").unwrap_or(1.0);
+    if !NPLC_VALUES.contains(&nplc) {
+        return Err(param_error(
+            "nplc",
+            format!("{nplc} power-line cycles is not an integration time of the 34420A; use one of {NPLC_VALUES:?}"),
+        ));
+    }
+    let d = Keysight34420A::new(
+        p.str("name").unwrap_or("Keysight34420A"),
+        serial,
+        p.str("label").unwrap_or("U(V)"),
+    )
+    .function(function)
+    .range(range)
+    .nplc(nplc);
+    Ok(Device::InOut(IoDevice::input(d)))
+}
+
+/// `serial::Keysight34420A`: the nanovolt/micro-ohm meter.
+pub fn keysight_34420a() -> DriverType {
+    serial_driver(
+        "Keysight34420A",
+        "a Keysight (Agilent) 34420A nanovolt/micro-ohm meter on RS-232: one reading per loop",
+        DriverKind::InOut,
+        "the serial device path, e.g. /dev/ttyUSB0",
+        KEYSIGHT,
+        build_keysight,
+    )
+    .param(ParamSpec::new("label", T::Label, "the reading's label").default("U(V)"))
+    .param(
+        ParamSpec::new(
+            "function",
+            T::Choice(vec!["voltage", "resistance"]),
+            "DC voltage on one input, or 4-wire resistance",
+        )
+        .default("voltage"),
+    )
+    .param(
+        ParamSpec::new("channel", T::Int, "voltage: input channel 1 or 2")
+            .range(Range::between(1.0, 2.0))
+            .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "range",
+            T::Float,
+            "range, V (1 mV to 100 V; channel 2 up to 10 V) or Ω (1 Ω to 1 MΩ); default autorange",
+        )
+        .range(Range::above(0.0))
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "nplc",
+            T::Float,
+            "integration time, power-line cycles: 0.02, 0.2, 1, 2, 10, 20, 100 or 200",
+        )
+        .default("1"),
+    )
+}
+
+/// Alicat MC series: 19 200 baud, 8N1 (the driver's module docs).
+const ALICAT: SerialDefaults = SerialDefaults::n81(Some(19200));
+
+const ALICAT_UNITS: [&str; 26] = [
+    "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R", "S",
+    "T", "U", "V", "W", "X", "Y", "Z",
+];
+
+fn build_alicat(p: &Params, offline: bool) -> Result<Device, String> {
+    use crabby_hardware::serial::{AlicatMfc, ALICAT_GASES};
+    let serial = serial_config(p, offline, ALICAT)?;
+    let mut d = AlicatMfc::new(
+        p.str("name").unwrap_or("AlicatMfc"),
+        serial,
+        p.f64("full_scale").unwrap_or(1.0),
+    );
+    if let Some(u) = p.str("unit").and_then(|u| u.chars().next()) {
+        d = d.unit(u);
+    }
+    match (p.str("gas"), p.i64("gas_number")) {
+        (Some(_), Some(_)) => {
+            return Err(param_error(
+                "gas_number",
+                "give gas (a name) or gas_number (a COMPOSER mix), not both",
+            ))
+        }
+        (Some(g), None) => {
+            // One of the declared choices: its index is the gas number.
+            let n = ALICAT_GASES.iter().position(|x| *x == g).unwrap_or(0);
+            d = d.gas(n as u8);
+        }
+        (None, Some(n)) => d = d.gas(n as u8), // 0..=255 by the declared range
+        (None, None) => {}
+    }
+    Ok(Device::InOut(IoDevice::input_output(d)))
+}
+
+/// `serial::AlicatMfc`: an Alicat mass flow controller.
+pub fn alicat_mfc() -> DriverType {
+    serial_driver(
+        "AlicatMfc",
+        "an Alicat mass flow controller: reads P, T(C), Qv, Qm, setpoint; the command is the setpoint",
+        DriverKind::InOut,
+        "the serial device path, e.g. /dev/ttyUSB0",
+        ALICAT,
+        build_alicat,
+    )
+    .param(
+        ParamSpec::new(
+            "full_scale",
+            T::Float,
+            "full scale of the setpoint: the controller's range, in its flow unit",
+        )
+        .range(Range::above(0.0)),
+    )
+    .param(
+        ParamSpec::new("unit", T::Choice(ALICAT_UNITS.to_vec()), "unit ID, A-Z (the controller's setting)")
+            .default("A"),
+    )
+    .param(
+        ParamSpec::new(
+            "gas",
+            T::Choice(crabby_hardware::serial::ALICAT_GASES.to_vec()),
+            "gas selected at open, by name (Alicat's gas table)",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "gas_number",
+            T::Int,
+            "gas selected at open, by number: 0-29 standard, 236-255 COMPOSER mixes",
+        )
+        .range(Range::between(0.0, 255.0))
+        .optional(),
+    )
+}
+
+/// SMC100: 57 600 baud, 8N1 (the driver's module docs).
+const SMC100: SerialDefaults = SerialDefaults::n81(Some(57600));
+
+fn build_smc100(p: &Params, offline: bool) -> Result<Device, String> {
+    use crabby_hardware::serial::NewportSmc100;
+    let serial = serial_config(p, offline, SMC100)?;
+    let mut d = NewportSmc100::new(p.str("name").unwrap_or("NewportSmc100"), serial)
+        .address(p.i64("address").unwrap_or(1) as u8) // 1..=31 by the declared range
+        .home_at_open(p.bool("home_at_open").unwrap_or(false));
+    d.homing_timeout = super::seconds(p.f64("homing_timeout").unwrap_or(60.0));
+    if let Some(v) = p.f64("max_speed") {
+        d = d.max_speed(v);
+    }
+    Ok(Device::Actuator(ActuatorDevice::positioner(d)))
+}
+
+/// `serial::NewportSmc100`: a Newport SMC100 controller and its actuator, mm and mm/s.
+pub fn newport_smc100() -> DriverType {
+    serial_driver(
+        "NewportSmc100",
+        "a Newport SMC100CC/PP single-axis controller, mm and mm/s (position read back, not speed)",
+        DriverKind::Actuator,
+        "the serial device path, e.g. /dev/ttyUSB0",
+        SMC100,
+        build_smc100,
+    )
+    .param(
+        ParamSpec::new("address", T::Int, "controller address, 1-31")
+            .range(Range::between(1.0, 31.0))
+            .default("1"),
+    )
+    .param(
+        ParamSpec::new(
+            "home_at_open",
+            T::Bool,
+            "home a non-referenced axis at open (it moves); otherwise open refuses it",
+        )
+        .default("false"),
+    )
+    .param(
+        ParamSpec::new("homing_timeout", T::Float, "how long a homing may take")
+            .unit("s")
+            .range(super::seconds_range(false))
+            .default("60"),
+    )
+    .param(
+        ParamSpec::new(
+            "max_speed",
+            T::Float,
+            "speed limit (default: the controller's VA at open)",
+        )
+        .unit("mm/s")
+        .range(Range::above(0.0))
+        .optional(),
+    )
+}
+
+/// MDrive: the drive's BD setting, 9600 8N1 by default (the driver's docs).
+const MDRIVE: SerialDefaults = SerialDefaults::n81(Some(9600));
+
+fn build_mdrive(p: &Params, offline: bool) -> Result<Device, String> {
+    use crabby_hardware::serial::MDrive;
+    let serial = serial_config(p, offline, MDRIVE)?;
+    let mut d = MDrive::new(
+        p.str("name").unwrap_or("MDrive"),
+        serial,
+        p.f64("steps_per_mm").unwrap_or(1.0),
+    )
+    .limits(
+        p.f64("max_speed").unwrap_or(5.0),
+        p.f64("acceleration").unwrap_or(20.0),
+    );
+    if let Some(n) = p.str("device_name") {
+        let mut cs = n.chars();
+        let (Some(c), None) = (cs.next(), cs.next()) else {
+            return Err(param_error(
+                "device_name",
+                format!("{n:?} is not one character (the drive's DN)"),
+            ));
+        };
+        d = d.device_name(c);
+    }
+    Ok(Device::Actuator(ActuatorDevice::full(d)))
+}
+
+/// `serial::MDrive`: an IMS/Schneider MDrive integrated stepper (MCode), mm and mm/s.
+pub fn mdrive() -> DriverType {
+    serial_driver(
+        "MDrive",
+        "an IMS/Schneider MDrive integrated stepper programmed in MCode, mm and mm/s",
+        DriverKind::Actuator,
+        "the serial device path, e.g. /dev/ttyUSB0",
+        MDRIVE,
+        build_mdrive,
+    )
+    .param(
+        ParamSpec::new(
+            "steps_per_mm",
+            T::Float,
+            "microsteps per mm (MS x full steps / lead)",
+        )
+        .range(Range::above(0.0)),
+    )
+    .param(
+        ParamSpec::new("max_speed", T::Float, "speed limit, sent as VM")
+            .unit("mm/s")
+            .range(Range::above(0.0))
+            .default("5"),
+    )
+    .param(
+        ParamSpec::new(
+            "acceleration",
+            T::Float,
+            "acceleration and deceleration, sent as A and D",
+        )
+        .unit("mm/s^2")
+        .range(Range::above(0.0))
+        .default("20"),
+    )
+    .param(
+        ParamSpec::new(
+            "device_name",
+            T::Str,
+            "party mode: the drive's device name (DN), one letter or digit",
+        )
+        .optional(),
+    )
+}
+
+/// JVL MAC: 19 200 baud, 8N1 (MacTalk Serial Quick Guide, as the driver's docs).
+const JVL: SerialDefaults = SerialDefaults::n81(Some(19200));
+
+fn build_jvl(p: &Params, offline: bool) -> Result<Device, String> {
+    use crabby_hardware::serial::JvlMac;
+    let serial = serial_config(p, offline, JVL)?;
+    let mut d = JvlMac::new(
+        p.str("name").unwrap_or("JvlMac"),
+        serial,
+        p.f64("counts_per_unit").unwrap_or(1.0),
+    )
+    .address(p.i64("address").unwrap_or(254) as u8) // 1..=254 by the declared range
+    .sample_period_s(p.f64("sample_period").unwrap_or(1.92e-3));
+    if let Some(a) = p.f64("acceleration") {
+        d = d.acceleration(a);
+    }
+    if let Some(v) = p.f64("default_speed") {
+        d = d.default_speed(v);
+    }
+    Ok(Device::Actuator(ActuatorDevice::full(d)))
+}
+
+/// `serial::JvlMac`: a JVL MAC integrated servo motor (MacTalk protocol).
+pub fn jvl_mac() -> DriverType {
+    serial_driver(
+        "JvlMac",
+        "a JVL MAC integrated servo motor over MacTalk, in the user's unit (counts_per_unit)",
+        DriverKind::Actuator,
+        "the serial device path, e.g. /dev/ttyUSB0",
+        JVL,
+        build_jvl,
+    )
+    .param(
+        ParamSpec::new("address", T::Int, "the motor's address (MYADDR), 1-254")
+            .range(Range::between(1.0, 254.0))
+            .default("254"),
+    )
+    .param(ParamSpec::new(
+        "counts_per_unit",
+        T::Float,
+        "encoder counts per user unit (e.g. 819.2 for 4096 counts per turn on a 5 mm screw: mm); not 0",
+    ))
+    .param(
+        ParamSpec::new(
+            "sample_period",
+            T::Float,
+            "the motor's sample period: 1.92 ms for MAC050-141, 1.3 ms for MAC400-4500",
+        )
+        .unit("s")
+        .range(Range {
+            min: Some((0.0, false)),
+            max: Some((0.01, true)),
+        })
+        .default("1.92e-3"),
+    )
+    .param(
+        ParamSpec::new(
+            "acceleration",
+            T::Float,
+            "acceleration, units/s² (default: 100 000 counts/s² in units)",
+        )
+        .range(Range::above(0.0))
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "default_speed",
+            T::Float,
+            "speed of position moves without one, units/s (default: 10 000 counts/s in units)",
+        )
+        .range(Range::above(0.0))
+        .optional(),
+    )
+}
+
+/// UController boards: 115 200 baud (the driver's example and board script).
+const UCONTROLLER: SerialDefaults = SerialDefaults::n81(Some(115200));
+
+fn build_ucontroller(p: &Params, offline: bool) -> Result<Device, String> {
+    use crabby_hardware::serial::UController;
+    let serial = serial_config(p, offline, UCONTROLLER)?;
+    let mut d = UController::new(p.str("name").unwrap_or("UController"), serial)
+        .labels(p.strs("labels").unwrap_or_default())
+        .cmd_labels(p.strs("cmd_labels").unwrap_or_default())
+        .t_device(p.bool("t_device").unwrap_or(false))
+        .recover_resets(p.bool("recover_resets").unwrap_or(false));
+    if let Some(v) = p.f64s("init_output") {
+        d = d.init_output(v);
+    }
+    Ok(Device::InOut(IoDevice::full(d)))
+}
+
+/// `serial::UController`: a board running Crappy's UController protocol.
+pub fn ucontroller() -> DriverType {
+    serial_driver(
+        "UController",
+        "a microcontroller board speaking Crappy's UController protocol (e.g. a Pico running hardware/boards/crabby_ucontroller.py)",
+        DriverKind::InOut,
+        "the serial device path, e.g. /dev/ttyACM0",
+        UCONTROLLER,
+        build_ucontroller,
+    )
+    .param(
+        ParamSpec::new(
+            "labels",
+            T::List(Box::new(T::Label)),
+            "the labels the board sends, in its order (at most 9)",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "cmd_labels",
+            T::List(Box::new(T::Str)),
+            "the board script's command variables, in the order of the commands (at most 9)",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "init_output",
+            T::List(Box::new(T::Float)),
+            "each label's value until the board sends one (default 0)",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "t_device",
+            T::Bool,
+            "stamp the samples with the board's clock (t(s) sent by the board)",
+        )
+        .default("false"),
+    )
+    .param(
+        ParamSpec::new(
+            "recover_resets",
+            T::Bool,
+            "after a silence of one timeout, send the handshake again once before failing",
+        )
+        .default("false"),
+    )
+}
+
+fn build_t7(p: &Params) -> Result<Device, String> {
+    use crabby_hardware::labjack::T7;
+    let mut d = T7::tcp(
+        p.str("name").unwrap_or("T7"),
+        p.str("address").unwrap_or_default(),
+    )
+    .timeout(super::seconds(p.f64("timeout").unwrap_or(1.0)))
+    .retries(p.i64("retries").unwrap_or(2) as u32);
+    for c in p.list("ains").unwrap_or_default() {
+        if let Value::Table(q) = &c.value {
+            d = d.ain_range(
+                q.str("label").unwrap_or_default(),
+                q.i64("channel").unwrap_or(0) as u8, // 0..=13 by the declared range
+                q.f64("range").unwrap_or(10.0),
+            );
+        }
+    }
+    for c in p.list("dacs").unwrap_or_default() {
+        if let Some(n) = c.as_f64() {
+            d = d.dac(n as u8); // 0..=1 by the declared range
+        }
+    }
+    for c in p.list("dio_outputs").unwrap_or_default() {
+        if let Some(n) = c.as_f64() {
+            d = d.dio_output(n as u8); // 0..=15 by the declared range
+        }
+    }
+    if let Some(l) = p.str("dio_state") {
+        d = d.dio_state(l);
+    }
+    Ok(Device::InOut(IoDevice::input_output(d)))
+}
+
+/// `labjack::T7`: a LabJack T7 on Modbus TCP.
+pub fn labjack_t7() -> DriverType {
+    DriverType::new(
+        "T7",
+        "a LabJack T7 DAQ on Modbus TCP: analog inputs (V), DACs (0-5 V) and digital lines",
+        DriverKind::InOut,
+        build_t7,
+    )
+    .param(name_param("T7"))
+    .param(ParamSpec::new(
+        "address",
+        T::Str,
+        "host:port of the T7 (502 is its Modbus port), e.g. 192.168.1.207:502",
+    ))
+    .param(
+        ParamSpec::new(
+            "timeout",
+            T::Float,
+            "how long to wait for a connection or an answer",
+        )
+        .unit("s")
+        .range(Range {
+            min: Some((0.0, false)),
+            max: Some((60.0, true)),
+        })
+        .default("1"),
+    )
+    .param(retries_param())
+    .param(
+        ParamSpec::new(
+            "ains",
+            T::List(Box::new(T::Table(vec![
+                ParamSpec::new("label", T::Label, "the reading's label (volts)"),
+                ParamSpec::new("channel", T::Int, "AIN0-AIN13").range(Range::between(0.0, 13.0)),
+                ParamSpec::new(
+                    "range",
+                    T::Float,
+                    "input range, ± volts: 10, 1, 0.1 or 0.01",
+                )
+                .unit("V")
+                .default("10"),
+            ]))),
+            "the analog inputs read every loop, in this order",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "dacs",
+            T::List(Box::new(T::Int)),
+            "DAC0/DAC1 written, in command order (volts, 0-5)",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "dio_outputs",
+            T::List(Box::new(T::Int)),
+            "digital lines driven after the DACs (0-7 FIO0-7, 8-15 EIO0-7), 0 or 1",
+        )
+        .optional(),
+    )
+    .param(
+        ParamSpec::new(
+            "dio_state",
+            T::Label,
+            "read the 16 FIO/EIO lines as one number under this label",
+        )
+        .optional(),
+    )
+}
+
+/// Eurotherm 3200: 8 data bits, 1 stop bit, no parity, 1200-19200 baud (the driver's
+/// docs); 9600 as its example.
+const EUROTHERM: SerialDefaults = SerialDefaults::n81(Some(9600));
+
+fn build_eurotherm(p: &Params, offline: bool) -> Result<Device, String> {
+    use crabby_hardware::eurotherm::Eurotherm3200;
+    let serial = serial_config(p, offline, EUROTHERM)?;
+    let mut d = Eurotherm3200::new(p.str("name").unwrap_or("Eurotherm3200"), serial)
+        .unit(p.i64("unit").unwrap_or(1) as u8) // 1..=247 by the declared range
+        .decimals(p.i64("decimals").unwrap_or(1) as u8) // 0..=2
+        .setpoint_limits(
+            p.f64("setpoint_min").unwrap_or(0.0),
+            p.f64("setpoint_max").unwrap_or(1200.0),
+        )
+        .retries(p.i64("retries").unwrap_or(2) as u32);
+    d.output_decimals = p.i64("output_decimals").unwrap_or(1) as u8; // 0..=2
+    if let Some(l) = p.strs("labels") {
+        let [pv, sp, op, st] = l.as_slice() else {
+            return Err(param_error(
+                "labels",
+                format!(
+                    "{} labels; give four: process value, working setpoint, working output, status",
+                    l.len()
+                ),
+            ));
+        };
+        d = d.labels(pv, sp, op, st);
+    }
+    Ok(Device::InOut(IoDevice::input_output(d)))
+}
+
+/// `eurotherm::Eurotherm3200`: a Eurotherm 3200 temperature controller on Modbus RTU.
+pub fn eurotherm_3200() -> DriverType {
+    serial_driver(
+        "Eurotherm3200",
+        "a Eurotherm 3200 temperature controller on Modbus RTU: reads T(C), SP(C), OP(%), status; the command is the setpoint",
+        DriverKind::InOut,
+        "the serial device path, e.g. /dev/ttyUSB0",
+        EUROTHERM,
+        build_eurotherm,
+    )
+    .param(rtu_unit_param())
+    .param(retries_param())
+    .param(
+        ParamSpec::new(
+            "decimals",
+            T::Int,
+            "decimals of temperatures on the wire: the controller's display resolution (dEC.P)",
+        )
+        .range(Range::between(0.0, 2.0))
+        .default("1"),
+    )
+    .param(
+        ParamSpec::new("output_decimals", T::Int, "decimals of the output power on the wire")
+            .range(Range::between(0.0, 2.0))
+            .default("1"),
+    )
+    .param(
+        ParamSpec::new("setpoint_min", T::Float, "lowest setpoint this driver writes")
+            .unit("°C")
+            .default("0"),
+    )
+    .param(
+        ParamSpec::new("setpoint_max", T::Float, "highest setpoint this driver writes")
+            .unit("°C")
+            .default("1200"),
+    )
+    .param(
+        ParamSpec::new(
+            "labels",
+            T::List(Box::new(T::Label)),
+            "labels of process value, working setpoint, working output, status (default T(C), SP(C), OP(%), status)",
+        )
+        .optional(),
+    )
+}
+
+/// Oriental AZ: 8 data bits, even parity, 1 stop bit (the open-source drivers the driver
+/// cites); 115 200 baud as its example.
+const ORIENTAL_AZ: SerialDefaults = SerialDefaults {
+    baud: Some(115200),
+    parity: Parity::Even,
+    stop_bits: 1,
+};
+
+fn build_az(p: &Params, offline: bool) -> Result<Device, String> {
+    use crabby_hardware::oriental::AzMotor;
+    let serial = serial_config(p, offline, ORIENTAL_AZ)?;
+    let mut d = AzMotor::new(p.str("name").unwrap_or("AzMotor"), serial)
+        .unit(p.i64("unit").unwrap_or(1) as u8) // 1..=247 by the declared range
+        .steps_per_mm(p.f64("steps_per_mm").unwrap_or(1000.0))
+        .accel(p.f64("acceleration").unwrap_or(100.0))
+        .current(p.f64("current").unwrap_or(100.0))
+        .travel(
+            p.f64("travel_min").unwrap_or(-100.0),
+            p.f64("travel_max").unwrap_or(100.0),
+        )
+        .max_speed(p.f64("max_speed").unwrap_or(10.0))
+        .retries(p.i64("retries").unwrap_or(2) as u32);
+    if let Some(v) = p.f64("default_speed") {
+        d.default_speed = v;
+    }
+    Ok(Device::Actuator(ActuatorDevice::full(d)))
+}
+
+/// `oriental::AzMotor`: an Oriental Motor AZ driver on Modbus RTU, mm and mm/s.
+pub fn oriental_az() -> DriverType {
+    serial_driver(
+        "AzMotor",
+        "an Oriental Motor AZ series driver on Modbus RTU (direct data operation), mm and mm/s",
+        DriverKind::Actuator,
+        "the serial device path, e.g. /dev/ttyUSB0",
+        ORIENTAL_AZ,
+        build_az,
+    )
+    .param(rtu_unit_param())
+    .param(retries_param())
+    .param(
+        ParamSpec::new(
+            "steps_per_mm",
+            T::Float,
+            "steps per mm: the driver's resolution over the mechanism's lead",
+        )
+        .range(Range::above(0.0))
+        .default("1000"),
+    )
+    .param(
+        ParamSpec::new("acceleration", T::Float, "acceleration and deceleration")
+            .unit("mm/s^2")
+            .range(Range::above(0.0))
+            .default("100"),
+    )
+    .param(
+        ParamSpec::new(
+            "current",
+            T::Float,
+            "operating current, % of the rated current",
+        )
+        .range(Range {
+            min: Some((0.0, false)),
+            max: Some((100.0, true)),
+        })
+        .default("100"),
+    )
+    .param(
+        ParamSpec::new(
+            "travel_min",
+            T::Float,
+            "travel, lower end: positions below are refused",
+        )
+        .unit("mm")
+        .default("-100"),
+    )
+    .param(
+        ParamSpec::new(
+            "travel_max",
+            T::Float,
+            "travel, upper end: positions above are refused",
+        )
+        .unit("mm")
+        .default("100"),
+    )
+    .param(
+        ParamSpec::new("max_speed", T::Float, "the highest speed accepted")
+            .unit("mm/s")
+            .range(Range::above(0.0))
+            .default("10"),
+    )
+    .param(
+        ParamSpec::new(
+            "default_speed",
+            T::Float,
+            "speed of position moves without one (default 5, at most max_speed)",
+        )
+        .unit("mm/s")
+        .range(Range::above(0.0))
         .optional(),
     )
 }
