@@ -632,3 +632,32 @@ mod capabilities {
         );
     }
 }
+
+#[test]
+fn every_driver_and_camera_is_in_a_good_file() {
+    let registry = Registry::stock();
+    let mut dirs = vec![dir("good")];
+    if cfg!(feature = "v4l") {
+        dirs.push(dir("feature-v4l/good"));
+    }
+    let text: String = dirs
+        .iter()
+        .flat_map(|d| toml_files(d))
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let names: Vec<&str> = registry
+        .drivers()
+        .map(|d| d.name)
+        .chain(registry.cameras().map(|c| c.name))
+        .collect();
+    assert!(
+        names.len() >= 19,
+        "only {} drivers and cameras",
+        names.len()
+    );
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|n| !text.contains(&format!("type = \"{n}\"")))
+        .collect();
+    assert!(missing.is_empty(), "no good file uses {missing:?}");
+}
