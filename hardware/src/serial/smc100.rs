@@ -265,7 +265,9 @@ impl NewportSmc100 {
     /// `TS`: positioner error bits and controller state; updates the status.
     pub fn state(&mut self) -> Result<(u16, Smc100State)> {
         let v = self.query("TS")?;
-        let parsed = (v.len() == 6)
+        // Six ASCII hex digits; line noise (read as U+FFFD) must not be sliced inside a
+        // character.
+        let parsed = (v.len() == 6 && v.is_ascii())
             .then(|| {
                 let bits = u16::from_str_radix(&v[..4], 16).ok()?;
                 let code = u8::from_str_radix(&v[4..], 16).ok()?;
@@ -985,6 +987,38 @@ mod tests {
         sim.vanish();
         let e = a.poll().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Communication, "{e}");
+    }
+
+    /// The SMC100 simulator, with a line noise that garbles the `TS` answers when asked.
+    struct Garbled(Smc100, bool);
+
+    impl super::super::sim::LineDevice for Garbled {
+        fn request_ending(&self) -> &'static [u8] {
+            self.0.request_ending()
+        }
+        fn handle(&mut self, request: &str) -> Option<Vec<u8>> {
+            if self.1 && request.ends_with("TS") {
+                // Two bytes that are not UTF-8: read as two U+FFFD, 6 bytes after "1TS".
+                return Some(b"1TS\xff\xfe\r\n".to_vec());
+            }
+            self.0.handle(request)
+        }
+    }
+
+    #[test]
+    fn a_garbled_status_is_a_communication_error_not_a_panic() {
+        let mut p = FakePort::new();
+        let mut a = axis(&p).home_at_open(true);
+        let m = p.master.take().expect("master");
+        let sim = SimThread::spawn(m, Garbled(Smc100::new(0.0), false));
+        a.open().unwrap();
+        sim.with(|g| g.1 = true);
+        let e = a.poll().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Communication, "{e}");
+        assert_eq!(a.status().state, DeviceState::Fault);
+        sim.with(|g| g.1 = false);
+        a.poll().unwrap();
+        a.close().unwrap();
     }
 
     #[test]
