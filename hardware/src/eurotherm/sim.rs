@@ -16,12 +16,26 @@
 //! setpoint outside `RNG.LO`–`RNG.HI` answers 03 (ILLEGAL DATA VALUE); on a sensor break
 //! ([`Furnace3200::sensor_break`]) the PV freezes, B5 is set and the output drops to 0 %.
 
-use super::{status_bits, AUTO_MANUAL, MAN_OP, PV_IN, STATUS, TG_SP, WKG_SP, WRK_OP};
 use crate::modbus::frame::Request;
 use crate::modbus::sim::{span, Device, Model};
 use crate::modbus::Table;
 use std::time::Instant;
 
+// The manual's addresses, written here again rather than imported from the driver: a
+// wrong address in the driver must make the tests fail, not move the simulator with it.
+const PV_IN: u16 = 1;
+const TG_SP: u16 = 2;
+const MAN_OP: u16 = 3;
+const WRK_OP: u16 = 4;
+const WKG_SP: u16 = 5;
+const STATUS: u16 = 75;
+const AUTO_MANUAL: u16 = 273;
+/// Status word bits (§15.5, `StAt`).
+mod status_bits {
+    pub const MANUAL: u16 = 1 << 4;
+    pub const SENSOR_BREAK: u16 = 1 << 5;
+    pub const PV_OVER_RANGE: u16 = 1 << 10;
+}
 const PB: u16 = 6;
 const TI: u16 = 8;
 const TD: u16 = 9;

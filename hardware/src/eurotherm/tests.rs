@@ -203,10 +203,7 @@ fn a_vanished_controller_is_a_clear_error() {
     d.read().unwrap();
     r.sim.stop(); // the simulator closes the pty master: the port vanishes
     let e = d.read().unwrap_err();
-    assert!(
-        e.kind() == ErrorKind::Communication,
-        "{e}"
-    );
+    assert!(e.kind() == ErrorKind::Communication, "{e}");
     assert!(e.to_string().contains("oven"), "{e}");
     assert_eq!(d.status().state, DeviceState::Fault);
 }

@@ -18,12 +18,22 @@
 //!
 //! Serve it with [`crate::modbus::sim::SimThread::tcp`]`(`[`device`]`(…))`.
 
-use super::{AIN0, AIN0_RANGE, DAC0, DIO0, FIO_STATE, FIRMWARE_VERSION, PRODUCT_ID, SERIAL_NUMBER};
 use crate::modbus::frame::Request;
 use crate::modbus::sim::{span, Device, Model};
 use crate::modbus::{words, Table};
 use crate::sensor::Prng;
 use std::time::Instant;
+
+// The manual's addresses, written here again rather than imported from the driver: a
+// wrong address in the driver must make the tests fail, not move the simulator with it.
+const AIN0: u16 = 0;
+const DAC0: u16 = 1000;
+const DIO0: u16 = 2000;
+const FIO_STATE: u16 = 2500;
+const AIN0_RANGE: u16 = 40000;
+const PRODUCT_ID: u16 = 60000;
+const FIRMWARE_VERSION: u16 = 60004;
+const SERIAL_NUMBER: u16 = 60028;
 
 /// The register blocks the T7 map has here: (first address, count, writable).
 const MAP: [(u16, u16, bool); 8] = [

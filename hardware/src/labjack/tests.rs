@@ -266,10 +266,7 @@ fn a_vanished_t7_is_a_clear_error() {
     d.read().unwrap();
     sim.stop();
     let e = d.read().unwrap_err();
-    assert!(
-        e.kind() == ErrorKind::Communication,
-        "{e}"
-    );
+    assert!(e.kind() == ErrorKind::Communication, "{e}");
     assert!(e.to_string().contains("t7"), "origin named: {e}");
     assert_eq!(d.status().state, DeviceState::Fault);
     d.close().unwrap();

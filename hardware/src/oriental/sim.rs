@@ -16,14 +16,31 @@
 //! table](super) answer 02. These rules, beyond what the
 //! sources of the parent module say, are this simulator's.
 
-use super::{
-    output_bits, ALARM_RESET, DIRECT_DATA, FEEDBACK_POSITION, INPUT_COMMAND, OUTPUT_STATUS,
-    PRESENT_ALARM,
-};
 use crate::modbus::frame::Request;
 use crate::modbus::sim::{span, Device, Model};
 use crate::modbus::{words, Table};
 use std::time::Instant;
+
+// The manual's addresses, written here again rather than imported from the driver: a
+// wrong address in the driver must make the tests fail, not move the simulator with it.
+const DIRECT_DATA: u16 = 0x0058;
+const INPUT_COMMAND: u16 = 0x007C;
+const OUTPUT_STATUS: u16 = 0x007E;
+const PRESENT_ALARM: u16 = 0x0080;
+const FEEDBACK_POSITION: u16 = 0x00CC;
+const ALARM_RESET: u16 = 0x0180;
+/// NET-IN bits (default assignment).
+mod input_bits {
+    pub const STOP: u16 = 1 << 5;
+}
+/// NET-OUT bits (default assignment).
+mod output_bits {
+    pub const READY: u16 = 1 << 5;
+    pub const INFO: u16 = 1 << 6;
+    pub const ALM_A: u16 = 1 << 7;
+    pub const MOVE: u16 = 1 << 13;
+    pub const IN_POS: u16 = 1 << 14;
+}
 
 /// Register blocks of the map: (first, count, writable).
 const MAP: [(u16, u16, bool); 7] = [
@@ -172,7 +189,7 @@ impl AzSim {
 
     fn publish(&self, d: &mut Device) {
         use output_bits::*;
-        let stop_on = d.holding[INPUT_COMMAND as usize + 1] & super::input_bits::STOP != 0;
+        let stop_on = d.holding[INPUT_COMMAND as usize + 1] & input_bits::STOP != 0;
         let mut out = 0u16;
         if self.alarm != 0 {
             out |= ALM_A;
@@ -201,7 +218,7 @@ impl AzSim {
 
     /// Starts the direct data operation in the registers (the trigger was written).
     fn start(&mut self, d: &Device) {
-        let stop_on = d.holding[INPUT_COMMAND as usize + 1] & super::input_bits::STOP != 0;
+        let stop_on = d.holding[INPUT_COMMAND as usize + 1] & input_bits::STOP != 0;
         if self.alarm != 0 || stop_on {
             return; // not READY: the operation does not start
         }
@@ -274,7 +291,7 @@ impl Model for AzSim {
         }
         let touched = |a: u16| address <= a && a < address + count;
         if touched(INPUT_COMMAND + 1) {
-            let stop_on = d.holding[INPUT_COMMAND as usize + 1] & super::input_bits::STOP != 0;
+            let stop_on = d.holding[INPUT_COMMAND as usize + 1] & input_bits::STOP != 0;
             if stop_on && self.moving {
                 self.stopping = true;
             }

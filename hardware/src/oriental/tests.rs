@@ -264,10 +264,7 @@ fn a_vanished_driver_is_a_clear_error() {
     m.open().unwrap();
     r.sim.stop();
     let e = m.poll().unwrap_err();
-    assert!(
-        e.kind() == ErrorKind::Communication,
-        "{e}"
-    );
+    assert!(e.kind() == ErrorKind::Communication, "{e}");
     assert!(e.to_string().contains("axis"), "{e}");
     assert_eq!(m.status().state, DeviceState::Fault);
     // The Machine's stop in `finish` reports it too, without hanging.

@@ -13,14 +13,31 @@
 //! - [`serve`] plays a motor on a pty master (in a forked child for tests that run a
 //!   `Test`), [`SimThread`] on a thread.
 
-use super::{decode_reply, mode, reply_telegram, ACCEPT, A_SOLL, ERR_STAT, IN_POSITION_BIT};
-use super::{MODE_REG, P_IST, P_SOLL, V_IST, V_SOLL};
+use super::{decode_reply, reply_telegram};
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+// The registers, modes and accept of the sources the driver cites, written here again
+// rather than imported from the driver: a wrong number in the driver must make the tests
+// fail, not move the simulated motor with it.
+const MODE_REG: u8 = 2;
+const P_SOLL: u8 = 3;
+const V_SOLL: u8 = 5;
+const A_SOLL: u8 = 6;
+const P_IST: u8 = 10;
+const V_IST: u8 = 12;
+const ERR_STAT: u8 = 35;
+const IN_POSITION_BIT: u32 = 4;
+const ACCEPT: [u8; 3] = [0x11; 3];
+mod mode {
+    pub const PASSIVE: i32 = 0;
+    pub const VELOCITY: i32 = 1;
+    pub const POSITION: i32 = 2;
+}
 
 /// MIN_P_IST: lower position limit, counts (0 with MAX_P_IST 0: no limits).
 pub const MIN_P_IST: u8 = 28;
