@@ -158,9 +158,13 @@ fn leaving_the_position_limits_stops_the_motor_with_an_error() {
     });
     m.open().unwrap();
     m.set_speed(50.0).unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
     let e = loop {
         match m.check_errors() {
-            Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+            Ok(_) => {
+                assert!(Instant::now() < end, "the limit was never reported");
+                std::thread::sleep(Duration::from_millis(5))
+            }
             Err(e) => break e,
         }
     };
