@@ -40,5 +40,8 @@ pub mod oriental;
 pub mod sensor;
 pub mod serial;
 
+#[cfg(test)]
+mod parser_fuzz;
+
 pub use motor::{FakeDCMotor, FakeStepperMotor};
 pub use sensor::{FakeFurnace, Prng};
