@@ -49,7 +49,8 @@
 //! [`close`](Actuator::close) puts it in passive mode (MODE_REG = 0, no torque, as Crappy's
 //! `stop`). [`poll`](Actuator::poll) reads ERR_STAT (at most every 50 ms): an error bit is a
 //! [`Hardware`](crabby::ErrorKind::Hardware) error naming it (the motor has gone passive by
-//! then). No accept, or no reply, within the timeout is a
+//! then); after a position move, its in-position bit (4) turns the status from MOVING to
+//! ON. No accept, or no reply, within the timeout is a
 //! [`Timeout`](crabby::ErrorKind::Timeout); a reply whose inverted bytes do not match is
 //! asked again once, then a [`Communication`](crabby::ErrorKind::Communication) error.
 
@@ -278,6 +279,8 @@ pub struct JvlMac {
     pub default_speed: f64,
     client: Option<MacTalk>,
     last_poll: Option<Instant>,
+    /// The mode last written to MODE_REG (position moves end in position).
+    mode: i32,
     status: Status,
 }
 
@@ -295,6 +298,7 @@ impl JvlMac {
             default_speed: 10_000.0 / counts_per_unit.abs().max(1e-9),
             client: None,
             last_poll: None,
+            mode: mode::PASSIVE,
             status: Status::off(),
         }
     }
@@ -398,13 +402,18 @@ impl JvlMac {
     }
 
     fn mode_and(&mut self, regs: &[(u8, i32, usize)]) -> Result<()> {
+        let mode = regs.iter().find(|r| r.0 == MODE_REG).map(|r| r.1);
         let regs = regs.to_vec();
         self.io(|c| {
             for (r, v, l) in regs {
                 c.write_reg(r, v, l)?;
             }
             Ok(())
-        })
+        })?;
+        if let Some(m) = mode {
+            self.mode = m;
+        }
+        Ok(())
     }
 }
 
@@ -488,7 +497,12 @@ impl Actuator for JvlMac {
             return Ok(());
         }
         self.last_poll = Some(Instant::now());
-        self.check_errors().map(|_| ())
+        let bits = self.check_errors()?;
+        // A position move ends in position (ERR_STAT bit 4): no longer MOVING.
+        if self.mode == mode::POSITION && bits & (1 << IN_POSITION_BIT) != 0 {
+            self.status = Status::on("position mode, in position (holding)");
+        }
+        Ok(())
     }
 
     fn close(&mut self) -> Result<()> {

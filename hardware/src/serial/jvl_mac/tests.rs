@@ -111,6 +111,10 @@ fn speed_then_position_control_follow_the_motor_model() {
         0,
         "in-position bit: {bits:#x}"
     );
+    // The status the Machine records follows: in position, no longer MOVING.
+    m.last_poll = None;
+    m.poll().unwrap();
+    assert_eq!(m.status().state, DeviceState::On, "{:?}", m.status());
     // The default speed when none is given.
     m.set_position(0.0, None).unwrap();
     assert_eq!(
