@@ -219,14 +219,18 @@ impl FileReader {
         self.finished
     }
 
-    /// The replay time of entry `i` in the current lap.
+    /// The replay time of entry `i` in the current lap (saturating: a metadata.csv with
+    /// absurd timestamps must not overflow in the camera Block).
     fn due_ns(&self, origin: u64, i: usize) -> u64 {
-        let off = self.entries[i].t_ns.saturating_sub(self.entries[0].t_ns) + self.lap_offset_ns;
+        let off = self.entries[i]
+            .t_ns
+            .saturating_sub(self.entries[0].t_ns)
+            .saturating_add(self.lap_offset_ns);
         let off = match self.pacing {
             Pacing::RealTime { speed } => (off as f64 / speed) as u64,
             Pacing::AsFastAsPossible => off,
         };
-        origin + off
+        origin.saturating_add(off)
     }
 
     /// Decodes entry `pos` into `buf` (exactly the format's bytes).
@@ -297,7 +301,9 @@ impl Camera for FileReader {
                 .t_ns
                 .saturating_sub(self.entries[0].t_ns);
             let period = if n > 1 { span / (n - 1) } else { 1_000_000 };
-            self.lap_offset_ns += span + period.max(1);
+            self.lap_offset_ns = self
+                .lap_offset_ns
+                .saturating_add(span.saturating_add(period.max(1)));
             self.pos = 0;
         }
         let now = crabby::time::monotonic_ns();

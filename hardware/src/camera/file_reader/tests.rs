@@ -211,3 +211,28 @@ fn bad_folders_are_refused_with_what_to_do() {
     .unwrap();
     assert!(msg(FileReader::new(&d.0, fast)).contains("not a TIFF"));
 }
+
+#[test]
+fn absurd_timestamps_replay_without_overflow() {
+    // A hand-edited or corrupt metadata.csv: the second frame at the end of time. The
+    // replay times saturate instead of overflowing (a panic in the camera Block).
+    let d = Dir::new("absurd");
+    let mut csv = HEADER.to_owned();
+    for (i, ts) in [0u64, u64::MAX].into_iter().enumerate() {
+        let name = format!("{i:06}.raw");
+        std::fs::write(d.0.join(&name), [i as u8; 12]).unwrap();
+        csv.push_str(&format!("{i},0,{ts},4,3,mono8,{name}\n"));
+    }
+    std::fs::write(d.0.join("metadata.csv"), csv).unwrap();
+    let mut cam = FileReader::new(&d.0, Pacing::AsFastAsPossible)
+        .unwrap()
+        .looping(true);
+    let mut buf = vec![0u8; 12];
+    let mut last = 0;
+    for k in 0..6 {
+        let info = cam.grab(&mut buf).unwrap().expect("as fast as possible");
+        assert_eq!(buf[0], (k % 2) as u8);
+        assert!(info.timestamp_ns >= last, "time went back at frame {k}");
+        last = info.timestamp_ns;
+    }
+}
