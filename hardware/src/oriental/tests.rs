@@ -122,6 +122,36 @@ fn speed_control_moves_both_ways_and_zero_stops() {
 }
 
 #[test]
+fn speed_control_ends_at_the_travels_end_whatever_is_resent() {
+    // Speed mode is a move to the travel's end: sent again every loop (as the Machine
+    // does), it must still end exactly there, never past it.
+    let r = rig(AzSim::default());
+    let mut m = driver(&r).travel(-2.0, 2.0);
+    m.open().unwrap();
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut max_p = f64::MIN;
+    let p = loop {
+        m.set_speed(20.0).unwrap();
+        m.poll().unwrap();
+        let (p, v) = m.position_and_speed().unwrap();
+        max_p = max_p.max(p);
+        if v == Some(0.0) && p > 1.0 {
+            break p;
+        }
+        assert!(Instant::now() < end, "still moving at {p} mm");
+    };
+    assert_eq!(p, 2.0, "stopped at the travel's end");
+    assert!(max_p <= 2.0, "went past the travel's end: {max_p} mm");
+    // And back the other way to the other end.
+    m.set_speed(-20.0).unwrap();
+    let t = follow(&mut m, Duration::from_secs(3), |_, v, s| {
+        v == 0.0 && s.state == DeviceState::On
+    });
+    assert_eq!(t.last().unwrap().1, -2.0);
+    assert!(t.iter().all(|x| x.1 >= -2.0), "went past -2 mm");
+}
+
+#[test]
 fn stop_decelerates_before_the_target() {
     let r = rig(AzSim::default());
     let mut m = driver(&r);
