@@ -1006,6 +1006,38 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Communication, "{e}");
     }
 
+    #[test]
+    fn speed_mode_ends_at_the_software_limit_whatever_is_resent() {
+        // Speed mode is `PA` to the software limit: sent again every loop (as the Machine
+        // does), it ends exactly at the limit the controller reports, never past it.
+        let p = FakePort::new();
+        let mut a = axis(&p).home_at_open(true);
+        let mut dev = Smc100::new(0.0);
+        dev.limits = (-0.5, 0.5);
+        dev.va = 2.0;
+        dev.va_max = 4.0;
+        dev.ac = 20.0;
+        let (_p, sim) = start(p, dev);
+        a.open().unwrap();
+        let end = Instant::now() + Duration::from_secs(3);
+        let mut max_p = f64::MIN;
+        loop {
+            a.set_speed(2.0).unwrap();
+            a.poll().unwrap();
+            max_p = max_p.max(a.position().unwrap());
+            if a.status().state != DeviceState::Moving && max_p > 0.25 {
+                break;
+            }
+            assert!(Instant::now() < end, "still moving at {max_p} mm");
+        }
+        assert!((a.position().unwrap() - 0.5).abs() < 1e-9);
+        assert!(max_p <= 0.5 + 1e-9, "went past the limit: {max_p} mm");
+        let n_pa = sim.with(|s| s.log.iter().filter(|l| l.starts_with("1PA")).count());
+        assert_eq!(n_pa, 1, "the move was sent once");
+        a.stop().unwrap();
+        a.close().unwrap();
+    }
+
     /// The SMC100 simulator, with a line noise that garbles the `TS` answers when asked.
     struct Garbled(Smc100, bool);
 
