@@ -44,7 +44,9 @@
 //! [`open`](Actuator::open) clears ERR_STAT (write 0), writes A_SOLL and enters velocity
 //! mode at speed 0. [`set_speed`](Actuator::set_speed) writes V_SOLL then MODE_REG = 1;
 //! [`set_position`](Positioner::set_position) writes P_SOLL, V_SOLL (the speed given, else
-//! [`JvlMac::default_speed`]) then MODE_REG = 2. [`stop`](Actuator::stop) writes V_SOLL = 0
+//! [`JvlMac::default_speed`]) then MODE_REG = 2; the command in progress sent again (the
+//! Machine sends its latest command every loop) is not written again until an error or a
+//! new open. [`stop`](Actuator::stop) writes V_SOLL = 0
 //! in velocity mode: the motor decelerates under control and holds.
 //! [`close`](Actuator::close) puts it in passive mode (MODE_REG = 0, no torque, as Crappy's
 //! `stop`). [`poll`](Actuator::poll) reads ERR_STAT (at most every 50 ms): an error bit is a
@@ -281,6 +283,9 @@ pub struct JvlMac {
     last_poll: Option<Instant>,
     /// The mode last written to MODE_REG (position moves end in position).
     mode: i32,
+    /// The last command written (mode, V_SOLL, P_SOLL), not written again while it stands:
+    /// the Machine sends its latest command every loop. Forgotten on any error and at open.
+    sent: Option<(i32, i32, i32)>,
     status: Status,
 }
 
@@ -299,6 +304,7 @@ impl JvlMac {
             client: None,
             last_poll: None,
             mode: mode::PASSIVE,
+            sent: None,
             status: Status::off(),
         }
     }
@@ -367,6 +373,7 @@ impl JvlMac {
     }
 
     fn fault<T>(&mut self, e: Error) -> Result<T> {
+        self.sent = None;
         self.status = Status::fault(e.description().to_owned());
         Err(e)
     }
@@ -458,6 +465,7 @@ impl Actuator for JvlMac {
         let a = self.to_a_soll(self.acceleration)?;
         let link = self.serial.open(&self.name)?;
         self.client = Some(MacTalk::new(link, self.address, &self.name));
+        self.sent = None;
         let r = self.mode_and(&[
             (ERR_STAT, 0, 4),
             (A_SOLL, a, 2),
@@ -474,7 +482,12 @@ impl Actuator for JvlMac {
 
     fn set_speed(&mut self, speed: f64) -> Result<()> {
         let v = self.to_v_soll(speed)?;
+        let cmd = (mode::VELOCITY, v, 0);
+        if self.sent == Some(cmd) {
+            return Ok(()); // the command in progress, sent again by the Machine
+        }
         self.mode_and(&[(V_SOLL, v, 2), (MODE_REG, mode::VELOCITY, 2)])?;
+        self.sent = Some(cmd);
         self.status = if v == 0 {
             Status::on("velocity mode, speed 0")
         } else {
@@ -484,7 +497,9 @@ impl Actuator for JvlMac {
     }
 
     fn stop(&mut self) -> Result<()> {
+        // Always written, whatever was sent before.
         self.mode_and(&[(V_SOLL, 0, 2), (MODE_REG, mode::VELOCITY, 2)])?;
+        self.sent = Some((mode::VELOCITY, 0, 0));
         self.status = Status::on("stopped (velocity 0, holding)");
         Ok(())
     }
@@ -509,6 +524,7 @@ impl Actuator for JvlMac {
         if self.client.is_some() {
             let r = self.mode_and(&[(MODE_REG, mode::PASSIVE, 2)]);
             self.client = None;
+            self.sent = None;
             self.status = Status::off();
             r?;
         }
@@ -532,11 +548,16 @@ impl Positioner for JvlMac {
         }
         let speed = speed.unwrap_or(self.default_speed).abs();
         let v = self.to_v_soll(speed)?;
+        let cmd = (mode::POSITION, v, counts as i32);
+        if self.sent == Some(cmd) {
+            return Ok(()); // the move in progress, sent again by the Machine
+        }
         self.mode_and(&[
             (P_SOLL, counts as i32, 4),
             (V_SOLL, v, 2),
             (MODE_REG, mode::POSITION, 2),
         ])?;
+        self.sent = Some(cmd);
         self.status = Status::moving(format!("position mode, to {position} at {speed} units/s"));
         Ok(())
     }

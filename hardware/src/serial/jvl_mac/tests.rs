@@ -232,3 +232,42 @@ fn bad_configurations_are_refused_before_opening() {
     assert_eq!(m.to_v_soll(1e6).unwrap_err().kind(), ErrorKind::OutOfRange);
     assert_eq!(m.set_speed(1.0).unwrap_err().kind(), ErrorKind::NotAllowed);
 }
+
+#[test]
+fn a_command_sent_again_every_loop_is_not_written_again() {
+    // The Machine sends its latest command every loop; at 19 200 baud each register write
+    // takes ~12 ms, so writing the same two or three registers again every loop would slow
+    // the loop to ~20 Hz for nothing.
+    let (_p, sim, mut m) = setup(300);
+    m.open().unwrap();
+    m.set_speed(10.0).unwrap();
+    let n = sim.with(|s| s.telegrams);
+    for _ in 0..5 {
+        m.set_speed(10.0).unwrap();
+    }
+    assert_eq!(sim.with(|s| s.telegrams), n, "the same speed written again");
+    m.set_position(3.0, Some(20.0)).unwrap();
+    let n = sim.with(|s| s.telegrams);
+    for _ in 0..5 {
+        m.set_position(3.0, Some(20.0)).unwrap();
+    }
+    assert_eq!(sim.with(|s| s.telegrams), n, "the same move written again");
+    // A new command is written; stop is always written.
+    m.set_position(2.0, Some(20.0)).unwrap();
+    assert_eq!(sim.with(|s| s.regs[&P_SOLL]), 2000);
+    m.stop().unwrap();
+    let n = sim.with(|s| s.telegrams);
+    m.stop().unwrap();
+    assert!(sim.with(|s| s.telegrams) > n, "stop written every time");
+    // After an error the command is written again (the motor went passive).
+    m.set_speed(5.0).unwrap();
+    sim.with(|s| s.faults.push_back(Fault::Error(1)));
+    m.check_errors().unwrap_err();
+    m.close().unwrap();
+    m.open().unwrap();
+    m.set_speed(5.0).unwrap();
+    assert_eq!(
+        sim.with(|s| (s.regs[&V_SOLL], s.regs[&MODE_REG])),
+        (m.to_v_soll(5.0).unwrap(), mode::VELOCITY)
+    );
+}
