@@ -318,3 +318,66 @@ fn bad_configurations_rejected_by_check() {
         assert!(e.to_string().contains(what), "{e} does not say {what}");
     }
 }
+
+#[test]
+fn a_command_sent_again_every_loop_is_sent_once() {
+    // The Machine sends its latest command every loop: a direct data operation is 16
+    // registers (about 6 ms at 115 200 baud) and speed 0 is STOP on then off, so the same
+    // command is sent once, until a new one, an error, a reset or a new open.
+    let r = rig(AzSim::default());
+    let mut m = driver(&r);
+    m.open().unwrap();
+    let requests = || r.sim.with(|d| d.requests);
+    let sent_by = |m: &mut AzMotor, f: &dyn Fn(&mut AzMotor) -> Result<()>| {
+        let n = requests();
+        for _ in 0..10 {
+            f(m).unwrap();
+        }
+        requests() - n
+    };
+    assert_eq!(sent_by(&mut m, &|m| m.set_speed(10.0)), 1, "one operation");
+    assert_eq!(sent_by(&mut m, &|m| m.set_speed(-10.0)), 1, "a new speed");
+    assert_eq!(sent_by(&mut m, &|m| m.set_speed(0.0)), 2, "STOP on, off");
+    assert_eq!(
+        sent_by(&mut m, &|m| m.set_position(3.0, Some(10.0))),
+        1,
+        "one move"
+    );
+    assert_eq!(
+        sent_by(&mut m, &|m| m.set_position(3.0, Some(5.0))),
+        1,
+        "another speed is another move"
+    );
+    // stop is never skipped, and a speed after it is sent again.
+    assert_eq!(sent_by(&mut m, &|m| m.stop()), 20, "stop every time");
+    assert_eq!(sent_by(&mut m, &|m| m.set_speed(10.0)), 1);
+    // After an error (here a refused value, and a lost answer) the command is sent again:
+    // nothing says whether the driver took it.
+    r.sim.with(|d| d.inject(Fault::Silence, 3));
+    m.set_speed(10.0).unwrap();
+    m.poll().unwrap_err();
+    assert_eq!(sent_by(&mut m, &|m| m.set_speed(10.0)), 1, "after an error");
+    m.set_speed(25.0).unwrap_err();
+    assert_eq!(
+        sent_by(&mut m, &|m| m.set_speed(10.0)),
+        1,
+        "after a refusal"
+    );
+    // An alarm ignores the operation: sent again after the reset.
+    r.sim
+        .with(|d| d.model_mut::<AzSim>().unwrap().overload = true);
+    m.poll().unwrap_err();
+    r.sim
+        .with(|d| d.model_mut::<AzSim>().unwrap().overload = false);
+    m.reset_alarm().unwrap();
+    let n = requests();
+    m.set_speed(10.0).unwrap();
+    assert_eq!(requests() - n, 1, "after an alarm reset");
+    let t = follow(&mut m, Duration::from_secs(2), |_, v, _| v > 5.0);
+    assert!(t.last().unwrap().2 > 5.0, "moving again: {:?}", t.last());
+    // And after a new open.
+    m.close().unwrap();
+    m.open().unwrap();
+    assert_eq!(sent_by(&mut m, &|m| m.set_speed(10.0)), 1, "after a reopen");
+    m.stop().unwrap();
+}
