@@ -32,7 +32,9 @@
 //! [`poll`](Actuator::poll) once `PR MV` reads 0. After every motion command `PR ER` is read
 //! and a non-zero code is reported (and cleared with `ER=0`). Status: MOVING while `MV` is
 //! 1; ALARM after a LIMIT switch (83/84); FAULT on a stall (86) or another hardware error,
-//! silence or a vanished port.
+//! silence or a vanished port. A query's value must come within the serial timeout: a
+//! drive that sends only empty lines (or echoes) is a Timeout error naming it, not an
+//! endless wait.
 
 use super::{LineEnding, SerialConfig, SerialLink};
 use crabby::hardware::{
@@ -198,15 +200,36 @@ impl MDrive {
     }
 
     /// `PR <var>`: the value printed, skipping the empty lines the drive sends after each
-    /// command line.
+    /// command line. The value must come within the serial timeout: a drive sending only
+    /// empty lines is a [`Timeout`](ErrorKind::Timeout) error after at most twice the
+    /// timeout (each line also waits at most the timeout).
     pub fn print(&mut self, var: &str) -> Result<String> {
         self.send(&format!("PR {var}"))?;
+        self.read_value(&format!("PR {var}"), |l| !l.is_empty())
+    }
+
+    /// Reads lines (trimmed) until one is `wanted`, for at most the serial timeout (a line
+    /// arriving after it ends the wait with a Timeout error naming `what`).
+    fn read_value(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> Result<String> {
+        let timeout = self.serial.timeout;
+        let started = Instant::now();
+        let mut skipped = 0usize;
         let link = self.link()?;
         loop {
             let l = link.read_line(LineEnding::CrLf)?;
-            let l = l.trim();
-            if !l.is_empty() {
+            let l = l.trim().trim_start_matches('>').trim();
+            if wanted(l) {
                 return Ok(l.to_owned());
+            }
+            skipped += 1;
+            if started.elapsed() >= timeout {
+                return Err(self.err(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no answer to {what} within {timeout:?}: {skipped} empty or echoed lines instead (port {}); check the echo mode and the line",
+                        self.serial.port
+                    ),
+                ));
             }
         }
     }
@@ -340,15 +363,9 @@ impl Actuator for MDrive {
             // What the drive echoed before EM=1 took effect is skipped by `print` (empty
             // lines) and here (the echo itself, the prompt).
             self.send("PR VR")?;
-            let link = self.link()?;
-            let version = loop {
-                let l = link.read_line(LineEnding::CrLf)?;
-                let l = l.trim().trim_start_matches('>').trim();
-                if !l.is_empty() && !l.ends_with("EM=1") && !l.ends_with("PR VR") {
-                    break l.to_owned();
-                }
-            };
-            self.version = version;
+            self.version = self.read_value("PR VR", |l| {
+                !l.is_empty() && !l.ends_with("EM=1") && !l.ends_with("PR VR")
+            })?;
             self.send("ER=0")?;
             self.send("ST=0")?;
             self.send("DE=1")?;
@@ -494,8 +511,9 @@ impl SpeedFeedback for MDrive {
 
 pub mod sim {
     //! [`MDriveSim`]: a simulated MDrive: echo until `EM=1`, trapezoidal moves (`MA`,
-    //! `MR`) and slews (`SL`) with `VM`/`A`/`D`, limit switches, stall injection and the
-    //! `ER` error codes.
+    //! `MR`) and slews (`SL`) with `VM`/`A`/`D`, limit switches, stall injection, the `ER`
+    //! error codes, and a drive that babbles (sends empty lines unasked and answers
+    //! nothing: [`MDriveSim::babble`]).
     use super::super::sim::LineDevice;
     use std::time::Instant;
 
@@ -533,6 +551,9 @@ pub mod sim {
         pub stall: bool,
         /// Make the next motion stall (the motor loses steps).
         pub stall_next_motion: bool,
+        /// A fault: the drive answers nothing and sends CR LF unasked, continuously (the
+        /// empty lines a driver skips while waiting for a value).
+        pub babble: bool,
         motion: Motion,
         t: Instant,
         /// Every request received.
@@ -556,6 +577,7 @@ pub mod sim {
                 er: 0,
                 stall: false,
                 stall_next_motion: false,
+                babble: false,
                 motion: Motion::Idle,
                 t: Instant::now(),
                 log: Vec::new(),
@@ -643,6 +665,9 @@ pub mod sim {
         fn handle(&mut self, request: &str) -> Option<Vec<u8>> {
             self.log.push(request.to_owned());
             self.advance();
+            if self.babble {
+                return None;
+            }
             let mut line = request.trim();
             if let Some(n) = self.device_name {
                 match line.strip_prefix(n) {
@@ -738,6 +763,10 @@ pub mod sim {
                 out.push('>');
             }
             (!out.is_empty()).then(|| out.into_bytes())
+        }
+
+        fn unasked(&mut self) -> Option<Vec<u8>> {
+            self.babble.then(|| b"\r\n".to_vec())
         }
     }
 }
@@ -905,5 +934,55 @@ mod tests {
         assert_eq!(d.set_speed(1.0).unwrap_err().kind(), ErrorKind::NotAllowed);
         assert_eq!(error_text(86).1, ErrorKind::Hardware);
         assert_eq!(error_text(85).1, ErrorKind::NotAllowed);
+    }
+    /// Runs `f` on the drive in a thread and waits at most `within` for its result (a
+    /// driver stuck in a loop must fail the test, not hang it; dropping the simulator then
+    /// closes the port, which ends the loop).
+    fn within<T: Send + 'static>(
+        d: MDrive,
+        within: Duration,
+        f: impl FnOnce(&mut MDrive) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut d = d;
+            let r = f(&mut d);
+            let _ = tx.send(r);
+        });
+        rx.recv_timeout(within)
+            .expect("the driver did not return: it loops on the empty lines")
+    }
+
+    #[test]
+    fn a_drive_streaming_empty_lines_is_a_timeout_not_an_endless_wait() {
+        // `print` and the version read at open skip empty lines; a drive that sends only
+        // those must end them with a Timeout naming it, within about the serial timeout
+        // (300 ms here; each line waits at most that too).
+        let p = FakePort::new();
+        let mut d = drive(&p);
+        let (_p, sim) = start(p, MDriveSim::new());
+        d.open().unwrap();
+        sim.with(|s| s.babble = true);
+        let r = within(d, Duration::from_secs(5), |d| d.position());
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(e.to_string().contains("mdrive"), "{e}");
+        assert!(e.description().contains("PR P"), "{e}");
+        // At open: the version loop.
+        let p = FakePort::new();
+        let d = drive(&p);
+        let mut dev = MDriveSim::new();
+        dev.babble = true;
+        let (_p, _sim) = start(p, dev);
+        let r = within(d, Duration::from_secs(5), |d| {
+            let r = d.open();
+            (r, d.status().state)
+        });
+        let (r, state) = r;
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(e.to_string().contains("mdrive"), "{e}");
+        assert!(e.description().contains("PR VR"), "{e}");
+        assert_eq!(state, DeviceState::Fault);
     }
 }

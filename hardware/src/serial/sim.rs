@@ -31,11 +31,18 @@ pub trait LineDevice: Send + 'static {
     fn request_ending(&self) -> &'static [u8];
     /// The answer to one request (without its ending), bytes included; `None`: no answer.
     fn handle(&mut self, request: &str) -> Option<Vec<u8>>;
+    /// Bytes the device sends unasked, asked for every millisecond or so while it returns
+    /// some (every 20 ms otherwise); `None` (the default): nothing. For faults such as a
+    /// device streaming empty lines.
+    fn unasked(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Plays `device` on the pty master `fd` until `stop` is set, the driver's side closes, or
 /// `vanish` is set (then `fd` is closed: the port disappears for the driver). While `mute`
-/// is set, requests are read and dropped unanswered.
+/// is set, requests are read and dropped unanswered (what the device sends unasked,
+/// [`LineDevice::unasked`], is still sent, when the port can take it without waiting).
 pub fn serve<D: LineDevice>(
     fd: OwnedFd,
     device: &Mutex<D>,
@@ -46,35 +53,41 @@ pub fn serve<D: LineDevice>(
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut pending: Vec<u8> = Vec::with_capacity(256);
     let mut tmp = [0u8; 512];
+    let lock = || device.lock().unwrap_or_else(|e| e.into_inner());
+    let mut streaming = false;
     loop {
         if stop.load(Ordering::Relaxed) || vanish.load(Ordering::Relaxed) {
             return; // fd dropped
         }
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::from(20u16)).unwrap_or(0) == 0 {
-            continue;
-        }
-        match nix::unistd::read(&fd, &mut tmp) {
-            Ok(0) | Err(nix::errno::Errno::EIO) => return,
-            Ok(n) => pending.extend_from_slice(&tmp[..n]),
-            Err(_) => continue,
-        }
-        let ending = device
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .request_ending();
-        while let Some(i) = pending.windows(ending.len()).position(|w| w == ending) {
-            let line: Vec<u8> = pending.drain(..i + ending.len()).take(i).collect();
-            let request = String::from_utf8_lossy(&line).into_owned();
-            let answer = device
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .handle(&request);
-            if mute.load(Ordering::Relaxed) {
-                continue;
+        let wait = PollTimeout::from(if streaming { 1u16 } else { 20u16 });
+        if poll(&mut fds, wait).unwrap_or(0) > 0 {
+            match nix::unistd::read(&fd, &mut tmp) {
+                Ok(0) | Err(nix::errno::Errno::EIO) => return,
+                Ok(n) => pending.extend_from_slice(&tmp[..n]),
+                Err(_) => {}
             }
-            if let Some(a) = answer {
-                let _ = nix::unistd::write(&fd, &a);
+            let ending = lock().request_ending();
+            while let Some(i) = pending.windows(ending.len()).position(|w| w == ending) {
+                let line: Vec<u8> = pending.drain(..i + ending.len()).take(i).collect();
+                let request = String::from_utf8_lossy(&line).into_owned();
+                let answer = lock().handle(&request);
+                if mute.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if let Some(a) = answer {
+                    let _ = nix::unistd::write(&fd, &a);
+                }
+            }
+        }
+        let unasked = lock().unasked();
+        streaming = unasked.is_some();
+        if let Some(b) = unasked {
+            // Only when the port takes it at once: a driver that stopped reading must not
+            // block this loop (it would never see `stop`).
+            let mut out = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+            if poll(&mut out, PollTimeout::from(0u16)).unwrap_or(0) > 0 {
+                let _ = nix::unistd::write(&fd, &b);
             }
         }
     }
