@@ -10,6 +10,8 @@
 //! order of `metadata.csv`, each at its recorded `timestamp_ns` spacing. Formats:
 //! - `.tiff` / `.tif`: uncompressed TIFF, 8- or 16-bit grey or 8-bit RGB, any strip layout,
 //!   either byte order (what the recorder writes, and what most tools write uncompressed);
+//!   strips holding more bytes in all than the frame (width × height × bytes per pixel) are
+//!   refused, so a crafted file cannot take more memory than its frame;
 //! - `.png`: 8- or 16-bit grey, 8-bit RGB;
 //! - `.raw`: the frame's bytes, sized from `metadata.csv` (raw needs it).
 //!
@@ -582,7 +584,18 @@ pub(crate) fn decode_tiff(b: &[u8], out: &mut Vec<u8>) -> std::result::Result<Fr
     if offsets.is_empty() || offsets.len() != counts.len() {
         return Err("TIFF strips are missing or inconsistent".into());
     }
+    // Bounded before anything is gathered: strips pointing at the same bytes again and
+    // again would otherwise make a small crafted file take any amount of memory.
+    let total = counts
+        .iter()
+        .fold(0u64, |t, &c| t.saturating_add(u64::from(c)));
+    if total > need as u64 {
+        return Err(format!(
+            "TIFF strips hold {total} bytes, more than the {need} bytes of a {width}x{height} {pixel} frame (a corrupt or crafted file); refused"
+        ));
+    }
     out.clear();
+    out.reserve(need);
     for (&o, &c) in offsets.iter().zip(&counts) {
         let s = b
             .get(o as usize..o as usize + c as usize)

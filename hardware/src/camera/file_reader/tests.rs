@@ -236,3 +236,85 @@ fn absurd_timestamps_replay_without_overflow() {
         last = info.timestamp_ns;
     }
 }
+
+/// A little-endian 16-bit grey `w`×`h` TIFF with `n` strips, then `data`; `strip(len,
+/// data_at, k)` gives strip `k`'s (offset, count) from the file's length and where `data`
+/// starts.
+fn le_tiff(
+    w: u32,
+    h: u32,
+    n: u32,
+    data: &[u8],
+    strip: impl Fn(u32, u32, u32) -> (u32, u32),
+) -> Vec<u8> {
+    let tags = 7u16;
+    let ifd_len = 2 + 12 * tags as u32 + 4;
+    // One strip: offset and count inline in their tags' fields; more: two arrays.
+    let arrays = if n == 1 { 0 } else { 8 * n };
+    let offsets_at = 8 + ifd_len;
+    let counts_at = offsets_at + 4 * n;
+    let data_at = offsets_at + arrays;
+    let len = data_at + data.len() as u32;
+    let (o_field, c_field) = if n == 1 {
+        strip(len, data_at, 0)
+    } else {
+        (offsets_at, counts_at)
+    };
+    let mut b = b"II*\0".to_vec();
+    b.extend_from_slice(&8u32.to_le_bytes());
+    b.extend_from_slice(&tags.to_le_bytes());
+    for (tag, typ, count, v) in [
+        (256u16, 4u16, 1u32, w),
+        (257, 4, 1, h),
+        (258, 3, 1, 16),
+        (259, 3, 1, 1),
+        (273, 4, n, o_field),
+        (277, 3, 1, 1),
+        (279, 4, n, c_field),
+    ] {
+        b.extend_from_slice(&tag.to_le_bytes());
+        b.extend_from_slice(&typ.to_le_bytes());
+        b.extend_from_slice(&count.to_le_bytes());
+        b.extend_from_slice(&v.to_le_bytes()); // a SHORT in the field's first 2 bytes (LE)
+    }
+    b.extend_from_slice(&0u32.to_le_bytes());
+    if n > 1 {
+        b.extend((0..n).flat_map(|k| strip(len, data_at, k).0.to_le_bytes()));
+        b.extend((0..n).flat_map(|k| strip(len, data_at, k).1.to_le_bytes()));
+    }
+    b.extend_from_slice(data);
+    assert_eq!(b.len(), len as usize);
+    b
+}
+
+#[test]
+fn a_tiff_whose_strips_exceed_the_frame_is_refused_without_gathering_them() {
+    // 1000 strips, each the whole file (8 KB): 8 MB gathered for a 24-byte 4×3 frame
+    // before the fix. Refused, naming the file, and nothing is gathered.
+    let t = le_tiff(4, 3, 1000, &[], |len, _, _| (0, len));
+    let mut out = Vec::new();
+    let e = decode_tiff(&t, &mut out).unwrap_err();
+    assert!(e.contains("more than the 24 bytes"), "{e}");
+    assert!(out.capacity() <= 24, "gathered {} bytes", out.capacity());
+    // One strip a byte too long is refused too.
+    let px: Vec<u8> = (0..25u8).map(|i| i * 3).collect();
+    let long = le_tiff(4, 3, 1, &px, |_, at, _| (at, 25));
+    assert!(decode_tiff(&long, &mut out)
+        .unwrap_err()
+        .contains("25 bytes"));
+    // Through the FileReader: a clear error naming the file.
+    let d = Dir::new("amplify");
+    std::fs::write(d.0.join("000000_0.000.tiff"), &t).unwrap();
+    let e = FileReader::new(&d.0, Pacing::AsFastAsPossible).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
+    assert!(e.description().contains("000000_0.000.tiff"), "{e}");
+    assert!(e.description().contains("more than the 24 bytes"), "{e}");
+    // Exactly the frame's bytes, in one strip or in three of a row each, are read.
+    for n in [1, 3] {
+        let rows = 3 / n; // n strips of `rows` rows (8 bytes a row)
+        let ok = le_tiff(4, 3, n, &px[..24], |_, at, k| (at + 8 * rows * k, 8 * rows));
+        out.clear();
+        decode_tiff(&ok, &mut out).unwrap();
+        assert_eq!(out, px[..24], "{n} strips");
+    }
+}
