@@ -164,9 +164,16 @@ impl FrameInfo {
         }
     }
 
-    /// Seconds since `t0_ns` (the test's start), negative if taken before.
+    /// Seconds since `t0_ns` (the test's start), negative if taken before. Exact over the
+    /// whole `u64` range (the difference is taken unsigned, larger minus smaller), so a
+    /// timestamp at or beyond 2^63 ns cannot overflow.
     pub fn t_since(&self, t0_ns: u64) -> f64 {
-        (self.timestamp_ns as i64 - t0_ns as i64) as f64 * 1e-9
+        let ts = self.timestamp_ns;
+        if ts >= t0_ns {
+            (ts - t0_ns) as f64 * 1e-9
+        } else {
+            -((t0_ns - ts) as f64) * 1e-9
+        }
     }
 }
 
@@ -640,5 +647,24 @@ mod tests {
         assert!(e.description().contains("[\"gain\"]"), "{e}");
         assert_eq!(d.name(), "Dummy");
         assert_eq!(d.format().bytes(), 8);
+    }
+
+    #[test]
+    fn t_since_is_exact_over_the_whole_u64_range() {
+        let at = |ts: u64| FrameInfo {
+            index: 0,
+            timestamp_ns: ts,
+            format: FrameFormat::new(1, 1, PixelFormat::Mono8),
+        };
+        assert_eq!(at(3_500_000_000).t_since(2_000_000_000), 1.5);
+        assert_eq!(at(2_000_000_000).t_since(3_500_000_000), -1.5);
+        assert_eq!(at(7).t_since(7), 0.0);
+        // Timestamps at or beyond 2^63 ns (a corrupt recording replayed, saturated times):
+        // no overflow, and the sign and size are right.
+        let big = 1u64 << 63;
+        assert_eq!(at(big).t_since(1), (big - 1) as f64 * 1e-9);
+        assert_eq!(at(u64::MAX).t_since(0), u64::MAX as f64 * 1e-9);
+        assert_eq!(at(0).t_since(u64::MAX), -(u64::MAX as f64) * 1e-9);
+        assert_eq!(at(1).t_since(big), -((big - 1) as f64) * 1e-9);
     }
 }
