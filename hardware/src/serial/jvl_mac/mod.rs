@@ -52,9 +52,24 @@
 //! `stop`). [`poll`](Actuator::poll) reads ERR_STAT (at most every 50 ms): an error bit is a
 //! [`Hardware`](crabby::ErrorKind::Hardware) error naming it (the motor has gone passive by
 //! then); after a position move, its in-position bit (4) turns the status from MOVING to
-//! ON. No accept, or no reply, within the timeout is a
+//! ON. Once an error bit has been read, the motor is passive until the next `open` clears
+//! ERR_STAT: `set_speed` and `set_position` return that error without writing anything
+//! (they would not move the motor) and the status stays FAULT; `poll` within its 50 ms
+//! returns it too; `stop` is still written but leaves the status FAULT (the motor is
+//! passive, not holding). No accept, or no reply, within the timeout is a
 //! [`Timeout`](crabby::ErrorKind::Timeout); a reply whose inverted bytes do not match is
 //! asked again once, then a [`Communication`](crabby::ErrorKind::Communication) error.
+//!
+//! ## To check on first use with a real motor
+//!
+//! [`set_position`](Positioner::set_position) from velocity mode writes V_SOLL before
+//! MODE_REG = 2, as Crappy does. In velocity mode V_SOLL is the velocity command, so for
+//! the one telegram between the two writes (about 12 ms at 19 200 baud) the motor may be
+//! commanded at the move's speed in V_SOLL's sign, possibly away from the target, before
+//! position mode starts. Neither the sources above nor Crappy say whether the motor applies
+//! V_SOLL at once in that window; the order is left as Crappy's until it is checked on a
+//! motor (watch the first position move after a speed command: a short move the wrong way
+//! means the writes must be reordered: MODE_REG = 2 first, or V_SOLL = 0 before P_SOLL).
 
 pub mod sim;
 #[cfg(test)]
@@ -286,6 +301,9 @@ pub struct JvlMac {
     /// The last command written (mode, V_SOLL, P_SOLL), not written again while it stands:
     /// the Machine sends its latest command every loop. Forgotten on any error and at open.
     sent: Option<(i32, i32, i32)>,
+    /// The motor's error last read from ERR_STAT (the motor is passive until `open` clears
+    /// it): speeds and positions are refused with it, without I/O.
+    error: Option<String>,
     status: Status,
 }
 
@@ -305,6 +323,7 @@ impl JvlMac {
             last_poll: None,
             mode: mode::PASSIVE,
             sent: None,
+            error: None,
             status: Status::off(),
         }
     }
@@ -395,17 +414,27 @@ impl JvlMac {
             .map(|(_, n)| *n)
             .collect();
         if !names.is_empty() {
-            let e = device_error(
-                ErrorKind::Hardware,
-                &self.name,
-                format!(
-                    "the motor reports {} (ERR_STAT = {bits:#010x}) and has gone passive; find the cause, then restart the test (open clears the errors)",
-                    names.join(", ")
-                ),
+            let msg = format!(
+                "the motor reports {} (ERR_STAT = {bits:#010x}) and has gone passive; find the cause, then restart the test (open clears the errors)",
+                names.join(", ")
             );
-            return self.fault(e);
+            self.error = Some(msg.clone());
+            return self.fault(device_error(ErrorKind::Hardware, &self.name, msg));
         }
         Ok(bits)
+    }
+
+    /// The motor's known error (ERR_STAT read with an error bit since the last open), as a
+    /// Hardware error: a command would not move the passive motor. No I/O; the status
+    /// stays FAULT.
+    fn known_error(&mut self) -> Result<()> {
+        match &self.error {
+            None => Ok(()),
+            Some(msg) => {
+                let e = device_error(ErrorKind::Hardware, &self.name, msg.clone());
+                self.fault(e)
+            }
+        }
     }
 
     fn mode_and(&mut self, regs: &[(u8, i32, usize)]) -> Result<()> {
@@ -466,6 +495,7 @@ impl Actuator for JvlMac {
         let link = self.serial.open(&self.name)?;
         self.client = Some(MacTalk::new(link, self.address, &self.name));
         self.sent = None;
+        self.error = None; // ERR_STAT is cleared below
         let r = self.mode_and(&[
             (ERR_STAT, 0, 4),
             (A_SOLL, a, 2),
@@ -482,6 +512,7 @@ impl Actuator for JvlMac {
 
     fn set_speed(&mut self, speed: f64) -> Result<()> {
         let v = self.to_v_soll(speed)?;
+        self.known_error()?;
         let cmd = (mode::VELOCITY, v, 0);
         if self.sent == Some(cmd) {
             return Ok(()); // the command in progress, sent again by the Machine
@@ -499,6 +530,11 @@ impl Actuator for JvlMac {
     fn stop(&mut self) -> Result<()> {
         // Always written, whatever was sent before.
         self.mode_and(&[(V_SOLL, 0, 2), (MODE_REG, mode::VELOCITY, 2)])?;
+        if self.error.is_some() {
+            // Passive until open clears the error: not holding; the status stays FAULT.
+            self.sent = None;
+            return Ok(());
+        }
         self.sent = Some((mode::VELOCITY, 0, 0));
         self.status = Status::on("stopped (velocity 0, holding)");
         Ok(())
@@ -509,7 +545,7 @@ impl Actuator for JvlMac {
             .last_poll
             .is_some_and(|t| t.elapsed() < Duration::from_millis(50))
         {
-            return Ok(());
+            return self.known_error();
         }
         self.last_poll = Some(Instant::now());
         let bits = self.check_errors()?;
@@ -548,6 +584,7 @@ impl Positioner for JvlMac {
         }
         let speed = speed.unwrap_or(self.default_speed).abs();
         let v = self.to_v_soll(speed)?;
+        self.known_error()?;
         let cmd = (mode::POSITION, v, counts as i32);
         if self.sent == Some(cmd) {
             return Ok(()); // the move in progress, sent again by the Machine

@@ -143,8 +143,10 @@ fn an_error_bit_is_a_hardware_fault_and_open_clears_it() {
     assert!(e.description().contains("follow error"), "{e}");
     assert_eq!(m.status().state, DeviceState::Fault);
     assert_eq!(sim.with(|s| s.regs[&MODE_REG]), mode::PASSIVE);
-    // Commands are refused by the motor while the error stands: it stays passive.
-    m.set_speed(10.0).unwrap();
+    // Commands are refused by the driver while the error stands, and by the motor (stop
+    // is still written: MODE_REG = 1): it stays passive.
+    assert_eq!(m.set_speed(10.0).unwrap_err().kind(), ErrorKind::Hardware);
+    m.stop().unwrap();
     assert_eq!(sim.with(|s| s.regs[&MODE_REG]), mode::PASSIVE);
     m.close().unwrap();
     // A new open clears ERR_STAT.
@@ -270,4 +272,40 @@ fn a_command_sent_again_every_loop_is_not_written_again() {
         sim.with(|s| (s.regs[&V_SOLL], s.regs[&MODE_REG])),
         (m.to_v_soll(5.0).unwrap(), mode::VELOCITY)
     );
+}
+
+#[test]
+fn a_command_after_a_motor_error_is_refused_and_the_status_stays_fault() {
+    // An error bit makes the motor passive until open clears ERR_STAT: a speed or a
+    // position sent then would not move it, so it is refused (without writing anything),
+    // and the status stays FAULT instead of showing MOVING until the next poll.
+    let (_p, sim, mut m) = setup(300);
+    m.open().unwrap();
+    m.set_speed(10.0).unwrap();
+    sim.with(|s| s.faults.push_back(Fault::Error(1)));
+    let e = m.poll().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Hardware, "{e}");
+    let n = sim.with(|s| s.telegrams);
+    let e = m.set_speed(5.0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Hardware, "{e}");
+    assert!(e.description().contains("follow error"), "{e}");
+    assert_eq!(m.status().state, DeviceState::Fault);
+    let e = m.set_position(1.0, None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Hardware, "{e}");
+    assert_eq!(m.status().state, DeviceState::Fault);
+    // The poll within its 50 ms reports the error it knows too.
+    assert_eq!(m.poll().unwrap_err().kind(), ErrorKind::Hardware);
+    assert_eq!(sim.with(|s| s.telegrams), n, "nothing written or read");
+    // stop is still written (the Machine's finish), and the status stays FAULT: the motor
+    // is passive, not holding.
+    m.stop().unwrap();
+    assert!(sim.with(|s| s.telegrams) > n, "stop written");
+    assert_eq!(m.status().state, DeviceState::Fault);
+    assert_eq!(sim.with(|s| s.regs[&MODE_REG]), mode::PASSIVE);
+    // A new open clears the error: commands move the motor again.
+    m.close().unwrap();
+    m.open().unwrap();
+    m.set_speed(5.0).unwrap();
+    assert_eq!(m.status().state, DeviceState::Moving);
+    wait_for(&mut m, "the motor turns", |m| m.speed().unwrap() > 4.0);
 }
