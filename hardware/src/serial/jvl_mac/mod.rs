@@ -68,8 +68,10 @@
 //! commanded at the move's speed in V_SOLL's sign, possibly away from the target, before
 //! position mode starts. Neither the sources above nor Crappy say whether the motor applies
 //! V_SOLL at once in that window; the order is left as Crappy's until it is checked on a
-//! motor (watch the first position move after a speed command: a short move the wrong way
-//! means the writes must be reordered: MODE_REG = 2 first, or V_SOLL = 0 before P_SOLL).
+//! motor: watch the first position move made right after a speed command. A short move
+//! the wrong way means the order must change, for instance P_SOLL, then MODE_REG = 2,
+//! then V_SOLL (the motor then heads for the new target from the first write, at most at
+//! the previous speed's magnitude until V_SOLL is written).
 
 pub mod sim;
 #[cfg(test)]
