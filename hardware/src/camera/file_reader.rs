@@ -10,8 +10,9 @@
 //! order of `metadata.csv`, each at its recorded `timestamp_ns` spacing. Formats:
 //! - `.tiff` / `.tif`: uncompressed TIFF, 8- or 16-bit grey or 8-bit RGB, any strip layout,
 //!   either byte order (what the recorder writes, and what most tools write uncompressed);
-//!   strips holding more bytes in all than the frame (width × height × bytes per pixel) are
-//!   refused, so a crafted file cannot take more memory than its frame;
+//!   strips holding more bytes in all than twice the frame (width × height × bytes per
+//!   pixel) plus 64 KiB are refused, so a crafted file cannot take much more memory than
+//!   its frame (a padded last strip is read and cut to the frame);
 //! - `.png`: 8- or 16-bit grey, 8-bit RGB;
 //! - `.raw`: the frame's bytes, sized from `metadata.csv` (raw needs it).
 //!
@@ -585,13 +586,15 @@ pub(crate) fn decode_tiff(b: &[u8], out: &mut Vec<u8>) -> std::result::Result<Fr
         return Err("TIFF strips are missing or inconsistent".into());
     }
     // Bounded before anything is gathered: strips pointing at the same bytes again and
-    // again would otherwise make a small crafted file take any amount of memory.
+    // again would otherwise make a small crafted file take any amount of memory. Writers
+    // may pad the last strip to whole RowsPerStrip (or a little more): up to twice the
+    // frame plus 64 KiB is read, then cut to the frame.
     let total = counts
         .iter()
         .fold(0u64, |t, &c| t.saturating_add(u64::from(c)));
-    if total > need as u64 {
+    if total > (need as u64).saturating_mul(2).saturating_add(65_536) {
         return Err(format!(
-            "TIFF strips hold {total} bytes, more than the {need} bytes of a {width}x{height} {pixel} frame (a corrupt or crafted file); refused"
+            "TIFF strips hold {total} bytes, far more than the {need} bytes of a {width}x{height} {pixel} frame (a corrupt or crafted file); refused"
         ));
     }
     out.clear();

@@ -296,12 +296,12 @@ fn a_tiff_whose_strips_exceed_the_frame_is_refused_without_gathering_them() {
     let e = decode_tiff(&t, &mut out).unwrap_err();
     assert!(e.contains("more than the 24 bytes"), "{e}");
     assert!(out.capacity() <= 24, "gathered {} bytes", out.capacity());
-    // One strip a byte too long is refused too.
+    // A last strip padded past the frame (as some writers pad to whole RowsPerStrip) is
+    // read and cut to the frame.
     let px: Vec<u8> = (0..25u8).map(|i| i * 3).collect();
     let long = le_tiff(4, 3, 1, &px, |_, at, _| (at, 25));
-    assert!(decode_tiff(&long, &mut out)
-        .unwrap_err()
-        .contains("25 bytes"));
+    decode_tiff(&long, &mut out).unwrap();
+    assert_eq!(out, px[..24]);
     // Through the FileReader: a clear error naming the file.
     let d = Dir::new("amplify");
     std::fs::write(d.0.join("000000_0.000.tiff"), &t).unwrap();
