@@ -5,8 +5,10 @@
 
 mod common;
 
+use common::blocks::Source;
+use common::devices::raw_pty;
 use common::TempDir;
-use crabby::{Block, Context, Flow, Label, Result, Sample, Settings, Test};
+use crabby::{Label, Settings, Test};
 use crabby_blocks::{ActuatorConfig, IOBlock, Machine, Recorder};
 use crabby_hardware::serial::SerialConfig;
 use std::path::Path;
@@ -27,32 +29,6 @@ fn main() {
             az_machine_position_move_recorded,
         ),
     ]);
-}
-
-/// Sends `label = value(t)` until `stop_at`, then ends the test.
-struct Source {
-    label: Label,
-    value: fn(f64) -> f64,
-    stop_at: f64,
-}
-
-impl Block for Source {
-    fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(vec![Label::new("t(s)"), self.label.clone()])
-    }
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let t = ctx.t();
-        ctx.send(
-            &Sample::new()
-                .with("t(s)", t)
-                .with(self.label.clone(), (self.value)(t)),
-        )?;
-        Ok(if t >= self.stop_at {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
-    }
 }
 
 /// The CSV's header and rows (cells as text).
@@ -113,7 +89,7 @@ fn t7_ioblock_dac_to_ain_recorded() -> std::result::Result<(), String> {
         Source {
             label: Label::new("dac"),
             value: |t| if t < 0.6 { 1.0 } else { 3.0 },
-            stop_at: 1.4,
+            stop_at: Some(1.4),
         },
         Settings::new().freq(50.0),
     );
@@ -158,19 +134,9 @@ fn t7_ioblock_dac_to_ain_recorded() -> std::result::Result<(), String> {
 
 fn az_machine_position_move_recorded() -> std::result::Result<(), String> {
     use crabby_hardware::oriental::{sim, AzMotor};
-    use std::os::fd::AsFd;
     let dir = TempDir::new("drv-az");
     let path = dir.path().join("az.csv");
-    let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
-    let mut tio = nix::sys::termios::tcgetattr(pty.slave.as_fd()).map_err(|e| e.to_string())?;
-    nix::sys::termios::cfmakeraw(&mut tio);
-    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &tio)
-        .map_err(|e| e.to_string())?;
-    let port = nix::unistd::ttyname(pty.slave.as_fd())
-        .map_err(|e| e.to_string())?
-        .to_string_lossy()
-        .into_owned();
-    let master = pty.master;
+    let (master, slave, port) = raw_pty()?;
     let mut children = crabby::process::ChildSet::new();
     children
         .spawn("az-sim", move || {
@@ -193,7 +159,7 @@ fn az_machine_position_move_recorded() -> std::result::Result<(), String> {
         Source {
             label: Label::new("x"),
             value: |_| 5.0,
-            stop_at: 1.2,
+            stop_at: Some(1.2),
         },
         Settings::new().freq(50.0),
     );
@@ -212,7 +178,7 @@ fn az_machine_position_move_recorded() -> std::result::Result<(), String> {
     test.link(m, rec);
     let run = test.run();
     children.shutdown(Duration::ZERO, Duration::from_secs(2));
-    drop(pty.slave);
+    drop(slave);
     let report = run.map_err(|e| format!("run: {e}"))?;
     let (header, rows) = csv(&path)?;
     let x = column(&header, &rows, "x(mm)")?;

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::blocks::{get, rows, Collector, Source};
+use common::devices::raw_pty;
 use common::TempDir;
 use crabby::hardware::{
     Actuator, InOut, Input, Output, PositionFeedback, Positioner, Reading, SpeedFeedback, Status,
@@ -937,88 +939,6 @@ fn main() {
 }
 
 // ---------------------------------------------------------------- helper Blocks
-
-/// Sends `label = value(t)` at its rate until `stop_at` (then ends the test), or forever.
-struct Source {
-    label: Label,
-    value: fn(f64) -> f64,
-    stop_at: Option<f64>,
-}
-
-impl Block for Source {
-    fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(vec![Label::new("t(s)"), self.label.clone()])
-    }
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let t = ctx.t();
-        ctx.send(
-            &Sample::new()
-                .with("t(s)", t)
-                .with(self.label.clone(), (self.value)(t)),
-        )?;
-        Ok(match self.stop_at {
-            Some(s) if t >= s => Flow::Stop,
-            _ => Flow::Continue,
-        })
-    }
-}
-
-/// Writes every sample received, one line of `label=value` pairs, to a file in `finish`.
-struct Collector {
-    path: PathBuf,
-    rows: Vec<Sample>,
-}
-
-impl Collector {
-    fn new(path: &Path) -> Self {
-        Collector {
-            path: path.to_owned(),
-            rows: Vec::new(),
-        }
-    }
-}
-
-impl Block for Collector {
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        ctx.wait(Duration::from_millis(50));
-        for v in ctx.recv_all_per_link() {
-            self.rows.extend(v);
-        }
-        Ok(Flow::Continue)
-    }
-    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
-        for v in ctx.drain_until_ended(Duration::from_secs(2)) {
-            self.rows.extend(v);
-        }
-        let mut out = String::new();
-        for s in &self.rows {
-            let cells: Vec<String> = s.iter().map(|(l, v)| format!("{l}={v}")).collect();
-            out.push_str(&cells.join("\t"));
-            out.push('\n');
-        }
-        std::fs::write(&self.path, out).map_err(|e| crabby::Error::io("collector file", e))
-    }
-}
-
-/// The rows a Collector wrote: label → text value.
-fn rows(path: &Path) -> std::result::Result<Vec<Vec<(String, String)>>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(|l| {
-            l.split('\t')
-                .filter_map(|c| c.split_once('='))
-                .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                .collect()
-        })
-        .collect())
-}
-
-fn get(row: &[(String, String)], label: &str) -> Option<f64> {
-    row.iter()
-        .find(|(l, _)| l == label)
-        .and_then(|(_, v)| v.parse().ok())
-}
 
 /// Appends a line to a file (what the wrappers below leave behind for the test to check).
 fn log_line(path: &Path, line: &str) {
@@ -2168,18 +2088,6 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
 }
 
 // ---------------------------------------------------------------- Modbus and device locks
-
-/// A raw pseudo-terminal pair: (master, slave kept open, slave path).
-fn raw_pty() -> std::result::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd, String), String> {
-    use std::os::fd::AsFd;
-    let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
-    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).map_err(|e| e.to_string())?;
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-        .map_err(|e| e.to_string())?;
-    let path = nix::unistd::ttyname(pty.slave.as_fd()).map_err(|e| e.to_string())?;
-    Ok((pty.master, pty.slave, path.to_string_lossy().into_owned()))
-}
 
 /// Waits up to `timeout` for one byte on `fd`; false on timeout or end of file.
 fn wait_byte(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {

@@ -1,0 +1,90 @@
+//! Helper Blocks of the test binaries that run a `Test`: [`Source`] (a signal of time) and
+//! [`Collector`] (every sample received, written to a file read back with [`rows`] and
+//! [`get`]).
+
+use crabby::{Block, Context, Flow, Label, Result, Sample};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Sends `label = value(t)` at its rate until `stop_at` (then ends the test), or forever.
+pub struct Source {
+    pub label: Label,
+    pub value: fn(f64) -> f64,
+    pub stop_at: Option<f64>,
+}
+
+impl Block for Source {
+    fn output_labels(&self) -> Option<Vec<Label>> {
+        Some(vec![Label::new("t(s)"), self.label.clone()])
+    }
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let t = ctx.t();
+        ctx.send(
+            &Sample::new()
+                .with("t(s)", t)
+                .with(self.label.clone(), (self.value)(t)),
+        )?;
+        Ok(match self.stop_at {
+            Some(s) if t >= s => Flow::Stop,
+            _ => Flow::Continue,
+        })
+    }
+}
+
+/// Writes every sample received, one line of `label=value` pairs, to a file in `finish`.
+pub struct Collector {
+    pub path: PathBuf,
+    pub rows: Vec<Sample>,
+}
+
+impl Collector {
+    pub fn new(path: &Path) -> Self {
+        Collector {
+            path: path.to_owned(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+impl Block for Collector {
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        ctx.wait(Duration::from_millis(50));
+        for v in ctx.recv_all_per_link() {
+            self.rows.extend(v);
+        }
+        Ok(Flow::Continue)
+    }
+    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
+        for v in ctx.drain_until_ended(Duration::from_secs(2)) {
+            self.rows.extend(v);
+        }
+        let mut out = String::new();
+        for s in &self.rows {
+            let cells: Vec<String> = s.iter().map(|(l, v)| format!("{l}={v}")).collect();
+            out.push_str(&cells.join("\t"));
+            out.push('\n');
+        }
+        std::fs::write(&self.path, out).map_err(|e| crabby::Error::io("collector file", e))
+    }
+}
+
+/// The rows a [`Collector`] wrote: label → text value.
+pub fn rows(path: &Path) -> std::result::Result<Vec<Vec<(String, String)>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| {
+            l.split('\t')
+                .filter_map(|c| c.split_once('='))
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect()
+        })
+        .collect())
+}
+
+/// The value of `label` in a row of [`rows`], if it is there and a number.
+pub fn get(row: &[(String, String)], label: &str) -> Option<f64> {
+    row.iter()
+        .find(|(l, _)| l == label)
+        .and_then(|(_, v)| v.parse().ok())
+}
