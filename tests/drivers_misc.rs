@@ -8,11 +8,11 @@
 
 mod common;
 
-use common::blocks::Source;
+use common::blocks::{Source, StrainRamp};
 use common::devices::raw_pty;
 use common::{case, TempDir};
 use crabby::camera::ReadMode;
-use crabby::{Block, Context, Flow, Label, Result, Sample, Settings, Test};
+use crabby::{Block, Context, Flow, Label, Result, Settings, Test};
 use crabby_blocks::camera::{CameraBlock, ImageFormat, VideoExtenso};
 use crabby_blocks::{IOBlock, Recorder};
 use crabby_hardware::camera::{FakeCamera, FileReader, Pacing, StrainedSampleCamera};
@@ -96,29 +96,6 @@ impl Block for StopAfterSamples {
     fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
         self.seen += ctx.recv_all().get("t(s)").map_or(0, <[_]>::len);
         Ok(if self.seen >= self.n || ctx.t() >= self.max_s {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
-    }
-}
-
-/// Stops the test after `secs`, making the strain ramp (`Exx(%)`, `Eyy(%)`) meanwhile.
-struct StrainRamp {
-    top: f64,
-    ramp: f64,
-    end: f64,
-}
-
-impl Block for StrainRamp {
-    fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(vec![Label::new("t(s)"), Label::new("Exx(%)")])
-    }
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let t = ctx.t();
-        let exx = self.top * (t / self.ramp).min(1.0);
-        ctx.send(&Sample::new().with("t(s)", t).with("Exx(%)", exx))?;
-        Ok(if t >= self.end {
             Flow::Stop
         } else {
             Flow::Continue

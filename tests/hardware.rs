@@ -59,20 +59,14 @@ fn play_device(master: std::os::fd::OwnedFd, for_s: f64) -> nix::unistd::Pid {
 
 fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(), String> {
     use crabby_hardware::serial::LineInOut;
-    use std::os::fd::AsFd;
     let dir = TempDir::new("hw-vanish");
     let data = dir.path().join("data");
-    let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
-    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).map_err(|e| e.to_string())?;
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-        .map_err(|e| e.to_string())?;
-    let path = nix::unistd::ttyname(pty.slave.as_fd()).map_err(|e| e.to_string())?;
+    let (master, slave, path) = raw_pty()?;
     // The player gets the master; this process (and so every Block) keeps no copy of it.
-    let player = play_device(pty.master, 0.5);
+    let player = play_device(master, 0.5);
     let cell = LineInOut::new(
         "load cell",
-        SerialConfig::new(path.to_string_lossy(), 115_200).timeout(Duration::from_millis(200)),
+        SerialConfig::new(&path, 115_200).timeout(Duration::from_millis(200)),
         ["F(N)", "T(C)"],
     )
     .query("R?");
@@ -88,7 +82,7 @@ fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(),
         .run()
         .err()
         .ok_or("the run should fail when the port vanishes")?;
-    drop(pty.slave);
+    drop(slave);
     let _ = nix::sys::wait::waitpid(player, None);
     ensure!(
         e.kind() != ErrorKind::BlockFailed && e.block() == Some("cell"),

@@ -1,4 +1,5 @@
-//! Helper Blocks of the test binaries that run a `Test`: [`Source`] (a signal of time) and
+//! Helper Blocks of the test binaries that run a `Test`: [`Source`] (a signal of time),
+//! [`StrainRamp`] (a strain ramp for the camera Blocks) and
 //! [`Collector`] (every sample received, written to a file read back with [`rows`] and
 //! [`get`]).
 
@@ -27,6 +28,29 @@ impl Block for Source {
         Ok(match self.stop_at {
             Some(s) if t >= s => Flow::Stop,
             _ => Flow::Continue,
+        })
+    }
+}
+
+/// Sends `Exx(%)` = a ramp to `top` over `ramp` s, then holds it; stops the test at `end` s.
+pub struct StrainRamp {
+    pub top: f64,
+    pub ramp: f64,
+    pub end: f64,
+}
+
+impl Block for StrainRamp {
+    fn output_labels(&self) -> Option<Vec<Label>> {
+        Some(vec![Label::new("t(s)"), Label::new("Exx(%)")])
+    }
+    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
+        let t = ctx.t();
+        let exx = self.top * (t / self.ramp).min(1.0);
+        ctx.send(&Sample::new().with("t(s)", t).with("Exx(%)", exx))?;
+        Ok(if t >= self.end {
+            Flow::Stop
+        } else {
+            Flow::Continue
         })
     }
 }
