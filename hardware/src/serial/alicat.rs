@@ -25,7 +25,7 @@
 //!
 //! Default line settings: 19 200 baud (MC series; 38 400 on BC), 8N1.
 
-use super::{LineEnding, SerialConfig, SerialLink};
+use super::{closed_status, record_fault, LineEnding, SerialConfig, SerialLink};
 use crabby::hardware::{now_ns, DeviceState, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 
@@ -275,15 +275,7 @@ impl AlicatMfc {
     }
 
     fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r {
-            if matches!(
-                e.kind(),
-                ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
-            ) {
-                self.status = Status::fault(e.to_string());
-            }
-        }
-        r
+        record_fault(&mut self.status, r)
     }
 }
 
@@ -360,9 +352,7 @@ impl InOut for AlicatMfc {
             let _ = self.set_setpoint(0.0);
         }
         self.link = None;
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
+        closed_status(&mut self.status);
         Ok(())
     }
     fn status(&self) -> Status {

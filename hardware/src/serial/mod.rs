@@ -49,7 +49,7 @@ pub use smc100::{NewportSmc100, Smc100State};
 pub use tic::{PololuTic, TicError};
 pub use ucontroller::UController;
 
-use crabby::hardware::device_error;
+use crabby::hardware::{device_error, DeviceState, Status};
 use crabby::{Error, ErrorKind, Result};
 pub use serialport::{DataBits, Parity, StopBits};
 use serialport::{SerialPort, TTYPort};
@@ -406,6 +406,28 @@ impl SerialLink {
             }
             _ => self.err(ErrorKind::Communication, format!("{what}: {e}")),
         }
+    }
+}
+
+/// Records the error of `r`, if it is the device's (communication, timeout, hardware), as
+/// the driver's fault status; a refused call (a bad argument, a command the device's state
+/// does not allow) leaves the status as it is. Returns `r`.
+pub(crate) fn record_fault<T>(status: &mut Status, r: Result<T>) -> Result<T> {
+    if let Err(e) = &r {
+        if matches!(
+            e.kind(),
+            ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
+        ) {
+            *status = Status::fault(e.to_string());
+        }
+    }
+    r
+}
+
+/// The status a driver's `close` leaves: off, unless a fault is kept for the report.
+pub(crate) fn closed_status(status: &mut Status) {
+    if status.state != DeviceState::Fault {
+        *status = Status::off();
     }
 }
 

@@ -42,7 +42,7 @@
 //! end-of-run bit (limit switch); FAULT for the other positioner error bits (Hardware
 //! errors), silence or a vanished port.
 
-use super::{LineEnding, SerialConfig, SerialLink};
+use super::{closed_status, record_fault, LineEnding, SerialConfig, SerialLink};
 use crabby::hardware::{Actuator, DeviceState, PositionFeedback, Positioner, Status};
 use crabby::{Error, ErrorKind, Result};
 use std::time::{Duration, Instant};
@@ -423,15 +423,7 @@ impl NewportSmc100 {
     }
 
     fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r {
-            if matches!(
-                e.kind(),
-                ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
-            ) {
-                self.status = Status::fault(e.to_string());
-            }
-        }
-        r
+        record_fault(&mut self.status, r)
     }
 }
 
@@ -523,9 +515,7 @@ impl Actuator for NewportSmc100 {
     }
     fn close(&mut self) -> Result<()> {
         self.link = None;
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
+        closed_status(&mut self.status);
         Ok(())
     }
     fn status(&self) -> Status {
