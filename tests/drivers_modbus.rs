@@ -6,14 +6,12 @@
 mod common;
 
 use common::blocks::Source;
-use common::devices::raw_pty;
+use common::devices::{play_modbus_rtu, play_modbus_tcp, raw_pty};
 use common::TempDir;
 use crabby::{Label, Settings, Test};
 use crabby_blocks::{ActuatorConfig, IOBlock, Machine, Recorder};
 use crabby_hardware::serial::SerialConfig;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
 use std::time::Duration;
 
 fn main() {
@@ -66,19 +64,10 @@ fn t7_ioblock_dac_to_ain_recorded() -> std::result::Result<(), String> {
     use crabby_hardware::labjack::{sim, T7};
     let dir = TempDir::new("drv-t7");
     let path = dir.path().join("t7.csv");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
     let mut children = crabby::process::ChildSet::new();
-    children
-        .spawn("t7-sim", move || {
-            let dev = Mutex::new(sim::device(sim::T7Circuit::default()));
-            crabby_hardware::modbus::sim::serve_tcp(&listener, &dev, &AtomicBool::new(false));
-            0
-        })
-        .map_err(|e| e.to_string())?;
+    let addr = play_modbus_tcp(&mut children, "t7-sim", || {
+        sim::device(sim::T7Circuit::default())
+    })?;
     let daq = T7::tcp("t7", &addr)
         .timeout(Duration::from_millis(500))
         .ain("AIN0(V)", 0)
@@ -138,13 +127,9 @@ fn az_machine_position_move_recorded() -> std::result::Result<(), String> {
     let path = dir.path().join("az.csv");
     let (master, slave, port) = raw_pty()?;
     let mut children = crabby::process::ChildSet::new();
-    children
-        .spawn("az-sim", move || {
-            let dev = Mutex::new(sim::device(1, sim::AzSim::default()));
-            crabby_hardware::modbus::sim::serve_rtu(master, &dev, &AtomicBool::new(false));
-            0
-        })
-        .map_err(|e| e.to_string())?;
+    play_modbus_rtu(&mut children, "az-sim", master, || {
+        sim::device(1, sim::AzSim::default())
+    })?;
     let axis = AzMotor::new(
         "az",
         SerialConfig::new(&port, 115_200).timeout(Duration::from_millis(200)),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::blocks::{get, rows, Collector, Source};
-use common::devices::raw_pty;
+use common::devices::{play_modbus_rtu, play_modbus_tcp, raw_pty};
 use common::TempDir;
 use crabby::hardware::{
     Actuator, InOut, Input, Output, PositionFeedback, Positioner, Reading, SpeedFeedback, Status,
@@ -2103,27 +2103,15 @@ fn wait_byte(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
 /// with a float input register and a scaled signed register, the Recorder writes them.
 fn modbus_tcp_ioblock_to_recorder() -> std::result::Result<(), String> {
     use crabby_hardware::modbus::{sim, ModbusInOut, Point};
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Mutex;
     let dir = TempDir::new("hw-modbus");
     let csv = dir.path().join("modbus.csv");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
     let mut dev = sim::Device::new(1, 100);
     let bits = 21.5f32.to_bits();
     dev.input[0] = (bits >> 16) as u16;
     dev.input[1] = bits as u16;
     dev.holding[5] = (-1234i16) as u16;
     let mut children = crabby::process::ChildSet::new();
-    children
-        .spawn("modbus-sim", move || {
-            sim::serve_tcp(&listener, &Mutex::new(dev), &AtomicBool::new(false));
-            0
-        })
-        .map_err(|e| e.to_string())?;
+    let addr = play_modbus_tcp(&mut children, "modbus-sim", move || dev)?;
     let daq = ModbusInOut::tcp("daq", &addr)
         .timeout(Duration::from_millis(500))
         .read_point(Point::input("T(C)", 0).f32())
@@ -2218,22 +2206,11 @@ impl Block for Holder {
 /// ended, the port is free and no lock file is left.
 fn two_tests_on_one_port_the_second_is_refused() -> std::result::Result<(), String> {
     use crabby_hardware::modbus::{sim, ModbusInOut, Point};
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Mutex;
     let (master, slave, path) = raw_pty()?;
     let mut children = crabby::process::ChildSet::new();
     // The simulator first, so that it holds no end of the pipes below: the end of the
     // holder's process tree closes `ready`'s last writer.
-    children
-        .spawn("rtu-sim", move || {
-            sim::serve_rtu(
-                master,
-                &Mutex::new(sim::Device::new(7, 10)),
-                &AtomicBool::new(false),
-            );
-            0
-        })
-        .map_err(|e| e.to_string())?;
+    play_modbus_rtu(&mut children, "rtu-sim", master, || sim::Device::new(7, 10))?;
     let device = |name: &str| {
         ModbusInOut::rtu(
             name,
