@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::blocks::{Source, StrainRamp};
+use common::blocks::{col, read_csv, Source, StrainRamp};
 use common::devices::raw_pty;
 use common::{case, TempDir};
 use crabby::camera::ReadMode;
@@ -101,33 +101,6 @@ impl Block for StopAfterSamples {
             Flow::Continue
         })
     }
-}
-
-/// A CSV written by the Recorder: header and rows (empty cells as NaN).
-fn read_csv(path: &Path) -> std::result::Result<(Vec<String>, Vec<Vec<f64>>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
-        .ok_or("empty CSV")?
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let rows = lines
-        .map(|l| {
-            l.split(',')
-                .map(|c| c.parse().unwrap_or(f64::NAN))
-                .collect()
-        })
-        .collect();
-    Ok((header, rows))
-}
-
-fn col(header: &[String], name: &str) -> std::result::Result<usize, String> {
-    header
-        .iter()
-        .position(|h| h == name)
-        .ok_or(format!("no column {name} in {header:?}"))
 }
 
 /// The recorder's folder: `metadata.csv` rows as (t(s), file).

@@ -5,13 +5,12 @@
 
 mod common;
 
-use common::blocks::Source;
+use common::blocks::{col, read_csv_text, Source};
 use common::devices::{play_modbus_rtu, play_modbus_tcp, raw_pty};
 use common::TempDir;
 use crabby::{Label, Settings, Test};
 use crabby_blocks::{ActuatorConfig, IOBlock, Machine, Recorder};
 use crabby_hardware::serial::SerialConfig;
-use std::path::Path;
 use std::time::Duration;
 
 fn main() {
@@ -29,31 +28,13 @@ fn main() {
     ]);
 }
 
-/// The CSV's header and rows (cells as text).
-fn csv(path: &Path) -> std::result::Result<(Vec<String>, Vec<Vec<String>>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header = lines
-        .next()
-        .ok_or("empty CSV")?
-        .split(',')
-        .map(String::from)
-        .collect();
-    let rows = lines
-        .map(|l| l.split(',').map(String::from).collect())
-        .collect();
-    Ok((header, rows))
-}
-
+/// The numbers in the column `label` (cells that are not numbers left out).
 fn column(
     header: &[String],
     rows: &[Vec<String>],
     label: &str,
 ) -> std::result::Result<Vec<f64>, String> {
-    let i = header
-        .iter()
-        .position(|h| h == label)
-        .ok_or(format!("no {label} in {header:?}"))?;
+    let i = col(header, label)?;
     Ok(rows
         .iter()
         .filter_map(|r| r.get(i).and_then(|c| c.parse().ok()))
@@ -92,7 +73,7 @@ fn t7_ioblock_dac_to_ain_recorded() -> std::result::Result<(), String> {
     let run = test.run();
     children.shutdown(Duration::ZERO, Duration::from_secs(2));
     let report = run.map_err(|e| format!("run: {e}"))?;
-    let (header, rows) = csv(&path)?;
+    let (header, rows) = read_csv_text(&path)?;
     let t = column(&header, &rows, "t(s)")?;
     let v = column(&header, &rows, "AIN0(V)")?;
     ensure!(v.len() > 60, "{} rows ({report})", v.len());
@@ -165,7 +146,7 @@ fn az_machine_position_move_recorded() -> std::result::Result<(), String> {
     children.shutdown(Duration::ZERO, Duration::from_secs(2));
     drop(slave);
     let report = run.map_err(|e| format!("run: {e}"))?;
-    let (header, rows) = csv(&path)?;
+    let (header, rows) = read_csv_text(&path)?;
     let x = column(&header, &rows, "x(mm)")?;
     let v = column(&header, &rows, "v(mm/s)")?;
     ensure!(x.len() > 50, "{} rows ({report})", x.len());

@@ -1,7 +1,7 @@
 //! Helper Blocks of the test binaries that run a `Test`: [`Source`] (a signal of time),
 //! [`StrainRamp`] (a strain ramp for the camera Blocks) and
 //! [`Collector`] (every sample received, written to a file read back with [`rows`] and
-//! [`get`]).
+//! [`get`]); [`read_csv`] / [`read_csv_text`] and [`col`] read back what a Recorder wrote.
 
 use crabby::{Block, Context, Flow, Label, Result, Sample};
 use std::path::{Path, PathBuf};
@@ -111,4 +111,38 @@ pub fn get(row: &[(String, String)], label: &str) -> Option<f64> {
     row.iter()
         .find(|(l, _)| l == label)
         .and_then(|(_, v)| v.parse().ok())
+}
+
+/// A CSV written by the Recorder: its header and rows, cells as text.
+pub fn read_csv_text(path: &Path) -> std::result::Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .ok_or("empty CSV")?
+        .split(',')
+        .map(String::from)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    Ok((header, rows))
+}
+
+/// A CSV written by the Recorder: header and rows (empty or unreadable cells as NaN).
+pub fn read_csv(path: &Path) -> std::result::Result<(Vec<String>, Vec<Vec<f64>>), String> {
+    let (header, rows) = read_csv_text(path)?;
+    let rows = rows
+        .iter()
+        .map(|r| r.iter().map(|c| c.parse().unwrap_or(f64::NAN)).collect())
+        .collect();
+    Ok((header, rows))
+}
+
+/// The index of the column `name` in a CSV's header.
+pub fn col(header: &[String], name: &str) -> std::result::Result<usize, String> {
+    header
+        .iter()
+        .position(|h| h == name)
+        .ok_or(format!("no column {name} in {header:?}"))
 }
