@@ -525,6 +525,16 @@ pub(crate) mod testing {
             }
         }
 
+        /// Plays `dev` on this port's master, on a thread; the port keeps its slave (and
+        /// its path) alive.
+        pub fn play<D: super::sim::LineDevice>(
+            mut self,
+            dev: D,
+        ) -> (FakePort, super::sim::SimThread<D>) {
+            let m = self.master.take().expect("master");
+            (self, super::sim::SimThread::spawn(m, dev))
+        }
+
         fn fd(&self) -> &OwnedFd {
             self.master.as_ref().expect("master closed")
         }

@@ -821,11 +821,6 @@ mod tests {
         )
     }
 
-    fn start(mut p: FakePort, dev: Smc100) -> (FakePort, SimThread<Smc100>) {
-        let m = p.master.take().expect("master");
-        (p, SimThread::spawn(m, dev))
-    }
-
     /// Polls until the status is not MOVING, at most `s` seconds.
     fn settle(a: &mut NewportSmc100, s: f64) {
         let end = Instant::now() + Duration::from_secs_f64(s);
@@ -848,7 +843,7 @@ mod tests {
         dev.va = 2.0;
         dev.va_max = 4.0;
         dev.ac = 20.0;
-        let (_p, sim) = start(p, dev);
+        let (_p, sim) = p.play(dev);
         a.open().unwrap();
         assert_eq!(a.status().state, DeviceState::On);
         assert!(a.position().unwrap().abs() < 1e-9);
@@ -921,7 +916,7 @@ mod tests {
         let mut dev = Smc100::new(0.5);
         dev.va_max = 4.0;
         dev.ac = 20.0;
-        let (_p, mut sim) = start(p, dev);
+        let (_p, mut sim) = p.play(dev);
         // NOT REFERENCED without home_at_open: refused, ALARM, port released.
         let e = a.open().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotAllowed, "{e}");
@@ -1007,7 +1002,7 @@ mod tests {
         dev.va = 2.0;
         dev.va_max = 4.0;
         dev.ac = 20.0;
-        let (_p, sim) = start(p, dev);
+        let (_p, sim) = p.play(dev);
         a.open().unwrap();
         let end = Instant::now() + Duration::from_secs(3);
         let mut max_p = f64::MIN;
