@@ -16,6 +16,9 @@
 //!
 //! Figures are noisy on a shared 2-core machine: best of 3 rounds.
 
+mod common;
+
+use common::{per_second, pty};
 use crabby::camera::{Camera, FrameFormat, FrameInfo, PixelFormat};
 use crabby::hardware::{InOut, Stream};
 use crabby_hardware::camera::{FileReader, Pacing};
@@ -26,20 +29,10 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-fn pty() -> (String, std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
-    let p = nix::pty::openpty(None, None).expect("openpty");
-    let mut t = nix::sys::termios::tcgetattr(p.slave.as_fd()).expect("tcgetattr");
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(p.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-        .expect("tcsetattr");
-    let path = nix::unistd::ttyname(p.slave.as_fd()).expect("ttyname");
-    (path.to_string_lossy().into_owned(), p.master, p.slave)
-}
-
 fn ucontroller_board() {
     let mut best = (0.0f64, 0u64);
     for _ in 0..3 {
-        let (path, master, _slave) = pty();
+        let (master, _slave, path) = pty();
         let _sim = SimThread::new(master, Board::new().rate(1000.0));
         let mut u = UController::new("bench", SerialConfig::new(&path, 115_200))
             .labels(["sine", "count"])
@@ -73,7 +66,7 @@ fn ucontroller_board() {
 fn ucontroller_ceiling() {
     let mut best: f64 = 0.0;
     for _ in 0..3 {
-        let (path, master, _slave) = pty();
+        let (master, _slave, path) = pty();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s = stop.clone();
         // A board that floods: 100 frames per write, label 1, count up.
@@ -185,24 +178,16 @@ fn jvl_mac() {
     use crabby_hardware::serial::JvlMac;
     let mut best = (0.0f64, 0.0f64);
     for _ in 0..3 {
-        let (path, master, _slave) = pty();
+        let (master, _slave, path) = pty();
         let _sim = MotorThread::new(master, Motor::new(8, 1.92e-3));
         let mut m = JvlMac::new("bench", SerialConfig::new(&path, 19200), 1000.0).address(8);
         m.open().expect("open");
-        let t = Instant::now();
-        let mut n = 0u32;
-        while t.elapsed() < Duration::from_secs(1) {
+        let reads = per_second(Duration::from_secs(1), |_| {
             m.position().expect("read");
-            n += 1;
-        }
-        let reads = f64::from(n) / t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let mut n = 0u32;
-        while t.elapsed() < Duration::from_secs(1) {
-            m.set_speed(f64::from(n % 10)).expect("write");
-            n += 1;
-        }
-        let speeds = f64::from(n) / t.elapsed().as_secs_f64();
+        });
+        let speeds = per_second(Duration::from_secs(1), |n| {
+            m.set_speed((n % 10) as f64).expect("write");
+        });
         m.close().expect("close");
         best = (best.0.max(reads), best.1.max(speeds));
     }

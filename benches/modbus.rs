@@ -19,12 +19,13 @@
 //!
 //! Figures are noisy on a shared 2-core machine: best of 3 rounds.
 
+mod common;
+
+use common::{calls, pty};
 use crabby::hardware::{Actuator, InOut, Input, Output, PositionFeedback, Positioner};
 use crabby_hardware::modbus::sim::{Device, SimThread};
 use crabby_hardware::modbus::{ModbusInOut, Point};
 use crabby_hardware::serial::SerialConfig;
-use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
 
 fn points(d: ModbusInOut) -> ModbusInOut {
     d.read_point(Point::holding("a", 0).u16())
@@ -33,23 +34,15 @@ fn points(d: ModbusInOut) -> ModbusInOut {
         .write_point(Point::holding("sp", 10).u16())
 }
 
-/// Requests per second of `op` over about 1 s, best of 3.
+/// Requests per second of reads (or writes) of `d` over about 1 s, best of 3.
 fn rate(d: &mut ModbusInOut, write: bool) -> f64 {
-    let mut best: f64 = 0.0;
-    for _ in 0..3 {
-        let t = Instant::now();
-        let mut n = 0u64;
-        while t.elapsed() < Duration::from_secs(1) {
-            if write {
-                d.write(&[(n % 1000) as f64]).expect("write");
-            } else {
-                d.read().expect("read");
-            }
-            n += 1;
+    calls(|n| {
+        if write {
+            d.write(&[(n % 1000) as f64]).expect("write");
+        } else {
+            d.read().expect("read");
         }
-        best = best.max(n as f64 / t.elapsed().as_secs_f64());
-    }
-    best
+    })
 }
 
 fn report(what: &str, d: &mut ModbusInOut) {
@@ -75,37 +68,14 @@ fn main() {
     drop(sim);
 
     for baud in [115_200, 19_200] {
-        let pty = nix::pty::openpty(None, None).expect("openpty");
-        let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).expect("tcgetattr");
-        nix::sys::termios::cfmakeraw(&mut t);
-        nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-            .expect("tcsetattr");
-        let path = nix::unistd::ttyname(pty.slave.as_fd())
-            .expect("ttyname")
-            .to_string_lossy()
-            .into_owned();
-        let sim = SimThread::rtu(pty.master, Device::new(1, 100));
+        let (master, slave, path) = pty();
+        let sim = SimThread::rtu(master, Device::new(1, 100));
         let mut d = points(ModbusInOut::rtu("rtu", SerialConfig::new(&path, baud)));
         report(&format!("Modbus RTU (pty, {baud} baud)"), &mut d);
         drop(sim);
-        drop(pty.slave);
+        drop(slave);
     }
     drivers();
-}
-
-/// Calls per second of `op` over about 1 s, best of 3.
-fn calls(mut op: impl FnMut(u64)) -> f64 {
-    let mut best: f64 = 0.0;
-    for _ in 0..3 {
-        let t = Instant::now();
-        let mut n = 0u64;
-        while t.elapsed() < Duration::from_secs(1) {
-            op(n);
-            n += 1;
-        }
-        best = best.max(n as f64 / t.elapsed().as_secs_f64());
-    }
-    best
 }
 
 fn line(what: &str, per_s: f64, requests: u32) {
@@ -115,20 +85,6 @@ fn line(what: &str, per_s: f64, requests: u32) {
         if requests == 1 { "" } else { "s" },
         per_s * requests as f64
     );
-}
-
-/// A raw pty pair: (master, slave kept open, slave path).
-fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd, String) {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).expect("tcgetattr");
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-        .expect("tcsetattr");
-    let path = nix::unistd::ttyname(pty.slave.as_fd())
-        .expect("ttyname")
-        .to_string_lossy()
-        .into_owned();
-    (pty.master, pty.slave, path)
 }
 
 fn drivers() {

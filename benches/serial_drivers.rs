@@ -10,42 +10,15 @@
 //!
 //! Figures are noisy on a shared machine: best of 3 rounds of about 1 s.
 
+mod common;
+
+use common::{calls, pty};
 use crabby::hardware::{Actuator, InOut, Input, Output, PositionFeedback};
 use crabby_hardware::serial::sim::{
     AlicatMfc as SimMfc, LineDevice, MDriveSim, Nanovoltmeter34420A, SimThread, Smc100,
 };
 use crabby_hardware::serial::{AlicatMfc, Keysight34420A, MDrive, NewportSmc100, SerialConfig};
-use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
-
-/// A raw pty pair: (master, slave kept open, slave path).
-fn pty() -> (OwnedFd, OwnedFd, String) {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).expect("tcgetattr");
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-        .expect("tcsetattr");
-    let path = nix::unistd::ttyname(pty.slave.as_fd())
-        .expect("ttyname")
-        .to_string_lossy()
-        .into_owned();
-    (pty.master, pty.slave, path)
-}
-
-/// Calls of `op` per second over about 1 s, best of 3.
-fn rate(mut op: impl FnMut(u64)) -> f64 {
-    let mut best: f64 = 0.0;
-    for _ in 0..3 {
-        let t = Instant::now();
-        let mut n = 0u64;
-        while t.elapsed() < Duration::from_secs(1) {
-            op(n);
-            n += 1;
-        }
-        best = best.max(n as f64 / t.elapsed().as_secs_f64());
-    }
-    best
-}
+use std::time::Duration;
 
 fn line(what: &str, r: f64) {
     println!("{what:<58} {r:>8.0} requests/s ({:>7.1} µs each)", 1e6 / r);
@@ -70,14 +43,14 @@ fn main() {
         d.open().expect("open");
         line(
             "Keysight 34420A: read (READ?, 0.02 PLC)",
-            rate(|_| {
+            calls(|_| {
                 d.read().expect("read");
             }),
         );
         d.command("SENS1:VOLT:DC:NPLC 1").expect("nplc");
         line(
             "Keysight 34420A: read (READ?, 1 PLC = 20 ms)",
-            rate(|_| {
+            calls(|_| {
                 d.read().expect("read");
             }),
         );
@@ -88,13 +61,13 @@ fn main() {
         d.open().expect("open");
         line(
             "Alicat MFC: read (poll A<CR> → data frame)",
-            rate(|_| {
+            calls(|_| {
                 d.read().expect("read");
             }),
         );
         line(
             "Alicat MFC: write (setpoint AS…, frame checked)",
-            rate(|n| {
+            calls(|n| {
                 d.write(&[(n % 10) as f64 * 0.5]).expect("write");
             }),
         );
@@ -105,13 +78,13 @@ fn main() {
         d.open().expect("open");
         line(
             "Newport SMC100: position (1TP)",
-            rate(|_| {
+            calls(|_| {
                 d.position().expect("position");
             }),
         );
         line(
             "Newport SMC100: poll (1TS state and errors)",
-            rate(|_| {
+            calls(|_| {
                 d.poll().expect("poll");
             }),
         );
@@ -122,13 +95,13 @@ fn main() {
         d.open().expect("open");
         line(
             "MDrive: position (PR P)",
-            rate(|_| {
+            calls(|_| {
                 d.position().expect("position");
             }),
         );
         line(
             "MDrive: set_speed (SL, then PR ER)",
-            rate(|n| {
+            calls(|n| {
                 d.set_speed(if n % 2 == 0 { 1.0 } else { 0.0 })
                     .expect("speed");
             }),

@@ -356,6 +356,7 @@ fn ring_crashed_writer_is_reported_to_reader() -> Result<(), String> {
 // ---------------------------------------------------------------------------------------
 // The camera Block and its children.
 
+use crate::common::blocks::StrainRamp;
 use crabby::camera::{Camera, FrameFormat as Ff};
 use crabby::{Block, Context, Flow, Label, Sample, Settings, Test};
 use crabby_blocks::camera::{
@@ -369,28 +370,6 @@ struct StopAfter(f64);
 impl Block for StopAfter {
     fn step(&mut self, ctx: &mut Context) -> crabby::Result<Flow> {
         Ok(if ctx.t() >= self.0 {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
-    }
-}
-
-/// Sends `Exx(%)` = a ramp to `top` over `ramp` s, then holds it; stops at `end` s.
-struct StrainRamp {
-    top: f64,
-    ramp: f64,
-    end: f64,
-}
-impl Block for StrainRamp {
-    fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(vec![Label::new("t(s)"), Label::new("Exx(%)")])
-    }
-    fn step(&mut self, ctx: &mut Context) -> crabby::Result<Flow> {
-        let t = ctx.t();
-        let exx = self.top * (t / self.ramp).min(1.0);
-        ctx.send(&Sample::new().with("t(s)", t).with("Exx(%)", exx))?;
-        Ok(if t >= self.end {
             Flow::Stop
         } else {
             Flow::Continue

@@ -8,9 +8,11 @@
 
 mod common;
 
+use common::blocks::{col, read_csv, Source, StrainRamp};
+use common::devices::raw_pty;
 use common::{case, TempDir};
 use crabby::camera::ReadMode;
-use crabby::{Block, Context, Flow, Label, Result, Sample, Settings, Test};
+use crabby::{Block, Context, Flow, Label, Result, Settings, Test};
 use crabby_blocks::camera::{CameraBlock, ImageFormat, VideoExtenso};
 use crabby_blocks::{IOBlock, Recorder};
 use crabby_hardware::camera::{FakeCamera, FileReader, Pacing, StrainedSampleCamera};
@@ -51,20 +53,6 @@ fn main() {
 
 // ------------------------------------------------------------------------- helpers
 
-/// A raw pty pair: the slave's path, and the master for the simulated board.
-fn pty() -> std::result::Result<(String, std::os::fd::OwnedFd), String> {
-    use std::os::fd::AsFd;
-    let p = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
-    let mut t = nix::sys::termios::tcgetattr(p.slave.as_fd()).map_err(|e| e.to_string())?;
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(p.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-        .map_err(|e| e.to_string())?;
-    let path = nix::unistd::ttyname(p.slave.as_fd()).map_err(|e| e.to_string())?;
-    // The slave is closed here: the driver opens it by its path. Linux keeps the pty while
-    // the master lives.
-    Ok((path.to_string_lossy().into_owned(), p.master))
-}
-
 /// Plays `board` in a child process; when it ends (the host's `stop!`, or a vanish) it
 /// writes what it saw into `summary`.
 fn spawn_board(
@@ -97,32 +85,6 @@ fn spawn_board(
     Ok(())
 }
 
-/// Sends `label = value(t)` until `stop_at` s, then ends the test.
-struct Source {
-    label: &'static str,
-    value: fn(f64) -> f64,
-    stop_at: f64,
-}
-
-impl Block for Source {
-    fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(vec![Label::new("t(s)"), Label::new(self.label)])
-    }
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let t = ctx.t();
-        ctx.send(
-            &Sample::new()
-                .with("t(s)", t)
-                .with(self.label, (self.value)(t)),
-        )?;
-        Ok(if t >= self.stop_at {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
-    }
-}
-
 /// Ends the test once `n` samples arrived on its input, or after `max_s` seconds.
 struct StopAfterSamples {
     n: usize,
@@ -139,56 +101,6 @@ impl Block for StopAfterSamples {
             Flow::Continue
         })
     }
-}
-
-/// Stops the test after `secs`, making the strain ramp (`Exx(%)`, `Eyy(%)`) meanwhile.
-struct StrainRamp {
-    top: f64,
-    ramp: f64,
-    end: f64,
-}
-
-impl Block for StrainRamp {
-    fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(vec![Label::new("t(s)"), Label::new("Exx(%)")])
-    }
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let t = ctx.t();
-        let exx = self.top * (t / self.ramp).min(1.0);
-        ctx.send(&Sample::new().with("t(s)", t).with("Exx(%)", exx))?;
-        Ok(if t >= self.end {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
-    }
-}
-
-/// A CSV written by the Recorder: header and rows (empty cells as NaN).
-fn read_csv(path: &Path) -> std::result::Result<(Vec<String>, Vec<Vec<f64>>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
-        .ok_or("empty CSV")?
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let rows = lines
-        .map(|l| {
-            l.split(',')
-                .map(|c| c.parse().unwrap_or(f64::NAN))
-                .collect()
-        })
-        .collect();
-    Ok((header, rows))
-}
-
-fn col(header: &[String], name: &str) -> std::result::Result<usize, String> {
-    header
-        .iter()
-        .position(|h| h == name)
-        .ok_or(format!("no column {name} in {header:?}"))
 }
 
 /// The recorder's folder: `metadata.csv` rows as (t(s), file).
@@ -214,7 +126,7 @@ fn ucontroller_streams_into_a_recorder_and_takes_commands() -> std::result::Resu
     let dir = TempDir::new("uc-rec");
     let csv = dir.path().join("board.csv");
     let summary = dir.path().join("board.txt");
-    let (path, master) = pty()?;
+    let (master, _, path) = raw_pty()?;
     let mut children = crabby::process::ChildSet::new();
     spawn_board(
         &mut children,
@@ -231,9 +143,9 @@ fn ucontroller_streams_into_a_recorder_and_takes_commands() -> std::result::Resu
     // freq = 1, 2, 3 Hz, changing every half second.
     let src = test.add_with(
         Source {
-            label: "freq",
+            label: Label::new("freq"),
             value: |t| 1.0 + (t * 2.0).floor().min(2.0),
-            stop_at: 1.5,
+            stop_at: Some(1.5),
         },
         Settings::new().freq(50.0),
     );
@@ -293,7 +205,7 @@ fn ucontroller_streams_into_a_recorder_and_takes_commands() -> std::result::Resu
 fn ucontroller_board_vanishing_mid_test_faults_the_test() -> std::result::Result<(), String> {
     let dir = TempDir::new("uc-vanish");
     let summary = dir.path().join("board.txt");
-    let (path, master) = pty()?;
+    let (master, _, path) = raw_pty()?;
     let mut children = crabby::process::ChildSet::new();
     let mut b = Board::new().rate(100.0);
     b.schedule(Duration::from_millis(400), Fault::Vanish);
@@ -335,7 +247,7 @@ fn jvl_mac_machine_moves_to_position_and_leaves_the_motor_passive(
     let dir = TempDir::new("jvl");
     let csv = dir.path().join("axis.csv");
     let summary = dir.path().join("motor.txt");
-    let (path, master) = pty()?;
+    let (master, _, path) = raw_pty()?;
     let mut children = crabby::process::ChildSet::new();
     let mut motor = Motor::new(8, 1.92e-3);
     motor.end_on_close = true;
@@ -363,9 +275,9 @@ fn jvl_mac_machine_moves_to_position_and_leaves_the_motor_passive(
     test.log_file(None);
     let src = test.add_with(
         Source {
-            label: "x",
+            label: Label::new("x"),
             value: |_| 2.0,
-            stop_at: 1.0,
+            stop_at: Some(1.0),
         },
         Settings::new().freq(50.0),
     );

@@ -5,13 +5,12 @@
 
 mod common;
 
+use common::blocks::{col, read_csv_text, Source};
+use common::devices::{play_modbus_rtu, play_modbus_tcp, raw_pty};
 use common::TempDir;
-use crabby::{Block, Context, Flow, Label, Result, Sample, Settings, Test};
+use crabby::{Label, Settings, Test};
 use crabby_blocks::{ActuatorConfig, IOBlock, Machine, Recorder};
 use crabby_hardware::serial::SerialConfig;
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
 use std::time::Duration;
 
 fn main() {
@@ -29,57 +28,13 @@ fn main() {
     ]);
 }
 
-/// Sends `label = value(t)` until `stop_at`, then ends the test.
-struct Source {
-    label: Label,
-    value: fn(f64) -> f64,
-    stop_at: f64,
-}
-
-impl Block for Source {
-    fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(vec![Label::new("t(s)"), self.label.clone()])
-    }
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let t = ctx.t();
-        ctx.send(
-            &Sample::new()
-                .with("t(s)", t)
-                .with(self.label.clone(), (self.value)(t)),
-        )?;
-        Ok(if t >= self.stop_at {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
-    }
-}
-
-/// The CSV's header and rows (cells as text).
-fn csv(path: &Path) -> std::result::Result<(Vec<String>, Vec<Vec<String>>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header = lines
-        .next()
-        .ok_or("empty CSV")?
-        .split(',')
-        .map(String::from)
-        .collect();
-    let rows = lines
-        .map(|l| l.split(',').map(String::from).collect())
-        .collect();
-    Ok((header, rows))
-}
-
+/// The numbers in the column `label` (cells that are not numbers left out).
 fn column(
     header: &[String],
     rows: &[Vec<String>],
     label: &str,
 ) -> std::result::Result<Vec<f64>, String> {
-    let i = header
-        .iter()
-        .position(|h| h == label)
-        .ok_or(format!("no {label} in {header:?}"))?;
+    let i = col(header, label)?;
     Ok(rows
         .iter()
         .filter_map(|r| r.get(i).and_then(|c| c.parse().ok()))
@@ -90,19 +45,10 @@ fn t7_ioblock_dac_to_ain_recorded() -> std::result::Result<(), String> {
     use crabby_hardware::labjack::{sim, T7};
     let dir = TempDir::new("drv-t7");
     let path = dir.path().join("t7.csv");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
     let mut children = crabby::process::ChildSet::new();
-    children
-        .spawn("t7-sim", move || {
-            let dev = Mutex::new(sim::device(sim::T7Circuit::default()));
-            crabby_hardware::modbus::sim::serve_tcp(&listener, &dev, &AtomicBool::new(false));
-            0
-        })
-        .map_err(|e| e.to_string())?;
+    let addr = play_modbus_tcp(&mut children, "t7-sim", || {
+        sim::device(sim::T7Circuit::default())
+    })?;
     let daq = T7::tcp("t7", &addr)
         .timeout(Duration::from_millis(500))
         .ain("AIN0(V)", 0)
@@ -113,7 +59,7 @@ fn t7_ioblock_dac_to_ain_recorded() -> std::result::Result<(), String> {
         Source {
             label: Label::new("dac"),
             value: |t| if t < 0.6 { 1.0 } else { 3.0 },
-            stop_at: 1.4,
+            stop_at: Some(1.4),
         },
         Settings::new().freq(50.0),
     );
@@ -127,7 +73,7 @@ fn t7_ioblock_dac_to_ain_recorded() -> std::result::Result<(), String> {
     let run = test.run();
     children.shutdown(Duration::ZERO, Duration::from_secs(2));
     let report = run.map_err(|e| format!("run: {e}"))?;
-    let (header, rows) = csv(&path)?;
+    let (header, rows) = read_csv_text(&path)?;
     let t = column(&header, &rows, "t(s)")?;
     let v = column(&header, &rows, "AIN0(V)")?;
     ensure!(v.len() > 60, "{} rows ({report})", v.len());
@@ -158,27 +104,13 @@ fn t7_ioblock_dac_to_ain_recorded() -> std::result::Result<(), String> {
 
 fn az_machine_position_move_recorded() -> std::result::Result<(), String> {
     use crabby_hardware::oriental::{sim, AzMotor};
-    use std::os::fd::AsFd;
     let dir = TempDir::new("drv-az");
     let path = dir.path().join("az.csv");
-    let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
-    let mut tio = nix::sys::termios::tcgetattr(pty.slave.as_fd()).map_err(|e| e.to_string())?;
-    nix::sys::termios::cfmakeraw(&mut tio);
-    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &tio)
-        .map_err(|e| e.to_string())?;
-    let port = nix::unistd::ttyname(pty.slave.as_fd())
-        .map_err(|e| e.to_string())?
-        .to_string_lossy()
-        .into_owned();
-    let master = pty.master;
+    let (master, slave, port) = raw_pty()?;
     let mut children = crabby::process::ChildSet::new();
-    children
-        .spawn("az-sim", move || {
-            let dev = Mutex::new(sim::device(1, sim::AzSim::default()));
-            crabby_hardware::modbus::sim::serve_rtu(master, &dev, &AtomicBool::new(false));
-            0
-        })
-        .map_err(|e| e.to_string())?;
+    play_modbus_rtu(&mut children, "az-sim", master, || {
+        sim::device(1, sim::AzSim::default())
+    })?;
     let axis = AzMotor::new(
         "az",
         SerialConfig::new(&port, 115_200).timeout(Duration::from_millis(200)),
@@ -193,7 +125,7 @@ fn az_machine_position_move_recorded() -> std::result::Result<(), String> {
         Source {
             label: Label::new("x"),
             value: |_| 5.0,
-            stop_at: 1.2,
+            stop_at: Some(1.2),
         },
         Settings::new().freq(50.0),
     );
@@ -212,9 +144,9 @@ fn az_machine_position_move_recorded() -> std::result::Result<(), String> {
     test.link(m, rec);
     let run = test.run();
     children.shutdown(Duration::ZERO, Duration::from_secs(2));
-    drop(pty.slave);
+    drop(slave);
     let report = run.map_err(|e| format!("run: {e}"))?;
-    let (header, rows) = csv(&path)?;
+    let (header, rows) = read_csv_text(&path)?;
     let x = column(&header, &rows, "x(mm)")?;
     let v = column(&header, &rows, "v(mm/s)")?;
     ensure!(x.len() > 50, "{} rows ({report})", x.len());

@@ -5,106 +5,26 @@
 
 mod common;
 
+use common::blocks::{get, rows, Collector, Source};
+use common::devices::raw_pty;
 use common::TempDir;
-use crabby::{Block, Context, Flow, Label, Result, Sample, Settings, Test};
+use crabby::{Label, Settings, Test};
 use crabby_blocks::{ActuatorConfig, IOBlock, Machine};
 use crabby_hardware::serial::sim::{serve, AlicatMfc as SimMfc, LineDevice, Smc100};
 use crabby_hardware::serial::{AlicatMfc, NewportSmc100, SerialConfig};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// Sends `label` = `value(t)`; ends the test at `stop_at` s.
-struct Source {
-    label: &'static str,
-    value: fn(f64) -> f64,
-    stop_at: f64,
-}
-
-impl Block for Source {
-    fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(vec![Label::new("t(s)"), Label::new(self.label)])
-    }
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let t = ctx.t();
-        ctx.send(
-            &Sample::new()
-                .with("t(s)", t)
-                .with(self.label, (self.value)(t)),
-        )?;
-        Ok(if t >= self.stop_at {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
-    }
-}
-
-/// Writes every sample received, `label=value` pairs, one line each, in `finish`.
-struct Collector {
-    path: PathBuf,
-    rows: Vec<Sample>,
-}
-
-impl Block for Collector {
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        ctx.wait(Duration::from_millis(50));
-        for v in ctx.recv_all_per_link() {
-            self.rows.extend(v);
-        }
-        Ok(Flow::Continue)
-    }
-    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
-        for v in ctx.drain_until_ended(Duration::from_secs(2)) {
-            self.rows.extend(v);
-        }
-        let mut out = String::new();
-        for s in &self.rows {
-            let cells: Vec<String> = s.iter().map(|(l, v)| format!("{l}={v}")).collect();
-            out.push_str(&cells.join("\t"));
-            out.push('\n');
-        }
-        std::fs::write(&self.path, out).map_err(|e| crabby::Error::io("collector file", e))
-    }
-}
-
-fn rows(path: &Path) -> std::result::Result<Vec<Vec<(String, f64)>>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(|l| {
-            l.split('\t')
-                .filter_map(|c| c.split_once('='))
-                .filter_map(|(a, b)| Some((a.to_owned(), b.parse().ok()?)))
-                .collect()
-        })
-        .collect())
-}
-
-fn get(row: &[(String, f64)], label: &str) -> Option<f64> {
-    row.iter().find(|(l, _)| l == label).map(|(_, v)| *v)
-}
 
 /// A pty whose master is played by `device` in a child process: (slave kept open, slave
 /// path, child pid). Call [`end_player`] after the Test.
 fn player<D: LineDevice>(
     device: D,
 ) -> std::result::Result<(std::os::fd::OwnedFd, String, nix::unistd::Pid), String> {
-    use std::os::fd::AsFd;
-    let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
-    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).map_err(|e| e.to_string())?;
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-        .map_err(|e| e.to_string())?;
-    let path = nix::unistd::ttyname(pty.slave.as_fd())
-        .map_err(|e| e.to_string())?
-        .to_string_lossy()
-        .into_owned();
+    let (master, slave, path) = raw_pty()?;
     // The simulator in a child (this case's process has no thread yet), ended by
     // `end_player` once the Test is over (it inherited a slave descriptor, so it would not
     // see the port close).
-    let master = pty.master;
     let pid = crabby::process::fork_child(move || {
         let dev = Mutex::new(device);
         let never = AtomicBool::new(false);
@@ -112,7 +32,7 @@ fn player<D: LineDevice>(
         0
     })
     .map_err(|e| e.to_string())?;
-    Ok((pty.slave, path, nix::unistd::Pid::from_raw(pid)))
+    Ok((slave, path, nix::unistd::Pid::from_raw(pid)))
 }
 
 /// Ends a simulator child started by [`player`].
@@ -136,9 +56,9 @@ fn alicat_ioblock_follows_a_setpoint_step() -> std::result::Result<(), String> {
     test.log_file(None);
     let sp = test.add_with(
         Source {
-            label: "sp",
+            label: Label::new("sp"),
             value: |t| if t < 0.2 { 0.0 } else { 5.0 },
-            stop_at: 1.2,
+            stop_at: Some(1.2),
         },
         Settings::new().freq(50.0),
     );
@@ -197,9 +117,9 @@ fn smc100_machine_moves_in_position() -> std::result::Result<(), String> {
     test.log_file(None);
     let src = test.add_with(
         Source {
-            label: "target",
+            label: Label::new("target"),
             value: |t| if t < 0.2 { 0.0 } else { 1.5 },
-            stop_at: 1.6,
+            stop_at: Some(1.6),
         },
         Settings::new().freq(50.0),
     );

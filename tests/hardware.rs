@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::blocks::{get, rows, Collector, Source};
+use common::devices::{play_modbus_rtu, play_modbus_tcp, raw_pty};
 use common::TempDir;
 use crabby::hardware::{
     Actuator, InOut, Input, Output, PositionFeedback, Positioner, Reading, SpeedFeedback, Status,
@@ -57,20 +59,14 @@ fn play_device(master: std::os::fd::OwnedFd, for_s: f64) -> nix::unistd::Pid {
 
 fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(), String> {
     use crabby_hardware::serial::LineInOut;
-    use std::os::fd::AsFd;
     let dir = TempDir::new("hw-vanish");
     let data = dir.path().join("data");
-    let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
-    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).map_err(|e| e.to_string())?;
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-        .map_err(|e| e.to_string())?;
-    let path = nix::unistd::ttyname(pty.slave.as_fd()).map_err(|e| e.to_string())?;
+    let (master, slave, path) = raw_pty()?;
     // The player gets the master; this process (and so every Block) keeps no copy of it.
-    let player = play_device(pty.master, 0.5);
+    let player = play_device(master, 0.5);
     let cell = LineInOut::new(
         "load cell",
-        SerialConfig::new(path.to_string_lossy(), 115_200).timeout(Duration::from_millis(200)),
+        SerialConfig::new(&path, 115_200).timeout(Duration::from_millis(200)),
         ["F(N)", "T(C)"],
     )
     .query("R?");
@@ -86,7 +82,7 @@ fn serial_port_vanishing_mid_test_faults_the_device() -> std::result::Result<(),
         .run()
         .err()
         .ok_or("the run should fail when the port vanishes")?;
-    drop(pty.slave);
+    drop(slave);
     let _ = nix::sys::wait::waitpid(player, None);
     ensure!(
         e.kind() != ErrorKind::BlockFailed && e.block() == Some("cell"),
@@ -937,88 +933,6 @@ fn main() {
 }
 
 // ---------------------------------------------------------------- helper Blocks
-
-/// Sends `label = value(t)` at its rate until `stop_at` (then ends the test), or forever.
-struct Source {
-    label: Label,
-    value: fn(f64) -> f64,
-    stop_at: Option<f64>,
-}
-
-impl Block for Source {
-    fn output_labels(&self) -> Option<Vec<Label>> {
-        Some(vec![Label::new("t(s)"), self.label.clone()])
-    }
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        let t = ctx.t();
-        ctx.send(
-            &Sample::new()
-                .with("t(s)", t)
-                .with(self.label.clone(), (self.value)(t)),
-        )?;
-        Ok(match self.stop_at {
-            Some(s) if t >= s => Flow::Stop,
-            _ => Flow::Continue,
-        })
-    }
-}
-
-/// Writes every sample received, one line of `label=value` pairs, to a file in `finish`.
-struct Collector {
-    path: PathBuf,
-    rows: Vec<Sample>,
-}
-
-impl Collector {
-    fn new(path: &Path) -> Self {
-        Collector {
-            path: path.to_owned(),
-            rows: Vec::new(),
-        }
-    }
-}
-
-impl Block for Collector {
-    fn step(&mut self, ctx: &mut Context) -> Result<Flow> {
-        ctx.wait(Duration::from_millis(50));
-        for v in ctx.recv_all_per_link() {
-            self.rows.extend(v);
-        }
-        Ok(Flow::Continue)
-    }
-    fn finish(&mut self, ctx: &mut Context) -> Result<()> {
-        for v in ctx.drain_until_ended(Duration::from_secs(2)) {
-            self.rows.extend(v);
-        }
-        let mut out = String::new();
-        for s in &self.rows {
-            let cells: Vec<String> = s.iter().map(|(l, v)| format!("{l}={v}")).collect();
-            out.push_str(&cells.join("\t"));
-            out.push('\n');
-        }
-        std::fs::write(&self.path, out).map_err(|e| crabby::Error::io("collector file", e))
-    }
-}
-
-/// The rows a Collector wrote: label → text value.
-fn rows(path: &Path) -> std::result::Result<Vec<Vec<(String, String)>>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(|l| {
-            l.split('\t')
-                .filter_map(|c| c.split_once('='))
-                .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                .collect()
-        })
-        .collect())
-}
-
-fn get(row: &[(String, String)], label: &str) -> Option<f64> {
-    row.iter()
-        .find(|(l, _)| l == label)
-        .and_then(|(_, v)| v.parse().ok())
-}
 
 /// Appends a line to a file (what the wrappers below leave behind for the test to check).
 fn log_line(path: &Path, line: &str) {
@@ -2169,18 +2083,6 @@ fn bad_configurations_rejected_before_fork() -> std::result::Result<(), String> 
 
 // ---------------------------------------------------------------- Modbus and device locks
 
-/// A raw pseudo-terminal pair: (master, slave kept open, slave path).
-fn raw_pty() -> std::result::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd, String), String> {
-    use std::os::fd::AsFd;
-    let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
-    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).map_err(|e| e.to_string())?;
-    nix::sys::termios::cfmakeraw(&mut t);
-    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
-        .map_err(|e| e.to_string())?;
-    let path = nix::unistd::ttyname(pty.slave.as_fd()).map_err(|e| e.to_string())?;
-    Ok((pty.master, pty.slave, path.to_string_lossy().into_owned()))
-}
-
 /// Waits up to `timeout` for one byte on `fd`; false on timeout or end of file.
 fn wait_byte(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
     use std::os::fd::AsFd;
@@ -2201,27 +2103,15 @@ fn wait_byte(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
 /// with a float input register and a scaled signed register, the Recorder writes them.
 fn modbus_tcp_ioblock_to_recorder() -> std::result::Result<(), String> {
     use crabby_hardware::modbus::{sim, ModbusInOut, Point};
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Mutex;
     let dir = TempDir::new("hw-modbus");
     let csv = dir.path().join("modbus.csv");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
     let mut dev = sim::Device::new(1, 100);
     let bits = 21.5f32.to_bits();
     dev.input[0] = (bits >> 16) as u16;
     dev.input[1] = bits as u16;
     dev.holding[5] = (-1234i16) as u16;
     let mut children = crabby::process::ChildSet::new();
-    children
-        .spawn("modbus-sim", move || {
-            sim::serve_tcp(&listener, &Mutex::new(dev), &AtomicBool::new(false));
-            0
-        })
-        .map_err(|e| e.to_string())?;
+    let addr = play_modbus_tcp(&mut children, "modbus-sim", move || dev)?;
     let daq = ModbusInOut::tcp("daq", &addr)
         .timeout(Duration::from_millis(500))
         .read_point(Point::input("T(C)", 0).f32())
@@ -2316,22 +2206,11 @@ impl Block for Holder {
 /// ended, the port is free and no lock file is left.
 fn two_tests_on_one_port_the_second_is_refused() -> std::result::Result<(), String> {
     use crabby_hardware::modbus::{sim, ModbusInOut, Point};
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Mutex;
     let (master, slave, path) = raw_pty()?;
     let mut children = crabby::process::ChildSet::new();
     // The simulator first, so that it holds no end of the pipes below: the end of the
     // holder's process tree closes `ready`'s last writer.
-    children
-        .spawn("rtu-sim", move || {
-            sim::serve_rtu(
-                master,
-                &Mutex::new(sim::Device::new(7, 10)),
-                &AtomicBool::new(false),
-            );
-            0
-        })
-        .map_err(|e| e.to_string())?;
+    play_modbus_rtu(&mut children, "rtu-sim", master, || sim::Device::new(7, 10))?;
     let device = |name: &str| {
         ModbusInOut::rtu(
             name,

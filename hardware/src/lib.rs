@@ -39,6 +39,7 @@ pub mod motor;
 pub mod oriental;
 pub mod sensor;
 pub mod serial;
+pub mod sim_thread;
 
 #[cfg(test)]
 mod parser_fuzz;

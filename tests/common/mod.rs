@@ -11,3 +11,6 @@ macro_rules! ensure {
         crabby::testing::harness::ensure!($($t)+)
     };
 }
+
+pub mod blocks;
+pub mod devices;

@@ -15,11 +15,10 @@
 use super::frame::{self, Request};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A fault the device shows at the next request (one per request, in order).
@@ -343,65 +342,25 @@ pub fn serve_rtu(fd: OwnedFd, device: &Mutex<Device>, stop: &AtomicBool) {
     }
 }
 
-/// A simulator on a thread of this process; stopped and joined on drop.
-#[derive(Debug)]
-pub struct SimThread {
-    /// The device (change registers or inject faults while it runs).
-    pub device: Arc<Mutex<Device>>,
-    /// The TCP address it listens on (TCP only).
-    pub addr: Option<SocketAddr>,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
+/// A simulator on a thread of this process; stopped and joined on drop (see
+/// [`crate::sim_thread`]): [`SimThread::tcp`] or [`SimThread::rtu`], then
+/// [`with`](crate::sim_thread::SimThread::with) to set registers, inject faults or read what
+/// was written, and [`stop`](crate::sim_thread::SimThread::stop): a TCP device no longer
+/// accepts connections, an RTU device's port vanishes. `addr` is the TCP address (TCP only).
+pub type SimThread = crate::sim_thread::SimThread<Device>;
 
-impl SimThread {
+impl crate::sim_thread::SimThread<Device> {
     /// A Modbus TCP server on a free loopback port.
     pub fn tcp(device: Device) -> std::io::Result<SimThread> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
-        let device = Arc::new(Mutex::new(device));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (d, s) = (device.clone(), stop.clone());
-        let handle = std::thread::spawn(move || serve_tcp(&listener, &d, &s));
-        Ok(SimThread {
-            device,
-            addr: Some(addr),
-            stop,
-            handle: Some(handle),
-        })
+        Ok(Self::start(device, Some(addr), (), move |d, s| {
+            serve_tcp(&listener, d, s)
+        }))
     }
 
     /// An RTU device on the master side of a pseudo-terminal.
     pub fn rtu(master: OwnedFd, device: Device) -> SimThread {
-        let device = Arc::new(Mutex::new(device));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (d, s) = (device.clone(), stop.clone());
-        let handle = std::thread::spawn(move || serve_rtu(master, &d, &s));
-        SimThread {
-            device,
-            addr: None,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Runs `f` on the device (set registers, inject faults, read what was written).
-    pub fn with<R>(&self, f: impl FnOnce(&mut Device) -> R) -> R {
-        f(&mut self.device.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Stops the server and waits for its thread: a TCP device no longer accepts
-    /// connections, an RTU device's port vanishes.
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for SimThread {
-    fn drop(&mut self) {
-        self.stop();
+        Self::start(device, None, (), move |d, s| serve_rtu(master, d, s))
     }
 }

@@ -25,7 +25,7 @@
 //!
 //! Default line settings: 19 200 baud (MC series; 38 400 on BC), 8N1.
 
-use super::{LineEnding, SerialConfig, SerialLink};
+use super::{closed_status, record_fault, LineEnding, SerialConfig, SerialLink};
 use crabby::hardware::{now_ns, DeviceState, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 
@@ -275,15 +275,7 @@ impl AlicatMfc {
     }
 
     fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r {
-            if matches!(
-                e.kind(),
-                ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
-            ) {
-                self.status = Status::fault(e.to_string());
-            }
-        }
-        r
+        record_fault(&mut self.status, r)
     }
 }
 
@@ -360,9 +352,7 @@ impl InOut for AlicatMfc {
             let _ = self.set_setpoint(0.0);
         }
         self.link = None;
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
+        closed_status(&mut self.status);
         Ok(())
     }
     fn status(&self) -> Status {
@@ -540,7 +530,6 @@ pub mod sim {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sim::SimThread;
     use super::super::testing::FakePort;
     use super::sim::AlicatMfc as Sim;
     use super::*;
@@ -552,11 +541,6 @@ mod tests {
             SerialConfig::new(&p.path, 19_200).timeout(Duration::from_millis(300)),
             10.0,
         )
-    }
-
-    fn start(mut p: FakePort, dev: Sim) -> (FakePort, SimThread<Sim>) {
-        let m = p.master.take().expect("master");
-        (p, SimThread::spawn(m, dev))
     }
 
     #[test]
@@ -581,7 +565,7 @@ mod tests {
         let p = FakePort::new();
         let mut d = mfc(&p).gas(8);
         d.check().unwrap();
-        let (_p, sim) = start(p, Sim::new(10.0, 3));
+        let (_p, sim) = p.play(Sim::new(10.0, 3));
         d.open().unwrap();
         assert_eq!(d.last_frame().unwrap().gas, "N2");
         assert_eq!(sim.with(|s| s.log.clone()), ["A", "AG8"]);
@@ -621,7 +605,7 @@ mod tests {
     fn unknown_commands_over_range_hold_and_bad_values() {
         let p = FakePort::new();
         let mut d = mfc(&p);
-        let (_p, sim) = start(p, Sim::new(10.0, 4));
+        let (_p, sim) = p.play(Sim::new(10.0, 4));
         d.open().unwrap();
         // '?' for a command the controller does not know, and for an unknown gas.
         let e = d.request("ZZ").unwrap_err();
@@ -657,7 +641,7 @@ mod tests {
     fn wrong_unit_silence_and_vanishing() {
         let p = FakePort::new();
         let mut d = mfc(&p).unit('B');
-        let (_p, mut sim) = start(p, Sim::new(10.0, 5));
+        let (_p, mut sim) = p.play(Sim::new(10.0, 5));
         // Unit A answers only to A: a poll of B is silence.
         let e = d.open().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");

@@ -547,7 +547,7 @@ pub mod sim {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sim::{LineDevice, SimThread};
+    use super::super::sim::LineDevice;
     use super::super::testing::FakePort;
     use super::sim::Nanovoltmeter34420A;
     use super::*;
@@ -563,14 +563,6 @@ mod tests {
         )
     }
 
-    fn start(
-        mut p: FakePort,
-        dev: Nanovoltmeter34420A,
-    ) -> (FakePort, SimThread<Nanovoltmeter34420A>) {
-        let m = p.master.take().expect("master");
-        (p, SimThread::spawn(m, dev))
-    }
-
     fn std_dev(v: &[f64]) -> f64 {
         let m = v.iter().sum::<f64>() / v.len() as f64;
         (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
@@ -581,7 +573,7 @@ mod tests {
         let p = FakePort::new();
         let mut d = meter(&p).range(Some(0.01)).nplc(0.02);
         d.check().unwrap();
-        let (_p, sim) = start(p, Nanovoltmeter34420A::new(1.5e-3, 7));
+        let (_p, sim) = p.play(Nanovoltmeter34420A::new(1.5e-3, 7));
         d.open().unwrap();
         assert!(d.idn().contains("34420A"));
         let log = sim.with(|s| s.log.clone());
@@ -620,7 +612,7 @@ mod tests {
     fn every_error_the_meter_queues_is_reported_with_its_kind() {
         let p = FakePort::new();
         let mut d = meter(&p);
-        let (_p, sim) = start(p, Nanovoltmeter34420A::new(0.5, 1));
+        let (_p, sim) = p.play(Nanovoltmeter34420A::new(0.5, 1));
         d.open().unwrap();
         // -113 undefined header: Configuration.
         let e = d.command("VOLT:FOO 1").unwrap_err();
@@ -668,7 +660,7 @@ mod tests {
         let mut d = meter(&p)
             .function(Function34420A::FourWireResistance)
             .range(Some(1e7));
-        let (p, sim) = start(p, Nanovoltmeter34420A::new(0.0, 2));
+        let (p, sim) = p.play(Nanovoltmeter34420A::new(0.0, 2));
         let e = d.open().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
         drop(sim);
@@ -677,7 +669,7 @@ mod tests {
         let mut d = meter(&p);
         let mut dev = Nanovoltmeter34420A::new(0.0, 3);
         dev.idn = "HEWLETT-PACKARD,34401A,0,11-5-2".into();
-        let (_p, _sim) = start(p, dev);
+        let (_p, _sim) = p.play(dev);
         let e = d.open().unwrap_err();
         assert!(
             e.description().contains("wrong port or wrong instrument"),
@@ -703,7 +695,7 @@ mod tests {
     fn silence_and_a_vanished_meter_are_clear_errors() {
         let p = FakePort::new();
         let mut d = meter(&p);
-        let (_p, mut sim) = start(p, Nanovoltmeter34420A::new(1e-3, 4));
+        let (_p, mut sim) = p.play(Nanovoltmeter34420A::new(1e-3, 4));
         d.open().unwrap();
         sim.mute(true);
         let e = d.read().unwrap_err();

@@ -49,7 +49,7 @@ pub use smc100::{NewportSmc100, Smc100State};
 pub use tic::{PololuTic, TicError};
 pub use ucontroller::UController;
 
-use crabby::hardware::device_error;
+use crabby::hardware::{device_error, DeviceState, Status};
 use crabby::{Error, ErrorKind, Result};
 pub use serialport::{DataBits, Parity, StopBits};
 use serialport::{SerialPort, TTYPort};
@@ -409,6 +409,28 @@ impl SerialLink {
     }
 }
 
+/// Records the error of `r`, if it is the device's (communication, timeout, hardware), as
+/// the driver's fault status; a refused call (a bad argument, a command the device's state
+/// does not allow) leaves the status as it is. Returns `r`.
+pub(crate) fn record_fault<T>(status: &mut Status, r: Result<T>) -> Result<T> {
+    if let Err(e) = &r {
+        if matches!(
+            e.kind(),
+            ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
+        ) {
+            *status = Status::fault(e.to_string());
+        }
+    }
+    r
+}
+
+/// The status a driver's `close` leaves: off, unless a fault is kept for the report.
+pub(crate) fn closed_status(status: &mut Status) {
+    if status.state != DeviceState::Fault {
+        *status = Status::off();
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -501,6 +523,16 @@ pub(crate) mod testing {
                 path,
                 buf: Vec::new(),
             }
+        }
+
+        /// Plays `dev` on this port's master, on a thread; the port keeps its slave (and
+        /// its path) alive.
+        pub fn play<D: super::sim::LineDevice>(
+            mut self,
+            dev: D,
+        ) -> (FakePort, super::sim::SimThread<D>) {
+            let m = self.master.take().expect("master");
+            (self, super::sim::SimThread::spawn(m, dev))
         }
 
         fn fd(&self) -> &OwnedFd {

@@ -19,7 +19,10 @@
 //! (Section numbers of SCPI-1999 are those of its table of contents; the section of
 //! `SYSTem:ERRor` in Vol. 2 was not checked page by page.)
 
-use super::{fill_template, template_arity, LineEnding, SerialConfig, SerialLink};
+use super::{
+    closed_status, fill_template, record_fault, template_arity, LineEnding, SerialConfig,
+    SerialLink,
+};
 use crabby::hardware::{now_ns, DeviceState, InOut, Input, Output, Reading, Status};
 use crabby::{Error, ErrorKind, Result};
 
@@ -191,15 +194,7 @@ impl ScpiInOut {
 
     /// Records a communication or hardware error as a fault (for wrappers).
     pub(crate) fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r {
-            if matches!(
-                e.kind(),
-                ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
-            ) {
-                self.status = Status::fault(e.to_string());
-            }
-        }
-        r
+        record_fault(&mut self.status, r)
     }
 }
 
@@ -282,9 +277,7 @@ impl InOut for ScpiInOut {
 
     fn close(&mut self) -> Result<()> {
         self.link = None;
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
+        closed_status(&mut self.status);
         Ok(())
     }
 

@@ -18,7 +18,6 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 pub use super::alicat::sim::AlicatMfc;
 pub use super::keysight::sim::Nanovoltmeter34420A;
@@ -93,64 +92,29 @@ pub fn serve<D: LineDevice>(
     }
 }
 
-/// A simulated device served on a thread of this process; stopped and joined on drop.
-#[derive(Debug)]
-pub struct SimThread<D: LineDevice> {
-    /// The device (change its state or inject faults while it runs).
-    pub device: Arc<Mutex<D>>,
-    stop: Arc<AtomicBool>,
-    mute: Arc<AtomicBool>,
-    vanish: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
+/// A simulated line device served on a thread of this process; stopped and joined on drop
+/// (see [`crate::sim_thread`]): [`SimThread::spawn`], then
+/// [`with`](crate::sim_thread::SimThread::with) to change its state while it runs, the two
+/// shared faults ([`SimThread::mute`], [`SimThread::vanish`]), and
+/// [`stop`](crate::sim_thread::SimThread::stop) (the master is closed too).
+pub type SimThread<D> = crate::sim_thread::SimThread<D, Arc<AtomicBool>>;
 
-impl<D: LineDevice> SimThread<D> {
+impl<D: LineDevice> crate::sim_thread::SimThread<D, Arc<AtomicBool>> {
     /// Serves `device` on the pty master `master`.
     pub fn spawn(master: OwnedFd, device: D) -> Self {
-        let device = Arc::new(Mutex::new(device));
-        let stop = Arc::new(AtomicBool::new(false));
         let mute = Arc::new(AtomicBool::new(false));
-        let vanish = Arc::new(AtomicBool::new(false));
-        let (d, s, m, v) = (device.clone(), stop.clone(), mute.clone(), vanish.clone());
-        let handle = std::thread::spawn(move || serve(master, &d, &s, &m, &v));
-        SimThread {
-            device,
-            stop,
-            mute,
-            vanish,
-            handle: Some(handle),
-        }
-    }
-
-    /// Runs `f` on the device.
-    pub fn with<R>(&self, f: impl FnOnce(&mut D) -> R) -> R {
-        f(&mut self.device.lock().unwrap_or_else(|e| e.into_inner()))
+        let m = mute.clone();
+        // Vanishing is stopping: `serve` returns and drops the master either way.
+        Self::start(device, None, mute, move |d, s| serve(master, d, s, &m, s))
     }
 
     /// The device stops answering (or answers again).
     pub fn mute(&self, yes: bool) {
-        self.mute.store(yes, Ordering::Relaxed);
+        self.extra.store(yes, Ordering::Relaxed);
     }
 
     /// The device vanishes: the master side is closed and the thread ends.
     pub fn vanish(&mut self) {
-        self.vanish.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-
-    /// Stops serving (the master is closed too).
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl<D: LineDevice> Drop for SimThread<D> {
-    fn drop(&mut self) {
         self.stop();
     }
 }

@@ -42,7 +42,7 @@
 //! end-of-run bit (limit switch); FAULT for the other positioner error bits (Hardware
 //! errors), silence or a vanished port.
 
-use super::{LineEnding, SerialConfig, SerialLink};
+use super::{closed_status, record_fault, LineEnding, SerialConfig, SerialLink};
 use crabby::hardware::{Actuator, DeviceState, PositionFeedback, Positioner, Status};
 use crabby::{Error, ErrorKind, Result};
 use std::time::{Duration, Instant};
@@ -423,15 +423,7 @@ impl NewportSmc100 {
     }
 
     fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r {
-            if matches!(
-                e.kind(),
-                ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
-            ) {
-                self.status = Status::fault(e.to_string());
-            }
-        }
-        r
+        record_fault(&mut self.status, r)
     }
 }
 
@@ -523,9 +515,7 @@ impl Actuator for NewportSmc100 {
     }
     fn close(&mut self) -> Result<()> {
         self.link = None;
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
+        closed_status(&mut self.status);
         Ok(())
     }
     fn status(&self) -> Status {
@@ -831,11 +821,6 @@ mod tests {
         )
     }
 
-    fn start(mut p: FakePort, dev: Smc100) -> (FakePort, SimThread<Smc100>) {
-        let m = p.master.take().expect("master");
-        (p, SimThread::spawn(m, dev))
-    }
-
     /// Polls until the status is not MOVING, at most `s` seconds.
     fn settle(a: &mut NewportSmc100, s: f64) {
         let end = Instant::now() + Duration::from_secs_f64(s);
@@ -858,7 +843,7 @@ mod tests {
         dev.va = 2.0;
         dev.va_max = 4.0;
         dev.ac = 20.0;
-        let (_p, sim) = start(p, dev);
+        let (_p, sim) = p.play(dev);
         a.open().unwrap();
         assert_eq!(a.status().state, DeviceState::On);
         assert!(a.position().unwrap().abs() < 1e-9);
@@ -931,7 +916,7 @@ mod tests {
         let mut dev = Smc100::new(0.5);
         dev.va_max = 4.0;
         dev.ac = 20.0;
-        let (_p, mut sim) = start(p, dev);
+        let (_p, mut sim) = p.play(dev);
         // NOT REFERENCED without home_at_open: refused, ALARM, port released.
         let e = a.open().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotAllowed, "{e}");
@@ -1017,7 +1002,7 @@ mod tests {
         dev.va = 2.0;
         dev.va_max = 4.0;
         dev.ac = 20.0;
-        let (_p, sim) = start(p, dev);
+        let (_p, sim) = p.play(dev);
         a.open().unwrap();
         let end = Instant::now() + Duration::from_secs(3);
         let mut max_p = f64::MIN;

@@ -63,7 +63,7 @@
 //! - If `open` fails after energizing, it sends *halt and hold* and *enter safe start*
 //!   (best effort) before dropping the port.
 
-use super::{SerialConfig, SerialLink};
+use super::{record_fault, SerialConfig, SerialLink};
 use crabby::hardware::{
     Actuator, DeviceState, PositionFeedback, Positioner, SpeedFeedback, Status,
 };
@@ -375,15 +375,7 @@ impl PololuTic {
     }
 
     fn fault<T>(&mut self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r {
-            if matches!(
-                e.kind(),
-                ErrorKind::Communication | ErrorKind::Timeout | ErrorKind::Hardware
-            ) {
-                self.status = Status::fault(e.to_string());
-            }
-        }
-        r
+        record_fault(&mut self.status, r)
     }
 }
 

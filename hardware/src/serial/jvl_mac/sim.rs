@@ -17,8 +17,7 @@ use super::{decode_reply, reply_telegram};
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 // The registers, modes and accept of the sources the driver cites, written here again
@@ -351,45 +350,15 @@ pub fn serve(master: OwnedFd, motor: &Mutex<Motor>, stop: &AtomicBool) {
     }
 }
 
-/// A simulated motor on a thread of this process; stopped and joined on drop.
-#[derive(Debug)]
-pub struct SimThread {
-    /// The motor (inspect it, inject faults, while it runs).
-    pub motor: Arc<Mutex<Motor>>,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
+/// A simulated motor on a thread of this process; stopped and joined on drop (see
+/// [`crate::sim_thread`]): [`SimThread::new`], then
+/// [`with`](crate::sim_thread::SimThread::with) to inspect the motor or inject faults while
+/// it runs, and [`stop`](crate::sim_thread::SimThread::stop).
+pub type SimThread = crate::sim_thread::SimThread<Motor>;
 
-impl SimThread {
+impl crate::sim_thread::SimThread<Motor> {
     /// Plays `motor` on `master`.
     pub fn new(master: OwnedFd, motor: Motor) -> SimThread {
-        let motor = Arc::new(Mutex::new(motor));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (m, s) = (motor.clone(), stop.clone());
-        let handle = std::thread::spawn(move || serve(master, &m, &s));
-        SimThread {
-            motor,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Runs `f` on the motor.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Motor) -> R) -> R {
-        f(&mut self.motor.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Stops the motor's server and waits for its thread.
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for SimThread {
-    fn drop(&mut self) {
-        self.stop();
+        Self::start(motor, None, (), move |m, s| serve(master, m, s))
     }
 }

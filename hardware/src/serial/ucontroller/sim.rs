@@ -22,8 +22,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A fault the board shows, at a time after its streaming started.
@@ -415,46 +414,16 @@ pub fn serve(master: OwnedFd, board: &Mutex<Board>, stop: &AtomicBool) {
     }
 }
 
-/// A simulated board on a thread of this process; stopped and joined on drop.
-#[derive(Debug)]
-pub struct SimThread {
-    /// The board (inspect it, schedule faults, while it runs).
-    pub board: Arc<Mutex<Board>>,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
+/// A simulated board on a thread of this process; stopped and joined on drop (see
+/// [`crate::sim_thread`]): [`SimThread::new`], then
+/// [`with`](crate::sim_thread::SimThread::with) to inspect the board or schedule faults
+/// while it runs, and [`stop`](crate::sim_thread::SimThread::stop) (the port vanishes).
+pub type SimThread = crate::sim_thread::SimThread<Board>;
 
-impl SimThread {
+impl crate::sim_thread::SimThread<Board> {
     /// Plays `board` on `master`.
     pub fn new(master: OwnedFd, board: Board) -> SimThread {
-        let board = Arc::new(Mutex::new(board));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (b, s) = (board.clone(), stop.clone());
-        let handle = std::thread::spawn(move || serve(master, &b, &s));
-        SimThread {
-            board,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Runs `f` on the board.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Board) -> R) -> R {
-        f(&mut self.board.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Stops the board and waits for its thread (the port vanishes).
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for SimThread {
-    fn drop(&mut self) {
-        self.stop();
+        Self::start(board, None, (), move |b, s| serve(master, b, s))
     }
 }
 
