@@ -9,7 +9,8 @@
 mod common;
 
 use common::blocks::{col, read_csv, Source, StrainRamp};
-use common::devices::raw_pty;
+#[path = "common/devices.rs"]
+mod devices;
 use common::{case, TempDir};
 use crabby::camera::ReadMode;
 use crabby::{Block, Context, Flow, Label, Result, Settings, Test};
@@ -18,6 +19,7 @@ use crabby_blocks::{IOBlock, Recorder};
 use crabby_hardware::camera::{FakeCamera, FileReader, Pacing, StrainedSampleCamera};
 use crabby_hardware::serial::ucontroller::sim::{self, Board, Fault};
 use crabby_hardware::serial::{SerialConfig, UController};
+use devices::raw_pty;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

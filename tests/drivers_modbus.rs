@@ -6,11 +6,13 @@
 mod common;
 
 use common::blocks::{col, read_csv_text, Source};
-use common::devices::{play_modbus_rtu, play_modbus_tcp, raw_pty};
+#[path = "common/devices.rs"]
+mod devices;
 use common::TempDir;
 use crabby::{Label, Settings, Test};
 use crabby_blocks::{ActuatorConfig, IOBlock, Machine, Recorder};
 use crabby_hardware::serial::SerialConfig;
+use devices::{play_modbus_rtu, play_modbus_tcp, raw_pty};
 use std::time::Duration;
 
 fn main() {

@@ -6,12 +6,14 @@
 mod common;
 
 use common::blocks::{get, rows, Collector, Source};
-use common::devices::raw_pty;
+#[path = "common/devices.rs"]
+mod devices;
 use common::TempDir;
 use crabby::{Label, Settings, Test};
 use crabby_blocks::{ActuatorConfig, IOBlock, Machine};
 use crabby_hardware::serial::sim::{serve, AlicatMfc as SimMfc, LineDevice, Smc100};
 use crabby_hardware::serial::{AlicatMfc, NewportSmc100, SerialConfig};
+use devices::raw_pty;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;

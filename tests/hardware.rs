@@ -5,7 +5,8 @@
 mod common;
 
 use common::blocks::{get, rows, Collector, Source};
-use common::devices::{play_modbus_rtu, play_modbus_tcp, raw_pty};
+#[path = "common/devices.rs"]
+mod devices;
 use common::TempDir;
 use crabby::hardware::{
     Actuator, InOut, Input, Output, PositionFeedback, Positioner, Reading, SpeedFeedback, Status,
@@ -16,6 +17,7 @@ use crabby_blocks::{ActuatorConfig, IOBlock, Machine};
 use crabby_hardware::motor::{FakeDCMotor, FakeStepperMotor};
 use crabby_hardware::sensor::FakeFurnace;
 use crabby_hardware::serial::{ScpiInOut, SerialConfig};
+use devices::{play_modbus_rtu, play_modbus_tcp, raw_pty};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //! Modbus simulator in a child process (a `Test` forks its Blocks, so the simulator cannot
 //! be a thread of the test's process).
 
+#![allow(dead_code)]
+
 use std::os::fd::{AsFd, OwnedFd};
 
 /// A raw pseudo-terminal pair: (master, slave, slave path). Keep the slave open for as long

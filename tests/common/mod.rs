@@ -13,4 +13,6 @@ macro_rules! ensure {
 }
 
 pub mod blocks;
-pub mod devices;
+// `devices.rs` (simulated devices, needs crabby-hardware) is included by the core's driver
+// test binaries themselves: `#[path = "common/devices.rs"] mod devices;` (the other crates'
+// tests include this module and do not depend on crabby-hardware).
