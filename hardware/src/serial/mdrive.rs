@@ -443,9 +443,7 @@ impl Actuator for MDrive {
     }
     fn close(&mut self) -> Result<()> {
         self.link = None;
-        if self.status.state != DeviceState::Fault {
-            self.status = Status::off();
-        }
+        super::closed_status(&mut self.status);
         Ok(())
     }
     fn status(&self) -> Status {
@@ -773,7 +771,6 @@ pub mod sim {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sim::SimThread;
     use super::super::testing::FakePort;
     use super::sim::MDriveSim;
     use super::*;
@@ -787,11 +784,6 @@ mod tests {
             SPM,
         )
         .limits(10.0, 100.0)
-    }
-
-    fn start(mut p: FakePort, dev: MDriveSim) -> (FakePort, SimThread<MDriveSim>) {
-        let m = p.master.take().expect("master");
-        (p, SimThread::spawn(m, dev))
     }
 
     fn settle(d: &mut MDrive, s: f64) {
@@ -814,7 +806,7 @@ mod tests {
         d.check().unwrap();
         let mut dev = MDriveSim::new();
         dev.device_name = Some('A');
-        let (_p, sim) = start(p, dev);
+        let (_p, sim) = p.play(dev);
         d.open().unwrap();
         assert_eq!(d.version(), "1.000");
         assert_eq!(sim.with(|s| (s.em, s.vm, s.a)), (1, 10_000.0, 100_000.0));
@@ -871,7 +863,7 @@ mod tests {
         let mut d = drive(&p);
         let mut dev = MDriveSim::new();
         dev.limits = (-500.0, 3000.0);
-        let (_p, mut sim) = start(p, dev);
+        let (_p, mut sim) = p.play(dev);
         d.open().unwrap();
         // 60 unknown command, 21 bad value, 23 VM <= VI: each reported and cleared.
         d.send("XYZ").unwrap();
@@ -960,7 +952,7 @@ mod tests {
         // (300 ms here; each line waits at most that too).
         let p = FakePort::new();
         let mut d = drive(&p);
-        let (_p, sim) = start(p, MDriveSim::new());
+        let (_p, sim) = p.play(MDriveSim::new());
         d.open().unwrap();
         sim.with(|s| s.babble = true);
         let r = within(d, Duration::from_secs(5), |d| d.position());
@@ -973,7 +965,7 @@ mod tests {
         let d = drive(&p);
         let mut dev = MDriveSim::new();
         dev.babble = true;
-        let (_p, _sim) = start(p, dev);
+        let (_p, _sim) = p.play(dev);
         let r = within(d, Duration::from_secs(5), |d| {
             let r = d.open();
             (r, d.status().state)
