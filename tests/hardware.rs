@@ -596,6 +596,22 @@ struct ResetOnReplug {
     link: Dropout<()>,
 }
 
+impl ResetOnReplug {
+    /// A supply at 0 V whose link is down from `from` to `to` s after its first opening.
+    fn down(from: f64, to: f64) -> Self {
+        ResetOnReplug {
+            volts: 0.0,
+            first: None,
+            link: Dropout {
+                inner: (),
+                first_open: None,
+                from,
+                to,
+            },
+        }
+    }
+}
+
 impl InOut for ResetOnReplug {
     fn name(&self) -> &str {
         "supply"
@@ -640,16 +656,7 @@ fn newest_command_is_written_after_a_reconnection() -> std::result::Result<(), S
     let data = dir.path().join("data");
     let mut test = Test::new("replug-newest");
     quiet(&mut test);
-    let dev = ResetOnReplug {
-        volts: 0.0,
-        first: None,
-        link: Dropout {
-            inner: (),
-            first_open: None,
-            from: 0.3,
-            to: 0.5,
-        },
-    };
+    let dev = ResetOnReplug::down(0.3, 0.5);
     let src = test.add_with(
         Source {
             label: Label::new("set(V)"),
@@ -698,16 +705,7 @@ fn initial_cmd_is_written_again_after_a_reconnection() -> std::result::Result<()
     let data = dir.path().join("data");
     let mut test = Test::new("replug-initial");
     quiet(&mut test);
-    let dev = ResetOnReplug {
-        volts: 0.0,
-        first: None,
-        link: Dropout {
-            inner: (),
-            first_open: None,
-            from: 0.3,
-            to: 0.5,
-        },
-    };
+    let dev = ResetOnReplug::down(0.3, 0.5);
     let io = test.add_with(
         IOBlock::input_output(dev)
             .initial_cmd(vec![5.0])
