@@ -133,12 +133,11 @@ pub(crate) fn run(test: Test, mode: Mode) -> Result<Report> {
             None
         }
     };
-    // With run documents, the stop keys are blocked from before the start document is
-    // written (read later from the signalfd like any Ctrl+C during the run), so a Ctrl+C in
-    // the few milliseconds before the event loop takes over cannot kill the program between
-    // its start and stop documents.
-    let early_mask = (mode == Mode::Processes && documents.is_some())
-        .then(|| EarlyMask::block(&coordinator_signals()));
+    // The stop keys are blocked from here on (read later from the signalfd like any Ctrl+C
+    // during the run), so a Ctrl+C in the few milliseconds before the event loop takes over
+    // cannot kill the program between its start and stop documents, nor half-way through
+    // building the links.
+    let early_mask = (mode == Mode::Processes).then(|| EarlyMask::block(&coordinator_signals()));
     // The start document, before anything is forked: without it the run does not start.
     let mut docs = match (documents, doc_graph) {
         (Some(path), Some((graph_info, links_json))) => {
